@@ -1,0 +1,119 @@
+# smtpspool: build, test, install. See README.md.
+#   make            build build/smtpspool
+#   make demo       build, pipe examples/demo-session.txt into it, list the queue
+#   make check      unit tests, session transcripts, end-to-end tests, the same
+#                   unit and transcript tests under ASan+UBSan, man page lint
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+SBINDIR = $(PREFIX)/sbin
+MANDIR = $(PREFIX)/share/man
+DOCDIR = $(PREFIX)/share/doc/smtpspool
+
+CXX ?= g++
+BUILD ?= build
+sanitize ?= no
+
+CXXFLAGS-sanitize-yes = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+CXXFLAGS-sanitize-no = -O2 -g
+LDFLAGS-sanitize-yes = -fsanitize=address,undefined
+
+CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -Wpedantic -Wshadow $(CXXFLAGS-sanitize-$(sanitize)) -MMD -MP
+LDFLAGS += $(LDFLAGS-sanitize-$(sanitize))
+LIBS = -lboost_program_options
+
+LIB_SRCS := $(filter-out src/main.cpp,$(wildcard src/*.cpp))
+LIB_OBJS := $(LIB_SRCS:src/%.cpp=$(BUILD)/obj/%.o)
+TEST_SRCS := $(wildcard tests/unit/*.cpp)
+TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
+
+DEBIAN_PACKAGES = g++ make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
+	python3 ucspi-tcp swaks curl mandoc systemd
+
+.PHONY: all check demo install clean deps unit sessions e2e asan lint-man format
+
+all: $(BUILD)/smtpspool
+
+$(BUILD)/obj/%.o: src/%.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -Isrc -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/unit/%.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -Isrc -c $< -o $@
+
+$(BUILD)/libsmtpspool.a: $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/smtpspool: $(BUILD)/obj/main.o $(BUILD)/libsmtpspool.a
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsmtpspool.a
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/obj/main.d
+
+# Installs the Debian packages the build and the tests need, when missing.
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "missing Debian packages; run as root:"; \
+	    echo "  apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+
+unit: $(BUILD)/unit-tests
+	cd tests/unit && ../../$(BUILD)/unit-tests
+
+sessions: $(BUILD)/smtpspool
+	python3 tests/sessions/run.py $(BUILD)/smtpspool tests/sessions
+
+e2e: $(BUILD)/smtpspool
+	bash tests/e2e/run.sh $(BUILD)/smtpspool
+
+# The unit and transcript tiers again, under AddressSanitizer and UBSan.
+asan:
+	$(MAKE) BUILD=build-asan sanitize=yes unit sessions
+
+lint-man:
+	@for m in man/*.[0-9]; do \
+	  out=$$(mandoc -T lint -W warning $$m 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+	  out=$$(LC_ALL=C.UTF-8 groff -man -ww -z $$m 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+	done; echo "man pages: lint clean"
+
+check: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) sessions
+	$(MAKE) e2e
+	$(MAKE) asan
+	$(MAKE) lint-man
+
+demo: deps
+	$(MAKE) all
+	rm -rf demo-spool
+	$(BUILD)/smtpspool --spool demo-spool --hostname demo.example --log stderr < examples/demo-session.txt
+	$(BUILD)/smtpspool mailq --spool demo-spool
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DOCDIR)/examples
+	install -m 755 $(BUILD)/smtpspool $(DESTDIR)$(SBINDIR)/smtpspool
+	install -m 644 man/smtpspool.8 $(DESTDIR)$(MANDIR)/man8/smtpspool.8
+	install -m 644 man/smtpspool-spool.5 $(DESTDIR)$(MANDIR)/man5/smtpspool-spool.5
+	cp -R examples/. $(DESTDIR)$(DOCDIR)/examples/
+
+format:
+	clang-format -i src/*.cpp src/*.hpp tests/unit/*.cpp tests/unit/*.hpp
+
+clean:
+	rm -rf build build-asan demo-spool

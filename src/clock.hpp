@@ -1,0 +1,40 @@
+// clock: the time source the session and spool are given, and the time formats
+// they write (RFC 5322 for Received:, RFC 3339 for envelopes, queue ids).
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace smtpspool {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+class Clock {
+public:
+    virtual ~Clock() = default;
+    virtual TimePoint now() const = 0;
+};
+
+class SystemClock final : public Clock {
+public:
+    TimePoint now() const override { return std::chrono::system_clock::now(); }
+};
+
+class FixedClock final : public Clock {
+public:
+    explicit FixedClock(TimePoint t) : m_t(t) {}
+    TimePoint now() const override { return m_t; }
+    void advance(std::chrono::microseconds d) { m_t += d; }
+
+private:
+    TimePoint m_t;
+};
+
+// "Sun, 22 Nov 2026 02:35:25 +0000" in the local zone with a numeric offset.
+std::string rfc5322_date(TimePoint t);
+// "2026-11-22T02:35:25Z".
+std::string rfc3339_utc(TimePoint t);
+// "20261122T023525-123456": sortable, [0-9T-] only.
+std::string id_timestamp(TimePoint t);
+
+} // namespace smtpspool

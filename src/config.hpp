@@ -1,0 +1,67 @@
+// config: the command line and the config file -> one plain Config. The only
+// file that includes Boost.ProgramOptions; the command line wins over the file.
+#pragma once
+
+#include "log.hpp"
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace smtpspool {
+
+enum class Subcommand { serve, mailq, runq, cat, remove, check_config };
+
+struct Config {
+    Subcommand command = Subcommand::serve;
+    std::optional<std::string> config_file;
+    std::string spool = "/var/spool/smtpspool";
+    std::string hostname;                   // "" until resolved: the machine's FQDN
+    std::vector<std::string> local_domains; // empty: the hostname and localhost
+    std::vector<std::string> relay_clients{"127.0.0.0/8", "::1"};
+    std::size_t max_message_size = 0;
+    std::size_t max_recipients = 0;
+    std::size_t max_line_length = 0;
+    unsigned timeout = 0;
+    std::size_t max_errors = 0;
+    bool rfc821 = false;
+    LogTarget log = LogTarget::syslog;
+    bool json = false;            // mailq --json
+    std::vector<std::string> ids; // mailq, cat, remove
+};
+
+// sysexits(3) values used as exit statuses (smtpspool(8), EXIT STATUS).
+enum ExitStatus : int {
+    k_exit_ok = 0,
+    k_exit_failure = 1,
+    k_exit_usage = 64,
+    k_exit_dataerr = 65,
+    k_exit_noinput = 66,
+    k_exit_unavailable = 69,
+    k_exit_software = 70,
+    k_exit_ioerr = 74,
+    k_exit_tempfail = 75,
+    k_exit_config = 78,
+};
+
+// What to print instead of running: --help/--version (stdout, status 0) or an
+// error (stderr, status 64 or 78).
+struct ConfigExit {
+    int status;
+    std::string text;
+};
+
+std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv);
+
+// Fills in the hostname (when unset) and the default local domains.
+void apply_machine_defaults(Config& config, const std::string& fqdn);
+
+// The effective settings as config-file lines (check-config).
+std::string describe(const Config& config);
+
+// The machine's fully qualified name: gethostname(), canonicalised when it has no dot.
+std::string machine_fqdn();
+
+} // namespace smtpspool

@@ -1,0 +1,57 @@
+// envelope: the spool's envelope.json (schema version 1, see smtpspool-spool(5)).
+// The only file that knows JSON. Readers validate every field (R8).
+#pragma once
+
+#include "result.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace smtpspool {
+
+inline constexpr int k_envelope_version = 1;
+
+struct Recipient {
+    std::string address;
+    std::string status = "pending"; // pending | delivered | failed
+    std::uint64_t attempts = 0;
+    std::optional<std::string> last_error;
+};
+
+struct ClientInfo {
+    std::optional<std::string> address; // null for a local client
+    std::optional<std::uint64_t> port;
+    std::optional<std::string> hostname;
+    std::optional<std::string> ident;
+    std::string helo;
+    std::string protocol = "ESMTP"; // SMTP | ESMTP
+};
+
+struct Envelope {
+    std::string id;
+    std::string received_at; // RFC 3339, UTC
+    std::string hostname;
+    ClientInfo client;
+    std::string mail_from; // "" for <>
+    std::string body = "7BIT"; // 7BIT | 8BITMIME
+    bool smtputf8 = false;
+    std::uint64_t size = 0; // octets of message.eml
+    std::vector<Recipient> recipients;
+};
+
+// Keys in a stable order, "version" first; ends with a newline.
+std::string envelope_to_json(const Envelope& envelope);
+
+// Rejects unknown versions, missing keys and values of the wrong type or range.
+Result<Envelope> envelope_from_json(std::string_view text);
+
+// One envelope as a single JSON line (for mailq --json).
+std::string envelope_to_json_line(const Envelope& envelope);
+
+// A JSON string literal (quotes and escapes included).
+std::string json_quote(std::string_view text);
+
+} // namespace smtpspool

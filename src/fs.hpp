@@ -1,0 +1,38 @@
+// fs: the file system calls the spool makes, behind an interface so tests can
+// inject a failure at any step of the commit protocol. PosixFs is the real one.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <sys/types.h>
+
+namespace smtpspool {
+
+// Each call returns what the system call returns and leaves errno set.
+class Fs {
+public:
+    virtual ~Fs() = default;
+    virtual int mkdir(const std::string& path, mode_t mode) = 0;
+    virtual int open(const std::string& path, int flags, mode_t mode) = 0;
+    virtual ssize_t write(int fd, const char* data, std::size_t size) = 0;
+    virtual int fsync(int fd) = 0;
+    virtual int close(int fd) = 0;
+    // rename that fails with EEXIST instead of replacing the target.
+    virtual int rename_noreplace(const std::string& from, const std::string& to) = 0;
+    virtual int unlink(const std::string& path) = 0;
+    virtual int rmdir(const std::string& path) = 0;
+};
+
+class PosixFs final : public Fs {
+public:
+    int mkdir(const std::string& path, mode_t mode) override;
+    int open(const std::string& path, int flags, mode_t mode) override;
+    ssize_t write(int fd, const char* data, std::size_t size) override;
+    int fsync(int fd) override;
+    int close(int fd) override;
+    int rename_noreplace(const std::string& from, const std::string& to) override;
+    int unlink(const std::string& path) override;
+    int rmdir(const std::string& path) override;
+};
+
+} // namespace smtpspool

@@ -1,0 +1,47 @@
+// limits: every protocol and resource limit, each with its source.
+// Configurable limits keep their defaults here; the option parser reads them.
+#pragma once
+
+#include <cstddef>
+
+namespace smtpspool::limits {
+
+// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.
+// We accept longer lines up to --max-line-length (extensions lengthen MAIL).
+inline constexpr std::size_t k_rfc_command_line = 512;
+inline constexpr std::size_t k_default_max_line_length = 2048;
+
+// RFC 5321 §4.5.3.1.1: local part at most 64 octets.
+inline constexpr std::size_t k_max_local_part = 64;
+// RFC 5321 §4.5.3.1.2: domain at most 255 octets.
+inline constexpr std::size_t k_max_domain = 255;
+// RFC 5321 §4.5.3.1.3: path at most 256 octets including the angle brackets.
+inline constexpr std::size_t k_max_path = 256;
+// RFC 1035 §2.3.4: a label is at most 63 octets.
+inline constexpr std::size_t k_max_label = 63;
+
+// RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets including CRLF.
+inline constexpr std::size_t k_max_reply_line = 512;
+
+// RFC 5321 §4.5.3.1.8 requires at least 100; the contract's default is larger.
+inline constexpr std::size_t k_default_max_recipients = 10000;
+
+// RFC 5321 §4.5.3.1.7 requires at least 64K of content; RFC 1870 advertises it.
+inline constexpr std::size_t k_default_max_message_size = 20000000;
+
+// RFC 5321 §4.5.3.2.7: wait at least five minutes for the next command.
+inline constexpr unsigned k_default_timeout_seconds = 300;
+
+// Client errors (5xx replies) before 421 and close (RFC 5321 §7.8 permits it).
+inline constexpr std::size_t k_default_max_errors = 20;
+
+// Bytes read from the client at a time; the only input buffer of a session.
+inline constexpr std::size_t k_read_buffer = 65536;
+
+// Bytes the spool writer gathers before one write(2).
+inline constexpr std::size_t k_write_buffer = 65536;
+
+// Entries in SPOOL/tmp older than this are leftovers of dead processes.
+inline constexpr long k_stale_tmp_seconds = 86400;
+
+} // namespace smtpspool::limits

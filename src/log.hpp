@@ -1,0 +1,36 @@
+// log: one key=value line per event. LogLine formats (pure, escapes untrusted
+// text); LogSink is where lines go: syslog (facility mail), stderr, or nowhere.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace smtpspool {
+
+class LogLine {
+public:
+    explicit LogLine(std::string_view event);
+    LogLine& add(std::string_view key, std::string_view value);
+    LogLine& add(std::string_view key, std::uint64_t value);
+    const std::string& str() const { return m_text; }
+
+private:
+    std::string m_text;
+};
+
+class LogSink {
+public:
+    virtual ~LogSink() = default;
+    virtual void log(const LogLine& line) = 0;
+};
+
+enum class LogTarget { syslog, stderr_, none };
+
+// The sinks that main builds; "program" names the syslog ident.
+std::unique_ptr<LogSink> make_log_sink(LogTarget target);
+
+// Values with spaces, quotes, '=' or non-printable octets are quoted and escaped.
+std::string log_escape(std::string_view value);
+
+} // namespace smtpspool

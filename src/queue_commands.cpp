@@ -1,0 +1,121 @@
+// queue_commands: the queue tools. Output on stdout, diagnostics on stderr.
+#include "queue_commands.hpp"
+
+#include "lister.hpp"
+#include "spool.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <unistd.h>
+
+namespace smtpspool {
+namespace {
+
+void complain(const std::string& command, const std::string& message)
+{
+    std::cerr << "smtpspool " << command << ": " << message << "\n";
+}
+
+// IDs from the command line name one directory under queue/: no path tricks.
+bool check_ids(const std::string& command, const std::vector<std::string>& ids)
+{
+    for (const std::string& id : ids) {
+        if (!is_valid_queue_id(id)) {
+            complain(command, "invalid queue id '" + id + "' (expected [A-Za-z0-9_-])");
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace
+
+int run_mailq(const Config& config)
+{
+    if (!check_ids("mailq", config.ids)) {
+        return k_exit_usage;
+    }
+    std::vector<std::string> ids = config.ids;
+    if (ids.empty()) {
+        auto listed = list_queue(config.spool);
+        if (!listed) {
+            complain("mailq", listed.error().message);
+            return listed.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
+        }
+        ids = listed.value();
+    }
+    std::vector<QueueEntry> entries;
+    int status = k_exit_ok;
+    for (const std::string& id : ids) {
+        auto e = load_envelope(config.spool, id);
+        if (e) {
+            entries.push_back({id, std::move(e.value()), ""});
+        } else if (e.error().errnum == ENOENT && config.ids.empty()) {
+            continue; // removed or delivered while we listed
+        } else {
+            std::string why = e.error().errnum == ENOENT ? "not in the queue" : e.error().message;
+            complain("mailq", id + ": " + why);
+            entries.push_back({id, std::nullopt, why});
+            status = k_exit_failure;
+        }
+    }
+    std::cout << (config.json ? format_json_lines(entries) : format_table(entries)) << std::flush;
+    return status;
+}
+
+int run_cat(const Config& config)
+{
+    if (!check_ids("cat", config.ids)) {
+        return k_exit_usage;
+    }
+    std::string path = message_path(config.spool, config.ids.front());
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        complain("cat", config.ids.front() + ": " + (e == ENOENT ? "not in the queue" : std::strerror(e)));
+        return e == ENOENT ? k_exit_noinput : k_exit_ioerr;
+    }
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+        std::cout.write(buf, n);
+    }
+    ::close(fd);
+    std::cout.flush();
+    if (n < 0 || !std::cout) {
+        complain("cat", "read or write error");
+        return k_exit_ioerr;
+    }
+    return k_exit_ok;
+}
+
+int run_remove(const Config& config)
+{
+    if (!check_ids("remove", config.ids)) {
+        return k_exit_usage;
+    }
+    auto r = remove_message(config.spool, config.ids.front());
+    if (!r) {
+        bool missing = r.error().errnum == ENOENT;
+        complain("remove", config.ids.front() + ": " + (missing ? "not in the queue" : r.error().message));
+        return missing ? k_exit_noinput : k_exit_ioerr;
+    }
+    return k_exit_ok;
+}
+
+int run_runq(const Config&)
+{
+    complain("runq", "delivery is not implemented in this version; queued messages stay in the queue");
+    return k_exit_unavailable;
+}
+
+int run_check_config(Config config)
+{
+    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    std::cout << describe(config) << std::flush;
+    return k_exit_ok;
+}
+
+} // namespace smtpspool

@@ -1,0 +1,88 @@
+// serve: the SMTP service command. Touches fds 0 and 1 only through StdioTransport.
+#include "serve.hpp"
+
+#include "fs.hpp"
+#include "peer.hpp"
+#include "session.hpp"
+#include "spool.hpp"
+#include "stdio_transport.hpp"
+
+#include <tuple>
+#include <csignal>
+#include <cstdlib>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+namespace smtpspool {
+namespace {
+
+bool is_socket(int fd)
+{
+    struct stat st{};
+    return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+void say_421(std::string_view host)
+{
+    std::string wire = render(replies::shutting_down(host));
+    std::ignore = ::write(1, wire.data(), wire.size());
+}
+
+} // namespace
+
+int refuse_service(const std::string& message, int status)
+{
+    ::openlog("smtpspool", LOG_PID, LOG_MAIL);
+    ::syslog(LOG_ERR, "event=config-error reason=%s", message.c_str());
+    if (is_socket(0)) {
+        say_421("localhost");
+    } else {
+        std::ignore = ::write(2, message.data(), message.size());
+    }
+    return status;
+}
+
+int run_serve(Config config)
+{
+    std::signal(SIGPIPE, SIG_IGN);
+    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    auto log = make_log_sink(config.log);
+    EnvLookup env = [](const char* name) -> const char* { return std::getenv(name); };
+
+    SessionConfig sc;
+    sc.hostname = config.hostname;
+    sc.local_domains = config.local_domains;
+    sc.max_message_size = config.max_message_size;
+    sc.max_recipients = config.max_recipients;
+    sc.max_line_length = config.max_line_length;
+    sc.max_errors = config.max_errors;
+    sc.rfc821 = config.rfc821;
+    sc.peer = peer_from_environment(env).value_or(peer_from_socket(0));
+    sc.may_relay = may_relay(sc.peer, config.relay_clients, env);
+
+    SystemClock clock;
+    if (auto r = ensure_spool_layout(config.spool); !r) {
+        log->log(LogLine("spool-error").add("reason", r.error().message));
+        say_421(config.hostname);
+        return k_exit_tempfail;
+    }
+    sweep_stale_tmp(config.spool, clock.now());
+    PosixFs fs;
+    SpoolWriter spool(config.spool, fs, clock, static_cast<long>(::getpid()));
+    Session session(std::move(sc), spool, *log, clock);
+    StdioTransport transport(0, 1, config.timeout);
+    switch (transport.run(session)) {
+    case SessionEnd::quit:
+    case SessionEnd::eof:
+    case SessionEnd::timeout:
+        return k_exit_ok;
+    case SessionEnd::write_failed:
+    case SessionEnd::read_failed:
+        break;
+    }
+    return k_exit_ioerr;
+}
+
+} // namespace smtpspool

@@ -1,0 +1,501 @@
+// session: dispatch through the NFA table, the verb handlers, DATA streaming to
+// the spool, the error budget. Replies come only from smtp_reply.
+#include "session.hpp"
+
+#include "limits.hpp"
+
+#include <algorithm>
+
+namespace smtpspool {
+namespace {
+
+// Client-supplied text for a trace header: printable ASCII only, no comment
+// or literal delimiters, bounded (RFC 5322 §2.1.1 lines stay under 998).
+std::string header_safe(std::string_view text)
+{
+    std::string out;
+    for (char c : text.substr(0, 255)) {
+        auto u = static_cast<unsigned char>(c);
+        bool ok = u > 0x20 && u < 0x7f && c != '(' && c != ')' && c != '[' && c != ']' && c != '\\' && c != ';' &&
+                  c != '"';
+        out.push_back(ok ? c : '?');
+    }
+    return out;
+}
+
+// RFC 5321 §4.1.3 address literal for the FROM clause.
+std::string address_literal(std::string_view address)
+{
+    if (address.find(':') != std::string_view::npos) {
+        return "[IPv6:" + std::string(address) + "]";
+    }
+    return "[" + std::string(address) + "]";
+}
+
+// A HELO/EHLO argument: one word of printable octets (RFC 5321 §4.1.1.1 asks
+// for a domain or address literal; §4.1.4 forbids refusing mail over it).
+bool is_helo_word(std::string_view arg)
+{
+    if (arg.empty()) {
+        return false;
+    }
+    return std::all_of(arg.begin(), arg.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u > 0x20 && u != 0x7f;
+    });
+}
+
+} // namespace
+
+Session::Session(SessionConfig config, SpoolPort& spool, LogSink& log, const Clock& clock)
+    : m_config(std::move(config)), m_spool(spool), m_log(log), m_clock(clock)
+{
+    for (std::string& d : m_config.local_domains) {
+        d = ascii_lower(d);
+    }
+}
+
+void Session::reply(const Reply& r)
+{
+    m_out += render(r);
+    if (is_client_error(r) && !m_closed) {
+        ++m_errors;
+        if (m_config.max_errors > 0 && m_errors >= m_config.max_errors) {
+            m_out += render(replies::too_many_errors(m_config.hostname));
+            close("too-many-errors");
+        }
+    }
+}
+
+void Session::close(std::string_view reason)
+{
+    if (m_closed) {
+        return;
+    }
+    if (m_data) {
+        m_spool.abort();
+        m_data.reset();
+    }
+    m_closed = true;
+    m_log.log(LogLine("disconnect")
+                  .add("reason", reason)
+                  .add("messages", m_messages)
+                  .add("recipients", m_recipients_total)
+                  .add("errors", m_errors));
+}
+
+Output Session::start()
+{
+    LogLine connect("connect");
+    if (m_config.peer.local) {
+        connect.add("client", "local");
+    } else {
+        connect.add("client", m_config.peer.address);
+        if (m_config.peer.port) {
+            connect.add("port", *m_config.peer.port);
+        }
+        if (m_config.peer.hostname) {
+            connect.add("hostname", *m_config.peer.hostname);
+        }
+    }
+    connect.add("relay", m_config.may_relay ? "yes" : "no");
+    m_log.log(connect);
+    reply(replies::greeting(m_config.hostname, !m_config.rfc821));
+    return {std::exchange(m_out, {}), m_closed};
+}
+
+Output Session::feed(std::string_view bytes)
+{
+    while (!bytes.empty() && !m_closed) {
+        if (m_data) {
+            bytes.remove_prefix(data(bytes));
+            continue;
+        }
+        std::size_t lf = bytes.find('\n');
+        if (lf == std::string_view::npos) {
+            // A partial line: keep at most max_line_length octets of it.
+            if (!m_overlong && m_line.size() + bytes.size() <= m_config.max_line_length) {
+                m_line.append(bytes);
+            } else {
+                m_overlong = true;
+                m_line.clear();
+            }
+            break;
+        }
+        std::string_view piece = bytes.substr(0, lf + 1);
+        bytes.remove_prefix(lf + 1);
+        if (m_overlong || m_line.size() + piece.size() > m_config.max_line_length) {
+            m_overlong = false;
+            m_line.clear();
+            // RFC 5321 §4.5.3.1.4 and §4.2.2: 500 line too long.
+            reply(replies::line_too_long());
+            continue;
+        }
+        if (m_line.empty()) {
+            line(piece);
+        } else {
+            m_line.append(piece);
+            std::string whole = std::exchange(m_line, {});
+            line(whole);
+        }
+    }
+    return {std::exchange(m_out, {}), m_closed};
+}
+
+Output Session::end_of_input()
+{
+    close(m_data ? "eof-in-data" : "eof");
+    return {std::exchange(m_out, {}), true};
+}
+
+Output Session::timeout()
+{
+    if (!m_closed) {
+        reply(replies::timeout(m_config.hostname));
+        close("timeout");
+    }
+    return {std::exchange(m_out, {}), true};
+}
+
+Output Session::local_failure()
+{
+    if (!m_closed) {
+        reply(replies::shutting_down(m_config.hostname));
+        close("local-error");
+    }
+    return {std::exchange(m_out, {}), true};
+}
+
+// One command line including its LF.
+void Session::line(std::string_view raw)
+{
+    raw.remove_suffix(1); // LF
+    bool crlf = !raw.empty() && raw.back() == '\r';
+    if (crlf) {
+        raw.remove_suffix(1);
+    }
+    // RFC 5321 §2.3.8: only CRLF ends a line. Local clients may use LF alone.
+    if ((!crlf && !m_config.peer.local) || raw.find('\r') != std::string_view::npos) {
+        reply(replies::bare_line_end_in_command());
+        return;
+    }
+    if (is_http_request(raw)) {
+        m_log.log(LogLine("http-request"));
+        close("http-request");
+        return;
+    }
+    command(raw);
+}
+
+void Session::command(std::string_view text)
+{
+    Command cmd = parse_command(text);
+    if (!allowed(cmd.verb, m_state)) {
+        reply(replies::out_of_sequence(missing_for(cmd.verb, m_state)));
+        return;
+    }
+    Outcome out{replies::ok(), true};
+    switch (cmd.verb) {
+    case Verb::helo:
+        out = on_helo(cmd, false);
+        break;
+    case Verb::ehlo:
+        out = on_helo(cmd, true);
+        break;
+    case Verb::mail:
+        out = on_mail(cmd);
+        break;
+    case Verb::rcpt:
+        out = on_rcpt(cmd);
+        break;
+    case Verb::data:
+        out = on_data(cmd);
+        break;
+    case Verb::rset:
+        out = on_rset(cmd);
+        break;
+    case Verb::noop:
+        out = {replies::ok(), true};
+        break;
+    case Verb::quit:
+        out = on_quit(cmd);
+        break;
+    case Verb::help:
+        out = {replies::help(), true};
+        break;
+    case Verb::vrfy:
+        out = on_vrfy(cmd);
+        break;
+    case Verb::expn:
+        out = {replies::expn_refused(), false};
+        break;
+    case Verb::unimplemented:
+        out = {replies::not_implemented(), false};
+        break;
+    case Verb::unknown:
+        out = {replies::unknown_command(), false};
+        break;
+    }
+    if (out.success) {
+        m_state = successor(cmd.verb, m_state);
+    }
+    reply(out.reply);
+    if (cmd.verb == Verb::quit && out.success) {
+        close("quit");
+    }
+}
+
+void Session::reset_transaction()
+{
+    if (m_data) {
+        m_spool.abort();
+        m_data.reset();
+    }
+    m_tx.reset();
+    m_spool_error.reset();
+}
+
+Session::Outcome Session::on_helo(const Command& cmd, bool esmtp)
+{
+    if (esmtp && m_config.rfc821) {
+        return {replies::ehlo_disabled(), false};
+    }
+    if (!is_helo_word(cmd.argument)) {
+        return {replies::bad_helo(), false};
+    }
+    // RFC 5321 §4.1.4: HELO and EHLO reset the transaction.
+    reset_transaction();
+    m_helo = std::string(cmd.argument);
+    m_esmtp = esmtp;
+    m_log.log(LogLine(esmtp ? "ehlo" : "helo").add("name", m_helo));
+    if (esmtp) {
+        return {replies::ehlo_ok(m_config.hostname, header_safe(m_helo), m_config.max_message_size), true};
+    }
+    return {replies::helo_ok(m_config.hostname, header_safe(m_helo)), true};
+}
+
+Session::Outcome Session::on_mail(const Command& cmd)
+{
+    auto parsed = parse_mail(cmd.argument, MailOptions{m_esmtp, m_config.max_message_size});
+    if (auto* refusal = std::get_if<Reply>(&parsed)) {
+        m_log.log(LogLine("mail").add("result", "refused").add("code", static_cast<std::uint64_t>(refusal->code))
+                      .add("reason", refusal->text));
+        return {*refusal, false};
+    }
+    m_tx = Transaction{std::move(std::get<MailCommand>(parsed)), {}};
+    m_log.log(LogLine("mail")
+                  .add("from", m_tx->mail.path.mailbox)
+                  .add("size", m_tx->mail.declared_size)
+                  .add("body", m_tx->mail.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT")
+                  .add("smtputf8", m_tx->mail.smtputf8 ? "yes" : "no"));
+    return {replies::sender_ok(), true};
+}
+
+bool Session::is_local_domain(std::string_view domain) const
+{
+    std::string d = ascii_lower(domain);
+    return std::find(m_config.local_domains.begin(), m_config.local_domains.end(), d) !=
+           m_config.local_domains.end();
+}
+
+Session::Outcome Session::on_rcpt(const Command& cmd)
+{
+    auto refuse = [&](Reply r, std::string_view to) {
+        m_log.log(LogLine("rcpt")
+                      .add("to", to)
+                      .add("result", "refused")
+                      .add("code", static_cast<std::uint64_t>(r.code))
+                      .add("reason", r.text));
+        return Outcome{std::move(r), false};
+    };
+    auto parsed = parse_rcpt(cmd.argument, m_esmtp, m_tx->mail.smtputf8);
+    if (auto* refusal = std::get_if<Reply>(&parsed)) {
+        return refuse(*refusal, cmd.argument);
+    }
+    const Path& path = std::get<RcptCommand>(parsed).path;
+    // RFC 5321 §4.5.3.1.10: an implementation limit is 452, and the
+    // transaction goes on with the recipients already accepted.
+    if (m_tx->recipients.size() >= m_config.max_recipients) {
+        return refuse(replies::too_many_recipients(), path.mailbox);
+    }
+    // <postmaster> (no domain) is always ours, RFC 5321 §4.5.1.
+    if (!path.domain.empty() && !is_local_domain(path.domain) && !m_config.may_relay) {
+        return refuse(replies::relaying_denied(), path.mailbox);
+    }
+    std::string address = path.domain.empty() ? path.mailbox : path.local + "@" + ascii_lower(path.domain);
+    if (std::find(m_tx->recipients.begin(), m_tx->recipients.end(), address) == m_tx->recipients.end()) {
+        m_tx->recipients.push_back(address);
+    }
+    m_log.log(LogLine("rcpt").add("to", address).add("result", "accepted"));
+    return {replies::recipient_ok(), true};
+}
+
+std::string Session::received_header(std::string_view id) const
+{
+    // RFC 5321 §4.4: from the EHLO name and the peer's address literal, by our
+    // name, with the protocol, id, for the recipient when there is only one.
+    std::string h = "Received: from " + header_safe(m_helo);
+    if (!m_config.peer.local) {
+        h += " (";
+        if (m_config.peer.hostname) {
+            h += header_safe(*m_config.peer.hostname) + " ";
+        }
+        h += address_literal(m_config.peer.address) + ")";
+    }
+    h += "\r\n\tby " + header_safe(m_config.hostname) + " (smtpspool";
+    h += m_config.peer.local ? ", from a local client)" : ")";
+    std::string with = m_esmtp ? "ESMTP" : "SMTP";
+    if (m_tx->mail.smtputf8) {
+        with = "UTF8SMTP"; // RFC 6531 §3.7.3
+    }
+    h += " with " + with + " id " + std::string(id);
+    if (m_tx->recipients.size() == 1) {
+        h += "\r\n\tfor <" + m_tx->recipients.front() + ">";
+    }
+    h += "; " + rfc5322_date(m_data_started) + "\r\n";
+    return h;
+}
+
+Reply Session::local_error_reply(const Error& e) const
+{
+    return is_storage_full(e) ? replies::storage_full() : replies::local_error();
+}
+
+Session::Outcome Session::on_data(const Command& cmd)
+{
+    if (cmd.has_argument) {
+        return {replies::no_arguments("DATA"), false};
+    }
+    auto id = m_spool.begin();
+    if (!id) {
+        // The transaction stays open: the client may try DATA again, or RSET.
+        m_log.log(LogLine("spool-error").add("reason", id.error().message));
+        return {local_error_reply(id.error()), false};
+    }
+    m_data_started = m_clock.now();
+    m_spool_error.reset();
+    if (auto r = m_spool.append(received_header(id.value())); !r) {
+        m_spool_error = r.error();
+    }
+    m_data.emplace(m_config.peer.local ? LineEnds::lf_accepted : LineEnds::crlf_only, m_config.max_message_size);
+    // The state moves on when the data ends (finish_data), not at 354.
+    return {replies::start_data(), false};
+}
+
+std::size_t Session::data(std::string_view bytes)
+{
+    m_chunk.clear();
+    std::size_t used = m_data->feed(bytes, m_chunk);
+    bool refused = m_data->refused() || m_spool_error.has_value();
+    if (!refused && !m_chunk.empty()) {
+        if (auto r = m_spool.append(m_chunk); !r) {
+            m_spool_error = r.error();
+            refused = true;
+        }
+    }
+    if (refused) {
+        m_spool.abort(); // free the disk now; the data is read to its end anyway
+    }
+    if (m_data->done()) {
+        finish_data();
+    }
+    return used;
+}
+
+Envelope Session::make_envelope() const
+{
+    Envelope e;
+    e.received_at = rfc3339_utc(m_clock.now());
+    e.hostname = m_config.hostname;
+    if (!m_config.peer.local) {
+        e.client.address = m_config.peer.address;
+        e.client.port = m_config.peer.port;
+        e.client.hostname = m_config.peer.hostname;
+        e.client.ident = m_config.peer.ident;
+    }
+    e.client.helo = m_helo;
+    e.client.protocol = m_esmtp ? "ESMTP" : "SMTP";
+    e.mail_from = m_tx->mail.path.mailbox;
+    e.body = m_tx->mail.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT";
+    e.smtputf8 = m_tx->mail.smtputf8;
+    for (const std::string& r : m_tx->recipients) {
+        Recipient rc;
+        rc.address = r;
+        e.recipients.push_back(std::move(rc));
+    }
+    return e;
+}
+
+void Session::finish_data()
+{
+    const DataReader& d = *m_data;
+    std::optional<Reply> refusal;
+    std::string_view reason;
+    if (m_spool_error) {
+        refusal = local_error_reply(*m_spool_error);
+        reason = "local-error";
+    } else if (d.bare_line_end()) {
+        refusal = replies::bare_line_end_in_data();
+        reason = "bare-line-end";
+    } else if (d.too_big()) {
+        refusal = replies::message_too_big(m_config.max_message_size);
+        reason = "too-big";
+    }
+    std::size_t size = d.size();
+    m_data.reset();
+    if (!refusal) {
+        Envelope e = make_envelope();
+        if (auto r = m_spool.commit(e); r) {
+            ++m_messages;
+            m_recipients_total += e.recipients.size();
+            m_log.log(LogLine("queued").add("id", e.id).add("size", e.size).add("recipients", e.recipients.size()));
+            reply(replies::queued(e.id));
+        } else {
+            m_spool_error = r.error();
+            refusal = local_error_reply(r.error());
+            reason = "local-error";
+        }
+    }
+    if (refusal) {
+        m_spool.abort();
+        LogLine rejected("rejected");
+        rejected.add("reason", reason).add("code", static_cast<std::uint64_t>(refusal->code)).add("size", size);
+        if (m_spool_error) {
+            rejected.add("error", m_spool_error->message);
+        }
+        m_log.log(rejected);
+        reply(*refusal);
+    }
+    // RFC 5321 §4.1.1.4: the transaction ends with the reply to the data.
+    m_tx.reset();
+    m_spool_error.reset();
+    m_state = successor(Verb::data, m_state);
+}
+
+Session::Outcome Session::on_rset(const Command& cmd)
+{
+    if (cmd.has_argument) {
+        return {replies::no_arguments("RSET"), false};
+    }
+    reset_transaction();
+    return {replies::reset_ok(), true};
+}
+
+Session::Outcome Session::on_quit(const Command& cmd)
+{
+    if (cmd.has_argument) {
+        return {replies::no_arguments("QUIT"), false};
+    }
+    return {replies::closing(m_config.hostname), true};
+}
+
+Session::Outcome Session::on_vrfy(const Command& cmd)
+{
+    if (!cmd.has_argument || cmd.argument.empty()) {
+        return {replies::syntax("VRFY <address>"), false};
+    }
+    // RFC 5321 §3.5.3 and §7.3: 252 when we will not verify.
+    return {replies::cannot_verify(), true};
+}
+
+} // namespace smtpspool

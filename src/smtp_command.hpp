@@ -1,0 +1,48 @@
+// smtp_command: one command line -> verb and argument; MAIL/RCPT arguments ->
+// path and ESMTP parameters. Pure. Refusals come back as Reply values.
+#pragma once
+
+#include "smtp_address.hpp"
+#include "smtp_nfa.hpp"
+#include "smtp_reply.hpp"
+
+#include <cstddef>
+#include <string_view>
+#include <variant>
+
+namespace smtpspool {
+
+struct Command {
+    Verb verb = Verb::unknown;
+    std::string_view argument; // after the first space; may be empty
+    bool has_argument = false;
+};
+
+// line has no CRLF.
+Command parse_command(std::string_view line);
+
+// A first line that looks like an HTTP request: the session ends at once.
+bool is_http_request(std::string_view line);
+
+enum class Body { seven_bit, eight_bit_mime };
+
+struct MailCommand {
+    Path path;
+    Body body = Body::seven_bit;
+    bool smtputf8 = false;
+    std::size_t declared_size = 0; // 0 when no SIZE= was given
+};
+
+struct RcptCommand {
+    Path path;
+};
+
+struct MailOptions {
+    bool esmtp = true;          // false after HELO: no parameters allowed
+    std::size_t max_size = 0;   // SIZE= above this is refused (RFC 1870)
+};
+
+std::variant<MailCommand, Reply> parse_mail(std::string_view argument, const MailOptions& options);
+std::variant<RcptCommand, Reply> parse_rcpt(std::string_view argument, bool esmtp, bool smtputf8);
+
+} // namespace smtpspool

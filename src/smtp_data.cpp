@@ -1,0 +1,108 @@
+// smtp_data: RFC 5321 §4.1.1.4 (end of data is CRLF.CRLF), §4.5.2 (transparency),
+// §2.3.8 (only CRLF ends a line), RFC 1870 (size cap, read on to the end).
+#include "smtp_data.hpp"
+
+#include <cstring>
+
+namespace smtpspool {
+
+DataReader::DataReader(LineEnds line_ends, std::size_t max_size) : m_line_ends(line_ends), m_max_size(max_size) {}
+
+void DataReader::emit(std::string& out, std::string_view bytes)
+{
+    m_size += bytes.size();
+    if (m_size > m_max_size) {
+        m_too_big = true;
+    }
+    if (!refused()) {
+        out.append(bytes);
+    }
+}
+
+void DataReader::bare() { m_bare_line_end = true; }
+
+std::size_t DataReader::feed(std::string_view in, std::string& out)
+{
+    const bool lf_ok = m_line_ends == LineEnds::lf_accepted;
+    std::size_t i = 0;
+    while (i < in.size() && m_state != St::done) {
+        char c = in[i];
+        switch (m_state) {
+        case St::line_start:
+            if (c == '.') {
+                m_state = St::dot;
+                ++i;
+                break;
+            }
+            m_state = St::mid_line;
+            break; // reprocess c as text
+        case St::mid_line: {
+            // Fast path: copy the run of ordinary octets at once.
+            const char* begin = in.data() + i;
+            std::size_t n = in.size() - i;
+            const void* cr = std::memchr(begin, '\r', n);
+            const void* lf = std::memchr(begin, '\n', n);
+            std::size_t stop = n;
+            if (cr != nullptr) {
+                stop = static_cast<std::size_t>(static_cast<const char*>(cr) - begin);
+            }
+            if (lf != nullptr) {
+                stop = std::min(stop, static_cast<std::size_t>(static_cast<const char*>(lf) - begin));
+            }
+            if (stop > 0) {
+                emit(out, std::string_view(begin, stop));
+                i += stop;
+                break;
+            }
+            if (c == '\r') {
+                m_state = St::cr;
+            } else if (lf_ok) {
+                emit(out, "\r\n");
+                m_state = St::line_start;
+            } else {
+                bare();
+                emit(out, "\n");
+            }
+            ++i;
+            break;
+        }
+        case St::cr:
+            if (c == '\n') {
+                emit(out, "\r\n");
+                m_state = St::line_start;
+                ++i;
+            } else {
+                bare(); // CR not followed by LF
+                emit(out, "\r");
+                m_state = St::mid_line;
+            }
+            break;
+        case St::dot:
+            if (c == '\r') {
+                m_state = St::dot_cr;
+                ++i;
+            } else if (c == '\n' && lf_ok) {
+                m_state = St::done;
+                ++i;
+            } else {
+                m_state = St::mid_line; // a stuffed dot: drop it, keep c
+            }
+            break;
+        case St::dot_cr:
+            if (c == '\n') {
+                m_state = St::done;
+                ++i;
+            } else {
+                bare();
+                emit(out, "\r");
+                m_state = St::mid_line;
+            }
+            break;
+        case St::done:
+            break;
+        }
+    }
+    return i;
+}
+
+} // namespace smtpspool

@@ -1,0 +1,46 @@
+// smtp_data: the DATA reader. CRLF framing, the end-of-data mark, dot-unstuffing
+// and the size cap, fed any chunking. Pure; does not look at headers (R9).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace smtpspool {
+
+enum class LineEnds {
+    crlf_only,   // network clients: a bare CR or LF refuses the message (SMTP smuggling)
+    lf_accepted, // local clients: LF alone ends a line and is stored as CRLF
+};
+
+class DataReader {
+public:
+    DataReader(LineEnds line_ends, std::size_t max_size);
+
+    // Consumes input up to and including the end-of-data mark and appends the
+    // message octets to `out` (nothing once the message is refused). Returns the
+    // number of octets consumed; fewer than in.size() only when done().
+    std::size_t feed(std::string_view in, std::string& out);
+
+    bool done() const { return m_state == St::done; }
+    bool bare_line_end() const { return m_bare_line_end; }
+    bool too_big() const { return m_too_big; }
+    // The message will be refused whatever follows: stop storing it.
+    bool refused() const { return m_bare_line_end || m_too_big; }
+    // Message octets seen so far (after unstuffing, with CRLF line ends).
+    std::size_t size() const { return m_size; }
+
+private:
+    enum class St { line_start, mid_line, cr, dot, dot_cr, done };
+    void emit(std::string& out, std::string_view bytes);
+    void bare();
+
+    LineEnds m_line_ends;
+    std::size_t m_max_size;
+    St m_state = St::line_start;
+    std::size_t m_size = 0;
+    bool m_bare_line_end = false;
+    bool m_too_big = false;
+};
+
+} // namespace smtpspool

@@ -1,0 +1,148 @@
+// smtp_reply: the reply catalogue (codes, RFC 3463 enhanced codes, texts) and render().
+#include "smtp_reply.hpp"
+
+#include "limits.hpp"
+
+namespace smtpspool {
+namespace {
+
+std::string clean_line(std::string_view line)
+{
+    std::string out;
+    out.reserve(line.size());
+    for (char c : line) {
+        auto u = static_cast<unsigned char>(c);
+        out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
+    }
+    return out;
+}
+
+} // namespace
+
+std::string render(const Reply& reply)
+{
+    std::string out;
+    std::string code = std::to_string(reply.code);
+    std::string_view rest = reply.text;
+    for (;;) {
+        auto nl = rest.find('\n');
+        bool last = nl == std::string_view::npos;
+        std::string line = code;
+        line += last ? ' ' : '-';
+        if (!reply.status.empty()) {
+            line += reply.status;
+            line += ' ';
+        }
+        line += clean_line(last ? rest : rest.substr(0, nl));
+        // RFC 5321 §4.5.3.1.5: at most 512 octets including CRLF.
+        if (line.size() > limits::k_max_reply_line - 2) {
+            line.resize(limits::k_max_reply_line - 2);
+        }
+        out += line;
+        out += "\r\n";
+        if (last) {
+            break;
+        }
+        rest.remove_prefix(nl + 1);
+    }
+    return out;
+}
+
+namespace replies {
+
+Reply greeting(std::string_view host, bool esmtp)
+{
+    return {220, "", std::string(host) + (esmtp ? " ESMTP" : " SMTP") + " smtpspool ready"};
+}
+Reply closing(std::string_view host) { return {221, "2.0.0", std::string(host) + " closing connection"}; }
+Reply helo_ok(std::string_view host, std::string_view helo)
+{
+    return {250, "", std::string(host) + " hello " + std::string(helo)};
+}
+Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size)
+{
+    // RFC 2034: the EHLO reply carries no enhanced status code.
+    return {250, "",
+            std::string(host) + " hello " + std::string(helo) +
+                "\nPIPELINING\nSIZE " + std::to_string(max_size) +
+                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nHELP"};
+}
+Reply ok() { return {250, "2.0.0", "OK"}; }
+Reply reset_ok() { return {250, "2.0.0", "reset"}; }
+Reply sender_ok() { return {250, "2.1.0", "sender OK"}; }
+Reply recipient_ok() { return {250, "2.1.5", "recipient OK"}; }
+Reply start_data() { return {354, "", "end data with <CR><LF>.<CR><LF>"}; }
+Reply queued(std::string_view id) { return {250, "2.0.0", "message accepted, queued as " + std::string(id)}; }
+Reply help()
+{
+    return {214, "2.0.0",
+            "smtpspool, an SMTP receiver (RFC 5321)\n"
+            "commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY EXPN\n"
+            "see smtpspool(8)"};
+}
+Reply cannot_verify()
+{
+    return {252, "2.5.0", "cannot verify the user, but will accept the message and attempt delivery"};
+}
+Reply expn_refused() { return {502, "5.5.1", "EXPN not available"}; }
+
+Reply out_of_sequence(Missing missing)
+{
+    switch (missing) {
+    case Missing::greeting:
+        return {503, "5.5.1", "bad sequence of commands: send HELO or EHLO first"};
+    case Missing::mail:
+        return {503, "5.5.1", "bad sequence of commands: send MAIL first"};
+    case Missing::recipient:
+        // RFC 5321 §3.3: DATA without an accepted recipient.
+        return {554, "5.5.1", "no valid recipients"};
+    case Missing::no_nested_mail:
+        return {503, "5.5.1", "bad sequence of commands: nested MAIL (send RSET to start over)"};
+    }
+    return {503, "5.5.1", "bad sequence of commands"};
+}
+Reply unknown_command() { return {500, "5.5.1", "command unrecognized"}; }
+Reply not_implemented() { return {502, "5.5.1", "command not implemented"}; }
+Reply ehlo_disabled() { return {502, "5.5.1", "EHLO not supported here, use HELO"}; }
+Reply line_too_long() { return {500, "5.5.2", "line too long"}; }
+Reply bare_line_end_in_command() { return {500, "5.5.2", "command line must end with CRLF"}; }
+Reply syntax(std::string_view usage) { return {501, "5.5.4", "syntax: " + std::string(usage)}; }
+Reply no_arguments(std::string_view verb) { return {501, "5.5.4", std::string(verb) + " takes no arguments"}; }
+Reply bad_helo() { return {501, "5.5.4", "HELO/EHLO needs one domain name or address literal"}; }
+Reply bad_address(std::string_view why) { return {501, "5.1.3", "bad address syntax: " + std::string(why)}; }
+Reply address_too_long(std::string_view why) { return {553, "5.1.3", std::string(why)}; }
+Reply non_ascii_address()
+{
+    // RFC 6531 §3.5 and the IANA enhanced status code registry: X.6.7.
+    return {553, "5.6.7", "non-ASCII address needs the SMTPUTF8 parameter"};
+}
+Reply unknown_parameter(std::string_view name)
+{
+    return {555, "5.5.4", "parameter not recognized: " + std::string(name)};
+}
+Reply bad_parameter(std::string_view why) { return {501, "5.5.4", std::string(why)}; }
+Reply parameters_need_ehlo() { return {555, "5.5.4", "parameters are not allowed after HELO, use EHLO"}; }
+Reply message_too_big(std::size_t max_size)
+{
+    return {552, "5.3.4", "message exceeds the size limit of " + std::to_string(max_size) + " octets"};
+}
+Reply too_many_recipients() { return {452, "4.5.3", "too many recipients"}; }
+Reply relaying_denied() { return {550, "5.7.1", "relaying denied"}; }
+Reply bare_line_end_in_data()
+{
+    return {550, "5.5.2", "message refused: bare CR or LF in data (lines must end with CRLF)"};
+}
+Reply local_error() { return {451, "4.3.0", "local error, message not queued; try again later"}; }
+Reply storage_full() { return {452, "4.3.1", "insufficient system storage; try again later"}; }
+Reply timeout(std::string_view host) { return {421, "4.4.2", std::string(host) + " timeout, closing connection"}; }
+Reply too_many_errors(std::string_view host)
+{
+    return {421, "4.7.0", std::string(host) + " too many errors, closing connection"};
+}
+Reply shutting_down(std::string_view host)
+{
+    return {421, "4.3.0", std::string(host) + " local error, closing connection"};
+}
+
+} // namespace replies
+} // namespace smtpspool

@@ -1,0 +1,69 @@
+// smtp_reply: SMTP replies as values, and the one function that renders them.
+// Nothing else in the program writes a reply code or a CRLF to the client.
+#pragma once
+
+#include "smtp_nfa.hpp"
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace smtpspool {
+
+struct Reply {
+    int code = 0;
+    std::string_view status; // RFC 3463 enhanced code, "" where none is sent
+    std::string text;        // '\n' separates the lines of a multi-line reply
+};
+
+// "250-a\r\n250 b\r\n"; each line cut to 512 octets, control characters replaced.
+std::string render(const Reply& reply);
+
+// True when the reply reports a client error (RFC 5321 §4.2.1: 5yz), which
+// counts toward --max-errors.
+constexpr bool is_client_error(const Reply& r) { return r.code >= 500; }
+
+namespace replies {
+
+Reply greeting(std::string_view host, bool esmtp);
+Reply closing(std::string_view host);
+Reply helo_ok(std::string_view host, std::string_view helo);
+Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size);
+Reply ok();
+Reply reset_ok();
+Reply sender_ok();
+Reply recipient_ok();
+Reply start_data();
+Reply queued(std::string_view id);
+Reply help();
+Reply cannot_verify();
+Reply expn_refused();
+
+Reply out_of_sequence(Missing missing);
+Reply unknown_command();
+Reply not_implemented();
+Reply ehlo_disabled();
+Reply line_too_long();
+Reply bare_line_end_in_command();
+Reply syntax(std::string_view usage);
+Reply no_arguments(std::string_view verb);
+Reply bad_helo();
+Reply bad_address(std::string_view why);
+Reply address_too_long(std::string_view why);
+Reply non_ascii_address();
+Reply unknown_parameter(std::string_view name);
+Reply bad_parameter(std::string_view why);
+Reply parameters_need_ehlo();
+Reply message_too_big(std::size_t max_size);
+Reply too_many_recipients();
+Reply relaying_denied();
+Reply bare_line_end_in_data();
+Reply local_error();
+Reply storage_full();
+Reply timeout(std::string_view host);
+Reply too_many_errors(std::string_view host);
+Reply shutting_down(std::string_view host);
+
+} // namespace replies
+} // namespace smtpspool

@@ -1,0 +1,132 @@
+// stdio_transport: poll(2)-guarded read and write on the session's descriptors.
+#include "stdio_transport.hpp"
+
+#include "cidr.hpp"
+#include "limits.hpp"
+
+#include <tuple>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace smtpspool {
+
+StdioTransport::StdioTransport(int in, int out, unsigned timeout_seconds)
+    : m_in(in), m_out(out), m_timeout_ms(static_cast<int>(timeout_seconds) * 1000)
+{
+    m_buffer.resize(limits::k_read_buffer);
+}
+
+StdioTransport::Read StdioTransport::read_some()
+{
+    for (;;) {
+        pollfd p{m_in, POLLIN, 0};
+        int r = ::poll(&p, 1, m_timeout_ms);
+        if (r == 0) {
+            return Read::timeout;
+        }
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return Read::error;
+        }
+        ssize_t n = ::read(m_in, m_buffer.data(), m_buffer.size());
+        if (n > 0) {
+            m_buffer.resize(static_cast<std::size_t>(n));
+            return Read::data;
+        }
+        if (n == 0) {
+            return Read::eof;
+        }
+        if (errno != EINTR && errno != EAGAIN) {
+            return errno == ECONNRESET ? Read::eof : Read::error;
+        }
+    }
+}
+
+bool StdioTransport::write_all(std::string_view bytes)
+{
+    while (!bytes.empty()) {
+        pollfd p{m_out, POLLOUT, 0};
+        int r = ::poll(&p, 1, m_timeout_ms);
+        if (r == 0) {
+            return false;
+        }
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        ssize_t n = ::write(m_out, bytes.data(), bytes.size());
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                continue;
+            }
+            return false;
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+SessionEnd StdioTransport::run(Session& session)
+{
+    Output out = session.start();
+    for (;;) {
+        if (!write_all(out.wire)) {
+            session.end_of_input();
+            return SessionEnd::write_failed;
+        }
+        if (out.close) {
+            return SessionEnd::quit;
+        }
+        m_buffer.resize(limits::k_read_buffer);
+        switch (read_some()) {
+        case Read::data:
+            out = session.feed(m_buffer);
+            break;
+        case Read::eof:
+            session.end_of_input();
+            return SessionEnd::eof;
+        case Read::timeout:
+            out = session.timeout();
+            std::ignore = write_all(out.wire);
+            return SessionEnd::timeout;
+        case Read::error:
+            session.end_of_input();
+            return SessionEnd::read_failed;
+        }
+    }
+}
+
+Peer peer_from_socket(int fd)
+{
+    Peer peer;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+        return peer;
+    }
+    char text[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+        ::inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
+        peer.port = ntohs(sin->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        ::inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
+        peer.port = ntohs(sin6->sin6_port);
+    } else {
+        return peer; // AF_UNIX and the like: a local client
+    }
+    peer.local = false;
+    peer.address = unmap_ipv4(text);
+    return peer;
+}
+
+} // namespace smtpspool

@@ -1,0 +1,36 @@
+// stdio_transport: the only code that reads fd 0 and writes fd 1. Reads into a
+// bounded buffer with a timeout; writes each batch of replies in full before
+// reading again (RFC 2920: flush when no more input is waiting).
+#pragma once
+
+#include "session.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace smtpspool {
+
+enum class SessionEnd { quit, eof, timeout, write_failed, read_failed };
+
+class StdioTransport {
+public:
+    StdioTransport(int in, int out, unsigned timeout_seconds);
+
+    // Runs the session to its end.
+    SessionEnd run(Session& session);
+
+private:
+    enum class Read { data, eof, timeout, error };
+    Read read_some();
+    bool write_all(std::string_view bytes);
+
+    int m_in;
+    int m_out;
+    int m_timeout_ms;
+    std::string m_buffer;
+};
+
+// The peer from getpeername(2) on fd; local when fd is not an inet socket.
+Peer peer_from_socket(int fd);
+
+} // namespace smtpspool
