@@ -1,0 +1,42 @@
+// nfa_doc: one row per verb, one column per antecedent state, then the successor.
+#include "nfa_doc.hpp"
+
+#include "smtp_nfa.hpp"
+
+namespace smtpspool {
+namespace {
+
+std::string next_name(Next n)
+{
+    switch (n) {
+    case Next::stay: return "unchanged";
+    case Next::greeted: return "greeted";
+    case Next::in_mail: return "in_mail";
+    case Next::in_rcpt: return "in_rcpt";
+    case Next::reset: return "greeted (connected if not greeted)";
+    case Next::closing: return "session ends";
+    }
+    return "";
+}
+
+} // namespace
+
+std::string nfa_table_roff()
+{
+    std::string out = ".TS\nbox;\nl | c c c c | l.\nverb";
+    for (std::size_t s = 0; s < k_state_count; ++s) {
+        out += "\t" + std::string(state_name(static_cast<State>(s)));
+    }
+    out += "\tsuccessor\n_\n";
+    for (const Rule& r : k_rules) {
+        out += std::string(verb_label(r.verb));
+        for (std::size_t s = 0; s < k_state_count; ++s) {
+            out += allowed(r.verb, static_cast<State>(s)) ? "\tyes" : "\t\\-";
+        }
+        out += "\t" + next_name(r.next) + "\n";
+    }
+    out += ".TE\n";
+    return out;
+}
+
+} // namespace smtpspool
