@@ -67,6 +67,13 @@ bool is_valid_queue_id(std::string_view id)
 
 Result<void> ensure_spool_layout(const std::string& spool)
 {
+    // Like mkdir -p for the spool itself; tmp/ and queue/ inside it.
+    for (std::size_t slash = spool.find('/', 1); slash != std::string::npos; slash = spool.find('/', slash + 1)) {
+        std::string parent = spool.substr(0, slash);
+        if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) {
+            break; // make_dir below reports the failure
+        }
+    }
     for (const std::string& dir : {spool, spool + "/tmp", spool + "/queue"}) {
         if (auto r = make_dir(dir); !r) {
             return r;
@@ -129,6 +136,10 @@ Result<std::string> SpoolWriter::begin()
     for (int attempt = 0; attempt < 100; ++attempt) {
         std::string id = stamp + "-" + std::to_string(m_pid) + "-" + std::to_string(m_sequence++);
         std::string dir = m_spool + "/tmp/" + id;
+        struct stat st{};
+        if (::lstat((m_spool + "/queue/" + id).c_str(), &st) == 0) {
+            continue; // taken by a process that had our pid before, with the clock set back
+        }
         if (m_fs.mkdir(dir, 0700) == 0) {
             m_id = id;
             break;

@@ -1,0 +1,153 @@
+// Tests of option parsing: defaults, config file, precedence, errors.
+#include "config.hpp"
+#include "testutil.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+using namespace smtpspool;
+using namespace testutil;
+
+namespace {
+
+std::variant<Config, ConfigExit> parse(std::vector<std::string> args)
+{
+    args.insert(args.begin(), "smtpspool");
+    std::vector<const char*> argv;
+    for (const std::string& a : args) {
+        argv.push_back(a.c_str());
+    }
+    return parse_config(static_cast<int>(argv.size()), argv.data());
+}
+
+Config ok(std::vector<std::string> args)
+{
+    auto r = parse(std::move(args));
+    if (auto* e = std::get_if<ConfigExit>(&r)) {
+        FAIL("unexpected exit: " << e->text);
+    }
+    return std::get<Config>(r);
+}
+
+ConfigExit exits(std::vector<std::string> args)
+{
+    auto r = parse(std::move(args));
+    REQUIRE(r.index() == 1);
+    return std::get<ConfigExit>(r);
+}
+
+} // namespace
+
+TEST_SUITE("config")
+{
+    TEST_CASE("defaults follow the product contract")
+    {
+        Config c = ok({});
+        CHECK(c.command == Subcommand::serve);
+        CHECK(c.spool == "/var/spool/smtpspool");
+        CHECK(c.max_message_size == 20000000);
+        CHECK(c.max_recipients == 10000);
+        CHECK(c.max_line_length == 2048);
+        CHECK(c.timeout == 300);
+        CHECK(c.max_errors == 20);
+        CHECK_FALSE(c.rfc821);
+        CHECK(c.log == LogTarget::syslog);
+        CHECK(c.relay_clients == std::vector<std::string>{"127.0.0.0/8", "::1"});
+        apply_machine_defaults(c, "host.example");
+        CHECK(c.hostname == "host.example");
+        CHECK(c.local_domains == std::vector<std::string>{"host.example", "localhost"});
+    }
+
+    TEST_CASE("subcommands and their arguments")
+    {
+        CHECK(ok({"serve", "--spool", "/x"}).spool == "/x");
+        Config m = ok({"mailq", "--json", "A1", "B2"});
+        CHECK(m.command == Subcommand::mailq);
+        CHECK(m.json);
+        CHECK(m.ids == std::vector<std::string>{"A1", "B2"});
+        CHECK(ok({"cat", "ID"}).command == Subcommand::cat);
+        CHECK(exits({"cat"}).status == k_exit_usage);
+        CHECK(exits({"remove", "a", "b"}).status == k_exit_usage);
+        CHECK(exits({"frobnicate"}).status == k_exit_usage);
+        CHECK(exits({"mailq", "--max-errors", "3"}).status == k_exit_usage);
+        CHECK(exits({"--no-such-option"}).status == k_exit_usage);
+    }
+
+    TEST_CASE("--help and --version print and exit 0")
+    {
+        for (auto cmd : {"serve", "mailq", "runq", "cat", "remove", "check-config"}) {
+            ConfigExit e = exits({cmd, "--help"});
+            CHECK(e.status == 0);
+            CHECK(e.text.find(std::string("smtpspool ") + (std::string(cmd) == "serve" ? "[serve]" : cmd)) !=
+                  std::string::npos);
+        }
+        CHECK(exits({"--version"}).text.substr(0, 10) == "smtpspool ");
+        CHECK(exits({"--help"}).text.find("--max-message-size") != std::string::npos);
+    }
+
+    TEST_CASE("the config file is read and the command line wins")
+    {
+        TempDir dir;
+        std::string path = dir.path() + "/smtpspool.conf";
+        std::ofstream(path) << "# comment\nspool = /from/file\nmax-errors = 7\nlocal-domain = a.example\n"
+                               "local-domain = b.example\nrfc821 = yes\ntimeout = 60\n";
+        Config c = ok({"--config", path, "--max-errors", "3", "--local-domain", "c.example"});
+        CHECK(c.spool == "/from/file");
+        CHECK(c.max_errors == 3);
+        CHECK(c.timeout == 60);
+        CHECK(c.rfc821);
+        CHECK(c.local_domains == std::vector<std::string>{"c.example"});
+        CHECK(ok({"--config", path, "--rfc821", "no"}).rfc821 == false);
+        CHECK(ok({"--config", path}).local_domains == std::vector<std::string>{"a.example", "b.example"});
+    }
+
+    TEST_CASE("bad values are configuration errors with the option's name")
+    {
+        TempDir dir;
+        struct Row {
+            std::vector<std::string> args;
+            std::string mention;
+        };
+        const Row rows[] = {
+            {{"--max-message-size", "-1"}, "max-message-size"},
+            {{"--max-message-size", "12abc"}, "max-message-size"},
+            {{"--max-line-length", "100"}, "at least 512"},
+            {{"--timeout", "0"}, "timeout"},
+            {{"--relay-client", "10.0.0.0/33"}, "relay-client"},
+            {{"--relay-client", "not-an-ip"}, "relay-client"},
+            {{"--local-domain", "bad domain"}, "local-domain"},
+            {{"--hostname", "a..b"}, "hostname"},
+            {{"--log", "kafka"}, "log"},
+            {{"--rfc821", "maybe"}, "rfc821"},
+            {{"--config", dir.path() + "/missing.conf"}, "cannot read"},
+        };
+        for (const Row& r : rows) {
+            ConfigExit e = exits(r.args);
+            INFO(e.text);
+            CHECK(e.status == k_exit_config);
+            CHECK(e.text.find(r.mention) != std::string::npos);
+        }
+        std::string path = dir.path() + "/bad.conf";
+        std::ofstream(path) << "no-such-key = 1\n";
+        ConfigExit e = exits({"--config", path});
+        CHECK(e.status == k_exit_config);
+        CHECK(e.text.find("no-such-key") != std::string::npos);
+    }
+
+    TEST_CASE("check-config prints settings the config file can read back")
+    {
+        TempDir dir;
+        Config c = ok({"check-config", "--hostname", "mx.example", "--max-errors", "5", "--local-domain", "x.example"});
+        apply_machine_defaults(c, "ignored.example");
+        std::string text = describe(c);
+        CHECK(text.find("hostname = mx.example\n") != std::string::npos);
+        std::string path = dir.path() + "/round.conf";
+        std::ofstream(path) << text;
+        Config back = ok({"--config", path});
+        CHECK(back.hostname == "mx.example");
+        CHECK(back.max_errors == 5);
+        CHECK(back.local_domains == std::vector<std::string>{"x.example"});
+        CHECK(describe(back) == text);
+    }
+}

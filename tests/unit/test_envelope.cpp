@@ -1,0 +1,129 @@
+// Tests of envelope.json: round trip, stable key order, validation of input.
+#include "envelope.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace smtpspool;
+
+namespace {
+
+Envelope sample()
+{
+    Envelope e;
+    e.id = "20261122T023525-123456-42-0";
+    e.received_at = "2026-11-22T02:35:25Z";
+    e.hostname = "mx.test";
+    e.client.address = "192.0.2.7";
+    e.client.port = 40000;
+    e.client.hostname = "client.test";
+    e.client.helo = "client.test";
+    e.client.protocol = "ESMTP";
+    e.mail_from = "a@b.test";
+    e.body = "8BITMIME";
+    e.smtputf8 = true;
+    e.size = 1234;
+    Recipient r1;
+    r1.address = "u@mx.test";
+    Recipient r2;
+    r2.address = "v@mx.test";
+    r2.status = "failed";
+    r2.attempts = 3;
+    r2.last_error = "550 5.1.1 no such user";
+    e.recipients = {r1, r2};
+    return e;
+}
+
+std::string with(std::string json, const std::string& from, const std::string& to)
+{
+    auto pos = json.find(from);
+    REQUIRE(pos != std::string::npos);
+    return json.replace(pos, from.size(), to);
+}
+
+} // namespace
+
+TEST_SUITE("envelope")
+{
+    TEST_CASE("an envelope survives a round trip")
+    {
+        Envelope e = sample();
+        auto back = envelope_from_json(envelope_to_json(e));
+        REQUIRE(back.ok());
+        const Envelope& b = back.value();
+        CHECK(b.id == e.id);
+        CHECK(b.client.address == e.client.address);
+        CHECK(b.client.port == e.client.port);
+        CHECK(b.client.ident == std::nullopt);
+        CHECK(b.mail_from == e.mail_from);
+        CHECK(b.smtputf8);
+        CHECK(b.size == 1234);
+        REQUIRE(b.recipients.size() == 2);
+        CHECK(b.recipients[1].status == "failed");
+        CHECK(b.recipients[1].attempts == 3);
+        CHECK(b.recipients[1].last_error == "550 5.1.1 no such user");
+        CHECK(envelope_to_json(b) == envelope_to_json(e));
+    }
+
+    TEST_CASE("keys come in the documented order, version first")
+    {
+        std::string json = envelope_to_json(sample());
+        const char* keys[] = {"\"version\"", "\"id\"", "\"received_at\"", "\"hostname\"", "\"client\"",
+                              "\"mail_from\"", "\"body\"", "\"smtputf8\"", "\"size\"", "\"recipients\""};
+        std::size_t last = 0;
+        for (const char* k : keys) {
+            auto pos = json.find(k);
+            INFO(k);
+            REQUIRE(pos != std::string::npos);
+            CHECK(pos >= last);
+            last = pos;
+        }
+        CHECK(json.find("\"version\": 1") != std::string::npos);
+        CHECK(json.back() == '\n');
+    }
+
+    TEST_CASE("a local client has null address and port")
+    {
+        Envelope e = sample();
+        e.client.address.reset();
+        e.client.port.reset();
+        std::string json = envelope_to_json(e);
+        CHECK(json.find("\"address\": null") != std::string::npos);
+        CHECK(envelope_from_json(json).ok());
+    }
+
+    TEST_CASE("readers reject what they cannot trust")
+    {
+        std::string good = envelope_to_json(sample());
+        struct Row {
+            std::string text;
+            std::string expect;
+        };
+        const Row rows[] = {
+            {"", "not valid JSON"},
+            {"[]", "not a JSON object"},
+            {with(good, "\"version\": 1", "\"version\": 2"), "unsupported envelope version"},
+            {with(good, "\"mail_from\": \"a@b.test\",", ""), "missing key \"mail_from\""},
+            {with(good, "\"size\": 1234", "\"size\": -5"), "\"size\""},
+            {with(good, "\"id\": \"20261122T023525-123456-42-0\"", "\"id\": \"../../etc\""), "queue id"},
+            {with(good, "\"status\": \"failed\"", "\"status\": \"lost\""), "\"status\""},
+            {with(good, "\"body\": \"8BITMIME\"", "\"body\": 8"), "\"body\""},
+            {with(good, "\"port\": 40000", "\"port\": 70000"), "\"port\""},
+            {with(good, "\"smtputf8\": true", "\"smtputf8\": \"yes\""), "\"smtputf8\""},
+        };
+        for (const Row& r : rows) {
+            auto e = envelope_from_json(r.text);
+            INFO(r.expect);
+            REQUIRE_FALSE(e.ok());
+            CHECK(e.error().message.find(r.expect) != std::string::npos);
+        }
+    }
+
+    TEST_CASE("invalid UTF-8 from a client does not break the writer")
+    {
+        Envelope e = sample();
+        e.client.helo = "bad\xff";
+        std::string json = envelope_to_json(e);
+        CHECK(envelope_from_json(json).ok());
+        CHECK(json_quote("a\"b") == "\"a\\\"b\"");
+    }
+}

@@ -1,0 +1,66 @@
+// Tests of the mailq table and JSON lines.
+#include "envelope.hpp"
+#include "lister.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace smtpspool;
+
+namespace {
+
+Envelope env(const std::string& id, std::uint64_t size)
+{
+    Envelope e;
+    e.id = id;
+    e.received_at = "2026-11-22T02:35:25Z";
+    e.hostname = "mx.test";
+    e.client.helo = "c";
+    e.mail_from = "a@b.test";
+    e.size = size;
+    Recipient r;
+    r.address = "u@mx.test";
+    Recipient f;
+    f.address = "v\x1b[31m@mx.test";
+    f.status = "failed";
+    f.attempts = 2;
+    f.last_error = "550 no";
+    e.recipients = {r, f};
+    return e;
+}
+
+} // namespace
+
+TEST_SUITE("lister")
+{
+    TEST_CASE("an empty queue says so")
+    {
+        CHECK(format_table({}) == "Mail queue is empty\n");
+        CHECK(format_json_lines({}).empty());
+    }
+
+    TEST_CASE("the table lists sender, recipients with status, and a total")
+    {
+        std::vector<QueueEntry> entries{{"A1", env("A1", 2048), ""}, {"B2", std::nullopt, "missing key \"id\""}};
+        std::string t = format_table(entries);
+        CHECK(t.find("-Queue ID-") == 0);
+        CHECK(t.find("A1         ") != std::string::npos);
+        CHECK(t.find("      2048 2026-11-22T02:35:25Z <a@b.test>\n") != std::string::npos);
+        CHECK(t.find("<u@mx.test> pending\n") != std::string::npos);
+        CHECK(t.find("<v\\x1b[31m@mx.test> failed, 2 attempts: 550 no\n") != std::string::npos);
+        CHECK(t.find("B2         (unreadable: missing key \"id\")") != std::string::npos);
+        CHECK(t.find("-- 2 Kbytes in 1 message, 1 unreadable\n") != std::string::npos);
+        CHECK(t.find('\x1b') == std::string::npos);
+    }
+
+    TEST_CASE("JSON lines: one object per message, errors as objects too")
+    {
+        std::vector<QueueEntry> entries{{"A1", env("A1", 10), ""}, {"B2", std::nullopt, "bad"}};
+        std::string j = format_json_lines(entries);
+        auto nl = j.find('\n');
+        REQUIRE(nl != std::string::npos);
+        auto first = envelope_from_json(j.substr(0, nl));
+        REQUIRE(first.ok());
+        CHECK(first.value().id == "A1");
+        CHECK(j.substr(nl + 1) == "{\"id\":\"B2\",\"error\":\"bad\"}\n");
+    }
+}

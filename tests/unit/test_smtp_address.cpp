@@ -1,0 +1,118 @@
+// Tests of the Path grammar (RFC 5321 §4.1.2, RFC 6531) and its limits.
+#include "smtp_address.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace smtpspool;
+
+TEST_SUITE("smtp_address")
+{
+    TEST_CASE("valid reverse and forward paths")
+    {
+        struct Row {
+            std::string text;
+            PathKind kind;
+            std::string mailbox;
+        };
+        const Row rows[] = {
+            {"<a@b.example>", PathKind::reverse, "a@b.example"},
+            {"<>", PathKind::reverse, ""},
+            {"<first.last+tag@sub.b-c.example>", PathKind::forward, "first.last+tag@sub.b-c.example"},
+            {"<\"john doe\"@example.org>", PathKind::forward, "\"john doe\"@example.org"},
+            {"<\"a\\\"b\"@example.org>", PathKind::forward, "\"a\\\"b\"@example.org"},
+            {"<user@[192.0.2.1]>", PathKind::forward, "user@[192.0.2.1]"},
+            {"<user@[IPv6:2001:db8::1]>", PathKind::forward, "user@[IPv6:2001:db8::1]"},
+            {"<@relay.example,@other.example:u@final.example>", PathKind::forward, "u@final.example"},
+            {"<Postmaster>", PathKind::forward, "Postmaster"},
+            {"<postmaster>", PathKind::forward, "postmaster"},
+            {"<!#$%&'*+-/=?^_`{|}~@x.example>", PathKind::reverse, "!#$%&'*+-/=?^_`{|}~@x.example"},
+        };
+        for (const Row& r : rows) {
+            INFO(r.text);
+            PathParse p = parse_path(r.text, r.kind);
+            CHECK(p.error == PathError::none);
+            CHECK(p.path.mailbox == r.mailbox);
+            CHECK(p.end == r.text.size());
+            CHECK_FALSE(p.path.non_ascii);
+        }
+    }
+
+    TEST_CASE("invalid paths are syntax errors")
+    {
+        const std::string bad[] = {
+            "a@b.example",          // no brackets
+            "<a@b.example",         // no closing bracket
+            "<a>",                  // no domain
+            "<a@>",                 // empty domain
+            "<@b.example>",         // empty local part
+            "<a..b@c.example>",     // double dot
+            "<.a@c.example>",       // leading dot
+            "<a.@c.example>",       // trailing dot
+            "<a b@c.example>",      // space
+            "<a@-c.example>",       // label starts with a hyphen
+            "<a@c-.example>",       // label ends with a hyphen
+            "<a@c..example>",       // empty label
+            "<a@c.example.>",       // trailing dot in the domain
+            "<a@[300.1.1.1]>",      // bad IPv4 literal
+            "<a@[1.2.3]>",          // short IPv4 literal
+            "<a@[IPv6:zz::1]>",     // bad IPv6 literal
+            "<a@[foo:bar]>",        // general literal: not supported
+            "<\"unterminated@x.example>",
+            "<a\x01@x.example>",    // control character
+            "<a@x_y.example>",      // underscore in a domain
+            "<a@b.example> ",       // (trailing text is the caller's business: end stops at >)
+        };
+        for (std::size_t i = 0; i + 1 < std::size(bad); ++i) {
+            INFO(bad[i]);
+            CHECK(parse_path(bad[i], PathKind::forward).error == PathError::syntax);
+        }
+        CHECK(parse_path("<>", PathKind::forward).error == PathError::syntax);
+        CHECK(parse_path("<postmaster>", PathKind::reverse).error == PathError::syntax);
+        CHECK(parse_path("<\"postmaster\">", PathKind::forward).error == PathError::syntax);
+    }
+
+    TEST_CASE("length limits of RFC 5321 §4.5.3.1")
+    {
+        std::string local64(64, 'a');
+        CHECK(parse_path("<" + local64 + "@x.example>", PathKind::forward).error == PathError::none);
+        CHECK(parse_path("<" + local64 + "a@x.example>", PathKind::forward).error == PathError::too_long);
+        std::string label(63, 'b');
+        CHECK(parse_path("<a@" + label + ".example>", PathKind::forward).error == PathError::none);
+        CHECK(parse_path("<a@" + label + "b.example>", PathKind::forward).error == PathError::syntax);
+        // 4 labels of 63 plus dots: 255 octets is fine, but the path exceeds 256.
+        std::string domain = label + "." + label + "." + label + "." + label.substr(0, 61);
+        REQUIRE(domain.size() == 253);
+        CHECK(is_domain(domain));
+        auto p = parse_path("<" + std::string(10, 'u') + "@" + domain + ">", PathKind::forward);
+        CHECK(p.error == PathError::too_long);
+        CHECK(p.why.find("256") != std::string::npos);
+        std::string too_long_domain = domain + ".abc";
+        CHECK_FALSE(is_domain(too_long_domain));
+        CHECK(parse_path("<u@" + too_long_domain + ">", PathKind::forward).error == PathError::too_long);
+    }
+
+    TEST_CASE("UTF-8 addresses are recognised and must be well formed")
+    {
+        auto p = parse_path("<j\xc3\xb6rg@b\xc3\xbc" "cher.example>", PathKind::forward);
+        CHECK(p.error == PathError::none);
+        CHECK(p.path.non_ascii);
+        CHECK(parse_path("<\xff@x.example>", PathKind::forward).error == PathError::syntax);
+        CHECK(parse_path("<\xc0\xaf@x.example>", PathKind::forward).error == PathError::syntax); // overlong
+        CHECK(parse_path("<\xed\xa0\x80@x.example>", PathKind::forward).error == PathError::syntax); // surrogate
+        CHECK(parse_path("<a@\xc3\x28.example>", PathKind::forward).error == PathError::syntax);
+        CHECK(utf8_sequence("\xf0\x9f\x93\xa7", 0) == 4);
+        CHECK(utf8_sequence("\xf0\x9f\x93", 0) == 0);
+    }
+
+    TEST_CASE("address literals")
+    {
+        CHECK(is_address_literal("[127.0.0.1]"));
+        CHECK(is_address_literal("[IPv6:::1]"));
+        CHECK(is_address_literal("[ipv6:fe80::1]"));
+        CHECK_FALSE(is_address_literal("[256.0.0.1]"));
+        CHECK_FALSE(is_address_literal("[01234.0.0.1]"));
+        CHECK_FALSE(is_address_literal("127.0.0.1"));
+    }
+}

@@ -1,0 +1,151 @@
+// Tests of the DATA reader: a table of inputs, each fed whole, at every split
+// point, and one octet at a time; the outcome must not depend on the chunking.
+#include "smtp_data.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using namespace smtpspool;
+
+namespace {
+
+struct Case {
+    const char* name;
+    std::string input;
+    LineEnds mode;
+    std::size_t max;
+    std::string body;      // stored octets (when not refused)
+    std::size_t consumed;  // octets up to and including the end mark
+    bool done;
+    bool bare;
+    bool too_big;
+};
+
+using namespace std::string_literals;
+const std::string k_rest = "QUIT\r\n"; // pipelined after the data; must not be consumed
+
+std::vector<Case> cases()
+{
+    auto crlf = LineEnds::crlf_only;
+    auto lf = LineEnds::lf_accepted;
+    return {
+        {"empty message", ".\r\n" + k_rest, crlf, 100, "", 3, true, false, false},
+        {"one line", "hello\r\n.\r\n" + k_rest, crlf, 100, "hello\r\n", 10, true, false, false},
+        {"dot-stuffed lines are unstuffed", "..x\r\n..\r\n.\r\n", crlf, 100, ".x\r\n.\r\n", 12, true, false, false},
+        {"a dot inside a line stays", "a.b\r\n.\r\n", crlf, 100, "a.b\r\n", 8, true, false, false},
+        {"no end mark yet", "abc\r\n", crlf, 100, "abc\r\n", 5, false, false, false},
+        {"last line without CRLF before the mark is joined", "abc\r\n.\r\n", crlf, 100, "abc\r\n", 8, true, false, false},
+        {"bare LF refused from the network", "a\nb\r\n.\r\n", crlf, 100, "", 8, true, true, false},
+        {"bare CR refused from the network", "a\rb\r\n.\r\n", crlf, 100, "", 8, true, true, false},
+        {"LF.LF is not the end from the network", "a\r\n.\n.\r\n.\r\n", crlf, 100, "", 11, true, true, false},
+        {"smuggling: LF.CRLF does not end the data", "a\n.\r\nMAIL FROM:<x@y>\r\n.\r\n", crlf, 100, "", 25, true, true, false},
+        {"smuggling: CR.CR", "a\r.\rb\r\n.\r\n", crlf, 100, "", 10, true, true, false},
+        {"smuggling: CRLF.CR CRLF", "a\r\n.\r\r\n.\r\n", crlf, 100, "", 10, true, true, false},
+        {"smuggling: NUL before the dot", "a\r\n\0.\r\n.\r\n"s, crlf, 100, "a\r\n\0.\r\n"s, 10, true, false, false},
+        {"local LF lines are stored as CRLF", "a\nb\n.\n" + k_rest, lf, 100, "a\r\nb\r\n", 6, true, false, false},
+        {"local CRLF lines too", "a\r\nb\r\n.\r\n", lf, 100, "a\r\nb\r\n", 9, true, false, false},
+        {"local dot-stuffing with LF", "..a\n.\n", lf, 100, ".a\r\n", 6, true, false, false},
+        {"local bare CR still refused", "a\rb\n.\n", lf, 100, "", 6, true, true, false},
+        {"size limit: read to the end, then refuse", "0123456789\r\n.\r\n" + k_rest, crlf, 5, "", 15, true, false, true},
+        {"size limit exactly met", "abc\r\n.\r\n", crlf, 5, "abc\r\n", 8, true, false, false},
+    };
+}
+
+struct Outcome {
+    std::string body;
+    std::size_t consumed = 0;
+    bool done = false, bare = false, too_big = false;
+};
+
+Outcome run(const Case& c, const std::vector<std::size_t>& cuts)
+{
+    DataReader r(c.mode, c.max);
+    Outcome o;
+    std::size_t start = 0;
+    std::vector<std::size_t> bounds = cuts;
+    bounds.push_back(c.input.size());
+    for (std::size_t b : bounds) {
+        if (r.done() || b < start) {
+            break;
+        }
+        std::string_view chunk(c.input.data() + start, b - start);
+        std::size_t used = r.feed(chunk, o.body);
+        o.consumed += used;
+        if (used < chunk.size()) {
+            CHECK(r.done());
+            break;
+        }
+        start = b;
+    }
+    o.done = r.done();
+    o.bare = r.bare_line_end();
+    o.too_big = r.too_big();
+    if (r.refused()) {
+        o.body.clear();
+    }
+    return o;
+}
+
+} // namespace
+
+using namespace std::string_literals;
+
+TEST_SUITE("smtp_data")
+{
+    TEST_CASE("each input gives the same outcome at every chunk split")
+    {
+        for (const Case& c : cases()) {
+            INFO("case: " << c.name);
+            std::vector<std::vector<std::size_t>> splits{{}};
+            for (std::size_t i = 1; i < c.input.size(); ++i) {
+                splits.push_back({i});
+            }
+            std::vector<std::size_t> every;
+            for (std::size_t i = 1; i < c.input.size(); ++i) {
+                every.push_back(i);
+            }
+            splits.push_back(every);
+            for (const auto& cut : splits) {
+                Outcome o = run(c, cut);
+                INFO("split at " << (cut.empty() ? 0 : cut.front()) << " of " << cut.size() << " cuts");
+                CHECK(o.done == c.done);
+                CHECK(o.bare == c.bare);
+                CHECK(o.too_big == c.too_big);
+                CHECK(o.consumed == c.consumed);
+                if (!c.bare && !c.too_big) {
+                    CHECK(o.body == c.body);
+                }
+            }
+        }
+    }
+
+    TEST_CASE("a NUL before a dot is content, not an end mark")
+    {
+        std::string in = "a\r\n\0.\r\n.\r\n"s;
+        DataReader r(LineEnds::crlf_only, 100);
+        std::string out;
+        CHECK(r.feed(in, out) == in.size());
+        CHECK(r.done());
+        CHECK(out == "a\r\n\0.\r\n"s);
+    }
+
+    TEST_CASE("memory stays bounded: nothing is stored after the size limit")
+    {
+        DataReader r(LineEnds::crlf_only, 10);
+        std::string out;
+        std::string line(1000, 'x');
+        for (int i = 0; i < 100; ++i) {
+            out.clear();
+            r.feed(line, out);
+            CHECK(out.size() <= 1000);
+        }
+        CHECK(r.too_big());
+        out.clear();
+        r.feed("\r\n.\r\n", out);
+        CHECK(out.empty());
+        CHECK(r.done());
+        CHECK(r.size() == 100002);
+    }
+}

@@ -1,0 +1,234 @@
+// Tests of the spool on a real temporary directory: the commit protocol, a
+// failure injected at every step, ids, the stale-tmp sweep, the reader.
+#include "spool.hpp"
+#include "testutil.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <sys/stat.h>
+#include <utime.h>
+
+using namespace smtpspool;
+using namespace testutil;
+
+namespace {
+
+Envelope small_envelope()
+{
+    Envelope e;
+    e.received_at = "2026-11-22T02:35:25Z";
+    e.hostname = "mx.test";
+    e.client.helo = "c.test";
+    e.mail_from = "a@b.test";
+    Recipient r;
+    r.address = "u@mx.test";
+    e.recipients = {r};
+    return e;
+}
+
+std::string slurp(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Runs begin/append/commit; returns the commit's result (or the first failure).
+Result<void> store(SpoolWriter& w, const std::string& body, Envelope& e)
+{
+    auto id = w.begin();
+    if (!id) {
+        return id.error();
+    }
+    for (std::size_t i = 0; i < body.size(); i += 50000) {
+        if (auto r = w.append(std::string_view(body).substr(i, 50000)); !r) {
+            return r;
+        }
+    }
+    return w.commit(e);
+}
+
+} // namespace
+
+TEST_SUITE("spool")
+{
+    TEST_CASE("a committed message is complete in queue/ and nothing stays in tmp/")
+    {
+        TempDir dir;
+        REQUIRE(ensure_spool_layout(dir.path()).ok());
+        PosixFs fs;
+        FixedClock clock(TimePoint(std::chrono::seconds(1795000000)));
+        SpoolWriter w(dir.path(), fs, clock, 4242);
+        Envelope e = small_envelope();
+        std::string body = "Subject: x\r\n\r\n" + std::string(200000, 'b') + "\r\n";
+        REQUIRE(store(w, body, e).ok());
+        CHECK(e.size == body.size());
+        CHECK(e.id.find("-4242-") != std::string::npos);
+        CHECK(slurp(message_path(dir.path(), e.id)) == body);
+        auto back = load_envelope(dir.path(), e.id);
+        REQUIRE(back.ok());
+        CHECK(back.value().size == body.size());
+        CHECK(count_entries(dir.path() + "/tmp") == 0);
+        struct stat st{};
+        REQUIRE(::stat(message_path(dir.path(), e.id).c_str(), &st) == 0);
+        CHECK((st.st_mode & 0777) == 0600);
+    }
+
+    TEST_CASE("a failure at any step leaves nothing in queue/ or tmp/")
+    {
+        // Count the calls of a successful commit, then fail each one in turn.
+        TempDir probe_dir;
+        REQUIRE(ensure_spool_layout(probe_dir.path()).ok());
+        FaultyFs probe;
+        FixedClock clock(TimePoint(std::chrono::seconds(1795000000)));
+        {
+            SpoolWriter w(probe_dir.path(), probe, clock, 1);
+            Envelope e = small_envelope();
+            REQUIRE(store(w, std::string(150000, 'x'), e).ok());
+        }
+        int total = probe.calls;
+        REQUIRE(total >= 10); // mkdir, open, writes, fsync, close, envelope, dir fsync, rename, queue fsync
+        int reported = 0;
+        for (int step = 1; step <= total; ++step) {
+            for (int err : {EIO, ENOSPC}) {
+                TempDir dir;
+                REQUIRE(ensure_spool_layout(dir.path()).ok());
+                FaultyFs fs;
+                fs.fail_at = step;
+                fs.err = err;
+                SpoolWriter w(dir.path(), fs, clock, 1);
+                Envelope e = small_envelope();
+                std::string body(150000, 'x');
+                auto r = store(w, body, e);
+                INFO("failing call " << step << " of " << total << " with errno " << err);
+                CHECK(count_entries(dir.path() + "/tmp") == 0);
+                if (r.ok()) {
+                    // Only a failed close(2) of a directory opened for fsync is
+                    // harmless; then the message must be complete.
+                    REQUIRE(count_entries(dir.path() + "/queue") == 1);
+                    CHECK(slurp(message_path(dir.path(), e.id)) == body);
+                    CHECK(load_envelope(dir.path(), e.id).ok());
+                } else {
+                    ++reported;
+                    CHECK(r.error().errnum == err);
+                    CHECK(is_storage_full(r.error()) == (err == ENOSPC));
+                    CHECK(count_entries(dir.path() + "/queue") == 0);
+                }
+                // The writer is usable again after a failure.
+                fs.fail_at = 0;
+                Envelope again = small_envelope();
+                CHECK(store(w, "ok\r\n", again).ok());
+            }
+        }
+        // Two directory closes per commit are the only calls allowed to fail unnoticed.
+        CHECK(reported == 2 * (total - 2));
+    }
+
+    TEST_CASE("abort removes the open message")
+    {
+        TempDir dir;
+        REQUIRE(ensure_spool_layout(dir.path()).ok());
+        PosixFs fs;
+        SystemClock clock;
+        SpoolWriter w(dir.path(), fs, clock, 7);
+        REQUIRE(w.begin().ok());
+        REQUIRE(w.append("partial").ok());
+        CHECK(count_entries(dir.path() + "/tmp") == 1);
+        w.abort();
+        CHECK(count_entries(dir.path() + "/tmp") == 0);
+        CHECK(count_entries(dir.path() + "/queue") == 0);
+    }
+
+    TEST_CASE("ids are unique, valid and sorted by arrival")
+    {
+        TempDir dir;
+        REQUIRE(ensure_spool_layout(dir.path()).ok());
+        PosixFs fs;
+        FixedClock clock(TimePoint(std::chrono::seconds(1795000000)));
+        std::vector<std::string> ids;
+        SpoolWriter a(dir.path(), fs, clock, 100);
+        SpoolWriter b(dir.path(), fs, clock, 100); // same pid and time: mkdir decides
+        for (int i = 0; i < 20; ++i) {
+            for (SpoolWriter* w : {&a, &b}) {
+                Envelope e = small_envelope();
+                REQUIRE(store(*w, "x\r\n", e).ok());
+                CHECK(is_valid_queue_id(e.id));
+                ids.push_back(e.id);
+            }
+            clock.advance(std::chrono::microseconds(1));
+        }
+        CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == ids.size());
+        auto listed = list_queue(dir.path());
+        REQUIRE(listed.ok());
+        CHECK(listed.value().size() == ids.size());
+        CHECK(std::is_sorted(listed.value().begin(), listed.value().end()));
+        CHECK(listed.value().front() == ids.front());
+        CHECK(listed.value().back().substr(0, 22) == ids.back().substr(0, 22));
+    }
+
+    TEST_CASE("queue ids from users are checked")
+    {
+        CHECK(is_valid_queue_id("20261122T023525-123456-42-0"));
+        CHECK(is_valid_queue_id("a_b-C"));
+        for (auto bad : {"", "..", "a/b", "../x", "a b", "a.b", "id\n"}) {
+            CHECK_FALSE(is_valid_queue_id(bad));
+        }
+        CHECK_FALSE(is_valid_queue_id(std::string(129, 'a')));
+    }
+
+    TEST_CASE("stale tmp entries are swept, fresh ones kept")
+    {
+        TempDir dir;
+        REQUIRE(ensure_spool_layout(dir.path()).ok());
+        std::filesystem::create_directory(dir.path() + "/tmp/old");
+        std::ofstream(dir.path() + "/tmp/old/message.eml") << "x";
+        std::filesystem::create_directory(dir.path() + "/tmp/fresh");
+        auto now = std::chrono::system_clock::now();
+        utimbuf old{};
+        old.actime = old.modtime = std::chrono::system_clock::to_time_t(now) - 2 * 86400;
+        REQUIRE(::utime((dir.path() + "/tmp/old").c_str(), &old) == 0);
+        CHECK(sweep_stale_tmp(dir.path(), now) == 1);
+        CHECK_FALSE(std::filesystem::exists(dir.path() + "/tmp/old"));
+        CHECK(std::filesystem::exists(dir.path() + "/tmp/fresh"));
+    }
+
+    TEST_CASE("remove takes a message out; missing and malformed entries are reported")
+    {
+        TempDir dir;
+        REQUIRE(ensure_spool_layout(dir.path()).ok());
+        PosixFs fs;
+        SystemClock clock;
+        SpoolWriter w(dir.path(), fs, clock, 9);
+        Envelope e = small_envelope();
+        REQUIRE(store(w, "x\r\n", e).ok());
+        auto missing = load_envelope(dir.path(), "nope");
+        CHECK(missing.error().errnum == ENOENT);
+        std::filesystem::create_directory(dir.path() + "/queue/broken");
+        std::ofstream(dir.path() + "/queue/broken/envelope.json") << "{\"version\": 1}";
+        auto broken = load_envelope(dir.path(), "broken");
+        REQUIRE_FALSE(broken.ok());
+        CHECK(broken.error().message.find("missing key") != std::string::npos);
+        REQUIRE(remove_message(dir.path(), e.id).ok());
+        CHECK_FALSE(std::filesystem::exists(dir.path() + "/queue/" + e.id));
+        CHECK(count_entries(dir.path() + "/tmp") == 0);
+        CHECK(remove_message(dir.path(), e.id).error().errnum == ENOENT);
+    }
+
+    TEST_CASE("the layout is created, and a file in the way is an error")
+    {
+        TempDir dir;
+        REQUIRE(ensure_spool_layout(dir.path() + "/new/spool").ok());
+        CHECK(std::filesystem::is_directory(dir.path() + "/new/spool/tmp"));
+        REQUIRE(ensure_spool_layout(dir.path() + "/s").ok());
+        CHECK(std::filesystem::is_directory(dir.path() + "/s/queue"));
+        std::ofstream(dir.path() + "/f") << "x";
+        CHECK(ensure_spool_layout(dir.path() + "/f").error().errnum == ENOTDIR);
+        CHECK_FALSE(ensure_spool_layout(dir.path() + "/f/sub").ok());
+    }
+}
