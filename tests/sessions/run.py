@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Runs the session transcripts in this directory against the real binary.
+
+Usage: run.py BINARY DIR [NAME...]
+
+Each transcript is sent through a pipe to `BINARY --spool TMP --hostname
+mx.test --log none`, as a local client and, with the UCSPI variables of
+tcpserver set, as a network client (unless "! mode" limits it). Its replies
+and the spool it leaves are then checked. The format is in tests/sessions/README.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+NETWORK_ENV = {"TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "41000", "TCPLOCALIP": "192.0.2.1",
+               "TCPLOCALPORT": "25", "PROTO": "TCP"}
+
+
+def unescape(text):
+    return text.encode("utf-8").decode("unicode_escape").encode("latin-1")
+
+
+class Failure(Exception):
+    pass
+
+
+def parse(path):
+    t = {"modes": ["local", "network"], "options": [], "env": {}, "input": b"", "expect": [],
+         "checks": [], "hold": 0.0, "status": 0}
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.rstrip("\n")
+            if not line.strip() or line.startswith("#"):
+                continue
+            op, _, arg = line.partition(" ")
+            where = f"{os.path.basename(path)}:{lineno}"
+            if op == "!":
+                key, _, value = arg.partition(" ")
+                if key == "mode":
+                    t["modes"] = ["local", "network"] if value == "both" else [value]
+                elif key == "option":
+                    t["options"].append(value)
+                elif key == "env":
+                    name, _, v = value.partition("=")
+                    t["env"][name] = v
+                elif key == "hold":
+                    t["hold"] = float(value)
+                elif key == "status":
+                    t["status"] = int(value)
+                else:
+                    raise SystemExit(f"{where}: unknown directive {key}")
+            elif op == "->":
+                t["input"] += arg.encode("utf-8") + b"\r\n"
+            elif op == "~>":
+                t["input"] += unescape(arg)
+            elif op in ("<-", "<~", "<*"):
+                t["expect"].append((op, arg, where))
+            elif op == "=":
+                t["checks"].append((arg, where))
+            else:
+                raise SystemExit(f"{where}: unknown line {line!r}")
+    return t
+
+
+def run(binary, t, mode, spool):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT"))}
+    if mode == "network":
+        env.update(NETWORK_ENV)
+    env.update(t["env"])
+    args = [binary, "--spool", spool, "--hostname", "mx.test", "--log", "none"] + t["options"]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        proc.stdin.write(t["input"])
+        proc.stdin.flush()
+    except BrokenPipeError:
+        pass
+    if t["hold"]:
+        deadline = time.monotonic() + t["hold"]
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    try:
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    proc.wait(timeout=30)
+    return proc.returncode, out, err
+
+
+def messages(spool):
+    q = os.path.join(spool, "queue")
+    ids = sorted(os.listdir(q)) if os.path.isdir(q) else []
+    result = []
+    for i in ids:
+        with open(os.path.join(q, i, "envelope.json"), encoding="utf-8") as f:
+            env = json.load(f)
+        with open(os.path.join(q, i, "message.eml"), "rb") as f:
+            body = f.read()
+        result.append((i, env, body))
+    return result
+
+
+def pointer(doc, path):
+    for part in path.strip("/").split("/"):
+        if part == "":
+            continue
+        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
+    return doc
+
+
+def check(t, status, out, err, spool):
+    if err:
+        raise Failure(f"stderr must stay empty with --log none, got {err!r}")
+    lines = out.split(b"\r\n")
+    if lines[-1] != b"":
+        raise Failure(f"output does not end with CRLF: {out[-80:]!r}")
+    lines = lines[:-1]
+    for line in lines:
+        if len(line) + 2 > 512 or not re.match(rb"^[2-5][0-9][0-9][ -]", line):
+            raise Failure(f"malformed reply line {line!r}")
+    pos = 0
+    for op, arg, where in t["expect"]:
+        want = arg.encode("utf-8")
+        if op == "<*":
+            while pos < len(lines) and lines[pos][3:4] == b"-":
+                pos += 1
+        if pos >= len(lines):
+            raise Failure(f"{where}: expected {arg!r}, but the replies ended")
+        got = lines[pos]
+        ok = re.fullmatch(want, got) if op == "<~" else got.startswith(want)
+        if not ok:
+            raise Failure(f"{where}: expected {arg!r}, got {got.decode('utf-8', 'replace')!r}")
+        pos += 1
+    if pos != len(lines):
+        raise Failure(f"unexpected further replies: {[l.decode('utf-8', 'replace') for l in lines[pos:]]}")
+    if status != t["status"]:
+        raise Failure(f"exit status {status}, expected {t['status']}")
+    stored = messages(spool)
+    for arg, where in t["checks"]:
+        words = arg.split(" ", 3)
+        kind = words[0]
+        if kind == "spool-count":
+            if len(stored) != int(words[1]):
+                raise Failure(f"{where}: {len(stored)} messages in the queue, expected {words[1]}")
+        elif kind == "tmp-empty":
+            left = os.listdir(os.path.join(spool, "tmp"))
+            if left:
+                raise Failure(f"{where}: tmp/ holds {left}")
+        elif kind == "envelope":
+            n, path, value = int(words[1]), words[2], json.loads(words[3])
+            if n >= len(stored):
+                raise Failure(f"{where}: no message {n}")
+            got = pointer(stored[n][1], path)
+            if got != value:
+                raise Failure(f"{where}: envelope {path} is {got!r}, expected {value!r}")
+        elif kind in ("contains", "lacks", "body-is"):
+            n, text = int(words[1]), unescape(arg.split(" ", 2)[2])
+            if n >= len(stored):
+                raise Failure(f"{where}: no message {n}")
+            body = stored[n][2]
+            if kind == "contains" and text not in body:
+                raise Failure(f"{where}: message {n} lacks {text!r}: {body[:300]!r}")
+            if kind == "lacks" and text in body:
+                raise Failure(f"{where}: message {n} contains {text!r}")
+            if kind == "body-is":
+                if not body.startswith(b"Received: "):
+                    raise Failure(f"{where}: message {n} does not start with Received:")
+                # The Received: header is the first header; its continuation lines start with a tab.
+                rest = body.split(b"\r\n")
+                k = 1
+                while k < len(rest) and rest[k].startswith(b"\t"):
+                    k += 1
+                after = b"\r\n".join(rest[k:])
+                if after != text:
+                    raise Failure(f"{where}: message {n} after Received: is {after!r}, expected {text!r}")
+            if stored[n][1]["size"] != len(body):
+                raise Failure(f"{where}: envelope size {stored[n][1]['size']} != {len(body)}")
+        else:
+            raise Failure(f"{where}: unknown check {kind}")
+
+
+def main():
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    binary, directory = os.path.abspath(sys.argv[1]), sys.argv[2]
+    names = sys.argv[3:] or sorted(n for n in os.listdir(directory) if n.endswith(".txt"))
+    passed = failed = 0
+    for name in names:
+        t = parse(os.path.join(directory, name))
+        for mode in t["modes"]:
+            with tempfile.TemporaryDirectory(prefix="smtpspool-session-") as tmp:
+                spool = os.path.join(tmp, "spool")
+                try:
+                    status, out, err = run(binary, t, mode, spool)
+                    check(t, status, out, err, spool)
+                    passed += 1
+                    print(f"PASS {name} ({mode})")
+                except Failure as e:
+                    failed += 1
+                    print(f"FAIL {name} ({mode}): {e}")
+                    print("     replies were:")
+                    for line in out.decode("utf-8", "replace").splitlines():
+                        print(f"       {line}")
+    print(f"session transcripts: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
