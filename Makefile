@@ -1,8 +1,9 @@
 # smtpspool: build, test, install. See README.md.
 #   make            build build/smtpspool
 #   make demo       build, pipe examples/demo-session.txt into it, list the queue
-#   make check      unit tests, session transcripts, end-to-end tests, the same
-#                   unit and transcript tests under ASan+UBSan, man page lint
+#   make check      unit tests, session transcripts, command-line and end-to-end
+#                   tests, the same unit, transcript and command-line tests
+#                   under ASan+UBSan, man page lint
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX ?= /usr/local
@@ -31,7 +32,7 @@ TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 DEBIAN_PACKAGES = g++ make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
 	python3 ucspi-tcp swaks curl mandoc systemd
 
-.PHONY: all check demo install clean deps unit sessions e2e asan lint-man format
+.PHONY: all check demo install clean deps unit sessions cli e2e asan lint-man format
 
 all: $(BUILD)/smtpspool
 
@@ -76,12 +77,15 @@ unit: $(BUILD)/unit-tests
 sessions: $(BUILD)/smtpspool
 	python3 tests/sessions/run.py $(BUILD)/smtpspool tests/sessions
 
+cli: $(BUILD)/smtpspool
+	python3 tests/cli/run.py $(BUILD)/smtpspool
+
 e2e: $(BUILD)/smtpspool
 	bash tests/e2e/run.sh $(BUILD)/smtpspool
 
-# The unit and transcript tiers again, under AddressSanitizer and UBSan.
+# The unit, transcript and command-line tests again, under AddressSanitizer and UBSan.
 asan:
-	$(MAKE) BUILD=build-asan sanitize=yes unit sessions
+	$(MAKE) BUILD=build-asan sanitize=yes unit sessions cli
 
 lint-man:
 	@for m in man/*.[0-9]; do \
@@ -95,6 +99,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) sessions
+	$(MAKE) cli
 	$(MAKE) e2e
 	$(MAKE) asan
 	$(MAKE) lint-man

@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the command-line interface: mailq, cat, remove, runq,
+check-config, option errors, spool failures (a real full file system), and
+queue id uniqueness under parallel sessions.
+
+Usage: run.py BINARY
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+
+BIN = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "build/smtpspool"
+RESULTS = {"pass": 0, "fail": 0, "skip": 0}
+
+
+def run(args, stdin=b"", env=None, timeout=30):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT"))}
+    full_env.update(env or {})
+    p = subprocess.run([BIN] + args, input=stdin, capture_output=True, env=full_env, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def session(spool, messages, extra=()):
+    data = b"EHLO c.example\r\n"
+    for sender, rcpts, body in messages:
+        data += f"MAIL FROM:<{sender}>\r\n".encode()
+        for r in rcpts:
+            data += f"RCPT TO:<{r}>\r\n".encode()
+        data += b"DATA\r\n" + body + b".\r\n"
+    data += b"QUIT\r\n"
+    code, out, err = run(["--spool", spool, "--hostname", "mx.test", "--log", "none", *extra], data)
+    return code, out, err
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+class Skip(Exception):
+    pass
+
+
+def test(fn):
+    def wrapper():
+        with tempfile.TemporaryDirectory(prefix="smtpspool-cli-") as tmp:
+            try:
+                fn(tmp)
+                RESULTS["pass"] += 1
+                print(f"PASS {fn.__name__}")
+            except Skip as s:
+                RESULTS["skip"] += 1
+                print(f"SKIP {fn.__name__}: {s}")
+            except Exception:
+                RESULTS["fail"] += 1
+                print(f"FAIL {fn.__name__}")
+                traceback.print_exc(file=sys.stdout)
+    wrapper.__name__ = fn.__name__
+    TESTS.append(wrapper)
+    return wrapper
+
+
+TESTS = []
+
+
+def queued_ids(out):
+    return [line.rsplit(" ", 1)[1] for line in out.decode().splitlines() if "queued as" in line]
+
+
+@test
+def mailq_empty_and_missing_spool(tmp):
+    spool = os.path.join(tmp, "spool")
+    os.makedirs(os.path.join(spool, "queue"))
+    code, out, err = run(["mailq", "--spool", spool])
+    expect(code == 0 and out == b"Mail queue is empty\n", (code, out, err))
+    code, out, err = run(["mailq", "--spool", os.path.join(tmp, "nowhere")])
+    expect(code == 66 and out == b"" and b"cannot read" in err, (code, out, err))
+
+
+@test
+def mailq_lists_table_and_json(tmp):
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@mx.test", "v@mx.test"], b"one\r\n"),
+                                   ("", ["postmaster"], b"two\r\n")])
+    ids = queued_ids(out)
+    expect(code == 0 and len(ids) == 2, out)
+    code, out, err = run(["mailq", "--spool", spool])
+    text = out.decode()
+    expect(code == 0 and err == b"", (code, err))
+    lines = text.splitlines()
+    expect(lines[0].startswith("-Queue ID-"), text)
+    expect(lines[1].startswith(ids[0]) and lines[1].endswith(" <a@b.example>"), text)
+    expect(lines[2].strip() == "<u@mx.test> pending" and lines[3].strip() == "<v@mx.test> pending", text)
+    expect(lines[4].startswith(ids[1]) and lines[4].endswith(" <>"), text)
+    expect(lines[-1] == "-- 1 Kbytes in 2 messages", text)
+    code, out, _ = run(["mailq", "--json", "--spool", spool])
+    objs = [json.loads(l) for l in out.decode().splitlines()]
+    expect(code == 0 and [o["id"] for o in objs] == ids, objs)
+    expect(objs[0]["recipients"][1]["address"] == "v@mx.test" and objs[1]["mail_from"] == "", objs)
+    code, out, _ = run(["mailq", "--json", "--spool", spool, ids[1]])
+    expect(code == 0 and [json.loads(l)["id"] for l in out.decode().splitlines()] == [ids[1]], out)
+
+
+@test
+def mailq_reports_malformed_and_missing(tmp):
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@mx.test"], b"x\r\n")])
+    good = queued_ids(out)[0]
+    bad = os.path.join(spool, "queue", "0-broken")
+    os.makedirs(bad)
+    with open(os.path.join(bad, "envelope.json"), "w") as f:
+        f.write('{"version": 1, "id": "0-broken"')
+    code, out, err = run(["mailq", "--spool", spool])
+    expect(code == 1, code)
+    expect(re.search(rb"^0-broken +\(unreadable: .*not valid JSON", out, re.M) and good.encode() in out, out)
+    expect(b"0-broken" in err and b"not valid JSON" in err, err)
+    expect(out.decode().splitlines()[-1] == "-- 1 Kbytes in 1 message, 1 unreadable", out)
+    code, out, err = run(["mailq", "--json", "--spool", spool])
+    objs = [json.loads(l) for l in out.decode().splitlines()]
+    expect(code == 1 and objs[0]["id"] == "0-broken" and "error" in objs[0] and objs[1]["id"] == good, objs)
+    code, out, err = run(["mailq", "--spool", spool, "NOSUCHID"])
+    expect(code == 1 and b"NOSUCHID: not in the queue" in err, (code, err))
+
+
+@test
+def queue_ids_from_the_command_line_are_checked(tmp):
+    spool = os.path.join(tmp, "spool")
+    os.makedirs(os.path.join(spool, "queue"))
+    secret = os.path.join(tmp, "secret")
+    os.makedirs(secret)
+    with open(os.path.join(secret, "message.eml"), "w") as f:
+        f.write("secret")
+    for cmd in (["cat"], ["remove"], ["mailq"]):
+        for bad in ("../secret", "..", "a/b", "x y", ""):
+            code, out, err = run(cmd + ["--spool", spool, bad])
+            expect(code == 64 and out == b"" and b"invalid queue id" in err, (cmd, bad, code, err))
+    expect(os.path.exists(os.path.join(secret, "message.eml")), "remove followed a path")
+
+
+@test
+def cat_and_remove(tmp):
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@mx.test"], b"Subject: s\r\n\r\nbody\r\n")])
+    qid = queued_ids(out)[0]
+    code, out, err = run(["cat", "--spool", spool, qid])
+    with open(os.path.join(spool, "queue", qid, "message.eml"), "rb") as f:
+        stored = f.read()
+    expect(code == 0 and out == stored and out.startswith(b"Received: ") and out.endswith(b"body\r\n"), out)
+    code, out, err = run(["remove", "--spool", spool, qid])
+    expect(code == 0 and out == b"" and err == b"", (code, out, err))
+    expect(not os.path.exists(os.path.join(spool, "queue", qid)), "still queued")
+    expect(os.listdir(os.path.join(spool, "tmp")) == [], os.listdir(os.path.join(spool, "tmp")))
+    code, out, err = run(["remove", "--spool", spool, qid])
+    expect(code == 66 and b"not in the queue" in err, (code, err))
+    code, out, err = run(["cat", "--spool", spool, qid])
+    expect(code == 66 and b"not in the queue" in err, (code, err))
+    code, out, err = run(["cat", "--spool", spool])
+    expect(code == 64 and b"exactly one ID" in err, (code, err))
+
+
+@test
+def runq_is_not_available_yet(tmp):
+    code, out, err = run(["runq", "--spool", tmp])
+    expect(code == 69 and out == b"" and b"not implemented" in err, (code, err))
+
+
+@test
+def help_and_version(tmp):
+    for cmd in ([], ["serve"], ["mailq"], ["runq"], ["cat"], ["remove"], ["check-config"]):
+        code, out, err = run(cmd + ["--help"])
+        expect(code == 0 and out.startswith(b"Usage: smtpspool") and err == b"", (cmd, code, err))
+    code, out, err = run(["--version"])
+    expect(code == 0 and out.startswith(b"smtpspool "), out)
+    code, out, err = run(["--help"])
+    for opt in (b"--config", b"--spool", b"--hostname", b"--local-domain", b"--relay-client", b"--max-message-size",
+                b"--max-recipients", b"--max-line-length", b"--timeout", b"--max-errors", b"--rfc821", b"--log"):
+        expect(opt in out, opt)
+
+
+@test
+def check_config_round_trip_and_errors(tmp):
+    conf = os.path.join(tmp, "smtpspool.conf")
+    with open(conf, "w") as f:
+        f.write("spool = /srv/spool\nmax-errors = 4\nlocal-domain = a.example\n")
+    code, out, err = run(["check-config", "--config", conf, "--hostname", "mx.example", "--timeout", "60"])
+    text = out.decode()
+    expect(code == 0, (code, err))
+    for line in ("spool = /srv/spool", "hostname = mx.example", "local-domain = a.example", "max-errors = 4",
+                 "timeout = 60", "max-message-size = 20000000", "relay-client = 127.0.0.0/8", "log = syslog"):
+        expect(line in text.splitlines(), (line, text))
+    again = os.path.join(tmp, "again.conf")
+    with open(again, "w") as f:
+        f.write(text)
+    code, out2, _ = run(["check-config", "--config", again])
+    expect(code == 0 and out2 == out, out2)
+    with open(conf, "a") as f:
+        f.write("max-message-size = lots\n")
+    code, out, err = run(["check-config", "--config", conf])
+    expect(code == 78 and out == b"" and b"max-message-size" in err, (code, err))
+
+
+@test
+def serve_refuses_bad_options_on_a_pipe(tmp):
+    code, out, err = run(["--max-errors", "zero", "--spool", tmp], b"QUIT\r\n")
+    expect(code == 78 and out == b"" and b"max-errors" in err, (code, out, err))
+    code, out, err = run(["--bogus"], b"QUIT\r\n")
+    expect(code == 64 and out == b"" and b"bogus" in err, (code, out, err))
+
+
+@test
+def serve_with_an_unusable_spool_says_421(tmp):
+    blocker = os.path.join(tmp, "file")
+    with open(blocker, "w") as f:
+        f.write("x")
+    code, out, err = run(["--spool", blocker, "--hostname", "mx.test", "--log", "none"], b"QUIT\r\n")
+    expect(code == 75 and out.startswith(b"421 4.3.0 mx.test") and err == b"", (code, out, err))
+
+
+@test
+def full_disk_gives_452_and_leaves_nothing(tmp):
+    if os.geteuid() != 0:
+        raise Skip("mounting a small tmpfs needs root")
+    mnt = os.path.join(tmp, "small")
+    os.makedirs(mnt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt]).returncode != 0:
+        raise Skip("cannot mount tmpfs here")
+    try:
+        spool = os.path.join(mnt, "spool")
+        big = b"".join(b"%0998d\r\n" % i for i in range(600))  # ~600 KB: more than the file system holds
+        code, out, err = session(spool, [("a@b.example", ["u@mx.test"], big),
+                                         ("a@b.example", ["u@mx.test"], b"small\r\n")])
+        replies = out.decode().splitlines()
+        expect(code == 0, (code, err))
+        expect(any(r.startswith("452 4.3.1") for r in replies), replies)
+        expect(sum(1 for r in replies if "queued as" in r) == 1, replies)
+        expect(len(os.listdir(os.path.join(spool, "queue"))) == 1, os.listdir(os.path.join(spool, "queue")))
+        expect(os.listdir(os.path.join(spool, "tmp")) == [], os.listdir(os.path.join(spool, "tmp")))
+    finally:
+        subprocess.run(["umount", mnt])
+
+
+@test
+def read_only_spool_gives_451(tmp):
+    if os.geteuid() == 0:
+        # root ignores permissions; a read-only bind mount makes the spool unwritable for real.
+        spool = os.path.join(tmp, "spool")
+        for d in ("tmp", "queue"):
+            os.makedirs(os.path.join(spool, d))
+        if subprocess.run(["mount", "--bind", "-o", "ro", spool, spool]).returncode != 0:
+            raise Skip("cannot bind-mount here")
+        if subprocess.run(["mount", "-o", "remount,ro,bind", spool]).returncode != 0:
+            subprocess.run(["umount", spool])
+            raise Skip("cannot remount read-only here")
+        try:
+            code, out, err = session(spool, [("a@b.example", ["u@mx.test"], b"x\r\n")])
+        finally:
+            subprocess.run(["umount", spool])
+    else:
+        spool = os.path.join(tmp, "spool")
+        for d in ("tmp", "queue"):
+            os.makedirs(os.path.join(spool, d))
+        os.chmod(os.path.join(spool, "tmp"), 0o500)
+        code, out, err = session(spool, [("a@b.example", ["u@mx.test"], b"x\r\n")])
+    replies = out.decode().splitlines()
+    expect(code == 0 and any(r.startswith("451 4.3.0") for r in replies), replies)
+    expect(replies[-1].startswith("221"), replies)
+    expect(os.listdir(os.path.join(spool, "queue")) == [], "queued anyway")
+
+
+@test
+def parallel_sessions_get_unique_ids(tmp):
+    spool = os.path.join(tmp, "spool")
+    msgs = [("a@b.example", ["u@mx.test"], b"m%d\r\n" % i) for i in range(5)]
+
+    def one(_):
+        return session(spool, msgs)
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(one, range(40)))
+    ids = [i for code, out, _ in results for i in queued_ids(out)]
+    expect(all(code == 0 for code, _, _ in results), [r[0] for r in results])
+    expect(len(ids) == 200 and len(set(ids)) == 200, (len(ids), len(set(ids))))
+    expect(sorted(os.listdir(os.path.join(spool, "queue"))) == sorted(ids), "queue differs from replies")
+    expect(os.listdir(os.path.join(spool, "tmp")) == [], "tmp not empty")
+    for i in ids:
+        expect(all(c.isalnum() or c in "_-" for c in i), i)
+        with open(os.path.join(spool, "queue", i, "envelope.json")) as f:
+            expect(json.load(f)["id"] == i, i)
+
+
+def main():
+    for t in TESTS:
+        t()
+    print(f"cli tests: {RESULTS['pass']} passed, {RESULTS['fail']} failed, {RESULTS['skip']} skipped")
+    sys.exit(1 if RESULTS["fail"] else 0)
+
+
+if __name__ == "__main__":
+    main()
