@@ -90,20 +90,6 @@ void require_one_of(const std::string& value, const char* key, std::initializer_
     throw Invalid{std::string("\"") + key + "\" has an unknown value"};
 }
 
-bool is_valid_id(const std::string& id)
-{
-    if (id.empty() || id.size() > 128) {
-        return false;
-    }
-    for (char c : id) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}
-
 Envelope from_tree(const Json& j)
 {
     if (!j.is_object()) {
@@ -115,7 +101,7 @@ Envelope from_tree(const Json& j)
     }
     Envelope e;
     e.id = get_string(j, "id");
-    if (!is_valid_id(e.id)) {
+    if (!is_valid_queue_id(e.id)) {
         throw Invalid{"\"id\" is not a valid queue id"};
     }
     e.received_at = get_string(j, "received_at");
@@ -167,6 +153,20 @@ Envelope from_tree(const Json& j)
 }
 
 } // namespace
+
+bool is_valid_queue_id(std::string_view id)
+{
+    if (id.empty() || id.size() > 128) {
+        return false;
+    }
+    for (char c : id) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
 
 std::string envelope_to_json(const Envelope& envelope) { return to_tree(envelope).dump(2, ' ', false, Json::error_handler_t::replace) + "\n"; }
 

@@ -42,6 +42,9 @@ struct Envelope {
     std::vector<Recipient> recipients;
 };
 
+// A queue id: [A-Za-z0-9_-], 1 to 128 octets, so a single safe path component.
+bool is_valid_queue_id(std::string_view id);
+
 // Keys in a stable order, "version" first; ends with a newline.
 std::string envelope_to_json(const Envelope& envelope);
 

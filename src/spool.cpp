@@ -55,16 +55,6 @@ Result<void> make_dir(const std::string& path)
 
 bool is_storage_full(const Error& e) { return e.errnum == ENOSPC || e.errnum == EDQUOT || e.errnum == EFBIG; }
 
-bool is_valid_queue_id(std::string_view id)
-{
-    if (id.empty() || id.size() > 128) {
-        return false;
-    }
-    return std::all_of(id.begin(), id.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    });
-}
-
 Result<void> ensure_spool_layout(const std::string& spool)
 {
     // Like mkdir -p for the spool itself; tmp/ and queue/ inside it.

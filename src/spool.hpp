@@ -14,9 +14,6 @@
 
 namespace smtpspool {
 
-// [A-Za-z0-9_-], 1 to 128 octets: safe as a single path component.
-bool is_valid_queue_id(std::string_view id);
-
 // Creates SPOOL, SPOOL/tmp and SPOOL/queue when missing.
 Result<void> ensure_spool_layout(const std::string& spool);
 
