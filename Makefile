@@ -30,7 +30,7 @@ TEST_SRCS := $(wildcard tests/unit/*.cpp)
 TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 
 DEBIAN_PACKAGES = g++ make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
-	python3 ucspi-tcp swaks curl mandoc systemd
+	python3 ucspi-tcp swaks curl mandoc groff-base systemd strace
 
 .PHONY: all check demo install clean deps unit sessions cli e2e asan lint-man format
 

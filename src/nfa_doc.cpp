@@ -13,8 +13,8 @@ std::string next_name(Next n)
     case Next::greeted: return "greeted";
     case Next::in_mail: return "in_mail";
     case Next::in_rcpt: return "in_rcpt";
-    case Next::reset: return "greeted (connected if not greeted)";
-    case Next::closing: return "session ends";
+    case Next::reset: return "reset";
+    case Next::closing: return "closing";
     }
     return "";
 }
@@ -23,7 +23,7 @@ std::string next_name(Next n)
 
 std::string nfa_table_roff()
 {
-    std::string out = ".TS\nbox;\nl | c c c c | l.\nverb";
+    std::string out = ".TS\nl c c c c l.\nverb";
     for (std::size_t s = 0; s < k_state_count; ++s) {
         out += "\t" + std::string(state_name(static_cast<State>(s)));
     }

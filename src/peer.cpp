@@ -44,6 +44,8 @@ std::optional<Peer> peer_from_environment(const EnvLookup& env)
         p.port = port(env, "TCPREMOTEPORT");
         p.hostname = value(env, "TCPREMOTEHOST");
         p.ident = value(env, "TCPREMOTEINFO");
+        p.local_address = value(env, "TCPLOCALIP");
+        p.local_port = port(env, "TCPLOCALPORT");
         return p;
     }
     // systemd.socket(5) with Accept=yes.

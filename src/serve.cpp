@@ -37,7 +37,7 @@ int refuse_service(const std::string& message, int status)
     ::openlog("smtpspool", LOG_PID, LOG_MAIL);
     ::syslog(LOG_ERR, "event=config-error reason=%s", message.c_str());
     if (is_socket(0)) {
-        say_421("localhost");
+        say_421(machine_fqdn());
     } else {
         std::ignore = ::write(2, message.data(), message.size());
     }

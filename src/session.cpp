@@ -97,6 +97,12 @@ Output Session::start()
         if (m_config.peer.hostname) {
             connect.add("hostname", *m_config.peer.hostname);
         }
+        if (m_config.peer.local_address) {
+            connect.add("server", *m_config.peer.local_address);
+        }
+        if (m_config.peer.local_port) {
+            connect.add("server_port", *m_config.peer.local_port);
+        }
     }
     connect.add("relay", m_config.may_relay ? "yes" : "no");
     m_log.log(connect);
@@ -157,15 +163,6 @@ Output Session::timeout()
     return {std::exchange(m_out, {}), true};
 }
 
-Output Session::local_failure()
-{
-    if (!m_closed) {
-        reply(replies::shutting_down(m_config.hostname));
-        close("local-error");
-    }
-    return {std::exchange(m_out, {}), true};
-}
-
 // One command line including its LF.
 void Session::line(std::string_view raw)
 {
@@ -174,14 +171,14 @@ void Session::line(std::string_view raw)
     if (crlf) {
         raw.remove_suffix(1);
     }
-    // RFC 5321 §2.3.8: only CRLF ends a line. Local clients may use LF alone.
-    if ((!crlf && !m_config.peer.local) || raw.find('\r') != std::string_view::npos) {
-        reply(replies::bare_line_end_in_command());
-        return;
-    }
     if (is_http_request(raw)) {
         m_log.log(LogLine("http-request"));
         close("http-request");
+        return;
+    }
+    // RFC 5321 §2.3.8: only CRLF ends a line. Local clients may use LF alone.
+    if ((!crlf && !m_config.peer.local) || raw.find('\r') != std::string_view::npos) {
+        reply(replies::bare_line_end_in_command());
         return;
     }
     command(raw);
@@ -310,23 +307,24 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
     };
     auto parsed = parse_rcpt(cmd.argument, m_esmtp, m_tx->mail.smtputf8);
     if (auto* refusal = std::get_if<Reply>(&parsed)) {
-        return refuse(*refusal, cmd.argument);
+        return refuse(*refusal, cmd.argument); // the unparsed argument, "TO:" and all
     }
     const Path& path = std::get<RcptCommand>(parsed).path;
-    // RFC 5321 §4.5.3.1.10: an implementation limit is 452, and the
-    // transaction goes on with the recipients already accepted.
-    if (m_tx->recipients.size() >= m_config.max_recipients) {
-        return refuse(replies::too_many_recipients(), path.mailbox);
-    }
     // <postmaster> (no domain) is always ours, RFC 5321 §4.5.1.
     if (!path.domain.empty() && !is_local_domain(path.domain) && !m_config.may_relay) {
         return refuse(replies::relaying_denied(), path.mailbox);
     }
     std::string address = path.domain.empty() ? path.mailbox : path.local + "@" + ascii_lower(path.domain);
-    if (std::find(m_tx->recipients.begin(), m_tx->recipients.end(), address) == m_tx->recipients.end()) {
+    bool duplicate = std::find(m_tx->recipients.begin(), m_tx->recipients.end(), address) != m_tx->recipients.end();
+    // RFC 5321 §4.5.3.1.10: an implementation limit is 452, and the
+    // transaction goes on with the recipients already accepted.
+    if (!duplicate && m_tx->recipients.size() >= m_config.max_recipients) {
+        return refuse(replies::too_many_recipients(), address);
+    }
+    if (!duplicate) {
         m_tx->recipients.push_back(address);
     }
-    m_log.log(LogLine("rcpt").add("to", address).add("result", "accepted"));
+    m_log.log(LogLine("rcpt").add("to", address).add("result", duplicate ? "duplicate" : "accepted"));
     return {replies::recipient_ok(), true};
 }
 
@@ -405,7 +403,7 @@ std::size_t Session::data(std::string_view bytes)
 Envelope Session::make_envelope() const
 {
     Envelope e;
-    e.received_at = rfc3339_utc(m_clock.now());
+    e.received_at = rfc3339_utc(m_data_started); // the instant of the id and the Received: date
     e.hostname = m_config.hostname;
     if (!m_config.peer.local) {
         e.client.address = m_config.peer.address;

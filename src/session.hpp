@@ -26,6 +26,8 @@ struct Peer {
     std::optional<std::uint64_t> port;
     std::optional<std::string> hostname;
     std::optional<std::string> ident;
+    std::optional<std::string> local_address; // our end, when the superserver says (TCPLOCALIP)
+    std::optional<std::uint64_t> local_port;
 };
 
 struct SessionConfig {
@@ -53,8 +55,6 @@ public:
     Output feed(std::string_view bytes);
     Output end_of_input();
     Output timeout();
-    // A local failure that ends the session (main's last word).
-    Output local_failure();
 
     State state() const { return m_state; }
     bool closed() const { return m_closed; }

@@ -29,6 +29,8 @@ TEST_SUITE("peer")
                                                {"TCPREMOTEPORT", "40001"},
                                                {"TCPREMOTEHOST", "c.test"},
                                                {"TCPREMOTEINFO", "alice"},
+                                               {"TCPLOCALIP", "192.0.2.1"},
+                                               {"TCPLOCALPORT", "25"},
                                                {"REMOTE_ADDR", "198.51.100.1"}}));
         REQUIRE(p);
         CHECK_FALSE(p->local);
@@ -36,6 +38,8 @@ TEST_SUITE("peer")
         CHECK(p->port == 40001u);
         CHECK(p->hostname == "c.test");
         CHECK(p->ident == "alice");
+        CHECK(p->local_address == "192.0.2.1");
+        CHECK(p->local_port == 25u);
         auto s = peer_from_environment(env_of({{"REMOTE_ADDR", "::ffff:198.51.100.1"}, {"REMOTE_PORT", "25"}}));
         REQUIRE(s);
         CHECK(s->address == "198.51.100.1");

@@ -38,6 +38,7 @@ TEST_SUITE("session")
         CHECK(m.envelope.client.protocol == "ESMTP");
         CHECK(m.envelope.hostname == "mx.test");
         CHECK(m.envelope.received_at == "2026-11-18T11:06:40Z");
+        CHECK(f.log.has("event=connect client=192.0.2.7 port=40000 relay=no"));
         CHECK(m.envelope.size == m.data.size());
         auto body_at = m.data.find("\r\n\r\n");
         REQUIRE(m.data.substr(0, 10) == "Received: ");
@@ -173,6 +174,12 @@ TEST_SUITE("session")
         std::string out = f.send(cmds + "DATA\r\nx\r\n.\r\n");
         CHECK(codes(out) == std::vector<int>{250, 250, 250, 250, 250, 250, 250, 452, 452, 354, 250});
         CHECK(out.find("452 4.5.3") != std::string::npos);
+        // A repeat of an accepted recipient at the limit is still fine.
+        CHECK(codes(f.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<u0@mx.test>\r\nRCPT TO:<u1@mx.test>\r\n"
+                           "RCPT TO:<u2@mx.test>\r\nRCPT TO:<u3@mx.test>\r\nRCPT TO:<u4@mx.test>\r\n"
+                           "RCPT TO:<u4@mx.test>\r\nRCPT TO:<u5@mx.test>\r\n")) ==
+              std::vector<int>{250, 250, 250, 250, 250, 250, 250, 452});
+        CHECK(f.log.has("event=rcpt to=u4@mx.test result=duplicate"));
         REQUIRE(f.spool.messages.size() == 1);
         CHECK(f.spool.messages[0].envelope.recipients.size() == 5);
     }
@@ -239,6 +246,9 @@ TEST_SUITE("session")
         CHECK(f.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n").empty());
         CHECK(f.closed);
         CHECK(f.log.has("event=http-request"));
+        SessionFixture bare; // a network client with bare LF line ends, as HTTP clients may send
+        CHECK(bare.send("POST /x HTTP/1.0\nHost: x\n\n").empty());
+        CHECK(bare.closed);
     }
 
     TEST_CASE("end of input in the middle of DATA spools nothing")
