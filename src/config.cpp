@@ -30,12 +30,18 @@ struct BadConfig {
 std::string command_name(Subcommand c)
 {
     switch (c) {
-    case Subcommand::serve: return "serve";
-    case Subcommand::mailq: return "mailq";
-    case Subcommand::runq: return "runq";
-    case Subcommand::cat: return "cat";
-    case Subcommand::remove: return "remove";
-    case Subcommand::check_config: return "check-config";
+    case Subcommand::serve:
+        return "serve";
+    case Subcommand::mailq:
+        return "mailq";
+    case Subcommand::runq:
+        return "runq";
+    case Subcommand::cat:
+        return "cat";
+    case Subcommand::remove:
+        return "remove";
+    case Subcommand::check_config:
+        return "check-config";
     }
     return "serve";
 }
@@ -43,7 +49,7 @@ std::string command_name(Subcommand c)
 std::optional<Subcommand> command_from(std::string_view s)
 {
     for (Subcommand c : {Subcommand::serve, Subcommand::mailq, Subcommand::runq, Subcommand::cat, Subcommand::remove,
-                      Subcommand::check_config}) {
+                         Subcommand::check_config}) {
         if (s == command_name(c)) {
             return c;
         }
@@ -55,12 +61,14 @@ std::optional<Subcommand> command_from(std::string_view s)
 po::options_description common_options()
 {
     po::options_description d("Common options");
+    // clang-format off
     d.add_options()
         ("help,h", "print this help and exit")
         ("version", "print the version and exit")
         ("config", po::value<std::string>()->value_name("FILE"), "read options from FILE (key = value lines)")
         ("spool", po::value<std::string>()->value_name("DIR"), "the spool directory (default /var/spool/smtpspool)")
         ("log", po::value<std::string>()->value_name("WHERE"), "syslog (default), stderr or none");
+    // clang-format on
     return d;
 }
 
@@ -68,6 +76,7 @@ po::options_description common_options()
 po::options_description session_options()
 {
     po::options_description d("Session options");
+    // clang-format off
     d.add_options()
         ("hostname", po::value<std::string>()->value_name("NAME"), "our name in the greeting and Received: (default: the machine's FQDN)")
         ("local-domain", po::value<std::vector<std::string>>()->value_name("D"), "a domain we accept mail for from anyone (repeatable; default: the hostname and localhost)")
@@ -78,6 +87,7 @@ po::options_description session_options()
         ("timeout", po::value<std::string>()->value_name("S"), "seconds to wait for the client (default 300)")
         ("max-errors", po::value<std::string>()->value_name("N"), "client errors before 421 and exit (default 20)")
         ("rfc821", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "no ESMTP: EHLO gets 502");
+    // clang-format on
     return d;
 }
 
@@ -170,7 +180,8 @@ public:
         }
         return nullptr;
     }
-    template <typename T> std::optional<T> get(const char* name) const
+    template <typename T>
+    std::optional<T> get(const char* name) const
     {
         if (auto* v = find(name)) {
             return v->as<T>();
@@ -281,8 +292,8 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
             command = *c;
             args.erase(args.begin());
         } else if (args.front().empty() || args.front().front() != '-') {
-            return ConfigExit{k_exit_usage, "smtpspool: unknown command '" + args.front() +
-                                                "' (try 'smtpspool --help')\n"};
+            return ConfigExit{k_exit_usage,
+                              "smtpspool: unknown command '" + args.front() + "' (try 'smtpspool --help')\n"};
         }
     }
     std::string name = command_name(command);
@@ -326,8 +337,8 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
         }
         return resolve(command, cmd, file, ids);
     } catch (const po::error& e) {
-        return ConfigExit{k_exit_usage, "smtpspool " + name + ": " + e.what() + " (try 'smtpspool " + name +
-                                            " --help')\n"};
+        return ConfigExit{k_exit_usage,
+                          "smtpspool " + name + ": " + e.what() + " (try 'smtpspool " + name + " --help')\n"};
     } catch (const BadConfig& e) {
         return ConfigExit{k_exit_config, "smtpspool " + name + ": configuration error: " + e.text + "\n"};
     }
@@ -360,7 +371,10 @@ std::string describe(const Config& c)
     out << "timeout = " << c.timeout << "\n";
     out << "max-errors = " << c.max_errors << "\n";
     out << "rfc821 = " << (c.rfc821 ? "yes" : "no") << "\n";
-    out << "log = " << (c.log == LogTarget::syslog ? "syslog" : c.log == LogTarget::stderr_ ? "stderr" : "none")
+    out << "log = "
+        << (c.log == LogTarget::syslog    ? "syslog"
+            : c.log == LogTarget::stderr_ ? "stderr"
+                                          : "none")
         << "\n";
     return out.str();
 }

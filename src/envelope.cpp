@@ -168,9 +168,15 @@ bool is_valid_queue_id(std::string_view id)
     return true;
 }
 
-std::string envelope_to_json(const Envelope& envelope) { return to_tree(envelope).dump(2, ' ', false, Json::error_handler_t::replace) + "\n"; }
+std::string envelope_to_json(const Envelope& envelope)
+{
+    return to_tree(envelope).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
 
-std::string envelope_to_json_line(const Envelope& envelope) { return to_tree(envelope).dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string envelope_to_json_line(const Envelope& envelope)
+{
+    return to_tree(envelope).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 std::string json_quote(std::string_view text)
 {

@@ -35,7 +35,7 @@ struct Envelope {
     std::string received_at; // RFC 3339, UTC
     std::string hostname;
     ClientInfo client;
-    std::string mail_from; // "" for <>
+    std::string mail_from;     // "" for <>
     std::string body = "7BIT"; // 7BIT | 8BITMIME
     bool smtputf8 = false;
     std::uint64_t size = 0; // octets of message.eml

@@ -9,12 +9,18 @@ namespace {
 std::string next_name(Next n)
 {
     switch (n) {
-    case Next::stay: return "unchanged";
-    case Next::greeted: return "greeted";
-    case Next::in_mail: return "in_mail";
-    case Next::in_rcpt: return "in_rcpt";
-    case Next::reset: return "reset";
-    case Next::closing: return "closing";
+    case Next::stay:
+        return "unchanged";
+    case Next::greeted:
+        return "greeted";
+    case Next::in_mail:
+        return "in_mail";
+    case Next::in_rcpt:
+        return "in_rcpt";
+    case Next::reset:
+        return "reset";
+    case Next::closing:
+        return "closing";
     }
     return "";
 }

@@ -20,7 +20,7 @@ namespace {
 
 bool is_socket(int fd)
 {
-    struct stat st{};
+    struct stat st {};
     return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 

@@ -16,8 +16,8 @@ std::string header_safe(std::string_view text)
     std::string out;
     for (char c : text.substr(0, 255)) {
         auto u = static_cast<unsigned char>(c);
-        bool ok = u > 0x20 && u < 0x7f && c != '(' && c != ')' && c != '[' && c != ']' && c != '\\' && c != ';' &&
-                  c != '"';
+        bool ok =
+            u > 0x20 && u < 0x7f && c != '(' && c != ')' && c != '[' && c != ']' && c != '\\' && c != ';' && c != '"';
         out.push_back(ok ? c : '?');
     }
     return out;
@@ -275,7 +275,9 @@ Session::Outcome Session::on_mail(const Command& cmd)
 {
     auto parsed = parse_mail(cmd.argument, MailOptions{m_esmtp, m_config.max_message_size});
     if (auto* refusal = std::get_if<Reply>(&parsed)) {
-        m_log.log(LogLine("mail").add("result", "refused").add("code", static_cast<std::uint64_t>(refusal->code))
+        m_log.log(LogLine("mail")
+                      .add("result", "refused")
+                      .add("code", static_cast<std::uint64_t>(refusal->code))
                       .add("reason", refusal->text));
         return {*refusal, false};
     }
@@ -291,8 +293,7 @@ Session::Outcome Session::on_mail(const Command& cmd)
 bool Session::is_local_domain(std::string_view domain) const
 {
     std::string d = ascii_lower(domain);
-    return std::find(m_config.local_domains.begin(), m_config.local_domains.end(), d) !=
-           m_config.local_domains.end();
+    return std::find(m_config.local_domains.begin(), m_config.local_domains.end(), d) != m_config.local_domains.end();
 }
 
 Session::Outcome Session::on_rcpt(const Command& cmd)

@@ -21,8 +21,8 @@ namespace smtpspool {
 
 // Who is on the other end, as main found out (smtpspool(8), PEER IDENTITY).
 struct Peer {
-    bool local = true;            // a pipe, file or terminal: no network peer
-    std::string address;          // "192.0.2.7" or "2001:db8::1"; "" when local
+    bool local = true;   // a pipe, file or terminal: no network peer
+    std::string address; // "192.0.2.7" or "2001:db8::1"; "" when local
     std::optional<std::uint64_t> port;
     std::optional<std::string> hostname;
     std::optional<std::string> ident;
@@ -102,8 +102,8 @@ private:
     bool m_esmtp = false;
     std::optional<Transaction> m_tx;
 
-    std::string m_line;       // a partial command line, at most max_line_length
-    bool m_overlong = false;  // discarding the rest of an over-long line
+    std::string m_line;      // a partial command line, at most max_line_length
+    bool m_overlong = false; // discarding the rest of an over-long line
 
     std::optional<DataReader> m_data; // set while reading DATA
     std::string m_chunk;              // message octets to append, reused

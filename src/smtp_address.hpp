@@ -11,17 +11,21 @@ namespace smtpspool {
 struct Path {
     std::string mailbox; // local@domain without brackets or source route; "" for <>
     std::string local;
-    std::string domain;  // "" for <> and <postmaster>
+    std::string domain; // "" for <> and <postmaster>
     bool non_ascii = false;
 };
 
-enum class PathError { none, syntax, too_long, };
+enum class PathError {
+    none,
+    syntax,
+    too_long,
+};
 
 struct PathParse {
     PathError error = PathError::none;
-    std::string why;      // for the reply when error != none
+    std::string why; // for the reply when error != none
     Path path;
-    std::size_t end = 0;  // index just past '>'
+    std::size_t end = 0; // index just past '>'
 };
 
 enum class PathKind { reverse, forward };

@@ -9,8 +9,8 @@
 namespace smtpspool {
 namespace {
 
-constexpr std::array<std::string_view, 10> k_unimplemented{
-    "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "STARTTLS", "AUTH", "BDAT", "BURL"};
+constexpr std::array<std::string_view, 10> k_unimplemented{"TURN", "ETRN",     "ATRN", "SEND", "SOML",
+                                                           "SAML", "STARTTLS", "AUTH", "BDAT", "BURL"};
 
 bool iequals(std::string_view a, std::string_view b)
 {
@@ -123,7 +123,7 @@ Command parse_command(std::string_view line)
 
 bool is_http_request(std::string_view line)
 {
-    constexpr std::array<std::string_view, 9> methods{"GET ",    "POST ",  "HEAD ",    "PUT ",  "DELETE ",
+    constexpr std::array<std::string_view, 9> methods{"GET ",     "POST ",  "HEAD ",    "PUT ",  "DELETE ",
                                                       "OPTIONS ", "PATCH ", "CONNECT ", "TRACE "};
     for (std::string_view m : methods) {
         if (line.substr(0, m.size()) == m) {

@@ -38,8 +38,8 @@ struct RcptCommand {
 };
 
 struct MailOptions {
-    bool esmtp = true;          // false after HELO: no parameters allowed
-    std::size_t max_size = 0;   // SIZE= above this is refused (RFC 1870)
+    bool esmtp = true;        // false after HELO: no parameters allowed
+    std::size_t max_size = 0; // SIZE= above this is refused (RFC 1870)
 };
 
 std::variant<MailCommand, Reply> parse_mail(std::string_view argument, const MailOptions& options);

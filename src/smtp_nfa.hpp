@@ -18,7 +18,17 @@ enum class State : std::uint8_t {
 inline constexpr std::size_t k_state_count = 4;
 
 enum class Verb : std::uint8_t {
-    helo, ehlo, mail, rcpt, data, rset, noop, quit, help, vrfy, expn,
+    helo,
+    ehlo,
+    mail,
+    rcpt,
+    data,
+    rset,
+    noop,
+    quit,
+    help,
+    vrfy,
+    expn,
     unimplemented, // recognised verbs we do not offer (502)
     unknown,       // anything else (500)
 };
@@ -38,10 +48,13 @@ using StateSet = std::uint8_t;
 
 constexpr StateSet bit(State s) { return static_cast<StateSet>(1u << static_cast<unsigned>(s)); }
 
-template <typename... S> constexpr StateSet any_of(S... s) { return static_cast<StateSet>((bit(s) | ...)); }
+template <typename... S>
+constexpr StateSet any_of(S... s)
+{
+    return static_cast<StateSet>((bit(s) | ...));
+}
 
-inline constexpr StateSet k_every_state =
-    any_of(State::connected, State::greeted, State::in_mail, State::in_rcpt);
+inline constexpr StateSet k_every_state = any_of(State::connected, State::greeted, State::in_mail, State::in_rcpt);
 
 struct Rule {
     Verb verb;

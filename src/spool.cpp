@@ -42,7 +42,7 @@ void remove_tree(const std::string& dir)
 Result<void> make_dir(const std::string& path)
 {
     if (::mkdir(path.c_str(), 0750) == 0 || errno == EEXIST) {
-        struct stat st{};
+        struct stat st {};
         if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
             return {};
         }
@@ -86,7 +86,7 @@ std::size_t sweep_stale_tmp(const std::string& spool, TimePoint now)
         if (name == "." || name == "..") {
             continue;
         }
-        struct stat st{};
+        struct stat st {};
         if (::lstat((tmp + "/" + name).c_str(), &st) == 0 && st.st_mtime < cutoff) {
             stale.push_back(name);
         }
@@ -126,7 +126,7 @@ Result<std::string> SpoolWriter::begin()
     for (int attempt = 0; attempt < 100; ++attempt) {
         std::string id = stamp + "-" + std::to_string(m_pid) + "-" + std::to_string(m_sequence++);
         std::string dir = m_spool + "/tmp/" + id;
-        struct stat st{};
+        struct stat st {};
         if (::lstat((m_spool + "/queue/" + id).c_str(), &st) == 0) {
             continue; // taken by a process that had our pid before, with the clock set back
         }

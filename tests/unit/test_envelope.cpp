@@ -67,8 +67,8 @@ TEST_SUITE("envelope")
     TEST_CASE("keys come in the documented order, version first")
     {
         std::string json = envelope_to_json(sample());
-        const char* keys[] = {"\"version\"", "\"id\"", "\"received_at\"", "\"hostname\"", "\"client\"",
-                              "\"mail_from\"", "\"body\"", "\"smtputf8\"", "\"size\"", "\"recipients\""};
+        const char* keys[] = {"\"version\"",   "\"id\"",   "\"received_at\"", "\"hostname\"", "\"client\"",
+                              "\"mail_from\"", "\"body\"", "\"smtputf8\"",    "\"size\"",     "\"recipients\""};
         std::size_t last = 0;
         for (const char* k : keys) {
             auto pos = json.find(k);

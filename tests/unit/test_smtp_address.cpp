@@ -42,27 +42,27 @@ TEST_SUITE("smtp_address")
     TEST_CASE("invalid paths are syntax errors")
     {
         const std::string bad[] = {
-            "a@b.example",          // no brackets
-            "<a@b.example",         // no closing bracket
-            "<a>",                  // no domain
-            "<a@>",                 // empty domain
-            "<@b.example>",         // empty local part
-            "<a..b@c.example>",     // double dot
-            "<.a@c.example>",       // leading dot
-            "<a.@c.example>",       // trailing dot
-            "<a b@c.example>",      // space
-            "<a@-c.example>",       // label starts with a hyphen
-            "<a@c-.example>",       // label ends with a hyphen
-            "<a@c..example>",       // empty label
-            "<a@c.example.>",       // trailing dot in the domain
-            "<a@[300.1.1.1]>",      // bad IPv4 literal
-            "<a@[1.2.3]>",          // short IPv4 literal
-            "<a@[IPv6:zz::1]>",     // bad IPv6 literal
-            "<a@[foo:bar]>",        // general literal: not supported
+            "a@b.example",      // no brackets
+            "<a@b.example",     // no closing bracket
+            "<a>",              // no domain
+            "<a@>",             // empty domain
+            "<@b.example>",     // empty local part
+            "<a..b@c.example>", // double dot
+            "<.a@c.example>",   // leading dot
+            "<a.@c.example>",   // trailing dot
+            "<a b@c.example>",  // space
+            "<a@-c.example>",   // label starts with a hyphen
+            "<a@c-.example>",   // label ends with a hyphen
+            "<a@c..example>",   // empty label
+            "<a@c.example.>",   // trailing dot in the domain
+            "<a@[300.1.1.1]>",  // bad IPv4 literal
+            "<a@[1.2.3]>",      // short IPv4 literal
+            "<a@[IPv6:zz::1]>", // bad IPv6 literal
+            "<a@[foo:bar]>",    // general literal: not supported
             "<\"unterminated@x.example>",
-            "<a\x01@x.example>",    // control character
-            "<a@x_y.example>",      // underscore in a domain
-            "<a@b.example> ",       // (trailing text is the caller's business: end stops at >)
+            "<a\x01@x.example>", // control character
+            "<a@x_y.example>",   // underscore in a domain
+            "<a@b.example> ",    // (trailing text is the caller's business: end stops at >)
         };
         for (std::size_t i = 0; i + 1 < std::size(bad); ++i) {
             INFO(bad[i]);
@@ -95,11 +95,13 @@ TEST_SUITE("smtp_address")
 
     TEST_CASE("UTF-8 addresses are recognised and must be well formed")
     {
-        auto p = parse_path("<j\xc3\xb6rg@b\xc3\xbc" "cher.example>", PathKind::forward);
+        auto p = parse_path("<j\xc3\xb6rg@b\xc3\xbc"
+                            "cher.example>",
+                            PathKind::forward);
         CHECK(p.error == PathError::none);
         CHECK(p.path.non_ascii);
         CHECK(parse_path("<\xff@x.example>", PathKind::forward).error == PathError::syntax);
-        CHECK(parse_path("<\xc0\xaf@x.example>", PathKind::forward).error == PathError::syntax); // overlong
+        CHECK(parse_path("<\xc0\xaf@x.example>", PathKind::forward).error == PathError::syntax);     // overlong
         CHECK(parse_path("<\xed\xa0\x80@x.example>", PathKind::forward).error == PathError::syntax); // surrogate
         CHECK(parse_path("<a@\xc3\x28.example>", PathKind::forward).error == PathError::syntax);
         CHECK(utf8_sequence("\xf0\x9f\x93\xa7", 0) == 4);

@@ -16,8 +16,8 @@ struct Case {
     std::string input;
     LineEnds mode;
     std::size_t max;
-    std::string body;      // stored octets (when not refused)
-    std::size_t consumed;  // octets up to and including the end mark
+    std::string body;     // stored octets (when not refused)
+    std::size_t consumed; // octets up to and including the end mark
     bool done;
     bool bare;
     bool too_big;
@@ -36,11 +36,13 @@ std::vector<Case> cases()
         {"dot-stuffed lines are unstuffed", "..x\r\n..\r\n.\r\n", crlf, 100, ".x\r\n.\r\n", 12, true, false, false},
         {"a dot inside a line stays", "a.b\r\n.\r\n", crlf, 100, "a.b\r\n", 8, true, false, false},
         {"no end mark yet", "abc\r\n", crlf, 100, "abc\r\n", 5, false, false, false},
-        {"last line without CRLF before the mark is joined", "abc\r\n.\r\n", crlf, 100, "abc\r\n", 8, true, false, false},
+        {"last line without CRLF before the mark is joined", "abc\r\n.\r\n", crlf, 100, "abc\r\n", 8, true, false,
+         false},
         {"bare LF refused from the network", "a\nb\r\n.\r\n", crlf, 100, "", 8, true, true, false},
         {"bare CR refused from the network", "a\rb\r\n.\r\n", crlf, 100, "", 8, true, true, false},
         {"LF.LF is not the end from the network", "a\r\n.\n.\r\n.\r\n", crlf, 100, "", 11, true, true, false},
-        {"smuggling: LF.CRLF does not end the data", "a\n.\r\nMAIL FROM:<x@y>\r\n.\r\n", crlf, 100, "", 25, true, true, false},
+        {"smuggling: LF.CRLF does not end the data", "a\n.\r\nMAIL FROM:<x@y>\r\n.\r\n", crlf, 100, "", 25, true, true,
+         false},
         {"smuggling: CR.CR", "a\r.\rb\r\n.\r\n", crlf, 100, "", 10, true, true, false},
         {"smuggling: CRLF.CR CRLF", "a\r\n.\r\r\n.\r\n", crlf, 100, "", 10, true, true, false},
         {"smuggling: NUL before the dot", "a\r\n\0.\r\n.\r\n"s, crlf, 100, "a\r\n\0.\r\n"s, 10, true, false, false},
@@ -48,7 +50,8 @@ std::vector<Case> cases()
         {"local CRLF lines too", "a\r\nb\r\n.\r\n", lf, 100, "a\r\nb\r\n", 9, true, false, false},
         {"local dot-stuffing with LF", "..a\n.\n", lf, 100, ".a\r\n", 6, true, false, false},
         {"local bare CR still refused", "a\rb\n.\n", lf, 100, "", 6, true, true, false},
-        {"size limit: read to the end, then refuse", "0123456789\r\n.\r\n" + k_rest, crlf, 5, "", 15, true, false, true},
+        {"size limit: read to the end, then refuse", "0123456789\r\n.\r\n" + k_rest, crlf, 5, "", 15, true, false,
+         true},
         {"size limit exactly met", "abc\r\n.\r\n", crlf, 5, "abc\r\n", 8, true, false, false},
     };
 }

@@ -16,12 +16,18 @@ using namespace testutil;
 namespace {
 
 const std::map<std::string, std::string> k_commands{
-    {"HELO", "HELO client.test\r\n"},   {"EHLO", "EHLO client.test\r\n"},
-    {"MAIL", "MAIL FROM:<a@b.test>\r\n"}, {"RCPT", "RCPT TO:<u@mx.test>\r\n"},
-    {"DATA", "DATA\r\n"},               {"RSET", "RSET\r\n"},
-    {"NOOP", "NOOP\r\n"},               {"QUIT", "QUIT\r\n"},
-    {"HELP", "HELP\r\n"},               {"VRFY", "VRFY u\r\n"},
-    {"EXPN", "EXPN list\r\n"},          {"TURN", "TURN\r\n"},
+    {"HELO", "HELO client.test\r\n"},
+    {"EHLO", "EHLO client.test\r\n"},
+    {"MAIL", "MAIL FROM:<a@b.test>\r\n"},
+    {"RCPT", "RCPT TO:<u@mx.test>\r\n"},
+    {"DATA", "DATA\r\n"},
+    {"RSET", "RSET\r\n"},
+    {"NOOP", "NOOP\r\n"},
+    {"QUIT", "QUIT\r\n"},
+    {"HELP", "HELP\r\n"},
+    {"VRFY", "VRFY u\r\n"},
+    {"EXPN", "EXPN list\r\n"},
+    {"TURN", "TURN\r\n"},
     {"FOO", "FOO bar\r\n"},
 };
 

@@ -75,7 +75,7 @@ TEST_SUITE("spool")
         REQUIRE(back.ok());
         CHECK(back.value().size == body.size());
         CHECK(count_entries(dir.path() + "/tmp") == 0);
-        struct stat st{};
+        struct stat st {};
         REQUIRE(::stat(message_path(dir.path(), e.id).c_str(), &st) == 0);
         CHECK((st.st_mode & 0777) == 0600);
     }
