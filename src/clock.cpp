@@ -2,6 +2,7 @@
 #include "clock.hpp"
 
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -58,6 +59,82 @@ std::string id_timestamp(TimePoint t)
     std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02d-%06lld", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                   tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(usec));
     return buf;
+}
+
+std::optional<TimePoint> parse_rfc3339_utc(std::string_view text)
+{
+    if (text.size() != 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+        text[16] != ':' || text[19] != 'Z') {
+        return std::nullopt;
+    }
+    auto num = [&](std::size_t at, std::size_t len, int& out) {
+        int v = 0;
+        auto [ptr, ec] = std::from_chars(text.data() + at, text.data() + at + len, v);
+        out = v;
+        return ec == std::errc() && ptr == text.data() + at + len;
+    };
+    std::tm tm{};
+    int year = 0, month = 0;
+    if (!num(0, 4, year) || !num(5, 2, month) || !num(8, 2, tm.tm_mday) || !num(11, 2, tm.tm_hour) ||
+        !num(14, 2, tm.tm_min) || !num(17, 2, tm.tm_sec)) {
+        return std::nullopt;
+    }
+    if (month < 1 || month > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+        tm.tm_sec > 60) {
+        return std::nullopt;
+    }
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month - 1;
+    return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::optional<std::chrono::seconds> parse_duration(std::string_view text)
+{
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    long long unit = 1;
+    switch (text.back()) {
+    case 's':
+        text.remove_suffix(1);
+        break;
+    case 'm':
+        unit = 60;
+        text.remove_suffix(1);
+        break;
+    case 'h':
+        unit = 3600;
+        text.remove_suffix(1);
+        break;
+    case 'd':
+        unit = 86400;
+        text.remove_suffix(1);
+        break;
+    default:
+        break;
+    }
+    long long n = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || n <= 0 ||
+        n > 3650LL * 86400 / unit) {
+        return std::nullopt;
+    }
+    return std::chrono::seconds(n * unit);
+}
+
+std::string format_duration(std::chrono::seconds d)
+{
+    long long s = d.count();
+    if (s % 86400 == 0) {
+        return std::to_string(s / 86400) + "d";
+    }
+    if (s % 3600 == 0) {
+        return std::to_string(s / 3600) + "h";
+    }
+    if (s % 60 == 0) {
+        return std::to_string(s / 60) + "m";
+    }
+    return std::to_string(s) + "s";
 }
 
 } // namespace smtpspool

@@ -2,6 +2,7 @@
 #include "config.hpp"
 
 #include "cidr.hpp"
+#include "clock.hpp"
 #include "limits.hpp"
 #include "smtp_address.hpp"
 
@@ -67,7 +68,8 @@ po::options_description common_options()
         ("version", "print the version and exit")
         ("config", po::value<std::string>()->value_name("FILE"), "read options from FILE (key = value lines)")
         ("spool", po::value<std::string>()->value_name("DIR"), "the spool directory (default /var/spool/smtpspool)")
-        ("log", po::value<std::string>()->value_name("WHERE"), "syslog (default), stderr or none");
+        ("log", po::value<std::string>()->value_name("WHERE"), "syslog (default), stderr or none")
+        ("hostname", po::value<std::string>()->value_name("NAME"), "our name in the greeting, Received: and bounces, and our HELO name (default: the machine's FQDN)");
     // clang-format on
     return d;
 }
@@ -78,7 +80,6 @@ po::options_description session_options()
     po::options_description d("Session options");
     // clang-format off
     d.add_options()
-        ("hostname", po::value<std::string>()->value_name("NAME"), "our name in the greeting and Received: (default: the machine's FQDN)")
         ("local-domain", po::value<std::vector<std::string>>()->value_name("D"), "a domain we accept mail for from anyone (repeatable; default: the hostname and localhost)")
         ("relay-client", po::value<std::vector<std::string>>()->value_name("CIDR"), "clients that may send to any domain (repeatable; default 127.0.0.0/8 and ::1)")
         ("max-message-size", po::value<std::string>()->value_name("N"), "octets per message, advertised in SIZE (default 20000000)")
@@ -91,6 +92,23 @@ po::options_description session_options()
     return d;
 }
 
+// Options of delivery (runq, and serve for --deliver-now).
+po::options_description delivery_options()
+{
+    po::options_description d("Delivery options");
+    // clang-format off
+    d.add_options()
+        ("route", po::value<std::vector<std::string>>()->value_name("DOMAIN=TRANSPORT"), "deliver mail for DOMAIN (and its subdomains; * for any) by smtp:HOST[:PORT], maildir:PATH or pipe:COMMAND (repeatable)")
+        ("smarthost", po::value<std::string>()->value_name("HOST[:PORT]"), "the same as --route '*=smtp:HOST:PORT'")
+        ("retry-schedule", po::value<std::string>()->value_name("LIST"), "waits after failed attempts, the last repeating (default 30m,1h,2h,4h,8h)")
+        ("max-queue-time", po::value<std::string>()->value_name("TIME"), "give up and bounce after this long in the queue (default 5d)")
+        ("smtp-timeout", po::value<std::string>()->value_name("TIME"), "one timeout for every SMTP client step (default: those of RFC 5321 section 4.5.3.2)")
+        ("pipe-timeout", po::value<std::string>()->value_name("TIME"), "how long a pipe command may run (default 10m)")
+        ("deliver-now", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "serve: start a detached runq for each message accepted");
+    // clang-format on
+    return d;
+}
+
 po::options_description command_options(Subcommand c)
 {
     po::options_description d(command_name(c) + " options");
@@ -98,7 +116,11 @@ po::options_description command_options(Subcommand c)
         d.add_options()("json", "one JSON object per message and line");
     }
     if (c == Subcommand::runq) {
-        d.add_options()("once", "one pass over the queue");
+        // clang-format off
+        d.add_options()
+            ("once", "one pass over the queue, then exit (the default without --interval)")
+            ("interval", po::value<std::string>()->value_name("TIME"), "keep running: a pass, then wait TIME, and again");
+        // clang-format on
     }
     return d;
 }
@@ -113,7 +135,7 @@ std::string help_text(Subcommand c)
                "message. Started by inetd, xinetd, systemd (Accept=yes) or tcpserver.\n\n"
                "Commands: serve (default), mailq, runq, cat, remove, check-config;\n"
                "'smtpspool COMMAND --help' describes each. See smtpspool(8).\n\n";
-        out << common_options() << "\n" << session_options();
+        out << common_options() << "\n" << session_options() << "\n" << delivery_options();
         break;
     case Subcommand::mailq:
         out << "Usage: smtpspool mailq [--json] [OPTIONS] [ID...]\n"
@@ -121,10 +143,10 @@ std::string help_text(Subcommand c)
         out << common_options() << "\n" << command_options(c);
         break;
     case Subcommand::runq:
-        out << "Usage: smtpspool runq [--once] [OPTIONS] [ID...]\n"
-               "Deliver queued messages. Not available in this version: the queue is kept\n"
-               "and listed, but delivery is not implemented yet (exit status 69).\n\n";
-        out << common_options() << "\n" << command_options(c);
+        out << "Usage: smtpspool runq [--once | --interval TIME] [OPTIONS] [ID...]\n"
+               "Deliver the queued messages that are due (or the IDs given, due or not) through\n"
+               "their routes; retry, expire and bounce per recipient. See smtpspool(8).\n\n";
+        out << common_options() << "\n" << delivery_options() << "\n" << command_options(c);
         break;
     case Subcommand::cat:
         out << "Usage: smtpspool cat [OPTIONS] ID\nPrint the stored message (message.eml) of one queued message.\n\n";
@@ -137,7 +159,7 @@ std::string help_text(Subcommand c)
     case Subcommand::check_config:
         out << "Usage: smtpspool check-config [OPTIONS]\n"
                "Validate the configuration and print the effective settings as config-file lines.\n\n";
-        out << common_options() << "\n" << session_options();
+        out << common_options() << "\n" << session_options() << "\n" << delivery_options();
         break;
     }
     return out.str();
@@ -193,6 +215,66 @@ private:
     const po::variables_map& m_cmd;
     const po::variables_map& m_file;
 };
+
+std::chrono::seconds to_duration(const std::string& name, const std::string& text)
+{
+    auto d = parse_duration(text);
+    if (!d) {
+        throw BadConfig{name + ": not a duration (like 90s, 30m, 4h, 5d): '" + text + "'"};
+    }
+    return *d;
+}
+
+void resolve_delivery(Config& c, const Sources& s, const po::variables_map& cmd)
+{
+    std::string why;
+    if (auto v = s.get<std::vector<std::string>>("route")) {
+        for (const std::string& text : *v) {
+            auto r = parse_route(text, why);
+            if (!r) {
+                throw BadConfig{"route: " + why + ": '" + text + "'"};
+            }
+            c.routes.push_back(std::move(*r));
+        }
+    }
+    if (auto v = s.get<std::string>("smarthost")) {
+        auto r = smarthost_route(*v, why);
+        if (!r) {
+            throw BadConfig{"smarthost: " + why + ": '" + *v + "'"};
+        }
+        for (const Route& other : c.routes) {
+            if (other.domain == "*") {
+                throw BadConfig{"smarthost: a --route for * is given as well"};
+            }
+        }
+        c.routes.push_back(std::move(*r));
+    }
+    if (auto v = s.get<std::string>("retry-schedule")) {
+        auto sched = parse_schedule(*v, why);
+        if (!sched) {
+            throw BadConfig{"retry-schedule: " + why};
+        }
+        c.retry_schedule = *sched;
+    }
+    if (auto v = s.get<std::string>("max-queue-time")) {
+        c.max_queue_time = to_duration("max-queue-time", *v);
+    }
+    if (auto v = s.get<std::string>("smtp-timeout")) {
+        c.smtp_timeout = to_duration("smtp-timeout", *v);
+    }
+    if (auto v = s.get<std::string>("pipe-timeout")) {
+        c.pipe_timeout = to_duration("pipe-timeout", *v);
+    }
+    if (auto v = s.get<std::string>("deliver-now")) {
+        c.deliver_now = to_bool("deliver-now", *v);
+    }
+    if (cmd.count("interval")) {
+        if (cmd.count("once")) {
+            throw BadConfig{"interval: --once and --interval exclude each other"};
+        }
+        c.interval = to_duration("interval", cmd["interval"].as<std::string>());
+    }
+}
 
 Config resolve(Subcommand command, const po::variables_map& cmd, const po::variables_map& file,
                const std::vector<std::string>& ids)
@@ -260,6 +342,7 @@ Config resolve(Subcommand command, const po::variables_map& cmd, const po::varia
     if (auto v = s.get<std::string>("rfc821")) {
         c.rfc821 = to_bool("rfc821", *v);
     }
+    resolve_delivery(c, s, cmd);
     return c;
 }
 
@@ -302,6 +385,9 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
     if (command == Subcommand::serve || command == Subcommand::check_config) {
         visible.add(session_options());
     }
+    if (command == Subcommand::serve || command == Subcommand::check_config || command == Subcommand::runq) {
+        visible.add(delivery_options());
+    }
     visible.add(command_options(command));
     po::options_description hidden;
     hidden.add_options()("id", po::value<std::vector<std::string>>());
@@ -332,7 +418,7 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
         po::variables_map file;
         if (cmd.count("config")) {
             po::options_description all;
-            all.add(common_options()).add(session_options());
+            all.add(common_options()).add(session_options()).add(delivery_options());
             file = read_file(cmd["config"].as<std::string>(), all);
         }
         return resolve(command, cmd, file, ids);
@@ -371,12 +457,48 @@ std::string describe(const Config& c)
     out << "timeout = " << c.timeout << "\n";
     out << "max-errors = " << c.max_errors << "\n";
     out << "rfc821 = " << (c.rfc821 ? "yes" : "no") << "\n";
+    for (const Route& r : c.routes) {
+        out << "route = " << r.domain << "=" << r.transport.text << "\n";
+    }
+    out << "retry-schedule = " << format_schedule(c.retry_schedule) << "\n";
+    out << "max-queue-time = " << format_duration(c.max_queue_time) << "\n";
+    if (c.smtp_timeout) {
+        out << "smtp-timeout = " << format_duration(*c.smtp_timeout) << "\n";
+    }
+    out << "pipe-timeout = " << format_duration(c.pipe_timeout) << "\n";
+    out << "deliver-now = " << (c.deliver_now ? "yes" : "no") << "\n";
     out << "log = "
         << (c.log == LogTarget::syslog    ? "syslog"
             : c.log == LogTarget::stderr_ ? "stderr"
                                           : "none")
         << "\n";
     return out.str();
+}
+
+std::vector<std::string> runq_arguments(const Config& c)
+{
+    std::vector<std::string> args{"runq",
+                                  "--spool",
+                                  c.spool,
+                                  "--hostname",
+                                  c.hostname,
+                                  "--log",
+                                  c.log == LogTarget::syslog    ? "syslog"
+                                  : c.log == LogTarget::stderr_ ? "stderr"
+                                                                : "none",
+                                  "--retry-schedule",
+                                  format_schedule(c.retry_schedule),
+                                  "--max-queue-time",
+                                  format_duration(c.max_queue_time),
+                                  "--pipe-timeout",
+                                  format_duration(c.pipe_timeout)};
+    if (c.smtp_timeout) {
+        args.insert(args.end(), {"--smtp-timeout", format_duration(*c.smtp_timeout)});
+    }
+    for (const Route& r : c.routes) {
+        args.insert(args.end(), {"--route", r.domain + "=" + r.transport.text});
+    }
+    return args;
 }
 
 std::string machine_fqdn()

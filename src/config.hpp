@@ -3,6 +3,9 @@
 #pragma once
 
 #include "log.hpp"
+#include "route.hpp"
+
+#include <chrono>
 
 #include <cstddef>
 #include <optional>
@@ -28,6 +31,16 @@ struct Config {
     std::size_t max_errors = 0;
     bool rfc821 = false;
     LogTarget log = LogTarget::syslog;
+    // Delivery (runq; serve with --deliver-now).
+    std::vector<Route> routes;
+    std::vector<std::chrono::seconds> retry_schedule{std::chrono::minutes(30), std::chrono::hours(1),
+                                                     std::chrono::hours(2), std::chrono::hours(4),
+                                                     std::chrono::hours(8)};
+    std::chrono::seconds max_queue_time{5 * 86400};
+    std::optional<std::chrono::seconds> smtp_timeout; // none: RFC 5321 §4.5.3.2 values
+    std::chrono::seconds pipe_timeout{600};
+    bool deliver_now = false;
+    std::optional<std::chrono::seconds> interval; // runq --interval
     bool json = false;            // mailq --json
     std::vector<std::string> ids; // mailq, cat, remove
 };
@@ -60,6 +73,10 @@ void apply_machine_defaults(Config& config, const std::string& fqdn);
 
 // The effective settings as config-file lines (check-config).
 std::string describe(const Config& config);
+
+// The command line of a `runq` with the same spool, log and delivery settings
+// (serve --deliver-now), without the program name and the ids.
+std::vector<std::string> runq_arguments(const Config& config);
 
 // The machine's fully qualified name: gethostname(), canonicalised when it has no dot.
 std::string machine_fqdn();

@@ -1,6 +1,8 @@
 // envelope: hand-written mapping between Envelope and JSON (nlohmann ordered_json).
 #include "envelope.hpp"
 
+#include "clock.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace smtpspool {
@@ -34,7 +36,10 @@ Json to_tree(const Envelope& e)
                 {"body", e.body},
                 {"smtputf8", e.smtputf8},
                 {"size", e.size},
-                {"recipients", recipients}};
+                {"recipients", recipients},
+                {"attempts", e.attempts},
+                {"last_attempt", optional_string(e.last_attempt)},
+                {"next_attempt", optional_string(e.next_attempt)}};
 }
 
 struct Invalid {
@@ -148,6 +153,18 @@ Envelope from_tree(const Json& j)
         rc.attempts = get_count(r, "attempts");
         rc.last_error = get_optional_string(r, "last_error");
         e.recipients.push_back(std::move(rc));
+    }
+    // Added after the first release of version 1: optional, absent = never tried.
+    if (j.contains("attempts")) {
+        e.attempts = get_count(j, "attempts");
+    }
+    for (auto [key, field] : {std::pair{"last_attempt", &e.last_attempt}, std::pair{"next_attempt", &e.next_attempt}}) {
+        if (j.contains(key)) {
+            *field = get_optional_string(j, key);
+            if (*field && !parse_rfc3339_utc(**field)) {
+                throw Invalid{std::string("\"") + key + "\" is not an RFC 3339 UTC time"};
+            }
+        }
     }
     return e;
 }

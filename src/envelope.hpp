@@ -40,6 +40,10 @@ struct Envelope {
     bool smtputf8 = false;
     std::uint64_t size = 0; // octets of message.eml
     std::vector<Recipient> recipients;
+    // Delivery state, kept by runq (optional when reading: absent = never tried).
+    std::uint64_t attempts = 0;
+    std::optional<std::string> last_attempt; // RFC 3339, UTC
+    std::optional<std::string> next_attempt; // RFC 3339, UTC; null = due now
 };
 
 // A queue id: [A-Za-z0-9_-], 1 to 128 octets, so a single safe path component.

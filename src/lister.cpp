@@ -65,6 +65,17 @@ std::string format_table(const std::vector<QueueEntry>& entries)
         ++readable;
         out += pad_right(e.id, id_width) + " " + pad_left(std::to_string(env.size), 10) + " " +
                pad_right(printable(env.received_at), 20) + " <" + printable(env.mail_from) + ">\n";
+        if (env.attempts > 0) {
+            out += std::string(indent, ' ') + "(" + std::to_string(env.attempts) +
+                   (env.attempts == 1 ? " delivery run" : " delivery runs");
+            if (env.last_attempt) {
+                out += ", last " + printable(*env.last_attempt);
+            }
+            if (env.next_attempt) {
+                out += ", next " + printable(*env.next_attempt);
+            }
+            out += ")\n";
+        }
         for (const Recipient& r : env.recipients) {
             out += std::string(indent, ' ') + "<" + printable(r.address) + "> " + r.status;
             if (r.attempts > 0) {

@@ -34,7 +34,7 @@ int main(int argc, char** argv)
         case Subcommand::remove:
             return run_remove(config);
         case Subcommand::runq:
-            return run_runq(config);
+            return run_runq(std::move(config));
         case Subcommand::check_config:
             return run_check_config(std::move(config));
         }

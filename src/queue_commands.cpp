@@ -2,7 +2,11 @@
 #include "queue_commands.hpp"
 
 #include "lister.hpp"
+#include "runner.hpp"
 #include "spool.hpp"
+#include "transports.hpp"
+
+#include <thread>
 
 #include <cerrno>
 #include <cstring>
@@ -105,10 +109,35 @@ int run_remove(const Config& config)
     return k_exit_ok;
 }
 
-int run_runq(const Config&)
+int run_runq(Config config)
 {
-    complain("runq", "delivery is not implemented in this version; queued messages stay in the queue");
-    return k_exit_unavailable;
+    if (!check_ids("runq", config.ids)) {
+        return k_exit_usage;
+    }
+    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    if (auto r = list_queue(config.spool); !r) {
+        complain("runq", r.error().message);
+        return r.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
+    }
+    auto log = make_log_sink(config.log);
+    SystemClock clock;
+    RunnerConfig rc{config.spool, config.hostname, config.routes, config.retry_schedule, config.max_queue_time};
+    Runner runner(std::move(rc), [&config](const TransportSpec& spec) { return make_transport(spec, config); }, *log,
+                  clock);
+    bool tty = ::isatty(2) == 1;
+    for (;;) {
+        RunStats s = runner.run(config.ids);
+        if (tty) {
+            std::cerr << "smtpspool runq: " << s.attempted << " of " << s.messages << " messages tried: "
+                      << s.delivered << " delivered, " << s.deferred << " deferred, " << s.failed << " failed, "
+                      << s.bounces << " bounces; " << s.locked << " locked by another runner, " << s.not_due
+                      << " not due\n";
+        }
+        if (!config.interval) {
+            return s.errors > 0 || s.unreadable > 0 ? k_exit_failure : k_exit_ok;
+        }
+        std::this_thread::sleep_for(*config.interval);
+    }
 }
 
 int run_check_config(Config config)

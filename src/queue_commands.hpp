@@ -8,7 +8,7 @@ namespace smtpspool {
 int run_mailq(const Config& config);
 int run_cat(const Config& config);
 int run_remove(const Config& config);
-int run_runq(const Config& config);
+int run_runq(Config config);
 int run_check_config(Config config);
 
 } // namespace smtpspool

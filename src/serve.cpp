@@ -8,7 +8,10 @@
 #include "stdio_transport.hpp"
 
 #include <tuple>
+#include <cerrno>
 #include <csignal>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <cstdlib>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,6 +25,63 @@ bool is_socket(int fd)
 {
     struct stat st {};
     return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+// Remembers the ids of committed messages for --deliver-now.
+class CommitRecorder final : public SpoolPort {
+public:
+    explicit CommitRecorder(SpoolPort& inner) : m_inner(inner) {}
+    Result<std::string> begin() override { return m_inner.begin(); }
+    Result<void> append(std::string_view bytes) override { return m_inner.append(bytes); }
+    Result<void> commit(Envelope& envelope) override
+    {
+        auto r = m_inner.commit(envelope);
+        if (r) {
+            committed.push_back(envelope.id);
+        }
+        return r;
+    }
+    void abort() override { m_inner.abort(); }
+    std::vector<std::string> committed;
+
+private:
+    SpoolPort& m_inner;
+};
+
+// A runq for one message, detached (double fork, new session, /dev/null for
+// fds 0-2, nothing else inherited) so that the session neither waits for it
+// nor shares its descriptors with it.
+void start_runq(const Config& config, const std::vector<std::string>& ids)
+{
+    std::vector<std::string> args = runq_arguments(config);
+    args.insert(args.begin(), "smtpspool");
+    args.insert(args.end(), ids.begin(), ids.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    pid_t child = ::fork();
+    if (child < 0) {
+        return; // the message stays queued for the next runq
+    }
+    if (child == 0) {
+        ::setsid();
+        if (::fork() != 0) {
+            ::_exit(0);
+        }
+        int null = ::open("/dev/null", O_RDWR);
+        for (int fd = 0; fd < 3; ++fd) {
+            ::dup2(null, fd);
+        }
+        ::closefrom(3);
+        ::signal(SIGPIPE, SIG_DFL);
+        ::execv("/proc/self/exe", argv.data());
+        ::_exit(127);
+    }
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
 }
 
 void say_421(std::string_view host)
@@ -70,10 +130,16 @@ int run_serve(Config config)
     }
     sweep_stale_tmp(config.spool, clock.now());
     PosixFs fs;
-    SpoolWriter spool(config.spool, fs, clock, static_cast<long>(::getpid()));
+    SpoolWriter writer(config.spool, fs, clock, static_cast<long>(::getpid()));
+    CommitRecorder spool(writer);
     Session session(std::move(sc), spool, *log, clock);
     StdioTransport transport(0, 1, config.timeout);
-    switch (transport.run(session)) {
+    auto after_write = [&] {
+        if (config.deliver_now && !spool.committed.empty()) {
+            start_runq(config, std::exchange(spool.committed, {}));
+        }
+    };
+    switch (transport.run(session, after_write)) {
     case SessionEnd::quit:
     case SessionEnd::eof:
     case SessionEnd::timeout:

@@ -74,13 +74,16 @@ bool StdioTransport::write_all(std::string_view bytes)
     return true;
 }
 
-SessionEnd StdioTransport::run(Session& session)
+SessionEnd StdioTransport::run(Session& session, const std::function<void()>& after_write)
 {
     Output out = session.start();
     for (;;) {
         if (!write_all(out.wire)) {
             session.end_of_input();
             return SessionEnd::write_failed;
+        }
+        if (after_write) {
+            after_write();
         }
         if (out.close) {
             return SessionEnd::quit;

@@ -5,6 +5,7 @@
 
 #include "session.hpp"
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -16,8 +17,9 @@ class StdioTransport {
 public:
     StdioTransport(int in, int out, unsigned timeout_seconds);
 
-    // Runs the session to its end.
-    SessionEnd run(Session& session);
+    // Runs the session to its end; after_write runs after each batch of
+    // replies has been written (serve --deliver-now starts runq there).
+    SessionEnd run(Session& session, const std::function<void()>& after_write = {});
 
 private:
     enum class Read { data, eof, timeout, error };

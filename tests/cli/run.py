@@ -165,9 +165,23 @@ def cat_and_remove(tmp):
 
 
 @test
-def runq_is_not_available_yet(tmp):
-    code, out, err = run(["runq", "--spool", tmp])
-    expect(code == 69 and out == b"" and b"not implemented" in err, (code, err))
+def runq_without_routes_defers_and_keeps_the_message(tmp):
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@far.example"], b"x\r\n")])
+    qid = queued_ids(out)[0]
+    code, out, err = run(["runq", "--spool", spool, "--log", "none"])
+    expect(code == 0 and out == b"", (code, out, err))
+    with open(os.path.join(spool, "queue", qid, "envelope.json")) as f:
+        env = json.load(f)
+    expect(env["attempts"] == 1 and env["next_attempt"] is not None, env)
+    expect(env["recipients"][0]["status"] == "pending", env)
+    expect(env["recipients"][0]["last_error"] == "no route for domain far.example", env)
+    code, out, err = run(["mailq", "--spool", spool])
+    expect(b"(1 delivery run, last " in out and b"no route for domain far.example" in out, out)
+    code, out, err = run(["runq", "--spool", os.path.join(tmp, "nowhere")])
+    expect(code == 66 and b"cannot read" in err, (code, err))
+    code, out, err = run(["runq", "--spool", spool, "--route", "bad"])
+    expect(code == 78 and b"route" in err, (code, err))
 
 
 @test

@@ -1,0 +1,113 @@
+// bounce: composing the RFC 3464 report (text part, message/delivery-status,
+// text/rfc822-headers of the original). RFC 3834: Auto-Submitted.
+#include "bounce.hpp"
+
+#include <cctype>
+
+namespace smtpspool {
+namespace {
+
+bool digit(char c) { return c >= '0' && c <= '9'; }
+
+std::string header_safe(std::string_view text)
+{
+    std::string out;
+    for (char c : text.substr(0, 900)) {
+        auto u = static_cast<unsigned char>(c);
+        out.push_back(u < 0x20 || u == 0x7f ? ' ' : c);
+    }
+    return out;
+}
+
+} // namespace
+
+std::string status_code_of(std::string_view detail, std::string_view fallback)
+{
+    // "NNN X.Y.Z ..." with X in 2, 4, 5 (RFC 3463 §2).
+    if (detail.size() >= 9 && digit(detail[0]) && digit(detail[1]) && digit(detail[2]) && detail[3] == ' ') {
+        std::string_view rest = detail.substr(4);
+        std::size_t end = rest.find(' ');
+        std::string_view code = rest.substr(0, end);
+        int dots = 0;
+        bool ok = !code.empty() && (code[0] == '2' || code[0] == '4' || code[0] == '5');
+        for (char c : code) {
+            if (c == '.') {
+                ++dots;
+            } else if (!digit(c)) {
+                ok = false;
+            }
+        }
+        if (ok && dots == 2 && code.size() <= 11) {
+            return std::string(code);
+        }
+    }
+    return std::string(fallback);
+}
+
+std::string header_section(std::string_view message_start, std::size_t max)
+{
+    std::size_t end = message_start.find("\r\n\r\n");
+    std::string_view head = end == std::string_view::npos ? message_start : message_start.substr(0, end + 2);
+    if (head.size() > max) {
+        head = head.substr(0, max);
+        std::size_t last = head.rfind("\r\n");
+        head = last == std::string_view::npos ? std::string_view{} : head.substr(0, last + 2);
+    }
+    return std::string(head);
+}
+
+std::string compose_bounce(const BounceInput& in)
+{
+    const std::string boundary = in.id + "/" + in.hostname;
+    std::string date = rfc5322_date(in.now);
+    bool eight_bit = false;
+    for (char c : in.original_headers) {
+        eight_bit = eight_bit || static_cast<unsigned char>(c) >= 0x80;
+    }
+    std::string m;
+    m += "Received: by " + in.hostname + " (smtpspool, delivery status notification) id " + in.id + "; " + date +
+         "\r\n";
+    m += "From: Mail Delivery System <MAILER-DAEMON@" + in.hostname + ">\r\n";
+    m += "To: <" + header_safe(in.original.mail_from) + ">\r\n";
+    m += "Subject: Undelivered Mail Returned to Sender\r\n";
+    m += "Date: " + date + "\r\n";
+    m += "Message-ID: <" + in.id + "@" + in.hostname + ">\r\n";
+    m += "Auto-Submitted: auto-replied\r\n";
+    m += "MIME-Version: 1.0\r\n";
+    m += "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"" + boundary + "\"\r\n";
+    m += "\r\nThis is a MIME-encapsulated message.\r\n\r\n";
+    m += "--" + boundary + "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n";
+    m += "This is the mail system at " + in.hostname + ".\r\n\r\n";
+    m += "Your message " + in.original.id + " of " + in.original.received_at +
+         " could not be delivered to the following\r\nrecipients:\r\n\r\n";
+    for (const FailedRecipient& f : in.failed) {
+        m += "<" + header_safe(f.address) + ">: " + header_safe(f.detail) + "\r\n";
+    }
+    m += "\r\n--" + boundary + "\r\nContent-Type: message/delivery-status\r\n\r\n";
+    // RFC 3464 §2.2: per-message fields.
+    m += "Reporting-MTA: dns; " + in.hostname + "\r\n";
+    m += "X-Smtpspool-Queue-ID: " + in.original.id + "\r\n";
+    if (auto arrived = parse_rfc3339_utc(in.original.received_at)) {
+        m += "Arrival-Date: " + rfc5322_date(*arrived) + "\r\n";
+    }
+    // RFC 3464 §2.3: per-recipient fields.
+    for (const FailedRecipient& f : in.failed) {
+        m += "\r\nFinal-Recipient: rfc822; " + header_safe(f.address) + "\r\n";
+        m += "Action: failed\r\n";
+        m += "Status: " + status_code_of(f.detail, f.expired ? "4.4.7" : "5.0.0") + "\r\n";
+        if (f.detail.size() > 3 && digit(f.detail[0]) && digit(f.detail[1]) && digit(f.detail[2])) {
+            m += "Diagnostic-Code: smtp; " + header_safe(f.detail) + "\r\n";
+        } else {
+            m += "Diagnostic-Code: x-local; " + header_safe(f.detail) + "\r\n";
+        }
+        m += "Last-Attempt-Date: " + date + "\r\n";
+    }
+    m += "\r\n--" + boundary + "\r\n";
+    // RFC 6533: headers with UTF-8 travel as message/global-headers.
+    m += std::string("Content-Type: ") + (eight_bit ? "message/global-headers" : "text/rfc822-headers") + "\r\n\r\n";
+    m += in.original_headers;
+    m += "\r\n--" + boundary + "--\r\n";
+    return m;
+}
+
+} // namespace smtpspool

@@ -1,0 +1,49 @@
+// route: delivery routes (--route DOMAIN=TRANSPORT, --smarthost) and the
+// retry schedule, parsed and matched. Pure.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace smtpspool {
+
+enum class TransportKind { smtp, maildir, pipe };
+
+struct TransportSpec {
+    TransportKind kind = TransportKind::smtp;
+    std::string host;        // smtp
+    std::uint16_t port = 25; // smtp
+    std::string path;        // maildir, with %u and %d
+    std::string command;     // pipe, run by /bin/sh -c
+    std::string text;        // as written: "smtp:mx.example:2525"
+};
+
+struct Route {
+    std::string domain; // "*", or a domain that also covers its subdomains
+    TransportSpec transport;
+};
+
+// "smtp:HOST[:PORT]" ("[::1]:25" for IPv6), "maildir:PATH", "pipe:COMMAND".
+std::optional<TransportSpec> parse_transport(std::string_view text, std::string& why);
+// "DOMAIN=TRANSPORT".
+std::optional<Route> parse_route(std::string_view text, std::string& why);
+// "HOST[:PORT]" as --smarthost takes it: the route "*=smtp:HOST:PORT".
+std::optional<Route> smarthost_route(std::string_view text, std::string& why);
+
+// The most specific route for a domain: the longest matching domain, then "*".
+const Route* find_route(const std::vector<Route>& routes, std::string_view domain);
+
+// The domain a recipient is routed by: after the last '@', lower case;
+// `fallback` (our hostname) for <postmaster> without a domain.
+std::string recipient_domain(std::string_view address, std::string_view fallback);
+
+// "30m,1h,2h": the waits after the 1st, 2nd, 3rd... failed attempt; the last repeats.
+std::optional<std::vector<std::chrono::seconds>> parse_schedule(std::string_view text, std::string& why);
+std::string format_schedule(const std::vector<std::chrono::seconds>& schedule);
+std::chrono::seconds retry_delay(const std::vector<std::chrono::seconds>& schedule, std::uint64_t attempts);
+
+} // namespace smtpspool

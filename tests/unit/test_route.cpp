@@ -1,0 +1,98 @@
+// Tests of routes, transports specs, schedules and durations.
+#include "clock.hpp"
+#include "route.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace smtpspool;
+using namespace std::chrono_literals;
+
+TEST_SUITE("route")
+{
+    TEST_CASE("transport specs")
+    {
+        std::string why;
+        auto s = parse_transport("smtp:mx.example:2525", why);
+        REQUIRE(s);
+        CHECK(s->kind == TransportKind::smtp);
+        CHECK(s->host == "mx.example");
+        CHECK(s->port == 2525);
+        CHECK(parse_transport("smtp:mx.example", why)->port == 25);
+        auto v6 = parse_transport("smtp:[::1]:26", why);
+        REQUIRE(v6);
+        CHECK(v6->host == "::1");
+        CHECK(v6->port == 26);
+        CHECK(parse_transport("maildir:/var/mail/%d/%u", why)->path == "/var/mail/%d/%u");
+        CHECK(parse_transport("pipe:/usr/bin/procmail -d \"$LOCAL\"", why)->command == "/usr/bin/procmail -d \"$LOCAL\"");
+        for (auto bad : {"smtp:", "smtp:host:0", "smtp:host:70000", "smtp:host:x", "smtp:[::1", "maildir:relative",
+                         "pipe:", "lmtp:x", "nothing"}) {
+            INFO(bad);
+            CHECK_FALSE(parse_transport(bad, why));
+            CHECK_FALSE(why.empty());
+        }
+    }
+
+    TEST_CASE("the most specific route wins")
+    {
+        std::string why;
+        std::vector<Route> routes;
+        for (auto text : {"*=smtp:smarthost.example", "example.org=maildir:/m/%u", "sub.example.org=pipe:cat",
+                          "EXAMPLE.NET=smtp:mx.example.net:26"}) {
+            auto r = parse_route(text, why);
+            REQUIRE(r);
+            routes.push_back(*r);
+        }
+        CHECK(find_route(routes, "example.org")->transport.text == "maildir:/m/%u");
+        CHECK(find_route(routes, "a.example.org")->transport.text == "maildir:/m/%u");
+        CHECK(find_route(routes, "x.sub.example.org")->transport.text == "pipe:cat");
+        CHECK(find_route(routes, "Example.Net")->transport.port == 26);
+        CHECK(find_route(routes, "badexample.org")->transport.text == "smtp:smarthost.example");
+        CHECK(find_route(routes, "other.test")->domain == "*");
+        routes.erase(routes.begin());
+        CHECK(find_route(routes, "other.test") == nullptr);
+        CHECK_FALSE(parse_route("no-equals", why));
+        CHECK_FALSE(parse_route("bad domain=pipe:x", why));
+        auto sh = smarthost_route("relay.example:587", why);
+        REQUIRE(sh);
+        CHECK(sh->domain == "*");
+        CHECK(sh->transport.text == "smtp:relay.example:587");
+    }
+
+    TEST_CASE("recipient domains")
+    {
+        CHECK(recipient_domain("u@Example.ORG", "me.test") == "example.org");
+        CHECK(recipient_domain("\"a@b\"@c.test", "me.test") == "c.test");
+        CHECK(recipient_domain("postmaster", "Me.Test") == "me.test");
+    }
+
+    TEST_CASE("schedules and durations")
+    {
+        std::string why;
+        auto s = parse_schedule("30m,1h,2h", why);
+        REQUIRE(s);
+        CHECK(s->size() == 3);
+        CHECK(retry_delay(*s, 1) == 30min);
+        CHECK(retry_delay(*s, 3) == 2h);
+        CHECK(retry_delay(*s, 9) == 2h);
+        CHECK(format_schedule(*s) == "30m,1h,2h");
+        CHECK_FALSE(parse_schedule("30m,,1h", why));
+        CHECK_FALSE(parse_schedule("0", why));
+        CHECK(parse_duration("90") == 90s);
+        CHECK(parse_duration("5d") == std::chrono::seconds(5 * 86400));
+        CHECK_FALSE(parse_duration("5w"));
+        CHECK_FALSE(parse_duration("-1"));
+        CHECK_FALSE(parse_duration("h"));
+        CHECK(format_duration(5 * 86400s) == "5d");
+        CHECK(format_duration(90s) == "90s");
+    }
+
+    TEST_CASE("RFC 3339 times round trip")
+    {
+        TimePoint t(std::chrono::seconds(1795000000));
+        CHECK(rfc3339_utc(t) == "2026-11-18T11:06:40Z");
+        CHECK(parse_rfc3339_utc("2026-11-18T11:06:40Z") == t);
+        CHECK_FALSE(parse_rfc3339_utc("2026-11-18 11:06:40Z"));
+        CHECK_FALSE(parse_rfc3339_utc("2026-13-18T11:06:40Z"));
+        CHECK_FALSE(parse_rfc3339_utc("2026-11-18T11:06:40"));
+    }
+}

@@ -1,0 +1,286 @@
+// Tests of the queue runner over a real spool directory, with scripted
+// transports standing in for the delivery methods.
+#include "runner.hpp"
+#include "spool.hpp"
+#include "testutil.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <sys/file.h>
+
+using namespace smtpspool;
+using namespace testutil;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Call {
+    std::string transport;
+    std::string id;
+    std::vector<std::string> recipients;
+};
+
+// Answers each recipient from a table (address -> outcome); delivered by default.
+struct Script {
+    std::map<std::string, RecipientOutcome> answers;
+    std::vector<Call> calls;
+    int created = 0;
+    int finished = 0;
+};
+
+class ScriptedTransport final : public Transport {
+public:
+    ScriptedTransport(Script& script, std::string name) : m_script(script), m_name(std::move(name)) {}
+    std::vector<RecipientOutcome> deliver(const Delivery& d) override
+    {
+        Call call{m_name, d.envelope.id, {}};
+        std::vector<RecipientOutcome> out;
+        for (std::size_t i : d.recipients) {
+            const std::string& a = d.envelope.recipients[i].address;
+            call.recipients.push_back(a);
+            auto it = m_script.answers.find(a);
+            out.push_back(it == m_script.answers.end() ? RecipientOutcome{Outcome::delivered, "250 ok"} : it->second);
+        }
+        m_script.calls.push_back(call);
+        return out;
+    }
+    void finish() override { ++m_script.finished; }
+
+private:
+    Script& m_script;
+    std::string m_name;
+};
+
+struct Fixture {
+    Fixture() : clock(TimePoint(std::chrono::seconds(1795000000)))
+    {
+        REQUIRE(ensure_spool_layout(dir.path()).ok());
+        std::string why;
+        for (auto r : {"*=smtp:smarthost.test", "local.test=maildir:/tmp/x/%u"}) {
+            routes.push_back(*parse_route(r, why));
+        }
+    }
+
+    std::string queue(const std::string& sender, std::vector<std::string> rcpts,
+                      const std::string& data = "Subject: test\r\n\r\nbody\r\n")
+    {
+        PosixFs fs;
+        SpoolWriter w(dir.path(), fs, clock, 77);
+        auto id = w.begin();
+        REQUIRE(id.ok());
+        REQUIRE(w.append("Received: by test\r\n" + data).ok());
+        Envelope e;
+        e.received_at = rfc3339_utc(clock.now());
+        e.hostname = "mx.test";
+        e.client.helo = "c.test";
+        e.mail_from = sender;
+        for (auto& r : rcpts) {
+            Recipient rc;
+            rc.address = r;
+            e.recipients.push_back(rc);
+        }
+        REQUIRE(w.commit(e).ok());
+        clock.advance(1us);
+        return e.id;
+    }
+
+    RunStats run(std::vector<std::string> ids = {})
+    {
+        RunnerConfig c{dir.path(), "mx.test", routes, {30min, 1h}, 5 * 24h};
+        Runner runner(
+            c,
+            [this](const TransportSpec& spec) {
+                ++script.created;
+                return std::make_unique<ScriptedTransport>(script, spec.text);
+            },
+            log, clock);
+        return runner.run(ids);
+    }
+
+    Envelope envelope(const std::string& id)
+    {
+        auto e = load_envelope(dir.path(), id);
+        REQUIRE(e.ok());
+        return e.value();
+    }
+
+    std::vector<std::string> queued()
+    {
+        auto l = list_queue(dir.path());
+        REQUIRE(l.ok());
+        return l.value();
+    }
+
+    std::string message(const std::string& id)
+    {
+        std::ifstream in(message_path(dir.path(), id), std::ios::binary);
+        std::ostringstream s;
+        s << in.rdbuf();
+        return s.str();
+    }
+
+    TempDir dir;
+    FixedClock clock;
+    RecordingLog log;
+    Script script;
+    std::vector<Route> routes;
+};
+
+} // namespace
+
+TEST_SUITE("runner")
+{
+    TEST_CASE("delivered messages leave the queue; one transport per route, reused")
+    {
+        Fixture f;
+        f.queue("a@b.test", {"u@far.test", "v@local.test"});
+        f.queue("a@b.test", {"w@far.test"});
+        RunStats s = f.run();
+        CHECK(s.attempted == 2);
+        CHECK(s.delivered == 3);
+        CHECK(s.removed == 2);
+        CHECK(f.queued().empty());
+        CHECK(f.script.created == 2);  // smtp:smarthost.test and maildir, each once
+        CHECK(f.script.finished == 2); // finish() at the end of the run
+        REQUIRE(f.script.calls.size() == 3);
+        CHECK(f.log.has("event=delivery"));
+        CHECK(f.log.has("result=delivered"));
+        CHECK(count_entries(f.dir.path() + "/tmp") == 0);
+    }
+
+    TEST_CASE("a temporary failure is retried on schedule; delivered recipients are not sent again")
+    {
+        Fixture f;
+        std::string id = f.queue("a@b.test", {"u@far.test", "v@far.test"});
+        f.script.answers["v@far.test"] = {Outcome::temporary, "451 4.3.0 try later"};
+        RunStats s = f.run();
+        CHECK(s.delivered == 1);
+        CHECK(s.deferred == 1);
+        Envelope e = f.envelope(id);
+        CHECK(e.attempts == 1);
+        CHECK(e.last_attempt == "2026-11-18T11:06:40Z");
+        CHECK(e.next_attempt == "2026-11-18T11:36:40Z"); // +30m, the schedule's first wait
+        CHECK(e.recipients[0].status == "delivered");
+        CHECK(e.recipients[0].attempts == 1);
+        CHECK(e.recipients[1].status == "pending");
+        CHECK(e.recipients[1].last_error == "451 4.3.0 try later");
+        // Not due yet: nothing happens.
+        f.script.calls.clear();
+        f.clock.advance(29min);
+        CHECK(f.run().not_due == 1);
+        CHECK(f.script.calls.empty());
+        // Named on the command line, it is tried at once.
+        s = f.run({id});
+        REQUIRE(f.script.calls.size() == 1);
+        CHECK(f.script.calls[0].recipients == std::vector<std::string>{"v@far.test"});
+        e = f.envelope(id);
+        CHECK(e.attempts == 2);
+        CHECK(e.recipients[1].attempts == 2);
+        CHECK(e.next_attempt == rfc3339_utc(f.clock.now() + 1h)); // the last wait repeats
+        // Then it goes through.
+        f.script.answers.clear();
+        f.clock.advance(2h);
+        s = f.run();
+        CHECK(s.removed == 1);
+        CHECK(f.queued().empty());
+    }
+
+    TEST_CASE("a permanent failure queues one bounce to the sender")
+    {
+        Fixture f;
+        std::string id = f.queue("alice@b.test", {"u@far.test", "v@far.test", "w@far.test"},
+                                 "Subject: hello there\r\nFrom: alice@b.test\r\n\r\nsecret body\r\n");
+        f.script.answers["u@far.test"] = {Outcome::permanent, "550 5.1.1 <u@far.test>: no such user"};
+        f.script.answers["w@far.test"] = {Outcome::permanent, "local policy refused"};
+        RunStats s = f.run();
+        CHECK(s.failed == 2);
+        CHECK(s.bounces == 1);
+        CHECK(s.removed == 1);
+        auto q = f.queued();
+        REQUIRE(q.size() == 1);
+        CHECK(q[0] != id);
+        Envelope b = f.envelope(q[0]);
+        CHECK(b.mail_from == "");
+        REQUIRE(b.recipients.size() == 1);
+        CHECK(b.recipients[0].address == "alice@b.test");
+        CHECK(b.client.address == std::nullopt);
+        std::string m = f.message(q[0]);
+        CHECK(m.substr(0, 10) == "Received: ");
+        CHECK(m.find("Content-Type: multipart/report; report-type=delivery-status;") != std::string::npos);
+        CHECK(m.find("Auto-Submitted: auto-replied") != std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; u@far.test\r\nAction: failed\r\nStatus: 5.1.1\r\n") !=
+              std::string::npos);
+        CHECK(m.find("Diagnostic-Code: smtp; 550 5.1.1 <u@far.test>: no such user") != std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; w@far.test\r\nAction: failed\r\nStatus: 5.0.0\r\n") !=
+              std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; v@far.test") == std::string::npos);
+        CHECK(m.find("Subject: hello there") != std::string::npos); // the original headers
+        CHECK(m.find("secret body") == std::string::npos);          // but not the body
+        CHECK(b.size == m.size());
+    }
+
+    TEST_CASE("no bounce for the null sender: never a bounce of a bounce")
+    {
+        Fixture f;
+        f.queue("", {"u@far.test"});
+        f.script.answers["u@far.test"] = {Outcome::permanent, "550 5.1.1 no"};
+        RunStats s = f.run();
+        CHECK(s.failed == 1);
+        CHECK(s.bounces == 0);
+        CHECK(f.queued().empty());
+    }
+
+    TEST_CASE("expired messages fail without another attempt and bounce with 4.4.7")
+    {
+        Fixture f;
+        std::string id = f.queue("a@b.test", {"u@far.test"});
+        f.script.answers["u@far.test"] = {Outcome::temporary, "421 4.4.2 timeout"};
+        f.run();
+        f.clock.advance(5 * 24h);
+        f.script.calls.clear();
+        RunStats s = f.run();
+        CHECK(f.script.calls.empty());
+        CHECK(s.failed == 1);
+        CHECK(s.bounces == 1);
+        auto q = f.queued();
+        REQUIRE(q.size() == 1);
+        std::string m = f.message(q[0]);
+        CHECK(m.find("Status: 4.4.7") != std::string::npos);
+        CHECK(m.find("message expired after 5d in the queue; last error: 421 4.4.2 timeout") != std::string::npos);
+        CHECK(f.log.has("event=expired id=" + id));
+    }
+
+    TEST_CASE("a message locked by another runner is left alone")
+    {
+        Fixture f;
+        std::string id = f.queue("a@b.test", {"u@far.test"});
+        int fd = ::open((f.dir.path() + "/queue/" + id).c_str(), O_RDONLY | O_DIRECTORY);
+        REQUIRE(fd >= 0);
+        REQUIRE(::flock(fd, LOCK_EX) == 0);
+        RunStats s = f.run();
+        CHECK(s.locked == 1);
+        CHECK(f.script.calls.empty());
+        ::close(fd);
+        CHECK(f.run().removed == 1);
+    }
+
+    TEST_CASE("no route: deferred with a reason; unreadable envelopes are skipped")
+    {
+        Fixture f;
+        f.routes.erase(f.routes.begin()); // no "*"
+        std::string id = f.queue("a@b.test", {"u@far.test"});
+        RunStats s = f.run();
+        CHECK(s.deferred == 1);
+        CHECK(f.envelope(id).recipients[0].last_error == "no route for domain far.test");
+        std::string bad = f.dir.path() + "/queue/0-bad";
+        std::filesystem::create_directory(bad);
+        std::ofstream(bad + "/envelope.json") << "{";
+        f.clock.advance(1h);
+        s = f.run();
+        CHECK(s.unreadable == 1);
+        CHECK(f.log.has("event=unreadable id=0-bad"));
+    }
+}
