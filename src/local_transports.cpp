@@ -339,11 +339,22 @@ RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std:
         ::close(err);
     }
     ::close(in);
-    if (timed_out) {
-        ::kill(pid, SIGKILL);
-    }
+    // The command may have closed its output and still be running: wait for
+    // it until the same deadline.
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    for (;;) {
+        pid_t r = timed_out ? -1 : ::waitpid(pid, &status, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR && !timed_out)) {
+            break;
+        }
+        if (timed_out || std::chrono::steady_clock::now() >= deadline) {
+            timed_out = true;
+            ::kill(pid, SIGKILL);
+            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            break;
+        }
+        ::poll(nullptr, 0, 10);
     }
     std::string tail = printable_tail(output, 300);
     if (timed_out) {
