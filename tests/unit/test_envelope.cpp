@@ -118,6 +118,29 @@ TEST_SUITE("envelope")
         }
     }
 
+    TEST_CASE("delivery keys: written always, optional when read, times validated")
+    {
+        Envelope e = sample();
+        e.attempts = 2;
+        e.last_attempt = "2026-11-22T03:00:00Z";
+        e.next_attempt = "2026-11-22T04:00:00Z";
+        std::string json = envelope_to_json(e);
+        auto back = envelope_from_json(json);
+        REQUIRE(back.ok());
+        CHECK(back.value().attempts == 2);
+        CHECK(back.value().next_attempt == "2026-11-22T04:00:00Z");
+        std::string old = envelope_to_json(sample());
+        auto cut = old.find(",\n  \"attempts\"");
+        REQUIRE(cut != std::string::npos);
+        auto legacy = envelope_from_json(old.substr(0, cut) + "\n}\n");
+        REQUIRE(legacy.ok());
+        CHECK(legacy.value().attempts == 0);
+        CHECK(legacy.value().next_attempt == std::nullopt);
+        auto bad = envelope_from_json(with(json, "2026-11-22T04:00:00Z", "tomorrow"));
+        REQUIRE_FALSE(bad.ok());
+        CHECK(bad.error().message.find("next_attempt") != std::string::npos);
+    }
+
     TEST_CASE("invalid UTF-8 from a client does not break the writer")
     {
         Envelope e = sample();

@@ -50,6 +50,13 @@ TEST_SUITE("lister")
         CHECK(t.find("B2         (unreadable: missing key \"id\")") != std::string::npos);
         CHECK(t.find("-- 2 Kbytes in 1 message, 1 unreadable\n") != std::string::npos);
         CHECK(t.find('\x1b') == std::string::npos);
+        CHECK(t.find("delivery run") == std::string::npos);
+        Envelope tried = env("C3", 10);
+        tried.attempts = 1;
+        tried.last_attempt = "2026-11-22T03:00:00Z";
+        tried.next_attempt = "2026-11-22T03:30:00Z";
+        std::string t2 = format_table({{"C3", tried, ""}});
+        CHECK(t2.find("(1 delivery run, last 2026-11-22T03:00:00Z, next 2026-11-22T03:30:00Z)\n") != std::string::npos);
     }
 
     TEST_CASE("JSON lines: one object per message, errors as objects too")
