@@ -6,6 +6,8 @@
 #                   under ASan+UBSan, man page lint
 #   make install    PREFIX=/usr/local DESTDIR=
 
+SHELL := /bin/bash
+
 PREFIX ?= /usr/local
 DESTDIR ?=
 SBINDIR = $(PREFIX)/sbin
@@ -29,10 +31,10 @@ LIB_OBJS := $(LIB_SRCS:src/%.cpp=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/unit/*.cpp)
 TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 
-DEBIAN_PACKAGES = g++ make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
+DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
 	python3 ucspi-tcp swaks curl mandoc groff-base systemd strace
 
-.PHONY: all check demo install clean deps unit sessions cli e2e asan lint-man format
+.PHONY: all check demo install clean deps unit sessions cli e2e asan lint-man format fuzz fuzz-build
 
 all: $(BUILD)/smtpspool
 
@@ -55,6 +57,36 @@ $(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsmtpspool.a
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/obj/main.d
+
+# libFuzzer targets (clang), over the same sources: make fuzz FUZZ_SECONDS=N
+# runs each for N seconds from its seed corpus (tests/fuzz/corpus/NAME) and
+# keeps crashers in build-fuzz/crashes/NAME; make check runs each briefly.
+FUZZ_TARGETS = session address data envelope client
+FUZZ_SECONDS ?= 10
+FUZZ_CXX = clang++
+FUZZ_FLAGS = -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Isrc
+FUZZ_OBJS := $(LIB_SRCS:src/%.cpp=build-fuzz/obj/%.o)
+
+build-fuzz/obj/%.o: src/%.cpp
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_OBJS)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@ $(LIBS)
+
+-include $(FUZZ_OBJS:.o=.d)
+
+fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t build-fuzz/crashes/$$t; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/crashes/$$t/ build-fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 \
+	    | grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done|==[0-9]+==|SUMMARY|invariant)|cov:.*DONE' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 # Installs the Debian packages the build and the tests need, when missing.
 deps:
@@ -102,6 +134,7 @@ check: deps
 	$(MAKE) cli
 	$(MAKE) e2e
 	$(MAKE) asan
+	$(MAKE) fuzz FUZZ_SECONDS=8
 	$(MAKE) lint-man
 
 demo: deps
@@ -121,4 +154,4 @@ format:
 	clang-format -i src/*.cpp src/*.hpp tests/unit/*.cpp tests/unit/*.hpp
 
 clean:
-	rm -rf build build-asan demo-spool
+	rm -rf build build-asan build-fuzz demo-spool

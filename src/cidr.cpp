@@ -9,6 +9,9 @@ namespace smtpspool {
 std::optional<std::array<std::uint8_t, 16>> parse_ip(std::string_view text)
 {
     std::string s(text);
+    if (s.find('\0') != std::string::npos) {
+        return std::nullopt; // inet_pton would stop at the NUL
+    }
     std::array<std::uint8_t, 16> out{};
     unsigned char v4[4];
     if (inet_pton(AF_INET, s.c_str(), v4) == 1) {

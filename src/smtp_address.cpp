@@ -255,6 +255,13 @@ bool is_address_literal(std::string_view text)
     constexpr std::string_view v6 = "IPv6:";
     if (inner.size() > v6.size() && ascii_lower(inner.substr(0, v6.size())) == "ipv6:") {
         std::string addr(inner.substr(v6.size()));
+        // inet_pton stops at a NUL: only hex digits, ':' and '.' may reach it.
+        for (char c : addr) {
+            bool hex = is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+            if (!hex && c != ':' && c != '.') {
+                return false;
+            }
+        }
         unsigned char buf[16];
         return inet_pton(AF_INET6, addr.c_str(), buf) == 1;
     }

@@ -116,5 +116,8 @@ TEST_SUITE("smtp_address")
         CHECK_FALSE(is_address_literal("[256.0.0.1]"));
         CHECK_FALSE(is_address_literal("[01234.0.0.1]"));
         CHECK_FALSE(is_address_literal("127.0.0.1"));
+        // Found by fuzz_address: a NUL inside an IPv6 literal once ended inet_pton's view early.
+        CHECK_FALSE(is_address_literal(std::string("[IPv6:2001:db8::1\0\0]", 21)));
+        CHECK(parse_path(std::string("<w@[IPv6:2001:db8::1\0]>", 24), PathKind::forward).error == PathError::syntax);
     }
 }

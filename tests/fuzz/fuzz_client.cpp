@@ -1,0 +1,60 @@
+// fuzz_client: the SMTP client's reply parser and dot-stuffer. Invariants:
+// parsed replies carry no CR/LF and valid codes, memory is bounded; the
+// stuffer never emits a bare CR or LF, and its only end mark is the last.
+#include "fuzz_check.hpp"
+#include "smtp_client.hpp"
+
+#include <cstdint>
+
+using namespace smtpspool;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
+{
+    if (size < 1) {
+        return 0;
+    }
+    std::size_t step = 1 + data[0] % 11;
+    std::string_view in(reinterpret_cast<const char*>(data + 1), size - 1);
+
+    ReplyParser parser;
+    std::string_view rest = in;
+    while (!rest.empty() && !parser.failed()) {
+        std::string_view chunk = rest.substr(0, step);
+        std::size_t used = parser.feed(chunk);
+        FUZZ_CHECK(used <= chunk.size());
+        rest.remove_prefix(used);
+        if (parser.ready()) {
+            ServerReply r = parser.take();
+            FUZZ_CHECK(r.code >= 200 && r.code <= 559);
+            FUZZ_CHECK(!r.lines.empty() && r.lines.size() <= k_max_server_reply_lines);
+            for (const std::string& l : r.lines) {
+                FUZZ_CHECK(l.find('\r') == std::string::npos && l.find('\n') == std::string::npos);
+                FUZZ_CHECK(l.size() <= k_max_server_reply_line);
+            }
+            std::string detail = reply_detail(r);
+            FUZZ_CHECK(detail.size() <= k_max_detail + 4);
+            FUZZ_CHECK(detail.find('\r') == std::string::npos && detail.find('\n') == std::string::npos);
+        } else if (used == 0 && !parser.failed()) {
+            FUZZ_CHECK(false); // no progress without an outcome
+        }
+    }
+
+    DotStuffer stuffer;
+    std::string wire;
+    for (std::size_t i = 0; i < in.size(); i += step) {
+        stuffer.feed(in.substr(i, step), wire);
+    }
+    stuffer.finish(wire);
+    FUZZ_CHECK(wire.size() >= 3 && wire.substr(wire.size() - 3) == ".\r\n");
+    for (std::size_t k = 0; k < wire.size(); ++k) {
+        if (wire[k] == '\n') {
+            FUZZ_CHECK(k > 0 && wire[k - 1] == '\r');
+        }
+        if (wire[k] == '\r') {
+            FUZZ_CHECK(k + 1 < wire.size() && wire[k + 1] == '\n');
+        }
+    }
+    std::string framed = "\r\n" + wire;
+    FUZZ_CHECK(framed.find("\r\n.\r\n") == framed.size() - 5);
+    return 0;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets into tests/fuzz/corpus/ from
+the session transcripts and a few hand-made inputs. Run from the top of the
+tree; the output is committed."""
+import hashlib
+import os
+import sys
+
+sys.path.insert(0, "tests/sessions")
+import run as transcripts  # noqa: E402
+
+OUT = "tests/fuzz/corpus"
+
+
+def put(target, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    name = hashlib.sha1(data).hexdigest()[:16]
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+for name in sorted(os.listdir("tests/sessions")):
+    if not name.endswith(".txt"):
+        continue
+    t = transcripts.parse(os.path.join("tests/sessions", name))
+    for mode_byte in (b"\x00", b"\x01", b"\x0a"):
+        put("session", mode_byte + t["input"])
+    for line in t["input"].split(b"\r\n"):
+        if line[:5].upper() in (b"MAIL ", b"RCPT "):
+            put("address", line[5:])
+            put("address", line[line.find(b"<"):] if b"<" in line else line)
+
+for data in (b"hello\r\n.\r\n", b"..a\r\n.\r\n", b"a\n.\n", b"a\r.\r\n.\r\n", b"x\r\n\x00.\r\n.\r\n"):
+    for mode in (b"\x00\x03", b"\x01\x05"):
+        put("data", mode + data)
+
+put("envelope", open("tests/fuzz/seed-envelope.json", "rb").read())
+
+for data in (b"220 mx ESMTP\r\n", b"250-mx\r\n250-PIPELINING\r\n250 SIZE 1000\r\n", b"550 5.1.1 no\n",
+             b"421-a\r\n421 b\r\n354 go\r\n", b".leading\r\nx\r\r\n.\r\nend"):
+    put("client", b"\x03" + data)
