@@ -32,9 +32,9 @@ TEST_SRCS := $(wildcard tests/unit/*.cpp)
 TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 
 DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
-	python3 ucspi-tcp swaks curl mandoc groff-base systemd strace
+	python3 ucspi-tcp swaks curl mandoc groff-base systemd strace valgrind
 
-.PHONY: all check demo install clean deps unit sessions cli e2e asan lint-man format fuzz fuzz-build
+.PHONY: all check demo install clean deps unit sessions cli e2e asan valgrind lint-man format fuzz fuzz-build
 
 all: $(BUILD)/smtpspool
 
@@ -115,6 +115,10 @@ cli: $(BUILD)/smtpspool
 e2e: $(BUILD)/smtpspool
 	bash tests/e2e/run.sh $(BUILD)/smtpspool
 
+# The transcripts again with smtpspool under valgrind memcheck (zero errors).
+valgrind: $(BUILD)/smtpspool
+	SMTPSPOOL_BINARY=$(CURDIR)/$(BUILD)/smtpspool python3 tests/sessions/run.py tests/sessions/valgrind.sh tests/sessions
+
 # The unit, transcript and command-line tests again, under AddressSanitizer and UBSan.
 asan:
 	$(MAKE) BUILD=build-asan sanitize=yes unit sessions cli
@@ -134,6 +138,7 @@ check: deps
 	$(MAKE) cli
 	$(MAKE) e2e
 	$(MAKE) asan
+	$(MAKE) valgrind
 	$(MAKE) fuzz FUZZ_SECONDS=8
 	$(MAKE) lint-man
 
