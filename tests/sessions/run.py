@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 NETWORK_ENV = {"TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "41000", "TCPLOCALIP": "192.0.2.1",
@@ -57,6 +58,13 @@ def parse(path):
                 t["input"] += arg.encode("utf-8") + b"\r\n"
             elif op == "~>":
                 t["input"] += unescape(arg)
+            elif op == "*>":
+                count, _, text = arg.partition(" ")
+                raw = unescape(text)
+                t["input"] += b"".join(raw.replace(b"{n}", str(i).encode()) for i in range(int(count)))
+            elif op == "<=":
+                count, _, text = arg.partition(" ")
+                t["expect"].extend([("<-", text, f"{os.path.basename(path)}:{lineno}")] * int(count))
             elif op in ("<-", "<~", "<*"):
                 t["expect"].append((op, arg, where))
             elif op == "=":
@@ -73,23 +81,34 @@ def run(binary, t, mode, spool):
     env.update(t["env"])
     args = [binary, "--spool", spool, "--hostname", "mx.test", "--log", "none"] + t["options"]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        proc.stdin.write(t["input"])
-        proc.stdin.flush()
-    except BrokenPipeError:
-        pass
-    if t["hold"]:
-        deadline = time.monotonic() + t["hold"]
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-    try:
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    out = proc.stdout.read()
-    err = proc.stderr.read()
+    out, err = [], []
+
+    def feed():
+        # Written from a thread while replies are read, so that neither side
+        # can fill a pipe and wait for the other (pipelining at any volume).
+        try:
+            proc.stdin.write(t["input"])
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        if t["hold"]:
+            deadline = time.monotonic() + t["hold"]
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    threads = [threading.Thread(target=feed),
+               threading.Thread(target=lambda: out.append(proc.stdout.read())),
+               threading.Thread(target=lambda: err.append(proc.stderr.read()))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
     proc.wait(timeout=30)
-    return proc.returncode, out, err
+    return proc.returncode, out[0] if out else b"", err[0] if err else b""
 
 
 def messages(spool):
