@@ -76,7 +76,7 @@ std::string compose_bounce(const BounceInput& in)
     m += "MIME-Version: 1.0\r\n";
     m += "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"" + boundary + "\"\r\n";
     m += "\r\nThis is a MIME-encapsulated message.\r\n\r\n";
-    m += "--" + boundary + "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n";
+    m += "--" + boundary + "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n";
     m += "This is the mail system at " + in.hostname + ".\r\n\r\n";
     m += "Your message " + in.original.id + " of " + in.original.received_at +
          " could not be delivered to the following\r\nrecipients:\r\n\r\n";

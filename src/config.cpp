@@ -234,6 +234,11 @@ void resolve_delivery(Config& c, const Sources& s, const po::variables_map& cmd)
             if (!r) {
                 throw BadConfig{"route: " + why + ": '" + text + "'"};
             }
+            for (const Route& other : c.routes) {
+                if (other.domain == r->domain) {
+                    throw BadConfig{"route: two routes for " + r->domain};
+                }
+            }
             c.routes.push_back(std::move(*r));
         }
     }

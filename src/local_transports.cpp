@@ -264,6 +264,7 @@ RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std:
         return temporary(errno_text("fork"));
     }
     if (pid == 0) {
+        ::setpgid(0, 0); // its own process group, so a timeout stops all it started
         ::dup2(to_child[0], 0);
         ::dup2(from_child[1], 1);
         ::dup2(from_child[1], 2);
@@ -271,6 +272,7 @@ RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std:
         ::execve(argv[0], argv, envp.data());
         ::_exit(127);
     }
+    ::setpgid(pid, pid);
     ::close(to_child[0]);
     ::close(from_child[1]);
     int out = to_child[1];
@@ -349,7 +351,7 @@ RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std:
         }
         if (timed_out || std::chrono::steady_clock::now() >= deadline) {
             timed_out = true;
-            ::kill(pid, SIGKILL);
+            ::kill(-pid, SIGKILL);
             while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
             }
             break;

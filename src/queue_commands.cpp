@@ -6,6 +6,8 @@
 #include "spool.hpp"
 #include "transports.hpp"
 
+#include <algorithm>
+#include <csignal>
 #include <thread>
 
 #include <cerrno>
@@ -115,9 +117,24 @@ int run_runq(Config config)
         return k_exit_usage;
     }
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
-    if (auto r = list_queue(config.spool); !r) {
+    // A pipe command that exits without reading its input must not kill us:
+    // its exit status decides (EPIPE is handled where we write).
+    std::signal(SIGPIPE, SIG_IGN);
+    auto listed = list_queue(config.spool);
+    if (!listed) {
+        complain("runq", listed.error().message);
+        return listed.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
+    }
+    if (auto r = ensure_spool_layout(config.spool); !r) { // tmp/ is needed for bounces
         complain("runq", r.error().message);
-        return r.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
+        return k_exit_ioerr;
+    }
+    int missing = 0;
+    for (const std::string& id : config.ids) {
+        if (std::find(listed.value().begin(), listed.value().end(), id) == listed.value().end()) {
+            complain("runq", id + ": not in the queue");
+            ++missing;
+        }
     }
     auto log = make_log_sink(config.log);
     SystemClock clock;
@@ -134,7 +151,7 @@ int run_runq(Config config)
                       << " not due\n";
         }
         if (!config.interval) {
-            return s.errors > 0 || s.unreadable > 0 ? k_exit_failure : k_exit_ok;
+            return s.errors > 0 || s.unreadable > 0 || missing > 0 ? k_exit_failure : k_exit_ok;
         }
         std::this_thread::sleep_for(*config.interval);
     }
