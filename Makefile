@@ -32,9 +32,9 @@ TEST_SRCS := $(wildcard tests/unit/*.cpp)
 TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 
 DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
-	python3 ucspi-tcp swaks curl mandoc groff-base systemd strace valgrind
+	python3 python3-aiosmtpd ucspi-tcp swaks curl mandoc groff-base systemd strace valgrind
 
-.PHONY: all check demo install clean deps unit sessions cli e2e asan valgrind lint-man format fuzz fuzz-build
+.PHONY: all check demo install clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build
 
 all: $(BUILD)/smtpspool
 
@@ -115,6 +115,15 @@ cli: $(BUILD)/smtpspool
 e2e: $(BUILD)/smtpspool
 	bash tests/e2e/run.sh $(BUILD)/smtpspool
 
+# SIGKILL at every file-system step of serve and runq (an LD_PRELOAD shim),
+# then the spool invariants (tests/crash/run.py).
+$(BUILD)/fault_shim.so: tests/crash/fault_shim.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -O1 -Wall -Wextra -Werror -o $@ $< -ldl
+
+crash: $(BUILD)/smtpspool $(BUILD)/fault_shim.so
+	python3 tests/crash/run.py $(BUILD)/smtpspool $(BUILD)/fault_shim.so
+
 # The transcripts again with smtpspool under valgrind memcheck (zero errors).
 valgrind: $(BUILD)/smtpspool
 	SMTPSPOOL_BINARY=$(CURDIR)/$(BUILD)/smtpspool python3 tests/sessions/run.py tests/sessions/valgrind.sh tests/sessions
@@ -136,6 +145,7 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) sessions
 	$(MAKE) cli
+	$(MAKE) crash
 	$(MAKE) e2e
 	$(MAKE) asan
 	$(MAKE) valgrind

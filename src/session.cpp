@@ -112,9 +112,13 @@ Output Session::start()
 
 Output Session::feed(std::string_view bytes)
 {
+    const std::size_t total = bytes.size();
     while (!bytes.empty() && !m_closed) {
         if (m_data) {
             bytes.remove_prefix(data(bytes));
+            if (!m_data) {
+                break; // the reply to the data goes out first
+            }
             continue;
         }
         std::size_t lf = bytes.find('\n');
@@ -126,6 +130,7 @@ Output Session::feed(std::string_view bytes)
                 m_overlong = true;
                 m_line.clear();
             }
+            bytes = {};
             break;
         }
         std::string_view piece = bytes.substr(0, lf + 1);
@@ -145,7 +150,7 @@ Output Session::feed(std::string_view bytes)
             line(whole);
         }
     }
-    return {std::exchange(m_out, {}), m_closed};
+    return {std::exchange(m_out, {}), m_closed, m_closed ? total : total - bytes.size()};
 }
 
 Output Session::end_of_input()

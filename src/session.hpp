@@ -45,6 +45,10 @@ struct SessionConfig {
 struct Output {
     std::string wire;   // rendered replies, to be written before reading again
     bool close = false; // the session is over: write wire, then exit
+    // Octets of the input that feed() used. Less than all of it only right
+    // after the end of a message's data: its reply is written before anything
+    // after it is looked at, so a 250 never waits behind later input.
+    std::size_t consumed = 0;
 };
 
 class Session {
@@ -52,6 +56,7 @@ public:
     Session(SessionConfig config, SpoolPort& spool, LogSink& log, const Clock& clock);
 
     Output start();
+    // Call again with the rest when Output::consumed < bytes.size().
     Output feed(std::string_view bytes);
     Output end_of_input();
     Output timeout();

@@ -90,9 +90,24 @@ SessionEnd StdioTransport::run(Session& session, const std::function<void()>& af
         }
         m_buffer.resize(limits::k_read_buffer);
         switch (read_some()) {
-        case Read::data:
-            out = session.feed(m_buffer);
+        case Read::data: {
+            std::string_view rest = m_buffer;
+            out = session.feed(rest);
+            // After the end of a message the rest of the buffer waits until
+            // the reply to the data is written.
+            while (out.consumed < rest.size() && !out.close) {
+                rest.remove_prefix(out.consumed);
+                if (!write_all(out.wire)) {
+                    session.end_of_input();
+                    return SessionEnd::write_failed;
+                }
+                if (after_write) {
+                    after_write();
+                }
+                out = session.feed(rest);
+            }
             break;
+        }
         case Read::eof:
             session.end_of_input();
             return SessionEnd::eof;

@@ -36,11 +36,19 @@ Run drive(std::string_view input, bool local, std::size_t step)
     Session s(c, spool, log, clock);
     Run r;
     r.wire = s.start().wire;
-    for (std::size_t i = 0; i < input.size(); i += step) {
-        Output o = s.feed(input.substr(i, step));
-        r.wire += o.wire;
-        if (o.close) {
-            break;
+    bool closed = false;
+    for (std::size_t i = 0; i < input.size() && !closed; i += step) {
+        std::string_view chunk = input.substr(i, step);
+        for (;;) {
+            Output o = s.feed(chunk);
+            FUZZ_CHECK(o.consumed <= chunk.size());
+            FUZZ_CHECK(o.consumed > 0 || o.close || chunk.empty());
+            r.wire += o.wire;
+            closed = o.close;
+            if (closed || o.consumed == chunk.size()) {
+                break;
+            }
+            chunk.remove_prefix(o.consumed);
         }
     }
     r.wire += s.end_of_input().wire;

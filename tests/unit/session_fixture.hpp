@@ -36,11 +36,21 @@ struct SessionFixture {
     // Sends bytes, returns what the server wrote in reply.
     std::string send(std::string_view bytes)
     {
-        Output o = session.feed(bytes);
-        wire += o.wire;
-        closed = closed || o.close;
-        return o.wire;
+        std::string out;
+        for (;;) {
+            Output o = session.feed(bytes);
+            out += o.wire;
+            closed = closed || o.close;
+            ++feeds;
+            if (o.close || o.consumed >= bytes.size()) {
+                break;
+            }
+            bytes.remove_prefix(o.consumed);
+        }
+        wire += out;
+        return out;
     }
+    int feeds = 0;
     // Reply codes of each final reply line in `out`.
     static std::vector<int> codes(std::string_view out)
     {

@@ -92,6 +92,17 @@ TEST_SUITE("session")
         CHECK(f.spool.messages[0].envelope.client.helo == "evil(name);[x]");
     }
 
+    TEST_CASE("the reply to a message is handed out before the input after it is read")
+    {
+        SessionFixture f;
+        f.send(k_envelope);
+        Output o = f.session.feed("x\r\n.\r\nMAIL FROM:<b@b.test>\r\nRCPT TO:<u@mx.test>\r\n");
+        CHECK(o.wire.substr(0, 4) == "250 ");
+        CHECK(o.wire.find("2.1.0") == std::string::npos);
+        CHECK(o.consumed == 6);
+        CHECK(f.spool.messages.size() == 1);
+    }
+
     TEST_CASE("pipelined commands are answered in order in one batch")
     {
         SessionFixture f;
