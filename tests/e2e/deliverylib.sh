@@ -1,0 +1,60 @@
+# deliverylib.sh: helpers of the delivery tests (t-90 and up), sourced after
+# lib.sh. Messages are put in a spool by piping a session into smtpspool (a
+# local client may relay); runq then delivers them to an aiosmtpd smarthost
+# (smarthost.py), a maildir or a pipe command.
+
+# need_aiosmtpd: sets AIOSMTPD_PYTHON to a python3 that can import aiosmtpd,
+# or skips the test. Debian's python3-aiosmtpd serves /usr/bin/python3, which
+# need not be the first python3 on PATH (pyenv and the like).
+need_aiosmtpd()
+{
+    local p
+    for p in python3 /usr/bin/python3; do
+        if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import aiosmtpd' 2>/dev/null; then
+            AIOSMTPD_PYTHON=$(command -v "$p")
+            export AIOSMTPD_PYTHON
+            return 0
+        fi
+    done
+    skip_test "aiosmtpd is not installed (make deps installs python3-aiosmtpd)"
+}
+
+# start_smarthost DIR [RULES]: tests/e2e/smarthost.py on 127.0.0.1 and a free
+# port, recording into DIR, replying as the JSON file RULES says (see
+# smarthost.py); sets SMARTHOST_PORT and SMARTHOST_PID, logs to DIR.log.
+start_smarthost()
+{
+    local dir=$1 rules=${2:-}
+    need_aiosmtpd
+    mkdir -p "$dir"
+    SMARTHOST_PORT=$(free_port)
+    start_bg "$dir.log" "$AIOSMTPD_PYTHON" "$E2E_DIR/smarthost.py" "$SMARTHOST_PORT" "$dir" ${rules:+"$rules"}
+    SMARTHOST_PID=$BG_PID
+    wait_for_port "$SMARTHOST_PORT" "$SMARTHOST_PID" "$dir.log"
+}
+
+# set_rules FILE JSON: replace the smarthost's rules at once (rename).
+set_rules()
+{
+    printf '%s\n' "$2" >"$1.new"
+    mv -f "$1.new" "$1"
+}
+
+# queue_session SPOOL: pipes the SMTP session on stdin into smtpspool as a
+# local client (hostname a.test) and prints the queued IDs, one per line.
+queue_session()
+{
+    local spool=$1 out
+    out=$("$SMTPSPOOL_BIN" --spool "$spool" --hostname a.test --log none) ||
+        fail "smtpspool (serve) exited $? while queueing; it said: $out"
+    grep -o 'queued as [A-Za-z0-9_-]*' <<<"$out" | cut -d' ' -f3
+}
+
+# runq_logged LOG ARGS...: `smtpspool runq ARGS` with its log lines
+# (--log stderr) appended to LOG; returns runq's exit status.
+runq_logged()
+{
+    local log=$1
+    shift
+    "$SMTPSPOOL_BIN" runq --log stderr "$@" 2>>"$log"
+}
