@@ -11,6 +11,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -196,6 +198,11 @@ void SmtpTransport::connect_socket()
         }
         if (err == 0) {
             ::freeaddrinfo(list);
+            // Our writes are whole commands or data blocks, each followed by a
+            // wait for the reply: Nagle's algorithm would hold the short last
+            // write (".\r\n", a lone RSET) until the server's delayed ACK.
+            int one = 1;
+            std::ignore = ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             m_fd = fd;
             return;
         }
