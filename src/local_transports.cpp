@@ -135,18 +135,18 @@ std::string expand_maildir_path(std::string_view pattern, std::string_view addre
     return out;
 }
 
-MaildirTransport::MaildirTransport(std::string pattern, std::string hostname)
-    : m_pattern(std::move(pattern)), m_hostname(std::move(hostname))
-{
-}
-
-std::vector<RecipientOutcome> MaildirTransport::deliver(const Delivery& delivery)
+std::vector<RecipientOutcome> PerRecipientTransport::deliver(const Delivery& delivery)
 {
     std::vector<RecipientOutcome> out;
     for (std::size_t i : delivery.recipients) {
         out.push_back(deliver_one(delivery, delivery.envelope.recipients[i].address));
     }
     return out;
+}
+
+MaildirTransport::MaildirTransport(std::string pattern, std::string hostname)
+    : m_pattern(std::move(pattern)), m_hostname(std::move(hostname))
+{
 }
 
 RecipientOutcome MaildirTransport::deliver_one(const Delivery& delivery, const std::string& address)
@@ -208,15 +208,6 @@ PipeTransport::PipeTransport(std::string command, std::string spool, std::string
                              std::chrono::seconds timeout)
     : m_command(std::move(command)), m_spool(std::move(spool)), m_hostname(std::move(hostname)), m_timeout(timeout)
 {
-}
-
-std::vector<RecipientOutcome> PipeTransport::deliver(const Delivery& delivery)
-{
-    std::vector<RecipientOutcome> out;
-    for (std::size_t i : delivery.recipients) {
-        out.push_back(deliver_one(delivery, delivery.envelope.recipients[i].address));
-    }
-    return out;
 }
 
 RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std::string& address)

@@ -24,25 +24,32 @@ private:
 // dot); %d is the domain, lower case, made safe the same way.
 std::string expand_maildir_path(std::string_view pattern, std::string_view address, std::string_view fallback_domain);
 
-class MaildirTransport final : public Transport {
+// Local transports deliver one recipient at a time.
+class PerRecipientTransport : public Transport {
 public:
-    MaildirTransport(std::string pattern, std::string hostname);
-    std::vector<RecipientOutcome> deliver(const Delivery& delivery) override;
+    std::vector<RecipientOutcome> deliver(const Delivery& delivery) final;
 
 private:
-    RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address);
+    virtual RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address) = 0;
+};
+
+class MaildirTransport final : public PerRecipientTransport {
+public:
+    MaildirTransport(std::string pattern, std::string hostname);
+
+private:
+    RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address) override;
     std::string m_pattern;
     std::string m_hostname;
     unsigned long m_sequence = 0;
 };
 
-class PipeTransport final : public Transport {
+class PipeTransport final : public PerRecipientTransport {
 public:
     PipeTransport(std::string command, std::string spool, std::string hostname, std::chrono::seconds timeout);
-    std::vector<RecipientOutcome> deliver(const Delivery& delivery) override;
 
 private:
-    RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address);
+    RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address) override;
     std::string m_command;
     std::string m_spool;
     std::string m_hostname;
