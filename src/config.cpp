@@ -100,9 +100,9 @@ po::options_description delivery_options()
     d.add_options()
         ("route", po::value<std::vector<std::string>>()->value_name("DOMAIN=TRANSPORT"), "deliver mail for DOMAIN (and its subdomains; * for any) by smtp:HOST[:PORT], maildir:PATH or pipe:COMMAND (repeatable)")
         ("smarthost", po::value<std::string>()->value_name("HOST[:PORT]"), "the same as --route '*=smtp:HOST:PORT'")
-        ("retry-schedule", po::value<std::string>()->value_name("LIST"), "waits after failed attempts, the last repeating (default 30m,1h,2h,4h,8h)")
+        ("retry-schedule", po::value<std::string>()->value_name("LIST"), "waits after each run that leaves recipients pending, the last repeating (default 30m,1h,2h,4h,8h)")
         ("max-queue-time", po::value<std::string>()->value_name("TIME"), "give up and bounce after this long in the queue (default 5d)")
-        ("smtp-timeout", po::value<std::string>()->value_name("TIME"), "one timeout for every SMTP client step (default: those of RFC 5321 section 4.5.3.2)")
+        ("smtp-timeout", po::value<std::string>()->value_name("TIME"), "one timeout for every SMTP client step (default: RFC 5321 section 4.5.3.2, and 60s to connect)")
         ("pipe-timeout", po::value<std::string>()->value_name("TIME"), "how long a pipe command may run (default 10m)")
         ("deliver-now", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "serve: start a detached runq for each message accepted");
     // clang-format on
