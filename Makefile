@@ -130,6 +130,7 @@ valgrind: $(BUILD)/smtpspool
 
 # The unit, transcript and command-line tests again, under AddressSanitizer and UBSan.
 asan:
+	$(MAKE) -j2 BUILD=build-asan sanitize=yes build-asan/smtpspool build-asan/unit-tests
 	$(MAKE) BUILD=build-asan sanitize=yes unit sessions cli
 
 lint-man:
@@ -140,8 +141,9 @@ lint-man:
 	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	done; echo "man pages: lint clean"
 
+# The builds use both cores; the tests run one tier at a time.
 check: deps
-	$(MAKE) all
+	$(MAKE) -j2 all $(BUILD)/unit-tests
 	$(MAKE) unit
 	$(MAKE) sessions
 	$(MAKE) cli
@@ -149,6 +151,7 @@ check: deps
 	$(MAKE) e2e
 	$(MAKE) asan
 	$(MAKE) valgrind
+	$(MAKE) -j2 fuzz-build
 	$(MAKE) fuzz FUZZ_SECONDS=8
 	$(MAKE) lint-man
 
