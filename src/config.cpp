@@ -87,6 +87,7 @@ po::options_description session_options()
         ("max-line-length", po::value<std::string>()->value_name("N"), "octets in a command line, CRLF included (default 2048, at least 512)")
         ("timeout", po::value<std::string>()->value_name("S"), "seconds to wait for the client (default 300)")
         ("max-errors", po::value<std::string>()->value_name("N"), "client errors before 421 and exit (default 20)")
+        ("max-session-time", po::value<std::string>()->value_name("S"), "seconds a whole session may last, then 421 and exit (default 3600)")
         ("rfc821", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "no ESMTP: EHLO gets 502");
     // clang-format on
     return d;
@@ -344,6 +345,11 @@ Config resolve(Subcommand command, const po::variables_map& cmd, const po::varia
     }
     c.timeout = static_cast<unsigned>(timeout);
     c.max_errors = number("max-errors", limits::k_default_max_errors, 1);
+    std::size_t session_time = number("max-session-time", limits::k_default_max_session_time, 1);
+    if (session_time > 7 * 86400) {
+        throw BadConfig{"max-session-time: at most 604800 seconds"};
+    }
+    c.max_session_time = static_cast<unsigned>(session_time);
     if (auto v = s.get<std::string>("rfc821")) {
         c.rfc821 = to_bool("rfc821", *v);
     }
@@ -461,6 +467,7 @@ std::string describe(const Config& c)
     out << "max-line-length = " << c.max_line_length << "\n";
     out << "timeout = " << c.timeout << "\n";
     out << "max-errors = " << c.max_errors << "\n";
+    out << "max-session-time = " << c.max_session_time << "\n";
     out << "rfc821 = " << (c.rfc821 ? "yes" : "no") << "\n";
     for (const Route& r : c.routes) {
         out << "route = " << r.domain << "=" << r.transport.text << "\n";

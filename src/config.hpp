@@ -28,6 +28,7 @@ struct Config {
     std::size_t max_recipients = 0;
     std::size_t max_line_length = 0;
     unsigned timeout = 0;
+    unsigned max_session_time = 0;
     std::size_t max_errors = 0;
     bool rfc821 = false;
     LogTarget log = LogTarget::syslog;

@@ -32,6 +32,10 @@ inline constexpr std::size_t k_default_max_message_size = 20000000;
 // RFC 5321 §4.5.3.2.7: wait at least five minutes for the next command.
 inline constexpr unsigned k_default_timeout_seconds = 300;
 
+// A whole session, however busy, ends after this long (slow senders that
+// stay just inside the idle timeout cannot hold a process forever).
+inline constexpr unsigned k_default_max_session_time = 3600;
+
 // Client errors (5xx replies) before 421 and close (RFC 5321 §7.8 permits it).
 inline constexpr std::size_t k_default_max_errors = 20;
 

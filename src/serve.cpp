@@ -133,7 +133,7 @@ int run_serve(Config config)
     SpoolWriter writer(config.spool, fs, clock, static_cast<long>(::getpid()));
     CommitRecorder spool(writer);
     Session session(std::move(sc), spool, *log, clock);
-    StdioTransport transport(0, 1, config.timeout);
+    StdioTransport transport(0, 1, config.timeout, config.max_session_time);
     auto after_write = [&] {
         if (config.deliver_now && !spool.committed.empty()) {
             start_runq(config, std::exchange(spool.committed, {}));

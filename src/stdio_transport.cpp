@@ -5,6 +5,9 @@
 #include "limits.hpp"
 
 #include <tuple>
+#include <algorithm>
+#include <climits>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <netinet/in.h>
@@ -14,17 +17,27 @@
 
 namespace smtpspool {
 
-StdioTransport::StdioTransport(int in, int out, unsigned timeout_seconds)
-    : m_in(in), m_out(out), m_timeout_ms(static_cast<int>(timeout_seconds) * 1000)
+StdioTransport::StdioTransport(int in, int out, unsigned timeout_seconds, unsigned session_seconds)
+    : m_in(in), m_out(out), m_timeout_ms(static_cast<int>(timeout_seconds) * 1000),
+      m_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(session_seconds))
 {
     m_buffer.resize(limits::k_read_buffer);
+    struct stat st{};
+    m_out_is_socket = ::fstat(out, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+// The idle timeout, or less when the session's deadline is nearer.
+int StdioTransport::wait_ms() const
+{
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::clamp<long long>(left.count(), 0, m_timeout_ms));
 }
 
 StdioTransport::Read StdioTransport::read_some()
 {
     for (;;) {
         pollfd p{m_in, POLLIN, 0};
-        int r = ::poll(&p, 1, m_timeout_ms);
+        int r = ::poll(&p, 1, wait_ms());
         if (r == 0) {
             return Read::timeout;
         }
@@ -52,7 +65,7 @@ bool StdioTransport::write_all(std::string_view bytes)
 {
     while (!bytes.empty()) {
         pollfd p{m_out, POLLOUT, 0};
-        int r = ::poll(&p, 1, m_timeout_ms);
+        int r = ::poll(&p, 1, wait_ms());
         if (r == 0) {
             return false;
         }
@@ -62,7 +75,15 @@ bool StdioTransport::write_all(std::string_view bytes)
             }
             return false;
         }
-        ssize_t n = ::write(m_out, bytes.data(), bytes.size());
+        // Never block past the deadline in write(2) itself: a socket gets a
+        // non-blocking send; a pipe or file at most PIPE_BUF octets, which
+        // fit once poll(2) reports room.
+        ssize_t n = -1;
+        if (m_out_is_socket) {
+            n = ::send(m_out, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        } else {
+            n = ::write(m_out, bytes.data(), std::min<std::size_t>(bytes.size(), PIPE_BUF));
+        }
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 continue;

@@ -5,6 +5,7 @@
 
 #include "session.hpp"
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -15,7 +16,9 @@ enum class SessionEnd { quit, eof, timeout, write_failed, read_failed };
 
 class StdioTransport {
 public:
-    StdioTransport(int in, int out, unsigned timeout_seconds);
+    // timeout_seconds: idle time allowed for each read and write;
+    // session_seconds: the whole session, after which it ends with 421 4.4.2.
+    StdioTransport(int in, int out, unsigned timeout_seconds, unsigned session_seconds);
 
     // Runs the session to its end; after_write runs after each batch of
     // replies has been written (serve --deliver-now starts runq there).
@@ -29,7 +32,10 @@ private:
     int m_in;
     int m_out;
     int m_timeout_ms;
+    std::chrono::steady_clock::time_point m_deadline;
     std::string m_buffer;
+    bool m_out_is_socket = false;
+    int wait_ms() const;
 };
 
 // The peer from getpeername(2) on fd; local when fd is not an inet socket.

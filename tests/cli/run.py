@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
@@ -285,6 +286,50 @@ def read_only_spool_gives_451(tmp):
     expect(code == 0 and any(r.startswith("451 4.3.0") for r in replies), replies)
     expect(replies[-1].startswith("221"), replies)
     expect(os.listdir(os.path.join(spool, "queue")) == [], "queued anyway")
+
+
+@test
+def slow_drip_client_meets_the_session_deadline(tmp):
+    # One byte every 0.2 s never trips the 2 s idle timeout; the session
+    # deadline ends it.
+    spool = os.path.join(tmp, "spool")
+    p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none", "--timeout", "2",
+                          "--max-session-time", "2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    start = time.monotonic()
+    try:
+        for c in b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\n" + b"x" * 100:
+            if p.poll() is not None:
+                break
+            p.stdin.write(bytes([c]))
+            p.stdin.flush()
+            time.sleep(0.2)
+    except BrokenPipeError:
+        pass
+    out = p.stdout.read()
+    code = p.wait(timeout=10)
+    elapsed = time.monotonic() - start
+    expect(code == 0 and out.endswith(b"421 4.4.2 mx.test timeout, closing connection\r\n"), (code, out[-80:]))
+    expect(1.8 < elapsed < 6, elapsed)
+    expect(os.listdir(os.path.join(spool, "queue")) == [], "queued")
+
+
+@test
+def client_that_never_reads_does_not_hold_the_server(tmp):
+    # 3 MB of NOOPs and no reading: the replies fill the pipe, the write
+    # waits --timeout seconds, then the server gives up.
+    spool = os.path.join(tmp, "spool")
+    p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none", "--timeout", "1"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    start = time.monotonic()
+    try:
+        p.stdin.write(b"NOOP\r\n" * 500000)
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    code = p.wait(timeout=20)
+    expect(code == 74, code)
+    expect(time.monotonic() - start < 10, time.monotonic() - start)
+    p.stdout.close()
 
 
 @test
