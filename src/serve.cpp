@@ -21,12 +21,6 @@
 namespace smtpspool {
 namespace {
 
-bool is_socket(int fd)
-{
-    struct stat st {};
-    return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
 // Remembers the ids of committed messages for --deliver-now.
 class CommitRecorder final : public SpoolPort {
 public:

@@ -62,8 +62,6 @@ public:
     Output timeout();
 
     State state() const { return m_state; }
-    bool closed() const { return m_closed; }
-    std::size_t messages() const { return m_messages; }
 
 private:
     struct Transaction {

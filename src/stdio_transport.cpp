@@ -22,8 +22,7 @@ StdioTransport::StdioTransport(int in, int out, unsigned timeout_seconds, unsign
       m_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(session_seconds))
 {
     m_buffer.resize(limits::k_read_buffer);
-    struct stat st{};
-    m_out_is_socket = ::fstat(out, &st) == 0 && S_ISSOCK(st.st_mode);
+    m_out_is_socket = is_socket(out);
 }
 
 // The idle timeout, or less when the session's deadline is nearer.
@@ -141,6 +140,12 @@ SessionEnd StdioTransport::run(Session& session, const std::function<void()>& af
             return SessionEnd::read_failed;
         }
     }
+}
+
+bool is_socket(int fd)
+{
+    struct stat st{};
+    return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 Peer peer_from_socket(int fd)

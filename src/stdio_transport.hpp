@@ -38,6 +38,9 @@ private:
     int wait_ms() const;
 };
 
+// True when fd is a socket (under inetd, stdin, stdout and stderr all are).
+bool is_socket(int fd);
+
 // The peer from getpeername(2) on fd; local when fd is not an inet socket.
 Peer peer_from_socket(int fd);
 
