@@ -143,5 +143,85 @@ Reply shutting_down(std::string_view host)
     return {421, "4.3.0", std::string(host) + " local error, closing connection"};
 }
 
+// RFC 5321 §3.1: a server that will not serve a client says 554 instead of
+// 220 and then 503 to everything but QUIT.
+Reply client_denied(std::string_view host)
+{
+    return {554, "5.7.1", std::string(host) + " no SMTP service for this client"};
+}
+Reply session_refused() { return {503, "5.5.1", "no SMTP service for this client; only QUIT"}; }
+Reply sender_denied() { return {553, "5.7.1", "sender address refused"}; }
+Reply user_unknown() { return {550, "5.1.1", "user unknown"}; }
+Reply alias_loop() { return {550, "5.4.6", "alias loop or expansion too deep"}; }
+Reply policy_refused(Stage stage)
+{
+    switch (stage) {
+    case Stage::mail:
+        return {553, "5.7.1", "sender refused by local policy"};
+    case Stage::rcpt:
+        return {550, "5.7.1", "recipient refused by local policy"};
+    case Stage::data:
+        break;
+    }
+    return {554, "5.7.1", "message refused by local policy"};
+}
+Reply policy_tempfail() { return {451, "4.3.0", "local policy check failed; try again later"}; }
+Reply bad_headers(std::string_view why) { return {550, "5.6.0", "malformed header section: " + std::string(why)}; }
+Reply mail_loop(std::size_t hops)
+{
+    return {554, "5.4.6", "mail loop: more than " + std::to_string(hops) + " Received: headers"};
+}
+Reply rate_limited(std::string_view host)
+{
+    return {421, "4.7.0", std::string(host) + " too many connections; try again later"};
+}
+Reply too_many_messages(std::string_view host)
+{
+    return {421, "4.7.0", std::string(host) + " too many messages in this session; closing connection"};
+}
+
+std::optional<Reply> parse_hook_reply(std::string_view line)
+{
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) {
+        line.remove_suffix(1);
+    }
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    // "NNN X.Y.Z": 3 digits, a space, then class.subject.detail (RFC 3463 §2).
+    if (line.size() < 9 || !digit(line[0]) || !digit(line[1]) || !digit(line[2]) || line[3] != ' ') {
+        return std::nullopt;
+    }
+    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    if (code < 400 || code > 559) {
+        return std::nullopt;
+    }
+    std::string_view rest = line.substr(4);
+    std::size_t end = rest.find(' ');
+    std::string_view status = rest.substr(0, end);
+    std::string_view text = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
+    // class "4" or "5" matching the code, subject 1-3 digits, detail 1-3 digits.
+    if (status.size() < 5 || status.size() > 9 || status[0] != line[0] || status[1] != '.') {
+        return std::nullopt;
+    }
+    std::size_t dot = status.find('.', 2);
+    if (dot == std::string_view::npos || dot == 2 || dot > 5 || dot + 1 >= status.size() ||
+        status.size() - dot - 1 > 3) {
+        return std::nullopt;
+    }
+    for (std::size_t i = 2; i < status.size(); ++i) {
+        if (i != dot && !digit(status[i])) {
+            return std::nullopt;
+        }
+    }
+    std::string clean;
+    for (char c : text.substr(0, 400)) {
+        auto u = static_cast<unsigned char>(c);
+        clean.push_back(u < 0x20 || u >= 0x7f ? '?' : c);
+    }
+    if (clean.empty()) {
+        clean = "refused by local policy";
+    }
+    return Reply{code, std::string(status), std::move(clean)};
+}
+
 } // namespace replies
 } // namespace smtpspool

@@ -5,6 +5,7 @@
 #include "smtp_nfa.hpp"
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,7 +14,7 @@ namespace smtpspool {
 
 struct Reply {
     int code = 0;
-    std::string_view status; // RFC 3463 enhanced code, "" where none is sent
+    std::string status; // RFC 3463 enhanced code, "" where none is sent
     std::string text;        // '\n' separates the lines of a multi-line reply
 };
 
@@ -64,6 +65,24 @@ Reply storage_full();
 Reply timeout(std::string_view host);
 Reply too_many_errors(std::string_view host);
 Reply shutting_down(std::string_view host);
+
+// Policy (smtpspool(8), POLICY).
+enum class Stage { mail, rcpt, data };
+Reply client_denied(std::string_view host);
+Reply session_refused();
+Reply sender_denied();
+Reply user_unknown();
+Reply alias_loop();
+Reply policy_refused(Stage stage);
+Reply policy_tempfail();
+Reply bad_headers(std::string_view why);
+Reply mail_loop(std::size_t hops);
+Reply rate_limited(std::string_view host);
+Reply too_many_messages(std::string_view host);
+
+// A reply line from a hook program: "NNN X.Y.Z text" with a 4yz or 5yz code
+// whose class matches the enhanced code's; nothing else is taken.
+std::optional<Reply> parse_hook_reply(std::string_view line);
 
 } // namespace replies
 } // namespace smtpspool

@@ -52,3 +52,28 @@ TEST_SUITE("smtp_reply")
         CHECK(replies::local_error().status == "4.3.0");
     }
 }
+
+TEST_CASE("hook reply lines: only well-formed 4yz/5yz with a matching enhanced code")
+{
+    auto r = replies::parse_hook_reply("550 5.7.1 go away\n");
+    REQUIRE(r);
+    CHECK(r->code == 550);
+    CHECK(r->status == "5.7.1");
+    CHECK(r->text == "go away");
+    CHECK(render(*r) == "550 5.7.1 go away\r\n");
+    auto t = replies::parse_hook_reply("451 4.7.100 greylisted\tnow");
+    REQUIRE(t);
+    CHECK(t->text == "greylisted?now");
+    CHECK(replies::parse_hook_reply("421 4.3.0")->text == "refused by local policy");
+    CHECK_FALSE(replies::parse_hook_reply("250 2.0.0 fine"));
+    CHECK_FALSE(replies::parse_hook_reply("354 go ahead"));
+    CHECK_FALSE(replies::parse_hook_reply("550 4.7.1 class mismatch"));
+    CHECK_FALSE(replies::parse_hook_reply("550 5.7 short"));
+    CHECK_FALSE(replies::parse_hook_reply("550 5.7777.1 long subject"));
+    CHECK_FALSE(replies::parse_hook_reply("550 5.7.1234 long detail"));
+    CHECK_FALSE(replies::parse_hook_reply("550-5.7.1 continuation"));
+    CHECK_FALSE(replies::parse_hook_reply("55 5.7.1 two digits"));
+    CHECK_FALSE(replies::parse_hook_reply("600 6.0.0 out of range"));
+    CHECK_FALSE(replies::parse_hook_reply(""));
+    CHECK_FALSE(replies::parse_hook_reply("x50 5.7.1"));
+}
