@@ -16,10 +16,14 @@ Json to_tree(const Envelope& e)
 {
     Json recipients = Json::array();
     for (const Recipient& r : e.recipients) {
-        recipients.push_back(Json{{"address", r.address},
-                                  {"status", r.status},
-                                  {"attempts", r.attempts},
-                                  {"last_error", optional_string(r.last_error)}});
+        Json rc{{"address", r.address},
+                {"status", r.status},
+                {"attempts", r.attempts},
+                {"last_error", optional_string(r.last_error)}};
+        if (r.original) {
+            rc["original"] = *r.original;
+        }
+        recipients.push_back(std::move(rc));
     }
     Json client{{"address", optional_string(e.client.address)},
                 {"port", e.client.port ? Json(*e.client.port) : Json(nullptr)},
@@ -152,6 +156,9 @@ Envelope from_tree(const Json& j)
         require_one_of(rc.status, "status", {"pending", "delivered", "failed"});
         rc.attempts = get_count(r, "attempts");
         rc.last_error = get_optional_string(r, "last_error");
+        if (r.contains("original")) {
+            rc.original = get_optional_string(r, "original");
+        }
         e.recipients.push_back(std::move(rc));
     }
     // Added after the first release of version 1: optional, absent = never tried.

@@ -19,6 +19,9 @@ struct Recipient {
     std::string status = "pending"; // pending | delivered | failed
     std::uint64_t attempts = 0;
     std::optional<std::string> last_error;
+    // The recipient the client named, when an alias replaced it by this one
+    // (written only then).
+    std::optional<std::string> original;
 };
 
 struct ClientInfo {

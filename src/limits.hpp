@@ -45,6 +45,15 @@ inline constexpr std::size_t k_read_buffer = 65536;
 // Bytes the spool writer gathers before one write(2).
 inline constexpr std::size_t k_write_buffer = 65536;
 
+// RFC 5322 §2.1.1: a header line is at most 998 octets before its CRLF.
+inline constexpr std::size_t k_max_header_line = 998;
+
+// RFC 5321 §6.3 asks for a hop limit; its suggested minimum is 100.
+inline constexpr std::size_t k_default_max_hops = 100;
+
+// A hook runs at most this long (then 451 4.3.0).
+inline constexpr unsigned k_default_hook_timeout_seconds = 30;
+
 // Entries in SPOOL/tmp older than this are leftovers of dead processes.
 inline constexpr long k_stale_tmp_seconds = 86400;
 

@@ -27,6 +27,7 @@ public:
     explicit CommitRecorder(SpoolPort& inner) : m_inner(inner) {}
     Result<std::string> begin() override { return m_inner.begin(); }
     Result<void> append(std::string_view bytes) override { return m_inner.append(bytes); }
+    Result<void> prepend(std::string_view bytes) override { return m_inner.prepend(bytes); }
     Result<void> commit(Envelope& envelope) override
     {
         auto r = m_inner.commit(envelope);

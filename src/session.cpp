@@ -48,7 +48,12 @@ bool is_helo_word(std::string_view arg)
 } // namespace
 
 Session::Session(SessionConfig config, SpoolPort& spool, LogSink& log, const Clock& clock)
-    : m_config(std::move(config)), m_spool(spool), m_log(log), m_clock(clock)
+    : Session(std::move(config), spool, m_accept_all, log, clock)
+{
+}
+
+Session::Session(SessionConfig config, SpoolPort& spool, PolicyPort& policy, LogSink& log, const Clock& clock)
+    : m_config(std::move(config)), m_spool(spool), m_policy(policy), m_log(log), m_clock(clock)
 {
     for (std::string& d : m_config.local_domains) {
         d = ascii_lower(d);
@@ -106,7 +111,12 @@ Output Session::start()
     }
     connect.add("relay", m_config.may_relay ? "yes" : "no");
     m_log.log(connect);
-    reply(replies::greeting(m_config.hostname, !m_config.rfc821));
+    if (m_config.client_denied) {
+        m_log.log(LogLine("client-denied").add("client", m_config.peer.local ? "local" : m_config.peer.address));
+        reply(replies::client_denied(m_config.hostname));
+    } else {
+        reply(replies::greeting(m_config.hostname, !m_config.rfc821));
+    }
     return {std::exchange(m_out, {}), m_closed};
 }
 
@@ -192,6 +202,11 @@ void Session::line(std::string_view raw)
 void Session::command(std::string_view text)
 {
     Command cmd = parse_command(text);
+    // RFC 5321 §3.1: after a 554 greeting, only QUIT.
+    if (m_config.client_denied && cmd.verb != Verb::quit) {
+        reply(replies::session_refused());
+        return;
+    }
     if (!allowed(cmd.verb, m_state)) {
         reply(replies::out_of_sequence(missing_for(cmd.verb, m_state)));
         return;
@@ -244,6 +259,8 @@ void Session::command(std::string_view text)
     reply(out.reply);
     if (cmd.verb == Verb::quit && out.success) {
         close("quit");
+    } else if (!out.close.empty()) {
+        close(out.close);
     }
 }
 
@@ -253,8 +270,21 @@ void Session::reset_transaction()
         m_spool.abort();
         m_data.reset();
     }
+    m_headers.reset();
     m_tx.reset();
     m_spool_error.reset();
+}
+
+PolicyFacts Session::facts(std::string_view id, std::uint64_t size) const
+{
+    static const std::vector<std::string> none;
+    return PolicyFacts{m_config.peer,
+                       m_config.may_relay,
+                       m_helo,
+                       m_tx ? std::string_view(m_tx->mail.path.mailbox) : std::string_view{},
+                       m_tx ? m_tx->recipients : none,
+                       id,
+                       size};
 }
 
 Session::Outcome Session::on_helo(const Command& cmd, bool esmtp)
@@ -278,6 +308,10 @@ Session::Outcome Session::on_helo(const Command& cmd, bool esmtp)
 
 Session::Outcome Session::on_mail(const Command& cmd)
 {
+    if (m_config.max_messages > 0 && m_messages >= m_config.max_messages) {
+        m_log.log(LogLine("mail").add("result", "refused").add("reason", "max-messages-per-session"));
+        return {replies::too_many_messages(m_config.hostname), false, "max-messages-per-session"};
+    }
     auto parsed = parse_mail(cmd.argument, MailOptions{m_esmtp, m_config.max_message_size});
     if (auto* refusal = std::get_if<Reply>(&parsed)) {
         m_log.log(LogLine("mail")
@@ -286,7 +320,16 @@ Session::Outcome Session::on_mail(const Command& cmd)
                       .add("reason", refusal->text));
         return {*refusal, false};
     }
-    m_tx = Transaction{std::move(std::get<MailCommand>(parsed)), {}};
+    m_tx = Transaction{std::move(std::get<MailCommand>(parsed)), {}, {}};
+    if (auto refusal = m_policy.check_sender(facts())) {
+        m_log.log(LogLine("mail")
+                      .add("from", m_tx->mail.path.mailbox)
+                      .add("result", "refused")
+                      .add("code", static_cast<std::uint64_t>(refusal->code))
+                      .add("reason", "policy"));
+        m_tx.reset();
+        return {*refusal, false};
+    }
     m_log.log(LogLine("mail")
                   .add("from", m_tx->mail.path.mailbox)
                   .add("size", m_tx->mail.declared_size)
@@ -321,16 +364,40 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
         return refuse(replies::relaying_denied(), path.mailbox);
     }
     std::string address = path.domain.empty() ? path.mailbox : path.local + "@" + ascii_lower(path.domain);
-    bool duplicate = std::find(m_tx->recipients.begin(), m_tx->recipients.end(), address) != m_tx->recipients.end();
+    if (std::find(m_tx->recipients.begin(), m_tx->recipients.end(), address) != m_tx->recipients.end()) {
+        m_log.log(LogLine("rcpt").add("to", address).add("result", "duplicate"));
+        return {replies::recipient_ok(), true};
+    }
+    auto verdict = m_policy.check_recipient(facts(), address, path.domain.empty() || is_local_domain(path.domain));
+    if (verdict.refusal) {
+        return refuse(*verdict.refusal, address);
+    }
+    std::vector<Recipient> added;
+    for (std::string& a : verdict.addresses) {
+        bool known =
+            std::any_of(m_tx->targets.begin(), m_tx->targets.end(), [&](const Recipient& r) { return r.address == a; });
+        if (!known) {
+            Recipient r;
+            r.address = std::move(a);
+            if (r.address != address) {
+                r.original = address;
+            }
+            added.push_back(std::move(r));
+        }
+    }
     // RFC 5321 §4.5.3.1.10: an implementation limit is 452, and the
     // transaction goes on with the recipients already accepted.
-    if (!duplicate && m_tx->recipients.size() >= m_config.max_recipients) {
+    if (m_tx->targets.size() + added.size() > m_config.max_recipients) {
         return refuse(replies::too_many_recipients(), address);
     }
-    if (!duplicate) {
-        m_tx->recipients.push_back(address);
+    m_tx->recipients.push_back(address);
+    std::move(added.begin(), added.end(), std::back_inserter(m_tx->targets));
+    LogLine accepted("rcpt");
+    accepted.add("to", address).add("result", "accepted");
+    if (verdict.addresses.size() != 1 || verdict.addresses.front() != address) {
+        accepted.add("expanded", static_cast<std::uint64_t>(verdict.addresses.size()));
     }
-    m_log.log(LogLine("rcpt").add("to", address).add("result", duplicate ? "duplicate" : "accepted"));
+    m_log.log(accepted);
     return {replies::recipient_ok(), true};
 }
 
@@ -357,6 +424,11 @@ std::string Session::received_header(std::string_view id) const
         h += "\r\n\tfor <" + m_tx->recipients.front() + ">";
     }
     h += "; " + rfc5322_date(m_data_started) + "\r\n";
+    if (m_config.add_envelope_to) {
+        for (const std::string& r : m_tx->recipients) {
+            h += "X-Envelope-To: <" + r + ">\r\n";
+        }
+    }
     return h;
 }
 
@@ -378,6 +450,9 @@ Session::Outcome Session::on_data(const Command& cmd)
     }
     m_data_started = m_clock.now();
     m_spool_error.reset();
+    m_id = id.value();
+    m_headers.emplace(HeaderCheck::Options{
+        m_config.check_headers, m_tx->mail.smtputf8 || m_tx->mail.body == Body::eight_bit_mime, m_config.max_hops});
     if (auto r = m_spool.append(received_header(id.value())); !r) {
         m_spool_error = r.error();
     }
@@ -390,6 +465,7 @@ std::size_t Session::data(std::string_view bytes)
 {
     m_chunk.clear();
     std::size_t used = m_data->feed(bytes, m_chunk);
+    m_headers->feed(m_chunk);
     bool refused = m_data->refused() || m_spool_error.has_value();
     if (!refused && !m_chunk.empty()) {
         if (auto r = m_spool.append(m_chunk); !r) {
@@ -422,12 +498,36 @@ Envelope Session::make_envelope() const
     e.mail_from = m_tx->mail.path.mailbox;
     e.body = m_tx->mail.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT";
     e.smtputf8 = m_tx->mail.smtputf8;
-    for (const std::string& r : m_tx->recipients) {
-        Recipient rc;
-        rc.address = r;
-        e.recipients.push_back(std::move(rc));
-    }
+    e.recipients = m_tx->targets;
     return e;
+}
+
+// The checks of a complete message that the data reader let through: the
+// header section, then the policy (data hook), whose header lines go on top.
+std::optional<Reply> Session::check_message(std::size_t size, std::string_view& reason)
+{
+    m_headers->finish();
+    if (m_headers->loop()) {
+        reason = "mail-loop";
+        return replies::mail_loop(m_config.max_hops);
+    }
+    if (!m_headers->malformed().empty()) {
+        reason = "bad-headers";
+        return replies::bad_headers(m_headers->malformed());
+    }
+    auto verdict = m_policy.check_message(facts(m_id, size));
+    if (verdict.refusal) {
+        reason = "policy";
+        return verdict.refusal;
+    }
+    if (!verdict.headers.empty()) {
+        if (auto r = m_spool.prepend(verdict.headers); !r) {
+            m_spool_error = r.error();
+            reason = "local-error";
+            return local_error_reply(r.error());
+        }
+    }
+    return std::nullopt;
 }
 
 void Session::finish_data()
@@ -447,6 +547,10 @@ void Session::finish_data()
     }
     std::size_t size = d.size();
     m_data.reset();
+    if (!refusal) {
+        refusal = check_message(size, reason);
+    }
+    m_headers.reset();
     if (!refusal) {
         Envelope e = make_envelope();
         if (auto r = m_spool.commit(e); r) {

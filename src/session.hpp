@@ -4,9 +4,11 @@
 
 #include "clock.hpp"
 #include "envelope.hpp"
+#include "header_check.hpp"
 #include "log.hpp"
 #include "smtp_command.hpp"
 #include "smtp_data.hpp"
+#include "policy_port.hpp"
 #include "smtp_nfa.hpp"
 #include "smtp_reply.hpp"
 #include "spool_port.hpp"
@@ -19,17 +21,6 @@
 
 namespace smtpspool {
 
-// Who is on the other end, as main found out (smtpspool(8), PEER IDENTITY).
-struct Peer {
-    bool local = true;   // a pipe, file or terminal: no network peer
-    std::string address; // "192.0.2.7" or "2001:db8::1"; "" when local
-    std::optional<std::uint64_t> port;
-    std::optional<std::string> hostname;
-    std::optional<std::string> ident;
-    std::optional<std::string> local_address; // our end, when the superserver says (TCPLOCALIP)
-    std::optional<std::uint64_t> local_port;
-};
-
 struct SessionConfig {
     std::string hostname = "localhost";
     std::vector<std::string> local_domains; // compared case-insensitively
@@ -39,6 +30,12 @@ struct SessionConfig {
     std::size_t max_errors = 0;
     bool rfc821 = false;
     bool may_relay = false; // from relay-client, RELAYCLIENT or a local client
+    // Policy (smtpspool(8), POLICY).
+    bool client_denied = false;   // 554 instead of 220, then 503 to all but QUIT
+    std::size_t max_messages = 0; // per session, then 421; 0: no limit
+    bool check_headers = false;   // refuse malformed header sections
+    std::size_t max_hops = 100;   // Received: fields before 554 5.4.6
+    bool add_envelope_to = false; // X-Envelope-To: per recipient
     Peer peer;
 };
 
@@ -53,6 +50,8 @@ struct Output {
 
 class Session {
 public:
+    Session(SessionConfig config, SpoolPort& spool, PolicyPort& policy, LogSink& log, const Clock& clock);
+    // With no policy: AcceptAll.
     Session(SessionConfig config, SpoolPort& spool, LogSink& log, const Clock& clock);
 
     Output start();
@@ -66,7 +65,8 @@ public:
 private:
     struct Transaction {
         MailCommand mail;
-        std::vector<std::string> recipients;
+        std::vector<std::string> recipients; // as the client named them
+        std::vector<Recipient> targets;      // what they stand for (aliases)
     };
 
     void reply(const Reply& r);
@@ -75,12 +75,14 @@ private:
     void command(std::string_view text);
     std::size_t data(std::string_view bytes);
     void finish_data();
+    std::optional<Reply> check_message(std::size_t size, std::string_view& reason);
     void reset_transaction();
 
     // Handlers: each returns its reply; success decides the NFA successor.
     struct Outcome {
         Reply reply;
         bool success;
+        std::string_view close = {}; // end the session after the reply, for this reason
     };
     Outcome on_helo(const Command& cmd, bool esmtp);
     Outcome on_mail(const Command& cmd);
@@ -92,11 +94,14 @@ private:
 
     bool is_local_domain(std::string_view domain) const;
     std::string received_header(std::string_view id) const;
+    PolicyFacts facts(std::string_view id = {}, std::uint64_t size = 0) const;
     Envelope make_envelope() const;
     Reply local_error_reply(const Error& e) const;
 
     SessionConfig m_config;
     SpoolPort& m_spool;
+    AcceptAll m_accept_all;
+    PolicyPort& m_policy;
     LogSink& m_log;
     const Clock& m_clock;
 
@@ -109,7 +114,9 @@ private:
     bool m_overlong = false; // discarding the rest of an over-long line
 
     std::optional<DataReader> m_data; // set while reading DATA
-    std::string m_chunk;              // message octets to append, reused
+    std::optional<HeaderCheck> m_headers;
+    std::string m_id;    // the open message's queue id
+    std::string m_chunk; // message octets to append, reused
     std::optional<Error> m_spool_error;
     TimePoint m_data_started{};
 

@@ -208,6 +208,66 @@ Result<void> SpoolWriter::fsync_dir(const std::string& path)
     return {};
 }
 
+Result<std::string> SpoolWriter::readable_message()
+{
+    if (m_id.empty()) {
+        return Error{EBADF, "no message is open"};
+    }
+    if (auto r = flush(); !r) {
+        return r.error();
+    }
+    return tmp_dir() + "/message.eml";
+}
+
+Result<void> SpoolWriter::prepend(std::string_view bytes)
+{
+    if (m_id.empty()) {
+        return Error{EBADF, "no message is open"};
+    }
+    if (auto r = flush(); !r) {
+        return r;
+    }
+    // A new file with the bytes, then the message so far; it replaces the old
+    // one inside tmp/ID, which nobody else reads, so a crash leaves only tmp/.
+    std::string old_path = tmp_dir() + "/message.eml";
+    std::string new_path = tmp_dir() + "/message.new";
+    int in = ::open(old_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        return failure("cannot read message.eml in");
+    }
+    int out = m_fs.open(new_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (out < 0) {
+        ::close(in);
+        return failure("cannot create message.new in");
+    }
+    m_fs.close(m_fd);
+    m_fd = out; // so that failure() closes it
+    auto r = write_all(out, bytes, "cannot write message.new in");
+    std::string buffer(limits::k_write_buffer, '\0');
+    while (r) {
+        ssize_t n = ::read(in, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            r = failure("cannot read message.eml in");
+        }
+        if (n <= 0) {
+            break;
+        }
+        r = write_all(out, std::string_view(buffer.data(), static_cast<std::size_t>(n)), "cannot write message.new in");
+    }
+    ::close(in);
+    if (!r) {
+        return r;
+    }
+    if (::rename(new_path.c_str(), old_path.c_str()) != 0) {
+        return failure("cannot rename message.new in");
+    }
+    m_written += bytes.size();
+    return {};
+}
+
 Result<void> SpoolWriter::commit(Envelope& envelope)
 {
     if (m_id.empty()) {
@@ -272,6 +332,7 @@ void SpoolWriter::abort()
     if (!m_id.empty()) {
         std::string dir = tmp_dir();
         m_fs.unlink(dir + "/message.eml");
+        m_fs.unlink(dir + "/message.new");
         m_fs.unlink(dir + "/envelope.json");
         if (m_fs.rmdir(dir) != 0) {
             remove_tree(dir);

@@ -17,6 +17,9 @@ public:
     virtual Result<std::string> begin() = 0;
     // Adds message octets (the Received: header first, then the data).
     virtual Result<void> append(std::string_view bytes) = 0;
+    // Puts bytes before everything appended so far (a data hook's header
+    // lines). Rare: it may copy the message.
+    virtual Result<void> prepend(std::string_view bytes) = 0;
     // Makes the message durable and visible; sets envelope.id and envelope.size.
     // Only after success may the client hear 250.
     virtual Result<void> commit(Envelope& envelope) = 0;

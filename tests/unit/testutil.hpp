@@ -44,6 +44,14 @@ public:
         peak = std::max(peak, current.size());
         return {};
     }
+    Result<void> prepend(std::string_view bytes) override
+    {
+        if (!open) {
+            return Error{EBADF, "prepend without begin"};
+        }
+        current.insert(0, bytes);
+        return {};
+    }
     Result<void> commit(Envelope& e) override
     {
         if (!open) {
