@@ -113,7 +113,7 @@ Output Session::start()
     m_log.log(connect);
     if (m_config.client_denied) {
         m_log.log(LogLine("client-denied").add("client", m_config.peer.local ? "local" : m_config.peer.address));
-        reply(replies::client_denied(m_config.hostname));
+        m_out += render(replies::client_denied(m_config.hostname)); // not the client's error
     } else {
         reply(replies::greeting(m_config.hostname, !m_config.rfc821));
     }

@@ -1,13 +1,44 @@
-// session_fixture: a Session wired to MemorySpool, RecordingLog and a FixedClock.
+// session_fixture: a Session wired to MemorySpool, ScriptedPolicy, RecordingLog
+// and a FixedClock.
 #pragma once
 
 #include "session.hpp"
 #include "testutil.hpp"
 
+#include <map>
 #include <string>
 #include <vector>
 
 namespace testutil {
+
+// A PolicyPort that answers as the test says and records what it was asked.
+class ScriptedPolicy final : public PolicyPort {
+public:
+    std::optional<Reply> check_sender(const PolicyFacts& facts) override
+    {
+        asked.push_back("sender " + std::string(facts.sender) + " helo=" + std::string(facts.helo));
+        return sender_refusal;
+    }
+    RecipientVerdict check_recipient(const PolicyFacts& facts, std::string_view recipient, bool local) override
+    {
+        asked.push_back("rcpt " + std::string(recipient) + (local ? " local" : " remote") + " after " +
+                        std::to_string(facts.recipients.size()));
+        if (auto it = recipients.find(std::string(recipient)); it != recipients.end()) {
+            return it->second;
+        }
+        return {std::nullopt, {std::string(recipient)}};
+    }
+    MessageVerdict check_message(const PolicyFacts& facts) override
+    {
+        asked.push_back("message " + std::string(facts.id) + " size=" + std::to_string(facts.size) +
+                        " rcpts=" + std::to_string(facts.recipients.size()));
+        return message;
+    }
+    std::optional<Reply> sender_refusal;
+    std::map<std::string, RecipientVerdict> recipients;
+    MessageVerdict message;
+    std::vector<std::string> asked;
+};
 
 inline SessionConfig test_config(bool local = false)
 {
@@ -29,7 +60,7 @@ inline SessionConfig test_config(bool local = false)
 
 struct SessionFixture {
     explicit SessionFixture(SessionConfig config = test_config())
-        : clock(TimePoint(std::chrono::seconds(1795000000))), session(std::move(config), spool, log, clock)
+        : clock(TimePoint(std::chrono::seconds(1795000000))), session(std::move(config), spool, policy, log, clock)
     {
         wire = session.start().wire;
     }
@@ -68,6 +99,7 @@ struct SessionFixture {
     }
 
     MemorySpool spool;
+    ScriptedPolicy policy;
     RecordingLog log;
     FixedClock clock;
     Session session;
