@@ -93,6 +93,32 @@ po::options_description session_options()
     return d;
 }
 
+// Options of policy (serve, check-config, and the config file).
+po::options_description policy_options()
+{
+    po::options_description d("Policy options");
+    // clang-format off
+    d.add_options()
+        ("deny-client", po::value<std::vector<std::string>>()->value_name("CIDR"), "clients that get 554 instead of the greeting (repeatable)")
+        ("allow-client", po::value<std::vector<std::string>>()->value_name("CIDR"), "exceptions to --deny-client; the most specific network decides (repeatable)")
+        ("sender-deny", po::value<std::string>()->value_name("FILE"), "senders to refuse with 553: user@domain, @domain or @.domain per line")
+        ("aliases", po::value<std::string>()->value_name("FILE"), "recipients to replace: 'name: address, address' per line")
+        ("local-users", po::value<std::string>()->value_name("FILE"), "the local parts that exist in the local domains, one per line")
+        ("reject-unknown-recipients", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "550 for a local-domain recipient in neither --aliases nor --local-users")
+        ("mail-hook", po::value<std::string>()->value_name("CMD"), "run CMD (by /bin/sh -c) at each MAIL FROM; see smtpspool(8), HOOKS")
+        ("rcpt-hook", po::value<std::string>()->value_name("CMD"), "run CMD at each RCPT TO")
+        ("data-hook", po::value<std::string>()->value_name("CMD"), "run CMD with each message on its standard input, before the reply")
+        ("hook-timeout", po::value<std::string>()->value_name("TIME"), "how long a hook may run before 451 (default 30s)")
+        ("add-envelope-to", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "add X-Envelope-To: per recipient (shows Bcc recipients to all)")
+        ("check-headers", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "refuse a malformed header section with 550 5.6.0")
+        ("max-hops", po::value<std::string>()->value_name("N"), "refuse a message with more Received: fields (554 5.4.6; default 100)")
+        ("max-connections-per-minute", po::value<std::string>()->value_name("N"), "421 at the greeting above this many connections a minute (0: no limit)")
+        ("max-connections-per-client-per-minute", po::value<std::string>()->value_name("N"), "the same per client address (IPv6: per /64; 0: no limit)")
+        ("max-messages-per-session", po::value<std::string>()->value_name("N"), "421 at the MAIL after this many messages (0: no limit)");
+    // clang-format on
+    return d;
+}
+
 // Options of delivery (runq, and serve for --deliver-now).
 po::options_description delivery_options()
 {
@@ -136,7 +162,7 @@ std::string help_text(Subcommand c)
                "message. Started by inetd, xinetd, systemd (Accept=yes) or tcpserver.\n\n"
                "Commands: serve (default), mailq, runq, cat, remove, check-config;\n"
                "'smtpspool COMMAND --help' describes each. See smtpspool(8).\n\n";
-        out << common_options() << "\n" << session_options() << "\n" << delivery_options();
+        out << common_options() << "\n" << session_options() << "\n" << policy_options() << "\n" << delivery_options();
         break;
     case Subcommand::mailq:
         out << "Usage: smtpspool mailq [--json] [OPTIONS] [ID...]\n"
@@ -159,8 +185,9 @@ std::string help_text(Subcommand c)
         break;
     case Subcommand::check_config:
         out << "Usage: smtpspool check-config [OPTIONS]\n"
-               "Validate the configuration and print the effective settings as config-file lines.\n\n";
-        out << common_options() << "\n" << session_options() << "\n" << delivery_options();
+               "Validate the configuration (and read the policy files) and print the effective\n"
+               "settings as config-file lines.\n\n";
+        out << common_options() << "\n" << session_options() << "\n" << policy_options() << "\n" << delivery_options();
         break;
     }
     return out.str();
@@ -224,6 +251,65 @@ std::chrono::seconds to_duration(const std::string& name, const std::string& tex
         throw BadConfig{name + ": not a duration (like 90s, 30m, 4h, 5d): '" + text + "'"};
     }
     return *d;
+}
+
+void resolve_policy(Config& c, const Sources& s)
+{
+    for (const char* name : {"deny-client", "allow-client"}) {
+        if (auto v = s.get<std::vector<std::string>>(name)) {
+            for (const std::string& n : *v) {
+                if (!parse_network(n)) {
+                    throw BadConfig{std::string(name) + ": not an address or CIDR network: '" + n + "'"};
+                }
+            }
+            (name[0] == 'd' ? c.deny_clients : c.allow_clients) = *v;
+        }
+    }
+    auto text = [&](const char* name, std::optional<std::string>& field) {
+        if (auto v = s.get<std::string>(name)) {
+            if (v->empty()) {
+                throw BadConfig{std::string(name) + ": must not be empty"};
+            }
+            field = *v;
+        }
+    };
+    text("sender-deny", c.sender_deny);
+    text("aliases", c.aliases);
+    text("local-users", c.local_users);
+    text("mail-hook", c.mail_hook);
+    text("rcpt-hook", c.rcpt_hook);
+    text("data-hook", c.data_hook);
+    auto flag = [&](const char* name, bool& field) {
+        if (auto v = s.get<std::string>(name)) {
+            field = to_bool(name, *v);
+        }
+    };
+    flag("reject-unknown-recipients", c.reject_unknown_recipients);
+    flag("add-envelope-to", c.add_envelope_to);
+    flag("check-headers", c.check_headers);
+    if (c.reject_unknown_recipients && !c.aliases && !c.local_users) {
+        throw BadConfig{"reject-unknown-recipients: needs --local-users or --aliases (or both)"};
+    }
+    if (auto v = s.get<std::string>("hook-timeout")) {
+        c.hook_timeout = to_duration("hook-timeout", *v);
+        if (c.hook_timeout.count() < 1 || c.hook_timeout.count() > 3600) {
+            throw BadConfig{"hook-timeout: between 1s and 1h"};
+        }
+    }
+    auto number = [&](const char* name, std::size_t& field, std::size_t min) {
+        if (auto v = s.get<std::string>(name)) {
+            field = to_number(name, *v, min);
+        }
+    };
+    number("max-hops", c.max_hops, 1);
+    number("max-connections-per-minute", c.max_connections_per_minute, 0);
+    number("max-connections-per-client-per-minute", c.max_connections_per_client_per_minute, 0);
+    number("max-messages-per-session", c.max_messages_per_session, 0);
+    for (std::size_t* n : {&c.max_connections_per_minute, &c.max_connections_per_client_per_minute}) {
+        if (*n > 1000000) {
+            throw BadConfig{"max-connections-per-minute: at most 1000000"};
+        }
+    }
 }
 
 void resolve_delivery(Config& c, const Sources& s, const po::variables_map& cmd)
@@ -353,6 +439,7 @@ Config resolve(Subcommand command, const po::variables_map& cmd, const po::varia
     if (auto v = s.get<std::string>("rfc821")) {
         c.rfc821 = to_bool("rfc821", *v);
     }
+    resolve_policy(c, s);
     resolve_delivery(c, s, cmd);
     return c;
 }
@@ -395,6 +482,7 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
     visible.add(common_options());
     if (command == Subcommand::serve || command == Subcommand::check_config) {
         visible.add(session_options());
+        visible.add(policy_options());
     }
     if (command == Subcommand::serve || command == Subcommand::check_config || command == Subcommand::runq) {
         visible.add(delivery_options());
@@ -429,7 +517,7 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
         po::variables_map file;
         if (cmd.count("config")) {
             po::options_description all;
-            all.add(common_options()).add(session_options()).add(delivery_options());
+            all.add(common_options()).add(session_options()).add(policy_options()).add(delivery_options());
             file = read_file(cmd["config"].as<std::string>(), all);
         }
         return resolve(command, cmd, file, ids);
@@ -469,6 +557,31 @@ std::string describe(const Config& c)
     out << "max-errors = " << c.max_errors << "\n";
     out << "max-session-time = " << c.max_session_time << "\n";
     out << "rfc821 = " << (c.rfc821 ? "yes" : "no") << "\n";
+    for (const std::string& n : c.deny_clients) {
+        out << "deny-client = " << n << "\n";
+    }
+    for (const std::string& n : c.allow_clients) {
+        out << "allow-client = " << n << "\n";
+    }
+    auto optional = [&](const char* name, const std::optional<std::string>& v) {
+        if (v) {
+            out << name << " = " << *v << "\n";
+        }
+    };
+    optional("sender-deny", c.sender_deny);
+    optional("aliases", c.aliases);
+    optional("local-users", c.local_users);
+    out << "reject-unknown-recipients = " << (c.reject_unknown_recipients ? "yes" : "no") << "\n";
+    optional("mail-hook", c.mail_hook);
+    optional("rcpt-hook", c.rcpt_hook);
+    optional("data-hook", c.data_hook);
+    out << "hook-timeout = " << format_duration(c.hook_timeout) << "\n";
+    out << "add-envelope-to = " << (c.add_envelope_to ? "yes" : "no") << "\n";
+    out << "check-headers = " << (c.check_headers ? "yes" : "no") << "\n";
+    out << "max-hops = " << c.max_hops << "\n";
+    out << "max-connections-per-minute = " << c.max_connections_per_minute << "\n";
+    out << "max-connections-per-client-per-minute = " << c.max_connections_per_client_per_minute << "\n";
+    out << "max-messages-per-session = " << c.max_messages_per_session << "\n";
     for (const Route& r : c.routes) {
         out << "route = " << r.domain << "=" << r.transport.text << "\n";
     }

@@ -2,6 +2,7 @@
 // file that includes Boost.ProgramOptions; the command line wins over the file.
 #pragma once
 
+#include "limits.hpp"
 #include "log.hpp"
 #include "route.hpp"
 
@@ -31,6 +32,23 @@ struct Config {
     unsigned max_session_time = 0;
     std::size_t max_errors = 0;
     bool rfc821 = false;
+    // Policy (smtpspool(8), POLICY).
+    std::vector<std::string> deny_clients;
+    std::vector<std::string> allow_clients;
+    std::optional<std::string> sender_deny; // files
+    std::optional<std::string> aliases;
+    std::optional<std::string> local_users;
+    bool reject_unknown_recipients = false;
+    std::optional<std::string> mail_hook; // commands, run by /bin/sh -c
+    std::optional<std::string> rcpt_hook;
+    std::optional<std::string> data_hook;
+    std::chrono::seconds hook_timeout{limits::k_default_hook_timeout_seconds};
+    bool add_envelope_to = false;
+    bool check_headers = false;
+    std::size_t max_hops = limits::k_default_max_hops;
+    std::size_t max_connections_per_minute = 0; // 0: no limit
+    std::size_t max_connections_per_client_per_minute = 0;
+    std::size_t max_messages_per_session = 0;
     LogTarget log = LogTarget::syslog;
     // Delivery (runq; serve with --deliver-now).
     std::vector<Route> routes;
@@ -42,8 +60,8 @@ struct Config {
     std::chrono::seconds pipe_timeout{600};
     bool deliver_now = false;
     std::optional<std::chrono::seconds> interval; // runq --interval
-    bool json = false;            // mailq --json
-    std::vector<std::string> ids; // mailq, cat, remove
+    bool json = false;                            // mailq --json
+    std::vector<std::string> ids;                 // mailq, cat, remove
 };
 
 // sysexits(3) values used as exit statuses (smtpspool(8), EXIT STATUS).

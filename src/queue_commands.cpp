@@ -1,6 +1,8 @@
 // queue_commands: the queue tools. Output on stdout, diagnostics on stderr.
 #include "queue_commands.hpp"
 
+#include "policy.hpp"
+
 #include "lister.hpp"
 #include "runner.hpp"
 #include "spool.hpp"
@@ -139,16 +141,15 @@ int run_runq(Config config)
     auto log = make_log_sink(config.log);
     SystemClock clock;
     RunnerConfig rc{config.spool, config.hostname, config.routes, config.retry_schedule, config.max_queue_time};
-    Runner runner(std::move(rc), [&config](const TransportSpec& spec) { return make_transport(spec, config); }, *log,
-                  clock);
+    Runner runner(
+        std::move(rc), [&config](const TransportSpec& spec) { return make_transport(spec, config); }, *log, clock);
     bool tty = ::isatty(2) == 1;
     for (;;) {
         RunStats s = runner.run(config.ids);
         if (tty) {
-            std::cerr << "smtpspool runq: " << s.attempted << " of " << s.messages << " messages tried: "
-                      << s.delivered << " delivered, " << s.deferred << " deferred, " << s.failed << " failed, "
-                      << s.bounces << " bounces; " << s.locked << " locked by another runner, " << s.not_due
-                      << " not due\n";
+            std::cerr << "smtpspool runq: " << s.attempted << " of " << s.messages << " messages tried: " << s.delivered
+                      << " delivered, " << s.deferred << " deferred, " << s.failed << " failed, " << s.bounces
+                      << " bounces; " << s.locked << " locked by another runner, " << s.not_due << " not due\n";
         }
         if (!config.interval) {
             return s.errors > 0 || s.unreadable > 0 || missing > 0 ? k_exit_failure : k_exit_ok;
@@ -160,6 +161,11 @@ int run_runq(Config config)
 int run_check_config(Config config)
 {
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    // The policy files are read as serve reads them: a bad line is an error here.
+    if (auto files = load_policy_files(config); !files) {
+        std::cerr << "smtpspool check-config: configuration error: " << files.error().message << "\n";
+        return k_exit_config;
+    }
     std::cout << describe(config) << std::flush;
     return k_exit_ok;
 }

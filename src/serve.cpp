@@ -3,6 +3,8 @@
 
 #include "fs.hpp"
 #include "peer.hpp"
+#include "policy.hpp"
+#include "rate_limit.hpp"
 #include "session.hpp"
 #include "spool.hpp"
 #include "stdio_transport.hpp"
@@ -79,10 +81,38 @@ void start_runq(const Config& config, const std::vector<std::string>& ids)
     }
 }
 
-void say_421(std::string_view host)
+void say(const Reply& reply)
 {
-    std::string wire = render(replies::shutting_down(host));
+    std::string wire = render(reply);
     std::ignore = ::write(1, wire.data(), wire.size());
+}
+
+void say_421(std::string_view host) { say(replies::shutting_down(host)); }
+
+// --max-connections-per-minute and per client: true when this connection is
+// over a limit (the caller says 421 and ends). A state file that cannot be
+// used lets the connection in: the limit is a brake, not an access control.
+bool over_rate_limit(const Config& config, const Peer& peer, LogSink& log, TimePoint now)
+{
+    RateLimits limits{static_cast<unsigned>(config.max_connections_per_minute),
+                      static_cast<unsigned>(config.max_connections_per_client_per_minute)};
+    if (limits.per_minute == 0 && limits.per_client_per_minute == 0) {
+        return false;
+    }
+    auto check = check_connection_rate(config.spool, peer.local ? "local" : peer.address, limits, now);
+    if (!check) {
+        log.log(LogLine("rate-error").add("reason", check.error().message));
+        return false;
+    }
+    if (check.value().verdict == RateVerdict::allowed) {
+        return false;
+    }
+    log.log(LogLine("rate-limited")
+                .add("client", peer.local ? "local" : peer.address)
+                .add("limit", to_string(check.value().verdict))
+                .add("server_rate", static_cast<std::uint64_t>(check.value().server_rate))
+                .add("client_rate", static_cast<std::uint64_t>(check.value().client_rate)));
+    return true;
 }
 
 } // namespace
@@ -116,18 +146,35 @@ int run_serve(Config config)
     sc.rfc821 = config.rfc821;
     sc.peer = peer_from_environment(env).value_or(peer_from_socket(0));
     sc.may_relay = may_relay(sc.peer, config.relay_clients, env);
+    sc.client_denied = client_denied(sc.peer, config.deny_clients, config.allow_clients, env);
+    sc.max_messages = config.max_messages_per_session;
+    sc.check_headers = config.check_headers;
+    sc.max_hops = config.max_hops;
+    sc.add_envelope_to = config.add_envelope_to;
 
+    auto files = load_policy_files(config);
+    if (!files) {
+        log->log(LogLine("config-error").add("reason", files.error().message));
+        say_421(config.hostname);
+        return k_exit_config;
+    }
     SystemClock clock;
     if (auto r = ensure_spool_layout(config.spool); !r) {
         log->log(LogLine("spool-error").add("reason", r.error().message));
         say_421(config.hostname);
         return k_exit_tempfail;
     }
+    if (!sc.client_denied && over_rate_limit(config, sc.peer, *log, clock.now())) {
+        say(replies::rate_limited(config.hostname));
+        return k_exit_ok;
+    }
     sweep_stale_tmp(config.spool, clock.now());
     PosixFs fs;
     SpoolWriter writer(config.spool, fs, clock, static_cast<long>(::getpid()));
     CommitRecorder spool(writer);
-    Session session(std::move(sc), spool, *log, clock);
+    Policy policy(
+        config, std::move(files.value()), [&writer] { return writer.readable_message(); }, *log);
+    Session session(std::move(sc), spool, policy, *log, clock);
     StdioTransport transport(0, 1, config.timeout, config.max_session_time);
     auto after_write = [&] {
         if (config.deliver_now && !spool.committed.empty()) {
