@@ -146,7 +146,8 @@ bool Aliases::has(std::string_view address, const IsLocal& is_local) const
 }
 
 std::variant<std::vector<std::string>, Aliases::Refused> Aliases::expand(std::string_view address,
-                                                                         const IsLocal& is_local, std::size_t max) const
+                                                                         const IsLocal& is_local, std::size_t max,
+                                                                         std::string_view default_domain) const
 {
     std::vector<std::string> out;
     std::vector<std::string> chain; // the addresses being expanded, outermost first
@@ -175,6 +176,9 @@ std::variant<std::vector<std::string>, Aliases::Refused> Aliases::expand(std::st
         }
         chain.push_back(ascii_lower(addr));
         std::string_view domain = domain_of(addr);
+        if (domain.empty()) {
+            domain = default_domain;
+        }
         for (const std::string& t : *targets) {
             // A bare local part takes the domain of the address it came from.
             std::string target =

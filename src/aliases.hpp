@@ -31,12 +31,13 @@ public:
     // part such as "postmaster") stands for. A recipient without an entry
     // stands for itself. An entry that lists its own key delivers there too
     // ("bob: bob, archive"); any other cycle is a loop, and expansion deeper
-    // than k_max_depth or to more than max addresses is refused.
+    // than k_max_depth or to more than max addresses is refused. Bare local
+    // parts in an address without a domain (<postmaster>) take default_domain.
     struct Refused {
         std::string why;
     };
     std::variant<std::vector<std::string>, Refused> expand(std::string_view address, const IsLocal& is_local,
-                                                           std::size_t max) const;
+                                                           std::size_t max, std::string_view default_domain = {}) const;
 
     // True when the recipient has an entry.
     bool has(std::string_view address, const IsLocal& is_local) const;

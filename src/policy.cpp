@@ -200,7 +200,7 @@ PolicyPort::RecipientVerdict Policy::check_recipient(const PolicyFacts& facts, s
     std::vector<std::string> addresses{std::string(recipient)};
     bool aliased = m_files.aliases && m_files.aliases->has(recipient, is_local);
     if (aliased) {
-        auto expanded = m_files.aliases->expand(recipient, is_local, m_config.max_recipients);
+        auto expanded = m_files.aliases->expand(recipient, is_local, m_config.max_recipients, m_config.hostname);
         if (auto* refused = std::get_if<Aliases::Refused>(&expanded)) {
             m_log.log(LogLine("alias-error").add("to", recipient).add("reason", refused->why));
             return {replies::alias_loop(), {}};

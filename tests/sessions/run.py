@@ -44,7 +44,8 @@ def parse(path):
                 if key == "mode":
                     t["modes"] = ["local", "network"] if value == "both" else [value]
                 elif key == "option":
-                    t["options"].append(value)
+                    here = os.path.dirname(os.path.abspath(path))
+                    t["options"].append(value.replace("{here}", here))
                 elif key == "env":
                     name, _, v = value.partition("=")
                     t["env"][name] = v

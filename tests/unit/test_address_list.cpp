@@ -107,6 +107,10 @@ TEST_SUITE("aliases")
         CHECK_FALSE(a.has("nobody@example.com", local));
         // <postmaster> with no domain (RFC 5321 §4.5.1).
         CHECK(expand(a, "postmaster") == std::vector<std::string>{"alice@example.com", "bob@elsewhere.test"});
+        auto bare = parsed<Aliases>("postmaster: root\nroot: alice\n");
+        CHECK(std::get<std::vector<std::string>>(bare.expand("postmaster", local, 10, "mx.test")) ==
+              std::vector<std::string>{"alice@mx.test"});
+        CHECK(error_of<Aliases>("a: b,\n c\n d\n").message.find("not an address") != std::string::npos);
     }
 
     TEST_CASE("an entry naming itself delivers there too; other cycles are loops")
