@@ -154,9 +154,7 @@ int run_serve(Config config)
 
     auto files = load_policy_files(config);
     if (!files) {
-        log->log(LogLine("config-error").add("reason", files.error().message));
-        say_421(config.hostname);
-        return k_exit_config;
+        return refuse_service("smtpspool: configuration error: " + files.error().message + "\n", k_exit_config);
     }
     SystemClock clock;
     if (auto r = ensure_spool_layout(config.spool); !r) {

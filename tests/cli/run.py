@@ -229,6 +229,47 @@ def serve_refuses_bad_options_on_a_pipe(tmp):
 
 
 @test
+def policy_files_are_checked_with_line_numbers(tmp):
+    good = os.path.join(tmp, "aliases")
+    with open(good, "w") as f:
+        f.write("# ok\npostmaster: root\nroot: alice,\n  bob@example.org\n")
+    deny = os.path.join(tmp, "deny")
+    with open(deny, "w") as f:
+        f.write("@spam.example\n")
+    conf = os.path.join(tmp, "policy.conf")
+    with open(conf, "w") as f:
+        f.write(f"aliases = {good}\nsender-deny = {deny}\nreject-unknown-recipients = yes\n"
+                "deny-client = 10.0.0.0/8\ndeny-client = 192.0.2.0/24\nmax-hops = 30\n"
+                "mail-hook = /usr/local/bin/check-sender --strict\nhook-timeout = 5s\n")
+    code, out, err = run(["check-config", "--config", conf])
+    expect(code == 0, (code, err))
+    text = out.decode().splitlines()
+    for line in (f"aliases = {good}", f"sender-deny = {deny}", "reject-unknown-recipients = yes",
+                 "deny-client = 10.0.0.0/8", "deny-client = 192.0.2.0/24", "max-hops = 30",
+                 "mail-hook = /usr/local/bin/check-sender --strict", "hook-timeout = 5s"):
+        expect(line in text, (line, text))
+    # What check-config prints reads back the same.
+    again = os.path.join(tmp, "again.conf")
+    with open(again, "w") as f:
+        f.write(out.decode())
+    code, out2, err = run(["check-config", "--config", again])
+    expect(code == 0 and out2 == out, (err, out2))
+    # A bad line: check-config and serve both refuse, naming file and line.
+    with open(good, "a") as f:
+        f.write("broken line without colon\n")
+    code, out, err = run(["check-config", "--config", conf])
+    expect(code == 78 and out == b"" and f"{good} line 5: expected".encode() in err, (code, err))
+    code, out, err = run(["--config", conf, "--spool", tmp, "--log", "none"], b"QUIT\r\n")
+    expect(code == 78 and out == b"" and b"line 5" in err, (code, out, err))
+    code, out, err = run(["check-config", "--sender-deny", os.path.join(tmp, "missing")])
+    expect(code == 78 and b"cannot read" in err, (code, err))
+    code, out, err = run(["check-config", "--reject-unknown-recipients"])
+    expect(code == 78 and b"needs --local-users or --aliases" in err, (code, err))
+    code, out, err = run(["check-config", "--deny-client", "10.0.0.0/33"])
+    expect(code == 78 and b"deny-client" in err, (code, err))
+
+
+@test
 def serve_with_an_unusable_spool_says_421(tmp):
     blocker = os.path.join(tmp, "file")
     with open(blocker, "w") as f:
