@@ -81,6 +81,21 @@ TEST_SUITE("envelope")
         CHECK(json.back() == '\n');
     }
 
+    TEST_CASE("a recipient's original (aliases) is written only when set, and read back")
+    {
+        Envelope e = sample();
+        e.recipients[1].original = "team@mx.test";
+        std::string json = envelope_to_json(e);
+        CHECK(json.find("\"original\"") == json.rfind("\"original\""));
+        CHECK(json.find("\"original\": \"team@mx.test\"") != std::string::npos);
+        auto back = envelope_from_json(json);
+        REQUIRE(back);
+        CHECK_FALSE(back.value().recipients[0].original);
+        CHECK(back.value().recipients[1].original == "team@mx.test");
+        CHECK_FALSE(envelope_from_json(with(json, "\"original\": \"team@mx.test\"", "\"original\": 7")));
+        CHECK(envelope_to_json(sample()).find("original") == std::string::npos);
+    }
+
     TEST_CASE("a local client has null address and port")
     {
         Envelope e = sample();
