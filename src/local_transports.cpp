@@ -1,14 +1,14 @@
 // local_transports: Maildir (tmp -> fsync -> new, per the maildir(5) convention)
-// and pipe (fork/exec /bin/sh -c with a clean environment; exit 75 = try later).
+// and pipe (/bin/sh -c as a ChildProcess, hook.hpp, with a clean environment; exit 75 = try later).
 #include "local_transports.hpp"
 
+#include "hook.hpp"
 #include "route.hpp"
 
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <tuple>
@@ -229,41 +229,24 @@ RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std:
     }
     // Addresses reach the command only through its environment, never its command line.
     auto at = address.rfind('@');
-    std::vector<std::string> env{
-        "PATH=/usr/local/bin:/usr/bin:/bin",
-        "SENDER=" + delivery.envelope.mail_from,
-        "RECIPIENT=" + address,
-        "LOCAL=" + (at == std::string::npos ? address : address.substr(0, at)),
-        "DOMAIN=" + recipient_domain(address, delivery.envelope.hostname),
-        "MESSAGE_ID=" + delivery.envelope.id,
-        "SMTPSPOOL_SPOOL=" + m_spool,
-        "SMTPSPOOL_HOSTNAME=" + m_hostname,
-    };
-    std::vector<char*> envp;
-    for (std::string& s : env) {
-        envp.push_back(s.data());
-    }
-    envp.push_back(nullptr);
-    std::string sh = "/bin/sh", dash_c = "-c";
-    char* argv[] = {sh.data(), dash_c.data(), m_command.data(), nullptr};
-    pid_t pid = ::fork();
-    if (pid < 0) {
+    auto env = child_environment({
+        {"SENDER", delivery.envelope.mail_from},
+        {"RECIPIENT", address},
+        {"LOCAL", at == std::string::npos ? address : address.substr(0, at)},
+        {"DOMAIN", recipient_domain(address, delivery.envelope.hostname)},
+        {"MESSAGE_ID", delivery.envelope.id},
+        {"SMTPSPOOL_SPOOL", m_spool},
+        {"SMTPSPOOL_HOSTNAME", m_hostname},
+    });
+    auto child = env ? ChildProcess::spawn(m_command, env.value(), {to_child[0], from_child[1], from_child[1]})
+                     : Result<ChildProcess>(env.error());
+    if (!child) {
         ::close(in);
         for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) {
             ::close(fd);
         }
-        return temporary(errno_text("fork"));
+        return temporary(child.error().message);
     }
-    if (pid == 0) {
-        ::setpgid(0, 0); // its own process group, so a timeout stops all it started
-        ::dup2(to_child[0], 0);
-        ::dup2(from_child[1], 1);
-        ::dup2(from_child[1], 2);
-        ::signal(SIGPIPE, SIG_DFL);
-        ::execve(argv[0], argv, envp.data());
-        ::_exit(127);
-    }
-    ::setpgid(pid, pid);
     ::close(to_child[0]);
     ::close(from_child[1]);
     int out = to_child[1];
@@ -334,21 +317,8 @@ RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std:
     ::close(in);
     // The command may have closed its output and still be running: wait for
     // it until the same deadline.
-    int status = 0;
-    for (;;) {
-        pid_t r = timed_out ? -1 : ::waitpid(pid, &status, WNOHANG);
-        if (r == pid || (r < 0 && errno != EINTR && !timed_out)) {
-            break;
-        }
-        if (timed_out || std::chrono::steady_clock::now() >= deadline) {
-            timed_out = true;
-            ::kill(-pid, SIGKILL);
-            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            break;
-        }
-        ::poll(nullptr, 0, 10);
-    }
+    timed_out = timed_out || !child.value().wait_until(deadline);
+    int status = timed_out ? child.value().stop() : child.value().reap();
     std::string tail = printable_tail(output, 300);
     if (timed_out) {
         return temporary("pipe command timed out after " + std::to_string(m_timeout.count()) + " s");
