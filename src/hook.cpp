@@ -293,7 +293,7 @@ Result<std::vector<std::string>> child_environment(const EnvironmentVariables& v
             return Error{EINVAL, "unusable environment variable " + printable_first_line(name, 64)};
         }
         std::string entry = name + "=" + value;
-        auto same = std::find_if(env.begin(), env.end(), [&name](const std::string& e) {
+        auto same = std::find_if(env.begin(), env.end(), [&name = name](const std::string& e) {
             return e.size() > name.size() && e.compare(0, name.size(), name) == 0 && e[name.size()] == '=';
         });
         if (same != env.end()) {
