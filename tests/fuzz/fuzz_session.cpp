@@ -1,6 +1,9 @@
 // fuzz_session: the whole session core fed arbitrary bytes, whole and in
-// chunks. Invariants: well-formed replies, the same result whatever the
-// chunking, no message without a sender and a recipient, bounded memory.
+// chunks, with a policy that refuses, expands and adds headers by the input's
+// own content, and the policy settings taken from the first byte. Invariants:
+// well-formed replies, the same result whatever the chunking, no message
+// without a sender and a recipient, recipient and message limits kept,
+// bounded memory.
 #include "../unit/testutil.hpp"
 #include "fuzz_check.hpp"
 #include "session.hpp"
@@ -12,14 +15,48 @@ using namespace testutil;
 
 namespace {
 
+// Decides by the addresses themselves, so that whole and chunked runs agree.
+class FuzzPolicy final : public PolicyPort {
+public:
+    std::optional<Reply> check_sender(const PolicyFacts& facts) override
+    {
+        if (facts.sender.find("deny") != std::string_view::npos) {
+            return replies::sender_denied();
+        }
+        return std::nullopt;
+    }
+    RecipientVerdict check_recipient(const PolicyFacts&, std::string_view r, bool local) override
+    {
+        if (r.rfind("x", 0) == 0) {
+            return {local ? replies::user_unknown() : replies::policy_tempfail(), {}};
+        }
+        if (r.rfind("list", 0) == 0) {
+            return {std::nullopt, {"a@mx.test", "b@mx.test", std::string(r)}};
+        }
+        return {std::nullopt, {std::string(r)}};
+    }
+    MessageVerdict check_message(const PolicyFacts& facts) override
+    {
+        if (facts.size % 7 == 3) {
+            return {replies::policy_refused(replies::Stage::data), {}};
+        }
+        return {std::nullopt, facts.size % 5 == 1 ? "X-Fuzz: added\r\n" : ""};
+    }
+};
+
+struct Flags {
+    bool local, check_headers, max_messages, envelope_to, denied;
+};
+
 struct Run {
     std::string wire;
     std::vector<StoredMessage> messages;
     std::size_t peak = 0;
 };
 
-Run drive(std::string_view input, bool local, std::size_t step)
+Run drive(std::string_view input, Flags f, std::size_t step)
 {
+    bool local = f.local;
     SessionConfig c;
     c.hostname = "mx.test";
     c.local_domains = {"mx.test"};
@@ -30,10 +67,16 @@ Run drive(std::string_view input, bool local, std::size_t step)
     c.peer.local = local;
     c.peer.address = local ? "" : "192.0.2.7";
     c.may_relay = local;
+    c.check_headers = f.check_headers;
+    c.max_messages = f.max_messages ? 2 : 0;
+    c.add_envelope_to = f.envelope_to;
+    c.client_denied = f.denied;
+    c.max_hops = 3;
     MemorySpool spool;
+    FuzzPolicy policy;
     RecordingLog log;
     FixedClock clock(TimePoint(std::chrono::seconds(1795000000)));
-    Session s(c, spool, log, clock);
+    Session s(c, spool, policy, log, clock);
     Run r;
     r.wire = s.start().wire;
     bool closed = false;
@@ -67,9 +110,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     bool local = (data[0] & 1) != 0;
     std::size_t step = 1 + (data[0] >> 1) % 17;
+    Flags flags{local, (data[0] & 0x20) != 0, (data[0] & 0x40) != 0, (data[0] & 0x80) != 0, data[0] == 0xfe};
     std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
-    Run whole = drive(input, local, input.size() + 1);
-    Run pieces = drive(input, local, step);
+    Run whole = drive(input, flags, input.size() + 1);
+    Run pieces = drive(input, flags, step);
     FUZZ_CHECK(well_formed_replies(whole.wire));
     FUZZ_CHECK(whole.wire == pieces.wire);
     FUZZ_CHECK(whole.messages.size() == pieces.messages.size());
@@ -78,7 +122,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(m.data == pieces.messages[i].data);
         FUZZ_CHECK(!m.envelope.recipients.empty());
         FUZZ_CHECK(m.envelope.recipients.size() <= 5);
-        FUZZ_CHECK(m.data.rfind("Received: ", 0) == 0);
+        FUZZ_CHECK(m.data.rfind("Received: ", 0) == 0 || m.data.rfind("X-Fuzz: added\r\nReceived: ", 0) == 0);
+        for (const Recipient& r : m.envelope.recipients) {
+            FUZZ_CHECK(!r.address.empty() && r.address.front() != 'x');
+            FUZZ_CHECK(!r.original || *r.original != r.address);
+        }
+        FUZZ_CHECK(m.envelope.mail_from.find("deny") == std::string::npos);
         FUZZ_CHECK(m.envelope.size == m.data.size());
         if (!local) {
             // A network client's accepted message has only CRLF line ends.
@@ -101,5 +150,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         ++queued;
     }
     FUZZ_CHECK(queued == whole.messages.size());
+    FUZZ_CHECK(!flags.max_messages || whole.messages.size() <= 2);
+    FUZZ_CHECK(!flags.denied || whole.messages.empty());
     return 0;
 }
