@@ -4,7 +4,10 @@
 #   make check      unit tests, session transcripts, command-line and end-to-end
 #                   tests, the same unit, transcript and command-line tests
 #                   under ASan+UBSan, man page lint
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR=    (make uninstall: the same files go)
+#   make integration   smtpspool under the real inetd, xinetd, systemd-socket-activate
+#                   and tcpserver, make install/uninstall, bash completion
+#   make package-check build the Debian package, lintian, install, check, purge
 
 SHELL := /bin/bash
 
@@ -13,6 +16,7 @@ DESTDIR ?=
 SBINDIR = $(PREFIX)/sbin
 MANDIR = $(PREFIX)/share/man
 DOCDIR = $(PREFIX)/share/doc/smtpspool
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
 
 CXX ?= g++
 BUILD ?= build
@@ -34,7 +38,7 @@ TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
 	python3 python3-aiosmtpd ucspi-tcp swaks curl mandoc groff-base systemd strace valgrind
 
-.PHONY: all check demo install clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build
+.PHONY: all check demo install uninstall integration package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build
 
 all: $(BUILD)/smtpspool
 
@@ -115,6 +119,15 @@ cli: $(BUILD)/smtpspool
 e2e: $(BUILD)/smtpspool
 	bash tests/e2e/run.sh $(BUILD)/smtpspool
 
+# The example files under the real superservers (each test installs its
+# Debian package when missing, as root), make install and the completion.
+integration: $(BUILD)/smtpspool
+	E2E_TESTS_DIR=tests/integration E2E_TEST_TIMEOUT=300 bash tests/e2e/run.sh $(BUILD)/smtpspool
+
+# Not run by make check (see README, Deployment).
+package-check:
+	bash tests/package/check.sh
+
 # SIGKILL at every file-system step of serve and runq (an LD_PRELOAD shim),
 # then the spool invariants (tests/crash/run.py).
 $(BUILD)/fault_shim.so: tests/crash/fault_shim.c
@@ -149,6 +162,7 @@ check: deps
 	$(MAKE) cli
 	$(MAKE) crash
 	$(MAKE) e2e
+	$(MAKE) integration
 	$(MAKE) asan
 	$(MAKE) valgrind
 	$(MAKE) -j2 fuzz-build
@@ -162,11 +176,20 @@ demo: deps
 	$(BUILD)/smtpspool mailq --spool demo-spool
 
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DOCDIR)/examples
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DOCDIR)/examples \
+	  $(DESTDIR)$(BASHCOMPDIR)
 	install -m 755 $(BUILD)/smtpspool $(DESTDIR)$(SBINDIR)/smtpspool
 	install -m 644 man/smtpspool.8 $(DESTDIR)$(MANDIR)/man8/smtpspool.8
 	install -m 644 man/smtpspool-spool.5 $(DESTDIR)$(MANDIR)/man5/smtpspool-spool.5
 	cp -R examples/. $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 completion/smtpspool $(DESTDIR)$(BASHCOMPDIR)/smtpspool
+
+# Removes what install installed; the shared directories ($(SBINDIR),
+# $(MANDIR)/man8, ...) stay.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/smtpspool $(DESTDIR)$(MANDIR)/man8/smtpspool.8 \
+	  $(DESTDIR)$(MANDIR)/man5/smtpspool-spool.5 $(DESTDIR)$(BASHCOMPDIR)/smtpspool
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 format:
 	clang-format -i src/*.cpp src/*.hpp tests/unit/*.cpp tests/unit/*.hpp

@@ -8,7 +8,8 @@
 # leaves behind are killed and make it fail. The output of a failed test is
 # shown; KEEP_E2E_TMP=1 keeps the temporary directories, E2E_VERBOSE=1 shows
 # the output of every test. Arguments after BINARY select tests by name
-# (e.g. `run.sh build/smtpspool t-30`).
+# (e.g. `run.sh build/smtpspool t-30`). E2E_TESTS_DIR runs the t-*.sh of
+# another directory (tests/integration) the same way.
 
 set -uo pipefail
 
@@ -23,6 +24,7 @@ fi
 binary=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TESTS_DIR=${E2E_TESTS_DIR:-$E2E_DIR}
 TEST_TIMEOUT=${E2E_TEST_TIMEOUT:-60}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/smtpspool-e2e-run.XXXXXX")
@@ -46,7 +48,7 @@ trap on_signal INT TERM
 cp "$binary" "$work/smtpspool"
 SMTPSPOOL_BIN=$work/smtpspool
 export SMTPSPOOL_BIN
-echo "end-to-end tests of $binary ($("$SMTPSPOOL_BIN" --version))"
+echo "tests in $TESTS_DIR of $binary ($("$SMTPSPOOL_BIN" --version))"
 
 selected()
 {
@@ -71,7 +73,7 @@ skipped=0
 failed_names=()
 start_all=$SECONDS
 
-for test in "$E2E_DIR"/t-*.sh; do
+for test in "$TESTS_DIR"/t-*.sh; do
     name=$(basename "$test" .sh)
     selected "$name" || continue
     log="$work/$name.log"

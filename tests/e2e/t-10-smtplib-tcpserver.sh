@@ -3,12 +3,12 @@
 # daemontools run script (examples/tcpserver/run) with the example rules
 # (examples/tcpserver/tcp.smtp, unchanged) compiled by tcprules. The script's
 # own variables set the address and port, the paths, the user, -H (no DNS
-# lookup) and smtpspool's options. Three messages on one SMTP connection
+# lookup) and smtpspool's options; its configuration file names the spool. Three messages on one SMTP connection
 # (smtplib's sendmail three times); then mailq --json and the spool files must
 # show exactly what was sent.
 #
 # smtpspool gets --relay-client 198.51.100.0/24, so 127.0.0.1 may relay only
-# because the rules set RELAYCLIENT for 127.: the message to a stranger
+# because the rules set RELAYCLIENT for 127.0.0.1: the message to a stranger
 # domain checks that the example rules really do.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -28,13 +28,14 @@ assert_contains "$out" "allow connection" "rules for a stranger (default allow)"
 assert_not_contains "$out" "RELAYCLIENT" "rules for a stranger"
 
 step "start the example run script"
+printf 'spool = %s\n' "$SPOOL" >"$TEST_TMP/smtpspool.conf"
 PORT=$(free_port)
 runas=
 if [[ $(id -u) -eq 0 ]]; then
     runas=root # exercises the script's -u/-g path
 fi
 start_bg "$TEST_TMP/run.log" env \
-    SMTPSPOOL="$SMTPSPOOL_BIN" SPOOL="$SPOOL" RULES="$RULES" IP=127.0.0.1 PORT="$PORT" \
+    SMTPSPOOL="$SMTPSPOOL_BIN" CONFIG="$TEST_TMP/smtpspool.conf" RULES="$RULES" IP=127.0.0.1 PORT="$PORT" \
     RUNAS="$runas" LOOKUP=-H CONCURRENCY=10 \
     OPTIONS="--hostname mx.test.example --relay-client 198.51.100.0/24 --log stderr" \
     sh "$REPO_ROOT/examples/tcpserver/run"

@@ -104,11 +104,12 @@ for line in "ListenStream=25" "Accept=yes"; do
 done
 for line in "StandardInput=socket" "StandardOutput=socket" "StandardError=journal" "User=smtpspool" \
     "ProtectSystem=strict" "ReadWritePaths=/var/spool/smtpspool" "NoNewPrivileges=yes" \
-    "ExecStart=/usr/local/sbin/smtpspool --spool /var/spool/smtpspool"; do
+    "ExecStart=/usr/local/sbin/smtpspool --config /etc/smtpspool.conf"; do
     assert_line "$UNITS/smtpspool@.service" "$line"
 done
+printf 'spool = %s\n' "$TEST_TMP/unit-spool" >"$TEST_TMP/smtpspool.conf"
 sed -i -e "s#/usr/local/sbin/smtpspool#$SMTPSPOOL_BIN#g" -e "s#/var/spool/smtpspool#$TEST_TMP/unit-spool#g" \
-    "$UNITS/smtpspool.socket" "$UNITS/smtpspool@.service"
+    -e "s#/etc/smtpspool.conf#$TEST_TMP/smtpspool.conf#g" "$UNITS/smtpspool.socket" "$UNITS/smtpspool@.service"
 
 step "the service's command line serves a session (piped, as a local client)"
 exec_start=$(sed -n 's/^ExecStart=//p' "$UNITS/smtpspool@.service")
@@ -116,7 +117,7 @@ exec_start=$(sed -n 's/^ExecStart=//p' "$UNITS/smtpspool@.service")
 out=$(printf 'HELO pipe.test.example\nQUIT\n' | $exec_start --hostname mx.test.example)
 assert_eq $'220 mx.test.example ESMTP smtpspool ready\r\n250 mx.test.example hello pipe.test.example\r\n221 2.0.0 mx.test.example closing connection\r' \
     "$out" "session through the ExecStart= command line"
-[[ -d "$TEST_TMP/unit-spool/queue" ]] || fail "ExecStart= did not use the spool it names"
+[[ -d "$TEST_TMP/unit-spool/queue" ]] || fail "ExecStart= did not use the spool its configuration file names"
 
 step "systemd-analyze verify"
 if ! command -v systemd-analyze >/dev/null 2>&1; then

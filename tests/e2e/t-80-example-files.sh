@@ -5,7 +5,8 @@
 #    session when started the way inetd starts it (a small Python stand-in:
 #    accept on 127.0.0.1, the connection on fds 0, 1 and 2, argv[0] as given):
 #    the client sees nothing but SMTP replies, the message is spooled with the
-#    peer from getpeername(2). Real inetd/xinetd are covered elsewhere.
+#    peer from getpeername(2). The real inetd and xinetd run them in
+#    tests/integration.
 #  - examples/tcpserver/run: sh -n, and shellcheck when it is installed.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -73,12 +74,13 @@ step "examples/inetd.conf"
 mapfile -t rules < <(grep -v '^[[:space:]]*#' "$REPO_ROOT/examples/inetd.conf" | grep -v '^[[:space:]]*$')
 assert_eq 1 "${#rules[@]}" "service lines in inetd.conf"
 read -r -a f <<<"${rules[0]}"
-assert_eq "smtp stream tcp nowait smtpspool" "${f[*]:0:5}" "inetd.conf: service, socket type, protocol, wait, user"
+assert_eq "smtp stream tcp nowait.256 smtpspool" "${f[*]:0:5}" "inetd.conf: service, socket type, protocol, wait, user"
 assert_eq /usr/local/sbin/smtpspool "${f[5]}" "inetd.conf: server program"
 assert_eq smtpspool "${f[6]}" "inetd.conf: argv[0]"
 args=("${f[@]:7}")
-assert_contains "${args[*]}" "--spool /var/spool/smtpspool" "inetd.conf: arguments"
-args=("${args[@]//\/var\/spool\/smtpspool/$TEST_TMP/spool-inetd}")
+assert_contains "${args[*]}" "--config /etc/smtpspool.conf" "inetd.conf: arguments"
+printf 'spool = %s\n' "$TEST_TMP/spool-inetd" >"$TEST_TMP/inetd.conf"
+args=("${args[@]//\/etc\/smtpspool.conf/$TEST_TMP/inetd.conf}")
 serve_like_inetd inetd "${f[6]}" "$SMTPSPOOL_BIN" "${args[@]}"
 
 step "examples/xinetd.d/smtpspool"
@@ -96,8 +98,9 @@ assert_eq /usr/local/sbin/smtpspool "$(setting server)" "xinetd: server"
 assert_eq no "$(setting disable)" "xinetd: disable"
 assert_eq "$(grep -c '{' "$X")" "$(grep -c '}' "$X")" "xinetd: braces"
 read -r -a args <<<"$(setting server_args)"
-assert_contains "${args[*]}" "--spool /var/spool/smtpspool" "xinetd: server_args"
-args=("${args[@]//\/var\/spool\/smtpspool/$TEST_TMP/spool-xinetd}")
+assert_contains "${args[*]}" "--config /etc/smtpspool.conf" "xinetd: server_args"
+printf 'spool = %s\n' "$TEST_TMP/spool-xinetd" >"$TEST_TMP/xinetd.conf"
+args=("${args[@]//\/etc\/smtpspool.conf/$TEST_TMP/xinetd.conf}")
 # xinetd passes the program's base name as argv[0].
 serve_like_inetd xinetd smtpspool "$SMTPSPOOL_BIN" "${args[@]}"
 
