@@ -160,7 +160,7 @@ std::string help_text(Subcommand c)
         out << "Usage: smtpspool [serve] [OPTIONS]\n"
                "Serve one SMTP session on standard input and output and spool each accepted\n"
                "message. Started by inetd, xinetd, systemd (Accept=yes) or tcpserver.\n\n"
-               "Commands: serve (default), mailq, runq, cat, remove, check-config;\n"
+               "Commands: serve (default), mailq, runq, cat, remove, check-config, sendmail;\n"
                "'smtpspool COMMAND --help' describes each. See smtpspool(8).\n\n";
         out << common_options() << "\n" << session_options() << "\n" << policy_options() << "\n" << delivery_options();
         break;

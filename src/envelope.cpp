@@ -132,7 +132,7 @@ Envelope from_tree(const Json& j)
     e.client.ident = get_optional_string(client, "ident");
     e.client.helo = get_string(client, "helo");
     e.client.protocol = get_string(client, "protocol");
-    require_one_of(e.client.protocol, "protocol", {"SMTP", "ESMTP"});
+    require_one_of(e.client.protocol, "protocol", {"SMTP", "ESMTP", "local"});
     e.mail_from = get_string(j, "mail_from");
     e.body = get_string(j, "body");
     require_one_of(e.body, "body", {"7BIT", "8BITMIME"});

@@ -1,17 +1,123 @@
 // main: parse the command line, run the command, map the outcome to an exit status.
+// Under the names sendmail and mailq the binary behaves as those commands.
 #include "config.hpp"
 #include "queue_commands.hpp"
+#include "sendmail.hpp"
 #include "serve.hpp"
 
+#include <algorithm>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <string>
 #include <syslog.h>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+using namespace smtpspool;
+
+// `smtpspool sendmail ...` or sendmail(8) by name: parse its flags, read the
+// configuration (--config, -C, SMTPSPOOL_CONFIG, else /etc/smtpspool.conf when
+// it exists), and run the mode the flags ask for.
+int sendmail_main(const std::vector<std::string>& args)
+{
+    if (std::find(args.begin(), args.end(), "--help") != args.end()) {
+        std::cout << "Usage: smtpspool sendmail [-t] [-i] [-f SENDER] [-F NAME] [OPTIONS] [RECIPIENT...]\n"
+                     "       sendmail -bp | -q[TIME] | -bs\n"
+                     "Queue the message on standard input for the recipients (and with -t those of\n"
+                     "its To:, Cc: and Bcc: fields; Bcc: is removed). Without -i (or -oi) a line\n"
+                     "with a single dot ends the message. Date:, Message-ID: and From: are added\n"
+                     "when missing. -bp lists the queue, -q runs it (-qTIME: every TIME), -bs\n"
+                     "speaks SMTP on standard input and output. Exit status per sysexits(3).\n\n"
+                     "Options: --config FILE (default: $SMTPSPOOL_CONFIG, else /etc/smtpspool.conf\n"
+                     "when it exists; -C FILE too), --spool DIR, --hostname NAME, --log WHERE.\n"
+                     "Ignored for compatibility: -oX, -v, -U, -Am, -Ac, -B, -N, -R, -h, -L, -V.\n"
+                     "See smtpspool(8), SENDMAIL INTERFACE.\n";
+        return k_exit_ok;
+    }
+    auto parsed = parse_sendmail_args(args);
+    if (auto* usage = std::get_if<std::string>(&parsed)) {
+        std::cerr << "sendmail: " << *usage << "\n";
+        return k_exit_usage;
+    }
+    SendmailOptions& o = std::get<SendmailOptions>(parsed);
+    std::vector<std::string> argv{"smtpspool"};
+    switch (o.mode) {
+    case SendmailOptions::Mode::list_queue:
+        argv.push_back("mailq");
+        break;
+    case SendmailOptions::Mode::run_queue:
+        argv.push_back("runq");
+        if (o.interval) {
+            argv.insert(argv.end(), {"--interval", *o.interval});
+        }
+        break;
+    case SendmailOptions::Mode::submit:
+    case SendmailOptions::Mode::smtp:
+        argv.push_back("serve");
+        break;
+    }
+    argv.insert(argv.end(), o.ours.begin(), o.ours.end());
+    bool has_config = std::find_if(o.ours.begin(), o.ours.end(), [](const std::string& a) {
+                          return a == "--config" || a.rfind("--config=", 0) == 0;
+                      }) != o.ours.end();
+    if (!has_config) {
+        const char* env = std::getenv("SMTPSPOOL_CONFIG");
+        if (env != nullptr && *env != '\0') {
+            argv.insert(argv.end(), {"--config", env});
+        } else if (::access("/etc/smtpspool.conf", R_OK) == 0) {
+            argv.insert(argv.end(), {"--config", "/etc/smtpspool.conf"});
+        }
+    }
+    std::vector<const char*> cargv;
+    for (const std::string& a : argv) {
+        cargv.push_back(a.c_str());
+    }
+    auto config = parse_config(static_cast<int>(cargv.size()), cargv.data());
+    if (auto* exit = std::get_if<ConfigExit>(&config)) {
+        std::cerr << exit->text;
+        return exit->status == k_exit_ok ? k_exit_usage : exit->status;
+    }
+    Config& c = std::get<Config>(config);
+    switch (o.mode) {
+    case SendmailOptions::Mode::list_queue:
+        return run_mailq(c);
+    case SendmailOptions::Mode::run_queue:
+        return run_runq(std::move(c));
+    case SendmailOptions::Mode::smtp:
+        return run_serve(std::move(c));
+    case SendmailOptions::Mode::submit:
+        break;
+    }
+    return run_sendmail(o, std::move(c), 0);
+}
+
+std::string base_name(const char* path)
+{
+    std::string p = path == nullptr ? "" : path;
+    return p.substr(p.rfind('/') == std::string::npos ? 0 : p.rfind('/') + 1);
+}
+
+} // namespace
 
 int main(int argc, char** argv)
 {
     using namespace smtpspool;
     try {
-        auto parsed = parse_config(argc, argv);
+        std::string name = argc > 0 ? base_name(argv[0]) : "";
+        if (name == "sendmail") {
+            return sendmail_main(std::vector<std::string>(argv + 1, argv + argc));
+        }
+        if (argc > 1 && std::string_view(argv[1]) == "sendmail") {
+            return sendmail_main(std::vector<std::string>(argv + 2, argv + argc));
+        }
+        std::vector<const char*> args(argv, argv + argc);
+        if (name == "mailq") {
+            args.insert(args.begin() + 1, "mailq"); // mailq [OPTIONS] is smtpspool mailq [OPTIONS]
+        }
+        auto parsed = parse_config(static_cast<int>(args.size()), args.data());
         if (auto* exit = std::get_if<ConfigExit>(&parsed)) {
             bool serving = argc < 2 || std::string_view(argv[1]) == "serve" || argv[1][0] == '-';
             if (exit->status == k_exit_ok) {

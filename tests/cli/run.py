@@ -27,6 +27,13 @@ def run(args, stdin=b"", env=None, timeout=30):
     return p.returncode, p.stdout, p.stderr
 
 
+def write(tmp, name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def session(spool, messages, extra=()):
     data = b"EHLO c.example\r\n"
     for sender, rcpts, body in messages:
@@ -267,6 +274,125 @@ def policy_files_are_checked_with_line_numbers(tmp):
     expect(code == 78 and b"needs --local-users or --aliases" in err, (code, err))
     code, out, err = run(["check-config", "--deny-client", "10.0.0.0/33"])
     expect(code == 78 and b"deny-client" in err, (code, err))
+
+
+def named(tmp, name):
+    """The binary under another name (a symlink), as sendmail(8) and mailq(1) are installed."""
+    link = os.path.join(tmp, name)
+    if not os.path.exists(link):
+        os.symlink(BIN, link)
+    return link
+
+
+def run_as(path, args, stdin=b"", env=None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT", "SMTPSPOOL"))}
+    full_env.update(env or {})
+    p = subprocess.run([path] + args, input=stdin, capture_output=True, env=full_env, timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def only_message(spool):
+    q = os.path.join(spool, "queue")
+    ids = os.listdir(q)
+    expect(len(ids) == 1, ids)
+    with open(os.path.join(q, ids[0], "envelope.json")) as f:
+        env = json.load(f)
+    with open(os.path.join(q, ids[0], "message.eml"), "rb") as f:
+        return ids[0], env, f.read()
+
+
+@test
+def sendmail_queues_a_message_from_standard_input(tmp):
+    spool = os.path.join(tmp, "spool")
+    sendmail = named(tmp, "sendmail")
+    msg = (b"To: Bob <bob@example.org>, \"Smith, J\" <js@example.net>\n"
+           b"Cc: team: carol@example.org;\nBcc: hidden@example.com,\n  also@example.com\n"
+           b"Subject: report\n\nline 1\n..stays doubled\n.\nafter the dot\n")
+    code, out, err = run_as(sendmail, ["--spool", spool, "--hostname", "mx.test", "--log", "none",
+                                       "-t", "-f", "cron@mx.test", "-F", "Cron Daemon", "admin"], msg)
+    expect(code == 0 and out == b"" and err == b"", (code, out, err))
+    qid, env, data = only_message(spool)
+    expect(env["mail_from"] == "cron@mx.test", env)
+    expect([r["address"] for r in env["recipients"]] ==
+           ["admin@mx.test", "bob@example.org", "js@example.net", "carol@example.org", "hidden@example.com",
+            "also@example.com"], env["recipients"])
+    expect(env["client"]["protocol"] == "local" and env["client"]["address"] is None, env["client"])
+    expect(data.startswith(b"Received: by mx.test (smtpspool sendmail, from userid %d)\r\n\tid %s; " %
+                           (os.getuid(), qid.encode())), data[:200])
+    expect(b"Bcc" not in data and b"hidden@" not in data and b"also@" not in data, data)
+    expect(b"\r\nDate: " in data and b"\r\nMessage-ID: <%s@mx.test>\r\n" % qid.encode() in data, data)
+    expect(b'\r\nFrom: "Cron Daemon" <cron@mx.test>\r\n' in data, data)
+    expect(data.endswith(b"\r\n\r\nline 1\r\n..stays doubled\r\n"), data[-80:])
+    expect(b"after the dot" not in data and b"\n" not in data.replace(b"\r\n", b""), data)
+    expect(env["size"] == len(data), (env["size"], len(data)))
+    # mailq by its own name lists it.
+    code, out, err = run_as(named(tmp, "mailq"), ["--spool", spool])
+    expect(code == 0 and qid.encode() in out and b"<cron@mx.test>" in out, (code, out, err))
+
+
+@test
+def sendmail_keeps_fields_it_finds_and_reads_to_eof_with_i(tmp):
+    spool = os.path.join(tmp, "spool")
+    msg = (b"From: Me <me@example.org>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+           b"Message-ID: <x@y>\r\n\r\nbody\r\n.\r\nmore\r\nno final newline")
+    code, out, err = run(["sendmail", "--spool", spool, "--hostname", "mx.test", "--log", "none", "-oi",
+                          "u1@example.org", "u2@example.org, u3@example.org"], msg)
+    expect(code == 0, (code, err))
+    _, env, data = only_message(spool)
+    expect(env["mail_from"] == f"{__import__('pwd').getpwuid(os.getuid()).pw_name}@mx.test", env["mail_from"])
+    expect(len(env["recipients"]) == 3, env["recipients"])
+    expect(data.count(b"From: ") == 1 and data.count(b"Date: ") == 1 and data.count(b"Message-ID: ") == 1, data)
+    expect(data.endswith(b"\r\n\r\nbody\r\n.\r\nmore\r\nno final newline\r\n"), data[-60:])
+
+
+@test
+def sendmail_exit_statuses_follow_sysexits(tmp):
+    spool = os.path.join(tmp, "spool")
+    base = ["sendmail", "--spool", spool, "--hostname", "mx.test", "--log", "none"]
+    code, _, err = run(base + ["-X", "x"], b"")
+    expect(code == 64 and b"unknown flag -X" in err, (code, err))
+    code, _, err = run(base, b"Subject: x\n\nbody\n")
+    expect(code == 64 and b"no recipients" in err, (code, err))
+    code, _, err = run(base + ["-t"], b"Subject: x\n\nbody\n")
+    expect(code == 65 and b"no recipients in To:" in err, (code, err))
+    code, _, err = run(base + ["bad address@x"], b"x\n")
+    expect(code == 65 and b"not a recipient address" in err, (code, err))
+    code, _, err = run(base + ["-f", "a@@b", "u"], b"x\n")
+    expect(code == 65 and b"not a sender address" in err, (code, err))
+    code, _, err = run(base + ["--config", "/nonexistent.conf", "u"], b"x\n")
+    expect(code == 78, (code, err))
+    code, _, err = run(["sendmail", "--spool", "/proc/nope", "--log", "none", "u"], b"x\n")
+    expect(code == 75 and b"/proc/nope" in err, (code, err))
+    big = b"Subject: big\n\n" + b"x" * 5000 + b"\n"
+    code, _, err = run(base + ["--config", write(tmp, "small.conf", "max-message-size = 1000\n"), "u"], big)
+    expect(code == 65 and b"max-message-size" in err, (code, err))
+    expect(not os.path.exists(os.path.join(spool, "queue")) or os.listdir(os.path.join(spool, "queue")) == [],
+           "nothing queued")
+    expect(not os.path.exists(os.path.join(spool, "tmp")) or os.listdir(os.path.join(spool, "tmp")) == [],
+           "nothing left in tmp")
+    code, out, _ = run(["sendmail", "--help"])
+    expect(code == 0 and b"Usage: smtpspool sendmail" in out, out)
+
+
+@test
+def sendmail_config_from_the_environment_and_compatibility_modes(tmp):
+    spool = os.path.join(tmp, "spool")
+    conf = write(tmp, "sm.conf", f"spool = {spool}\nhostname = mx.test\nlog = none\n")
+    sendmail = named(tmp, "sendmail")
+    code, _, err = run_as(sendmail, ["root"], b"Subject: one\n\nhi\n", env={"SMTPSPOOL_CONFIG": conf})
+    expect(code == 0, (code, err))
+    code, out, _ = run_as(sendmail, ["-bp"], env={"SMTPSPOOL_CONFIG": conf})
+    expect(code == 0 and b"<root@mx.test>" in out, out)
+    # -bs: SMTP on standard input, a local client.
+    code, out, err = run_as(sendmail, ["-bs"], b"HELO me\nMAIL FROM:<a@b.test>\nRCPT TO:<x@elsewhere.test>\n"
+                            b"DATA\nSubject: two\n\n.\nQUIT\n", env={"SMTPSPOOL_CONFIG": conf})
+    expect(code == 0 and out.startswith(b"220 mx.test") and out.count(b"250 2.0.0 message accepted") == 1, out)
+    # -q: one queue run; with no route the messages stay, deferred.
+    code, out, err = run_as(sendmail, ["-q"], env={"SMTPSPOOL_CONFIG": conf})
+    expect(code == 0, (code, err))
+    envs = [json.load(open(os.path.join(spool, "queue", i, "envelope.json")))
+            for i in os.listdir(os.path.join(spool, "queue"))]
+    expect(len(envs) == 2 and all(e["attempts"] == 1 for e in envs), envs)
 
 
 @test

@@ -1,0 +1,93 @@
+// Tests of the sendmail(8) interface's pure parts: its flags and the address
+// lists of To:, Cc: and Bcc:.
+#include "sendmail.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace smtpspool;
+
+namespace {
+
+SendmailOptions ok(std::vector<std::string> args)
+{
+    auto r = parse_sendmail_args(args);
+    if (auto* e = std::get_if<std::string>(&r)) {
+        FAIL(*e);
+    }
+    return std::get<SendmailOptions>(r);
+}
+
+std::string error(std::vector<std::string> args)
+{
+    auto r = parse_sendmail_args(args);
+    REQUIRE(std::holds_alternative<std::string>(r));
+    return std::get<std::string>(r);
+}
+
+using Strings = std::vector<std::string>;
+
+} // namespace
+
+TEST_SUITE("sendmail")
+{
+    TEST_CASE("the flags cron, mail(1) and scripts use")
+    {
+        auto o = ok({"-oi", "-t", "-f", "root@example.org", "-Fthe admin", "a@b.test", "c"});
+        CHECK(o.mode == SendmailOptions::Mode::submit);
+        CHECK(o.extract);
+        CHECK_FALSE(o.dot_ends);
+        CHECK(o.sender == "root@example.org");
+        CHECK(o.full_name == "the admin");
+        CHECK(o.recipients == Strings{"a@b.test", "c"});
+        CHECK(ok({"-fme@x.test"}).sender == "me@x.test");
+        CHECK(ok({"-r", "me@x.test"}).sender == "me@x.test");
+        CHECK(ok({"-i"}).dot_ends == false);
+        CHECK(ok({}).dot_ends == true);
+        CHECK(ok({"-oem", "-odb", "-v", "-B", "8BITMIME", "-N", "never", "x"}).recipients == Strings{"x"});
+        CHECK(ok({"--", "-not-a-flag"}).recipients == Strings{"-not-a-flag"});
+    }
+
+    TEST_CASE("modes: -bp, -q, -qTIME, -bs, -bm")
+    {
+        CHECK(ok({"-bp"}).mode == SendmailOptions::Mode::list_queue);
+        CHECK(ok({"-q"}).mode == SendmailOptions::Mode::run_queue);
+        CHECK_FALSE(ok({"-q"}).interval);
+        CHECK(ok({"-q30m"}).interval == "30m");
+        CHECK(ok({"-bs"}).mode == SendmailOptions::Mode::smtp);
+        CHECK(ok({"-bp", "-bm"}).mode == SendmailOptions::Mode::submit);
+    }
+
+    TEST_CASE("our own long options pass through; -C is --config")
+    {
+        auto o = ok({"--spool", "/tmp/s", "--config=/etc/x.conf", "-C", "/etc/y.conf", "--log", "none", "a"});
+        CHECK(o.ours ==
+              Strings{"--spool", "/tmp/s", "--config=/etc/x.conf", "--config", "/etc/y.conf", "--log", "none"});
+        CHECK(o.recipients == Strings{"a"});
+    }
+
+    TEST_CASE("usage errors are named")
+    {
+        CHECK(error({"-f"}).find("-f needs") != std::string::npos);
+        CHECK(error({"-bx"}).find("unknown flag -bx") != std::string::npos);
+        CHECK(error({"-X"}).find("unknown flag") != std::string::npos);
+        CHECK(error({"--route", "x"}).find("unknown option --route") != std::string::npos);
+        CHECK(error({"--spool"}).find("needs a value") != std::string::npos);
+        CHECK(error({"-F"}).find("-F needs") != std::string::npos);
+    }
+
+    TEST_CASE("address lists: names, quotes, comments, groups, routes")
+    {
+        CHECK(header_addresses(" Bob <bob@example.org>, carol@example.net") ==
+              Strings{"bob@example.org", "carol@example.net"});
+        CHECK(header_addresses("\"Smith, John\" <js@x.test>, \"a<b>\" <q@x.test>") == Strings{"js@x.test", "q@x.test"});
+        CHECK(header_addresses("dave@x.test (Dave, at home), (comment (nested)) e@x.test") ==
+              Strings{"dave@x.test", "e@x.test"});
+        CHECK(header_addresses("team: a@x.test, b@x.test;, c@x.test") == Strings{"a@x.test", "b@x.test", "c@x.test"});
+        CHECK(header_addresses("undisclosed-recipients:;") == Strings{});
+        CHECK(header_addresses(" <@relay.test:f@x.test>") == Strings{"@relay.test:f@x.test"});
+        CHECK(header_addresses("\"quoted local\"@x.test") == Strings{"\"quoted local\"@x.test"});
+        CHECK(header_addresses("a@x.test,\r\n b@x.test") == Strings{"a@x.test", "b@x.test"});
+        CHECK(header_addresses("") == Strings{});
+        CHECK(header_addresses(" , ,") == Strings{});
+    }
+}
