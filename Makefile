@@ -38,7 +38,7 @@ TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
 	python3 python3-aiosmtpd ucspi-tcp swaks curl mandoc groff-base systemd strace valgrind
 
-.PHONY: all check demo install uninstall integration package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build
+.PHONY: all check demo install uninstall integration package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build bench
 
 all: $(BUILD)/smtpspool
 
@@ -196,3 +196,9 @@ format:
 
 clean:
 	rm -rf build build-asan build-fuzz demo-spool
+
+# The benchmark suite (bench/run.py): smtpspool against exim -bs, the
+# durability floor and a C stdio sink; writes bench/RESULTS.md. As root it
+# installs the Debian packages it needs. A few minutes on 2 cores.
+bench: $(BUILD)/smtpspool
+	/usr/bin/python3 bench/run.py --binary $(BUILD)/smtpspool

@@ -9,11 +9,42 @@
 namespace smtpspool {
 namespace {
 
-std::tm utc(std::time_t t)
+// Writes v as exactly `width` decimal digits (v is never negative here).
+void put_digits(std::string& out, long long v, int width)
 {
+    char buf[20];
+    for (int k = width - 1; k >= 0; --k) {
+        buf[k] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    }
+    out.append(buf, static_cast<std::size_t>(width));
+}
+
+// localtime_r and gmtime_r for one second at a time: a session asks for the
+// same second several times per message (Received:, the id, received_at).
+struct CachedTm {
+    std::time_t sec = -1;
     std::tm tm{};
-    gmtime_r(&t, &tm);
-    return tm;
+};
+
+const std::tm& cached_local(std::time_t sec)
+{
+    thread_local CachedTm c;
+    if (c.sec != sec) {
+        localtime_r(&sec, &c.tm);
+        c.sec = sec;
+    }
+    return c.tm;
+}
+
+const std::tm& cached_utc(std::time_t sec)
+{
+    thread_local CachedTm c;
+    if (c.sec != sec) {
+        gmtime_r(&sec, &c.tm);
+        c.sec = sec;
+    }
+    return c.tm;
 }
 
 constexpr std::array<const char*, 7> k_days{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -24,29 +55,52 @@ constexpr std::array<const char*, 12> k_months{"Jan", "Feb", "Mar", "Apr", "May"
 
 std::string rfc5322_date(TimePoint t)
 {
-    std::time_t sec = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    localtime_r(&sec, &tm);
+    const std::tm& tm = cached_local(std::chrono::system_clock::to_time_t(t));
     long off = tm.tm_gmtoff / 60;
     char sign = off < 0 ? '-' : '+';
     if (off < 0) {
         off = -off;
     }
-    char buf[128];
-    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld",
-                  k_days[static_cast<std::size_t>(tm.tm_wday) % 7], tm.tm_mday,
-                  k_months[static_cast<std::size_t>(tm.tm_mon) % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                  tm.tm_sec, sign, off / 60, off % 60);
-    return buf;
+    std::string out;
+    out.reserve(32);
+    out += k_days[static_cast<std::size_t>(tm.tm_wday) % 7];
+    out += ", ";
+    put_digits(out, tm.tm_mday, 2);
+    out += ' ';
+    out += k_months[static_cast<std::size_t>(tm.tm_mon) % 12];
+    out += ' ';
+    put_digits(out, tm.tm_year + 1900LL, 4);
+    out += ' ';
+    put_digits(out, tm.tm_hour, 2);
+    out += ':';
+    put_digits(out, tm.tm_min, 2);
+    out += ':';
+    put_digits(out, tm.tm_sec, 2);
+    out += ' ';
+    out += sign;
+    put_digits(out, off / 60 % 100, 2);
+    put_digits(out, off % 60, 2);
+    return out;
 }
 
 std::string rfc3339_utc(TimePoint t)
 {
-    std::tm tm = utc(std::chrono::system_clock::to_time_t(t));
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec);
-    return buf;
+    const std::tm& tm = cached_utc(std::chrono::system_clock::to_time_t(t));
+    std::string out;
+    out.reserve(20);
+    put_digits(out, tm.tm_year + 1900LL, 4);
+    out += '-';
+    put_digits(out, tm.tm_mon + 1, 2);
+    out += '-';
+    put_digits(out, tm.tm_mday, 2);
+    out += 'T';
+    put_digits(out, tm.tm_hour, 2);
+    out += ':';
+    put_digits(out, tm.tm_min, 2);
+    out += ':';
+    put_digits(out, tm.tm_sec, 2);
+    out += 'Z';
+    return out;
 }
 
 std::string id_timestamp(TimePoint t)
@@ -54,11 +108,19 @@ std::string id_timestamp(TimePoint t)
     auto since = t.time_since_epoch();
     auto sec = std::chrono::duration_cast<std::chrono::seconds>(since);
     auto usec = std::chrono::duration_cast<std::chrono::microseconds>(since - sec).count();
-    std::tm tm = utc(static_cast<std::time_t>(sec.count()));
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02d-%06lld", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(usec));
-    return buf;
+    const std::tm& tm = cached_utc(static_cast<std::time_t>(sec.count()));
+    std::string out;
+    out.reserve(22);
+    put_digits(out, tm.tm_year + 1900LL, 4);
+    put_digits(out, tm.tm_mon + 1, 2);
+    put_digits(out, tm.tm_mday, 2);
+    out += 'T';
+    put_digits(out, tm.tm_hour, 2);
+    put_digits(out, tm.tm_min, 2);
+    put_digits(out, tm.tm_sec, 2);
+    out += '-';
+    put_digits(out, usec, 6);
+    return out;
 }
 
 std::optional<TimePoint> parse_rfc3339_utc(std::string_view text)

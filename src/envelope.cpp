@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <charconv>
+
 namespace smtpspool {
 namespace {
 
@@ -192,9 +194,172 @@ bool is_valid_queue_id(std::string_view id)
     return true;
 }
 
-std::string envelope_to_json(const Envelope& envelope)
+namespace {
+
+// envelope_to_json without building a tree: the same octets as
+// to_tree(e).dump(2, ' ', false, replace) + "\n", which the tests check. A
+// string of printable ASCII other than '"' and '\\' is written as it is; any
+// other string goes through nlohmann's escaping (and its UTF-8 replacement).
+class PrettyWriter {
+public:
+    explicit PrettyWriter(std::string& out) : m_out(out) {}
+
+    void open(char bracket)
+    {
+        m_out += bracket;
+        ++m_depth;
+        m_first = true;
+    }
+    void close(char bracket)
+    {
+        --m_depth;
+        if (!m_first) {
+            newline();
+        }
+        m_out += bracket;
+        m_first = false;
+    }
+    // Starts a member ("key": ) of the current object.
+    void key(std::string_view k)
+    {
+        item();
+        m_out += '"';
+        m_out += k; // keys are ours: plain ASCII
+        m_out += "\": ";
+    }
+    // Starts an element of the current array.
+    void element() { item(); }
+
+    void string(std::string_view s)
+    {
+        bool plain = true;
+        for (char c : s) {
+            auto u = static_cast<unsigned char>(c);
+            if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
+                plain = false;
+                break;
+            }
+        }
+        if (plain) {
+            m_out += '"';
+            m_out += s;
+            m_out += '"';
+        } else {
+            m_out += Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
+        }
+    }
+    void optional(const std::optional<std::string>& s)
+    {
+        if (s) {
+            string(*s);
+        } else {
+            m_out += "null";
+        }
+    }
+    void number(std::uint64_t n)
+    {
+        char buf[24];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+        m_out.append(buf, end);
+    }
+    void number(const std::optional<std::uint64_t>& n)
+    {
+        if (n) {
+            number(*n);
+        } else {
+            m_out += "null";
+        }
+    }
+    void boolean(bool b) { m_out += b ? "true" : "false"; }
+
+private:
+    void item()
+    {
+        if (!m_first) {
+            m_out += ',';
+        }
+        m_first = false;
+        newline();
+    }
+    void newline()
+    {
+        m_out += '\n';
+        m_out.append(2 * m_depth, ' ');
+    }
+
+    std::string& m_out;
+    std::size_t m_depth = 0;
+    bool m_first = true;
+};
+
+} // namespace
+
+std::string envelope_to_json(const Envelope& e)
 {
-    return to_tree(envelope).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+    std::string out;
+    out.reserve(640 + 160 * e.recipients.size());
+    PrettyWriter w(out);
+    w.open('{');
+    w.key("version");
+    w.number(static_cast<std::uint64_t>(k_envelope_version));
+    w.key("id");
+    w.string(e.id);
+    w.key("received_at");
+    w.string(e.received_at);
+    w.key("hostname");
+    w.string(e.hostname);
+    w.key("client");
+    w.open('{');
+    w.key("address");
+    w.optional(e.client.address);
+    w.key("port");
+    w.number(e.client.port);
+    w.key("hostname");
+    w.optional(e.client.hostname);
+    w.key("ident");
+    w.optional(e.client.ident);
+    w.key("helo");
+    w.string(e.client.helo);
+    w.key("protocol");
+    w.string(e.client.protocol);
+    w.close('}');
+    w.key("mail_from");
+    w.string(e.mail_from);
+    w.key("body");
+    w.string(e.body);
+    w.key("smtputf8");
+    w.boolean(e.smtputf8);
+    w.key("size");
+    w.number(e.size);
+    w.key("recipients");
+    w.open('[');
+    for (const Recipient& r : e.recipients) {
+        w.element();
+        w.open('{');
+        w.key("address");
+        w.string(r.address);
+        w.key("status");
+        w.string(r.status);
+        w.key("attempts");
+        w.number(r.attempts);
+        w.key("last_error");
+        w.optional(r.last_error);
+        if (r.original) {
+            w.key("original");
+            w.string(*r.original);
+        }
+        w.close('}');
+    }
+    w.close(']');
+    w.key("attempts");
+    w.number(e.attempts);
+    w.key("last_attempt");
+    w.optional(e.last_attempt);
+    w.key("next_attempt");
+    w.optional(e.next_attempt);
+    w.close('}');
+    out += '\n';
+    return out;
 }
 
 std::string envelope_to_json_line(const Envelope& envelope)

@@ -1,8 +1,8 @@
 // log: LogLine formatting and the syslog/stderr/none sinks. Never writes stdout.
 #include "log.hpp"
 
+#include <charconv>
 #include <tuple>
-#include <cstdio>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -32,49 +32,81 @@ public:
 
 } // namespace
 
-std::string log_escape(std::string_view value)
+namespace {
+
+bool needs_quotes(std::string_view value)
 {
-    bool quote = value.empty();
+    if (value.empty()) {
+        return true;
+    }
     for (char c : value) {
         auto u = static_cast<unsigned char>(c);
         if (u <= 0x20 || u >= 0x7f || c == '"' || c == '=' || c == '\\') {
-            quote = true;
-            break;
+            return true;
         }
     }
-    if (!quote) {
-        return std::string(value);
+    return false;
+}
+
+// Appends value to out, quoted and escaped when it needs to be.
+void append_escaped(std::string& out, std::string_view value)
+{
+    if (!needs_quotes(value)) {
+        out += value;
+        return;
     }
-    std::string out = "\"";
+    static constexpr char k_hex[] = "0123456789abcdef";
+    out += '"';
     for (char c : value) {
         auto u = static_cast<unsigned char>(c);
         if (c == '"' || c == '\\') {
             out += '\\';
             out += c;
         } else if (u < 0x20 || u >= 0x7f) {
-            char buf[5];
-            std::snprintf(buf, sizeof buf, "\\x%02x", u);
-            out += buf;
+            const char esc[4] = {'\\', 'x', k_hex[u >> 4], k_hex[u & 0xf]};
+            out.append(esc, sizeof esc);
         } else {
             out += c;
         }
     }
     out += '"';
+}
+
+} // namespace
+
+std::string log_escape(std::string_view value)
+{
+    std::string out;
+    append_escaped(out, value);
     return out;
 }
 
-LogLine::LogLine(std::string_view event) : m_text("event=" + std::string(event)) {}
+LogLine::LogLine(std::string_view event)
+{
+    m_text.reserve(128);
+    m_text += "event=";
+    m_text += event;
+}
 
 LogLine& LogLine::add(std::string_view key, std::string_view value)
 {
     m_text += ' ';
     m_text += key;
     m_text += '=';
-    m_text += log_escape(value);
+    append_escaped(m_text, value);
     return *this;
 }
 
-LogLine& LogLine::add(std::string_view key, std::uint64_t value) { return add(key, std::to_string(value)); }
+LogLine& LogLine::add(std::string_view key, std::uint64_t value)
+{
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    m_text += ' ';
+    m_text += key;
+    m_text += '=';
+    m_text.append(buf, end);
+    return *this;
+}
 
 std::unique_ptr<LogSink> make_log_sink(LogTarget target)
 {

@@ -37,21 +37,32 @@ std::size_t DataReader::feed(std::string_view in, std::string& out)
             m_state = St::mid_line;
             break; // reprocess c as text
         case St::mid_line: {
-            // Fast path: copy the run of ordinary octets at once.
-            const char* begin = in.data() + i;
-            std::size_t n = in.size() - i;
-            const void* cr = std::memchr(begin, '\r', n);
-            const void* lf = std::memchr(begin, '\n', n);
-            std::size_t stop = n;
-            if (cr != nullptr) {
-                stop = static_cast<std::size_t>(static_cast<const char*>(cr) - begin);
+            // Fast path: whole CRLF lines at a time, with one append for the
+            // run of lines up to the next line that starts with a dot (or the
+            // end of the input). Anything else (a lone CR or LF) goes one
+            // octet at a time below.
+            const char* base = in.data();
+            const std::size_t n = in.size();
+            std::size_t pos = i;
+            for (;;) {
+                const void* lf = std::memchr(base + pos, '\n', n - pos);
+                std::size_t end = lf != nullptr ? static_cast<std::size_t>(static_cast<const char*>(lf) - base) : n;
+                const void* cr = std::memchr(base + pos, '\r', end - pos);
+                if (lf == nullptr || cr != static_cast<const char*>(lf) - 1) {
+                    // No line end here, or an irregular one: copy up to the
+                    // first CR or LF and let the state machine look at it.
+                    pos = cr != nullptr ? static_cast<std::size_t>(static_cast<const char*>(cr) - base) : end;
+                    break;
+                }
+                pos = end + 1; // just past CRLF: a new line starts
+                if (pos == n || base[pos] == '.') {
+                    m_state = St::line_start;
+                    break;
+                }
             }
-            if (lf != nullptr) {
-                stop = std::min(stop, static_cast<std::size_t>(static_cast<const char*>(lf) - begin));
-            }
-            if (stop > 0) {
-                emit(out, std::string_view(begin, stop));
-                i += stop;
+            if (pos > i) {
+                emit(out, std::string_view(base + i, pos - i));
+                i = pos;
                 break;
             }
             if (c == '\r') {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -33,7 +34,9 @@ private:
     int m_out;
     int m_timeout_ms;
     std::chrono::steady_clock::time_point m_deadline;
-    std::string m_buffer;
+    // The input buffer, allocated once: k_read_buffer octets, m_length of them read.
+    std::unique_ptr<char[]> m_buffer;
+    std::size_t m_length = 0;
     bool m_out_is_socket = false;
     int wait_ms() const;
 };

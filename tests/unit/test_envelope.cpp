@@ -2,6 +2,7 @@
 #include "envelope.hpp"
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 using namespace smtpspool;
 
@@ -31,6 +32,33 @@ Envelope sample()
     r2.last_error = "550 5.1.1 no such user";
     e.recipients = {r1, r2};
     return e;
+}
+
+// The envelope as nlohmann's ordered_json pretty-prints it: the writer in
+// envelope.cpp builds no tree, and must give these same octets.
+std::string reference_json(const Envelope& e)
+{
+    using Json = nlohmann::ordered_json;
+    auto opt = [](const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); };
+    Json recipients = Json::array();
+    for (const Recipient& r : e.recipients) {
+        recipients.push_back(Json{{"address", r.address},
+                                  {"status", r.status},
+                                  {"attempts", r.attempts},
+                                  {"last_error", opt(r.last_error)}});
+    }
+    Json client{{"address", opt(e.client.address)},
+                {"port", e.client.port ? Json(*e.client.port) : Json(nullptr)},
+                {"hostname", opt(e.client.hostname)},
+                {"ident", opt(e.client.ident)},
+                {"helo", e.client.helo},
+                {"protocol", e.client.protocol}};
+    Json tree{{"version", k_envelope_version}, {"id", e.id},           {"received_at", e.received_at},
+              {"hostname", e.hostname},        {"client", client},     {"mail_from", e.mail_from},
+              {"body", e.body},                {"smtputf8", e.smtputf8}, {"size", e.size},
+              {"recipients", recipients},      {"attempts", e.attempts}, {"last_attempt", opt(e.last_attempt)},
+              {"next_attempt", opt(e.next_attempt)}};
+    return tree.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 std::string with(std::string json, const std::string& from, const std::string& to)
@@ -163,5 +191,25 @@ TEST_SUITE("envelope")
         std::string json = envelope_to_json(e);
         CHECK(envelope_from_json(json).ok());
         CHECK(json_quote("a\"b") == "\"a\\\"b\"");
+    }
+
+    TEST_CASE("the envelope writer gives the octets of a pretty-printed JSON tree")
+    {
+        Envelope e = sample();
+        CHECK(envelope_to_json(e) == reference_json(e));
+        e.client = ClientInfo{};
+        e.client.helo = "tab\there \"quoted\" back\\slash \x01\x1f" " del\x7f";
+        e.mail_from = "caf\xc3\xa9@b\xc3\xbc" "cher.test";
+        e.hostname = "bad\xff\xfe utf-8 \xc3";
+        e.size = 18446744073709551615ULL;
+        e.attempts = 7;
+        e.last_attempt = "2026-11-22T03:00:00Z";
+        e.recipients[1].last_error = "line\r\nbreak";
+        CHECK(envelope_to_json(e) == reference_json(e));
+        e.recipients.clear();
+        CHECK(envelope_to_json(e) == reference_json(e));
+        e.id.clear();
+        e.received_at.clear();
+        CHECK(envelope_to_json(e) == reference_json(e));
     }
 }
