@@ -29,6 +29,11 @@ LDFLAGS-sanitize-yes = -fsanitize=address,undefined
 CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -Wpedantic -Wshadow $(CXXFLAGS-sanitize-$(sanitize)) -MMD -MP
 LDFLAGS += $(LDFLAGS-sanitize-$(sanitize))
 LIBS = -lboost_program_options
+# The binary starts once per connection: with libstdc++, libgcc and Boost
+# linked in, the dynamic loader has less to do (start-up to the greeting
+# 1.47 -> 0.93 ms in bench/). glibc stays shared (getaddrinfo needs it).
+BIN_LIBS-sanitize-no = -static-libstdc++ -static-libgcc -Wl,-Bstatic -lboost_program_options -Wl,-Bdynamic
+BIN_LIBS-sanitize-yes = $(LIBS)
 
 LIB_SRCS := $(filter-out src/main.cpp,$(wildcard src/*.cpp))
 LIB_OBJS := $(LIB_SRCS:src/%.cpp=$(BUILD)/obj/%.o)
@@ -55,7 +60,7 @@ $(BUILD)/libsmtpspool.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/smtpspool: $(BUILD)/obj/main.o $(BUILD)/libsmtpspool.a
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(BIN_LIBS-sanitize-$(sanitize))
 
 $(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsmtpspool.a
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
