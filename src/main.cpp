@@ -26,15 +26,23 @@ int sendmail_main(const std::vector<std::string>& args)
     if (std::find(args.begin(), args.end(), "--help") != args.end()) {
         std::cout << "Usage: smtpspool sendmail [-t] [-i] [-f SENDER] [-F NAME] [OPTIONS] [RECIPIENT...]\n"
                      "       sendmail -bp | -q[TIME] | -bs\n"
-                     "Queue the message on standard input for the recipients (and with -t those of\n"
-                     "its To:, Cc: and Bcc: fields; Bcc: is removed). Without -i (or -oi) a line\n"
-                     "with a single dot ends the message. Date:, Message-ID: and From: are added\n"
-                     "when missing. -bp lists the queue, -q runs it (-qTIME: every TIME), -bs\n"
-                     "speaks SMTP on standard input and output. Exit status per sysexits(3).\n\n"
-                     "Options: --config FILE (default: $SMTPSPOOL_CONFIG, else /etc/smtpspool.conf\n"
-                     "when it exists; -C FILE too), --spool DIR, --hostname NAME, --log WHERE.\n"
-                     "Ignored for compatibility: -oX, -v, -U, -Am, -Ac, -B, -N, -R, -h, -L, -V.\n"
-                     "See smtpspool(8), SENDMAIL INTERFACE.\n";
+                     "Queue the message on standard input for the recipients, with the same durable\n"
+                     "commit as serve; Date:, Message-ID: and From: are added when missing. The exit\n"
+                     "status follows sysexits(3). See smtpspool(8), SENDMAIL INTERFACE.\n\n"
+                     "Flags:\n"
+                     "  -t                    recipients also from To:, Cc: and Bcc: (Bcc: is removed)\n"
+                     "  -i, -oi               only the end of input ends the message, not a line \".\"\n"
+                     "  -f SENDER, -r SENDER  the envelope sender (default: login name @ hostname)\n"
+                     "  -F NAME               the full name of an added From:\n"
+                     "  -bp | -q[TIME] | -bs  list the queue | run it (every TIME) | SMTP on stdin\n"
+                     "  -C FILE               the same as --config FILE\n"
+                     "  Ignored: -oX, -v, -U, -Am, -Ac, and -B, -N, -R, -h, -L, -V with a value.\n\n"
+                     "Options:\n"
+                     "  --config FILE         default: $SMTPSPOOL_CONFIG, else /etc/smtpspool.conf if present\n"
+                     "  --spool DIR           the spool directory (default /var/spool/smtpspool)\n"
+                     "  --hostname NAME       for bare recipients, the sender, Received: and Message-ID:\n"
+                     "  --log WHERE           syslog (default), stderr or none\n"
+                     "  --help                print this help and exit\n";
         return k_exit_ok;
     }
     auto parsed = parse_sendmail_args(args);
