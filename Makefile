@@ -47,6 +47,16 @@ DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev
 
 all: $(BUILD)/smtpspool
 
+# The git revision for --version, in a header rewritten only when it changes.
+REVISION := $(shell git -C $(CURDIR) describe --always --dirty 2>/dev/null)
+$(BUILD)/revision.h: FORCE
+	@mkdir -p $(@D)
+	@echo '#define SMTPSPOOL_REVISION "$(REVISION)"' >$@.tmp; cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+$(BUILD)/obj/config.o: $(BUILD)/revision.h
+$(BUILD)/obj/config.o: CXXFLAGS += -I$(BUILD)
+.PHONY: FORCE
+FORCE:
+
 $(BUILD)/obj/%.o: src/%.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -Isrc -c $< -o $@

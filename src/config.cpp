@@ -19,7 +19,23 @@ namespace po = boost::program_options;
 namespace smtpspool {
 namespace {
 
-constexpr const char* k_version = "smtpspool 0.1.0";
+#if __has_include("revision.h")
+#include "revision.h"
+#endif
+#ifndef SMTPSPOOL_REVISION
+#define SMTPSPOOL_REVISION ""
+#endif
+
+// "smtpspool 0.1.0 (git 1a2b3c4)", or without the revision when the build
+// had no git checkout (the Debian package's source tree).
+std::string version_text()
+{
+    std::string v = "smtpspool 0.1.0";
+    if (std::string_view revision = SMTPSPOOL_REVISION; !revision.empty()) {
+        v += " (git " + std::string(revision) + ")";
+    }
+    return v;
+}
 
 struct Usage {
     std::string text;
@@ -505,7 +521,7 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
             return ConfigExit{k_exit_ok, help_text(command)};
         }
         if (cmd.count("version")) {
-            return ConfigExit{k_exit_ok, std::string(k_version) + "\n"};
+            return ConfigExit{k_exit_ok, version_text() + "\n"};
         }
         std::vector<std::string> ids;
         if (cmd.count("id")) {

@@ -111,7 +111,8 @@ owner=$(stat -c '%U:%G %a' /var/spool/smtpspool)
 [[ $owner == "smtpspool:smtpspool 750" ]] || fail "/var/spool/smtpspool: expected smtpspool:smtpspool 750, found $owner"
 echo "/var/spool/smtpspool: $owner"
 out=$(/usr/sbin/smtpspool --version)
-[[ $out == "smtpspool $version" ]] || fail "smtpspool --version: expected [smtpspool $version], found [$out]"
+[[ $out == "smtpspool $version" || $out == "smtpspool $version (git "*")" ]] ||
+    fail "smtpspool --version: expected [smtpspool $version] (and the git revision), found [$out]"
 echo "smtpspool --version: $out"
 man -w smtpspool >/dev/null && man -w 5 smtpspool-spool >/dev/null || fail "man -w: the man pages are not found"
 [[ -f /usr/share/bash-completion/completions/smtpspool ]] || fail "no bash completion"
