@@ -48,14 +48,14 @@ DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev
 all: $(BUILD)/smtpspool
 
 # The git revision for --version, in a header rewritten only when it changes.
+# (Written while the Makefile is read, so that `make -q` stays truthful.)
 REVISION := $(shell git -C $(CURDIR) describe --always --dirty 2>/dev/null)
-$(BUILD)/revision.h: FORCE
-	@mkdir -p $(@D)
-	@echo '#define SMTPSPOOL_REVISION "$(REVISION)"' >$@.tmp; cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
-$(BUILD)/obj/config.o: $(BUILD)/revision.h
+HASH := \#
+REVISION_H := $(shell mkdir -p $(BUILD) && echo '$(HASH)define SMTPSPOOL_REVISION "$(REVISION)"' >$(BUILD)/revision.h.tmp && \
+	{ cmp -s $(BUILD)/revision.h.tmp $(BUILD)/revision.h || mv $(BUILD)/revision.h.tmp $(BUILD)/revision.h; }; \
+	rm -f $(BUILD)/revision.h.tmp; echo $(BUILD)/revision.h)
+$(BUILD)/obj/config.o: $(REVISION_H)
 $(BUILD)/obj/config.o: CXXFLAGS += -I$(BUILD)
-.PHONY: FORCE
-FORCE:
 
 $(BUILD)/obj/%.o: src/%.cpp
 	@mkdir -p $(@D)
