@@ -85,7 +85,8 @@ po::options_description common_options()
         ("config", po::value<std::string>()->value_name("FILE"), "read options from FILE (key = value lines)")
         ("spool", po::value<std::string>()->value_name("DIR"), "the spool directory (default /var/spool/smtpspool)")
         ("log", po::value<std::string>()->value_name("WHERE"), "syslog (default), stderr or none")
-        ("hostname", po::value<std::string>()->value_name("NAME"), "our name in the greeting, Received: and bounces, and our HELO name (default: the machine's FQDN)");
+        ("hostname", po::value<std::string>()->value_name("NAME"), "our name in the greeting, Received: and bounces, and our HELO name (default: the machine's FQDN)")
+        ("user", po::value<std::string>()->value_name("NAME"), "started as root: become this user (the spool's owner) before anything else");
     // clang-format on
     return d;
 }
@@ -412,6 +413,12 @@ Config resolve(Subcommand command, const po::variables_map& cmd, const po::varia
             throw BadConfig{"log: expected syslog, stderr or none, got '" + *v + "'"};
         }
     }
+    if (auto v = s.get<std::string>("user")) {
+        if (v->empty()) {
+            throw BadConfig{"user: must not be empty"};
+        }
+        c.user = *v;
+    }
     if (auto v = s.get<std::string>("hostname")) {
         if (!is_domain(*v)) {
             throw BadConfig{"hostname: not a domain name: '" + *v + "'"};
@@ -560,6 +567,9 @@ std::string describe(const Config& c)
     std::ostringstream out;
     out << "spool = " << c.spool << "\n";
     out << "hostname = " << c.hostname << "\n";
+    if (c.user) {
+        out << "user = " << *c.user << "\n";
+    }
     for (const std::string& d : c.local_domains) {
         out << "local-domain = " << d << "\n";
     }

@@ -23,6 +23,7 @@ struct Config {
     std::optional<std::string> config_file;
     std::string spool = "/var/spool/smtpspool";
     std::string hostname;                   // "" until resolved: the machine's FQDN
+    std::optional<std::string> user;        // --user: switch to this user when root
     std::vector<std::string> local_domains; // empty: the hostname and localhost
     std::vector<std::string> relay_clients{"127.0.0.0/8", "::1"};
     std::size_t max_message_size = 0;
@@ -71,10 +72,12 @@ enum ExitStatus : int {
     k_exit_usage = 64,
     k_exit_dataerr = 65,
     k_exit_noinput = 66,
+    k_exit_nouser = 67,
     k_exit_unavailable = 69,
     k_exit_software = 70,
     k_exit_ioerr = 74,
     k_exit_tempfail = 75,
+    k_exit_noperm = 77,
     k_exit_config = 78,
 };
 

@@ -4,6 +4,8 @@
 
 #include "limits.hpp"
 
+#include <cstring>
+
 namespace smtpspool {
 namespace {
 
@@ -32,8 +34,19 @@ void HeaderCheck::end_of_name()
 void HeaderCheck::feed(std::string_view data)
 {
     for (std::size_t i = 0; i < data.size() && m_state != St::body; ++i) {
+        if (!m_options.strict && m_state == St::value) {
+            // Only field names matter without --check-headers: skip to the
+            // line end (a CR before it changes nothing here).
+            const void* lf = std::memchr(data.data() + i, '\n', data.size() - i);
+            if (lf == nullptr) {
+                return;
+            }
+            i = static_cast<std::size_t>(static_cast<const char*>(lf) - data.data());
+            m_state = St::line_start;
+            continue;
+        }
         auto c = static_cast<unsigned char>(data[i]);
-        if (m_state != St::cr && m_state != St::blank_cr && c != '\r') {
+        if (m_options.strict && m_state != St::cr && m_state != St::blank_cr && c != '\r') {
             ++m_line_length;
             // RFC 5322 §2.1.1: at most 998 octets before the CRLF.
             if (m_line_length == limits::k_max_header_line + 1) {

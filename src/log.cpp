@@ -28,6 +28,7 @@ public:
 class NullSink final : public LogSink {
 public:
     void log(const LogLine&) override {}
+    bool enabled() const override { return false; }
 };
 
 } // namespace

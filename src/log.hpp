@@ -23,6 +23,8 @@ class LogSink {
 public:
     virtual ~LogSink() = default;
     virtual void log(const LogLine& line) = 0;
+    // False when lines go nowhere: callers on hot paths skip building them.
+    virtual bool enabled() const { return true; }
 };
 
 enum class LogTarget { syslog, stderr_, none };

@@ -1,16 +1,21 @@
 // main: parse the command line, run the command, map the outcome to an exit status.
 // Under the names sendmail and mailq the binary behaves as those commands.
 #include "config.hpp"
+#include "privileges.hpp"
 #include "queue_commands.hpp"
 #include "sendmail.hpp"
 #include "serve.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <iostream>
 #include <string>
 #include <syslog.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -42,6 +47,7 @@ int sendmail_main(const std::vector<std::string>& args)
                      "  --spool DIR           the spool directory (default /var/spool/smtpspool)\n"
                      "  --hostname NAME       for bare recipients, the sender, Received: and Message-ID:\n"
                      "  --log WHERE           syslog (default), stderr or none\n"
+                     "  --user NAME           as root, become NAME (default: the spool directory's owner)\n"
                      "  --help                print this help and exit\n";
         return k_exit_ok;
     }
@@ -89,6 +95,21 @@ int sendmail_main(const std::vector<std::string>& args)
         return exit->status == k_exit_ok ? k_exit_usage : exit->status;
     }
     Config& c = std::get<Config>(config);
+    // Run by root (cron, say): write as the spool's owner, or as --user, so
+    // that the queue stays readable by the runq that delivers it.
+    std::optional<std::string> user = c.user;
+    struct stat st {};
+    if (!user && ::geteuid() == 0 && ::stat(c.spool.c_str(), &st) == 0 && st.st_uid != 0) {
+        if (const passwd* pw = ::getpwuid(st.st_uid)) {
+            user = pw->pw_name;
+        }
+    }
+    if (user) {
+        if (auto r = drop_privileges(*user); !r) {
+            std::cerr << "sendmail: " << r.error().message << "\n";
+            return r.error().errnum == ENOENT ? k_exit_nouser : k_exit_noperm;
+        }
+    }
     switch (o.mode) {
     case SendmailOptions::Mode::list_queue:
         return run_mailq(c);
@@ -138,6 +159,16 @@ int main(int argc, char** argv)
             return exit->status;
         }
         Config& config = std::get<Config>(parsed);
+        if (config.user) {
+            if (auto r = drop_privileges(*config.user); !r) {
+                int status = r.error().errnum == ENOENT ? k_exit_nouser : k_exit_noperm;
+                if (config.command == Subcommand::serve) {
+                    return refuse_service("smtpspool: " + r.error().message + "\n", status);
+                }
+                std::cerr << "smtpspool: " << r.error().message << "\n";
+                return status;
+            }
+        }
         switch (config.command) {
         case Subcommand::serve:
             return run_serve(std::move(config));

@@ -150,7 +150,7 @@ std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector
 {
     SendmailOptions o;
     // Our own long options (with a value unless listed as flags).
-    static const std::vector<std::string> with_value{"--config", "--spool", "--log", "--hostname"};
+    static const std::vector<std::string> with_value{"--config", "--spool", "--log", "--hostname", "--user"};
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         auto value = [&](std::size_t skip) -> std::optional<std::string> {
@@ -169,7 +169,7 @@ std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector
         if (a.rfind("--", 0) == 0) {
             std::string name = a.substr(0, a.find('='));
             if (std::find(with_value.begin(), with_value.end(), name) == with_value.end()) {
-                return "unknown option " + a + " (smtpspool's own here: --config, --spool, --log, --hostname)";
+                return "unknown option " + a + " (smtpspool's own here: --config, --spool, --log, --hostname, --user)";
             }
             o.ours.push_back(a);
             if (a.find('=') == std::string::npos) {
@@ -411,8 +411,13 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
         return fail(k_exit_dataerr, "more than " + std::to_string(config.max_recipients) + " recipients");
     }
 
+    // Not allowed to write the spool is for the administrator to fix, not a
+    // reason to try again: 77; any other failure is temporary: 75.
+    auto spool_failure = [](const Error& e) {
+        return e.errnum == EACCES || e.errnum == EPERM ? k_exit_noperm : k_exit_tempfail;
+    };
     if (auto r = ensure_spool_layout(config.spool); !r) {
-        return fail(k_exit_tempfail, r.error().message);
+        return fail(spool_failure(r.error()), r.error().message);
     }
     SystemClock clock;
     PosixFs fs;
@@ -420,7 +425,7 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
     auto id = writer.begin();
     if (!id) {
         log->log(LogLine("spool-error").add("reason", id.error().message));
-        return fail(k_exit_tempfail, "message not queued: " + id.error().message);
+        return fail(spool_failure(id.error()), "message not queued: " + id.error().message);
     }
     TimePoint now = clock.now();
     std::size_t size = 0;

@@ -330,11 +330,13 @@ Session::Outcome Session::on_mail(const Command& cmd)
         m_tx.reset();
         return {*refusal, false};
     }
-    m_log.log(LogLine("mail")
-                  .add("from", m_tx->mail.path.mailbox)
-                  .add("size", m_tx->mail.declared_size)
-                  .add("body", m_tx->mail.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT")
-                  .add("smtputf8", m_tx->mail.smtputf8 ? "yes" : "no"));
+    if (m_log.enabled()) {
+        m_log.log(LogLine("mail")
+                      .add("from", m_tx->mail.path.mailbox)
+                      .add("size", m_tx->mail.declared_size)
+                      .add("body", m_tx->mail.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT")
+                      .add("smtputf8", m_tx->mail.smtputf8 ? "yes" : "no"));
+    }
     return {replies::sender_ok(), true};
 }
 
@@ -360,7 +362,8 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
     }
     const Path& path = std::get<RcptCommand>(parsed).path;
     // <postmaster> (no domain) is always ours, RFC 5321 §4.5.1.
-    if (!path.domain.empty() && !is_local_domain(path.domain) && !m_config.may_relay) {
+    const bool local = path.domain.empty() || is_local_domain(path.domain);
+    if (!local && !m_config.may_relay) {
         return refuse(replies::relaying_denied(), path.mailbox);
     }
     std::string address = path.domain.empty() ? path.mailbox : path.local + "@" + ascii_lower(path.domain);
@@ -368,7 +371,7 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
         m_log.log(LogLine("rcpt").add("to", address).add("result", "duplicate"));
         return {replies::recipient_ok(), true};
     }
-    auto verdict = m_policy.check_recipient(facts(), address, path.domain.empty() || is_local_domain(path.domain));
+    auto verdict = m_policy.check_recipient(facts(), address, local);
     if (verdict.refusal) {
         return refuse(*verdict.refusal, address);
     }
@@ -392,12 +395,14 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
     }
     m_tx->recipients.push_back(address);
     std::move(added.begin(), added.end(), std::back_inserter(m_tx->targets));
-    LogLine accepted("rcpt");
-    accepted.add("to", address).add("result", "accepted");
-    if (verdict.addresses.size() != 1 || verdict.addresses.front() != address) {
-        accepted.add("expanded", static_cast<std::uint64_t>(verdict.addresses.size()));
+    if (m_log.enabled()) {
+        LogLine accepted("rcpt");
+        accepted.add("to", address).add("result", "accepted");
+        if (verdict.addresses.size() != 1 || verdict.addresses.front() != address) {
+            accepted.add("expanded", static_cast<std::uint64_t>(verdict.addresses.size()));
+        }
+        m_log.log(accepted);
     }
-    m_log.log(accepted);
     return {replies::recipient_ok(), true};
 }
 
@@ -556,7 +561,9 @@ void Session::finish_data()
         if (auto r = m_spool.commit(e); r) {
             ++m_messages;
             m_recipients_total += e.recipients.size();
-            m_log.log(LogLine("queued").add("id", e.id).add("size", e.size).add("recipients", e.recipients.size()));
+            if (m_log.enabled()) {
+                m_log.log(LogLine("queued").add("id", e.id).add("size", e.size).add("recipients", e.recipients.size()));
+            }
             reply(replies::queued(e.id));
         } else {
             m_spool_error = r.error();

@@ -396,6 +396,42 @@ def sendmail_config_from_the_environment_and_compatibility_modes(tmp):
 
 
 @test
+def user_option_gives_up_root(tmp):
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    os.chmod(tmp, 0o755)
+    spool = os.path.join(tmp, "spool")
+    os.mkdir(spool, 0o750)
+    os.chown(spool, nobody.pw_uid, nobody.pw_gid)
+    code, out, err = session(spool, [("a@b.test", ["u@mx.test"], b"Subject: x\r\n\r\nhi\r\n")],
+                             ["--user", "nobody"])
+    expect(code == 0 and b"250 2.0.0 message accepted" in out, (code, out, err))
+    qid = os.listdir(os.path.join(spool, "queue"))[0]
+    for name in ("", "envelope.json", "message.eml"):
+        st = os.stat(os.path.join(spool, "queue", qid, name))
+        expect((st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), (name, st.st_uid, st.st_gid))
+    # sendmail run by root writes as the spool's owner without being told.
+    code, out, err = run(["sendmail", "--spool", spool, "--hostname", "mx.test", "--log", "none", "u"],
+                         b"Subject: y\n\nhi\n")
+    expect(code == 0, (code, err))
+    for qid in os.listdir(os.path.join(spool, "queue")):
+        st = os.stat(os.path.join(spool, "queue", qid, "message.eml"))
+        expect(st.st_uid == nobody.pw_uid, (qid, st.st_uid))
+    code, out, err = run(["mailq", "--spool", spool, "--user", "no-such-user-here"])
+    expect(code == 67 and b"no such user" in err, (code, err))
+    code, out, err = run(["--spool", spool, "--user", "root", "--log", "none"], b"QUIT\r\n")
+    expect(code == 77 and b"names root" in err and out == b"", (code, out, err))
+    # After giving up root, the spool of another user cannot be written: 451, nothing left.
+    other = os.path.join(tmp, "rootspool")
+    os.mkdir(other, 0o700)
+    code, out, err = session(other, [("a@b.test", ["u@mx.test"], b"Subject: x\r\n\r\nhi\r\n")],
+                             ["--user", "nobody"])
+    expect(code == 75 and b"421 4.3.0" in out, (code, out, err))
+
+
+@test
 def serve_with_an_unusable_spool_says_421(tmp):
     blocker = os.path.join(tmp, "file")
     with open(blocker, "w") as f:
