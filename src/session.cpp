@@ -375,6 +375,8 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
     if (verdict.refusal) {
         return refuse(*verdict.refusal, address);
     }
+    const bool expanded = verdict.addresses.size() != 1 || verdict.addresses.front() != address;
+    const std::size_t count = verdict.addresses.size();
     std::vector<Recipient> added;
     for (std::string& a : verdict.addresses) {
         bool known =
@@ -398,8 +400,8 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
     if (m_log.enabled()) {
         LogLine accepted("rcpt");
         accepted.add("to", address).add("result", "accepted");
-        if (verdict.addresses.size() != 1 || verdict.addresses.front() != address) {
-            accepted.add("expanded", static_cast<std::uint64_t>(verdict.addresses.size()));
+        if (expanded) {
+            accepted.add("expanded", static_cast<std::uint64_t>(count));
         }
         m_log.log(accepted);
     }

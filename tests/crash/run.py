@@ -62,13 +62,13 @@ def run(args, stdin, env, cwd=None):
     return p.returncode, p.stdout, p.stderr
 
 
-def serve_crashes():
+def serve_crashes(options=(), header=None):
     step, tested = 1, 0
     while True:
         with tempfile.TemporaryDirectory(prefix="smtpspool-crash-") as tmp:
             spool = os.path.join(tmp, "spool")
             count = os.path.join(tmp, "count")
-            code, out, _ = run([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"], SESSION,
+            code, out, _ = run([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none", *options], SESSION,
                                {"LD_PRELOAD": SHIM, "SMTPSPOOL_CRASH_AT": str(step), "SMTPSPOOL_CRASH_COUNT": count})
             acked = [l.rsplit(b" ", 1)[1].decode() for l in out.split(b"\r\n") if b"queued as" in l]
             envs = check_queue(spool, f"serve crash at step {step}")
@@ -78,9 +78,13 @@ def serve_crashes():
                 failures.append(f"serve crash at step {step}: acknowledged but not queued: {missing}")
             if len(extra) > 1:
                 failures.append(f"serve crash at step {step}: queued without 250: {extra}")
+            for i in envs:
+                with open(os.path.join(spool, "queue", i, "message.eml"), "rb") as f:
+                    if header is not None and not f.read().startswith(header):
+                        failures.append(f"serve crash at step {step}: queue/{i} lacks the data hook's {header!r}")
             if code != -9:
                 if len(acked) != 2 or extra:
-                    failures.append(f"serve without a crash: {acked}, extra {extra}")
+                    failures.append(f"serve without a crash (step {step}, exit {code}): {acked}, extra {extra}")
                 return tested, step - 1
             tested += 1
             step += 1
@@ -120,8 +124,12 @@ def runq_crashes():
 
 
 serve_tested, serve_steps = serve_crashes()
+# With a data hook that adds a header field, the message is copied behind it
+# (SpoolWriter::prepend) before the commit: more steps, the same invariants.
+hook_tested, hook_steps = serve_crashes(["--data-hook", "cat >/dev/null; echo X-Hooked: yes"], b"X-Hooked: yes\r\n")
 runq_tested, runq_steps = runq_crashes()
 print(f"serve: killed at each of {serve_tested} steps ({serve_steps} file-system steps in a 2-message session)")
+print(f"serve with a data hook: killed at each of {hook_tested} steps ({hook_steps} file-system steps)")
 print(f"runq: killed at each of {runq_tested} steps ({runq_steps} file-system steps in a 3-recipient run)")
 for f in failures:
     print("FAIL", f)

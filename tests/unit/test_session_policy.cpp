@@ -88,6 +88,8 @@ TEST_SUITE("session policy")
         CHECK_FALSE(r[2].original);
         CHECK(f.log.has("to=team@mx.test result=accepted expanded=2"));
         CHECK(f.log.has("to=team@mx.test result=duplicate"));
+        CHECK(f.log.has("event=rcpt to=plain@mx.test result=accepted"));
+        CHECK_FALSE(f.log.has("to=plain@mx.test result=accepted expanded"));
         // The policy saw the recipients accepted so far, and local domains as such.
         CHECK(f.policy.asked[1] == "rcpt team@mx.test local after 0");
         CHECK(f.policy.asked[4] == "rcpt plain@mx.test local after 2");
