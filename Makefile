@@ -26,7 +26,10 @@ CXXFLAGS-sanitize-yes = -O1 -g -fsanitize=address,undefined -fno-omit-frame-poin
 CXXFLAGS-sanitize-no = -O2 -g
 LDFLAGS-sanitize-yes = -fsanitize=address,undefined
 
-CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -Wpedantic -Wshadow $(CXXFLAGS-sanitize-$(sanitize)) -MMD -MP
+CXXFLAGS += -Wall -Wextra -Werror -Wpedantic -Wshadow $(CXXFLAGS-sanitize-$(sanitize))
+# What the code needs, even when CXXFLAGS comes from the command line (the
+# Debian build passes its own).
+override CXXFLAGS += -std=c++20 -MMD -MP
 LDFLAGS += $(LDFLAGS-sanitize-$(sanitize))
 LIBS = -lboost_program_options
 # The binary starts once per connection: with libstdc++, libgcc and Boost
@@ -55,7 +58,7 @@ REVISION_H := $(shell mkdir -p $(BUILD) && echo '$(HASH)define SMTPSPOOL_REVISIO
 	{ cmp -s $(BUILD)/revision.h.tmp $(BUILD)/revision.h || mv $(BUILD)/revision.h.tmp $(BUILD)/revision.h; }; \
 	rm -f $(BUILD)/revision.h.tmp; echo $(BUILD)/revision.h)
 $(BUILD)/obj/config.o: $(REVISION_H)
-$(BUILD)/obj/config.o: CXXFLAGS += -I$(BUILD)
+$(BUILD)/obj/config.o: override CXXFLAGS += -I$(BUILD)
 
 $(BUILD)/obj/%.o: src/%.cpp
 	@mkdir -p $(@D)
