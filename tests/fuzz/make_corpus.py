@@ -37,6 +37,16 @@ for data in (b"hello\r\n.\r\n", b"..a\r\n.\r\n", b"a\n.\n", b"a\r.\r\n.\r\n", b"
 
 put("envelope", open("tests/fuzz/seed-envelope.json", "rb").read())
 
+# Policy files and header sections (fuzz_policy: first byte 0 aliases, 1
+# lists, 2 header check with the flags in the second byte).
+for name in ("aliases",):
+    put("policy", b"\x00\x00" + open(f"tests/sessions/policy/{name}", "rb").read())
+for name in ("sender-deny", "local-users"):
+    put("policy", b"\x01\x00" + open(f"tests/sessions/policy/{name}", "rb").read())
+for flags in (0, 1, 3, 7, 255):
+    put("policy", bytes([2, flags]) + b"Received: a\r\nReceived: b\r\nSubject: x\r\n folded\r\n\r\nbody\r\n")
+    put("policy", bytes([2, flags]) + b"Subject: x\r\nno colon\r\n\xc3\xa9: y\r\n\r\n")
+
 for data in (b"220 mx ESMTP\r\n", b"250-mx\r\n250-PIPELINING\r\n250 SIZE 1000\r\n", b"550 5.1.1 no\n",
              b"421-a\r\n421 b\r\n354 go\r\n", b".leading\r\nx\r\r\n.\r\nend"):
     put("client", b"\x03" + data)
