@@ -6,6 +6,7 @@
 #include "fs.hpp"
 #include "limits.hpp"
 #include "log.hpp"
+#include "policy.hpp"
 #include "smtp_address.hpp"
 #include "spool.hpp"
 
@@ -407,7 +408,40 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
         return fail(options.extract ? k_exit_dataerr : k_exit_usage,
                     options.extract ? "no recipients in To:, Cc: or Bcc:" : "no recipients given (or use -t)");
     }
-    if (recipients.size() > config.max_recipients) {
+    // --aliases applies to local submissions too (root: admin@...); the
+    // other policy files do not.
+    std::vector<Recipient> targets;
+    auto files = load_policy_files(config);
+    if (!files) {
+        return fail(k_exit_config, files.error().message);
+    }
+    auto is_local = [&](std::string_view d) {
+        return std::any_of(config.local_domains.begin(), config.local_domains.end(),
+                           [&](const std::string& l) { return ascii_lower(l) == ascii_lower(d); });
+    };
+    for (const std::string& r : recipients) {
+        std::vector<std::string> expanded{r};
+        if (files.value().aliases && files.value().aliases->has(r, is_local)) {
+            auto e = files.value().aliases->expand(r, is_local, config.max_recipients, config.hostname);
+            if (auto* refused = std::get_if<Aliases::Refused>(&e)) {
+                return fail(k_exit_dataerr, r + ": " + refused->why);
+            }
+            expanded = std::get<std::vector<std::string>>(e);
+        }
+        for (std::string& a : expanded) {
+            bool known =
+                std::any_of(targets.begin(), targets.end(), [&](const Recipient& t) { return t.address == a; });
+            if (!known) {
+                Recipient rc;
+                rc.address = std::move(a);
+                if (rc.address != r) {
+                    rc.original = r;
+                }
+                targets.push_back(std::move(rc));
+            }
+        }
+    }
+    if (targets.size() > config.max_recipients) {
         return fail(k_exit_dataerr, "more than " + std::to_string(config.max_recipients) + " recipients");
     }
 
@@ -510,11 +544,7 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
     e.mail_from = sender;
     e.body = eight_bit ? "8BITMIME" : "7BIT";
     e.smtputf8 = non_ascii;
-    for (const std::string& r : recipients) {
-        Recipient rc;
-        rc.address = r;
-        e.recipients.push_back(std::move(rc));
-    }
+    e.recipients = std::move(targets);
     if (auto r = writer.commit(e); !r) {
         log->log(LogLine("spool-error").add("reason", r.error().message));
         return fail(k_exit_tempfail, "message not queued: " + r.error().message);

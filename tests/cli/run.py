@@ -346,6 +346,22 @@ def sendmail_keeps_fields_it_finds_and_reads_to_eof_with_i(tmp):
 
 
 @test
+def sendmail_applies_the_aliases(tmp):
+    spool = os.path.join(tmp, "spool")
+    aliases = write(tmp, "aliases", "root: admin@example.org, backup\nloop: loop2\nloop2: loop\n")
+    base = ["sendmail", "--spool", spool, "--hostname", "mx.test", "--log", "none"]
+    conf = write(tmp, "a.conf", f"aliases = {aliases}\n")
+    code, _, err = run(base + ["--config", conf, "root", "other@example.net"], b"Subject: cron\n\nok\n")
+    expect(code == 0, (code, err))
+    _, env, _ = only_message(spool)
+    got = [(r["address"], r.get("original")) for r in env["recipients"]]
+    expect(got == [("admin@example.org", "root@mx.test"), ("backup@mx.test", "root@mx.test"),
+                   ("other@example.net", None)], got)
+    code, _, err = run(base + ["--config", conf, "loop"], b"x\n")
+    expect(code == 65 and b"alias loop" in err, (code, err))
+
+
+@test
 def sendmail_exit_statuses_follow_sysexits(tmp):
     spool = os.path.join(tmp, "spool")
     base = ["sendmail", "--spool", spool, "--hostname", "mx.test", "--log", "none"]
