@@ -3,6 +3,7 @@
 
 #include "clock.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <charconv>
@@ -360,6 +361,27 @@ std::string envelope_to_json(const Envelope& e)
     w.close('}');
     out += '\n';
     return out;
+}
+
+std::vector<Recipient> new_recipients(const std::vector<Recipient>& have, std::vector<std::string> addresses,
+                                      std::string_view named)
+{
+    std::vector<Recipient> added;
+    auto known = [&](const std::string& a) {
+        auto same = [&](const Recipient& r) { return r.address == a; };
+        return std::any_of(have.begin(), have.end(), same) || std::any_of(added.begin(), added.end(), same);
+    };
+    for (std::string& a : addresses) {
+        if (!known(a)) {
+            Recipient r;
+            r.address = std::move(a);
+            if (r.address != named) {
+                r.original = std::string(named);
+            }
+            added.push_back(std::move(r));
+        }
+    }
+    return added;
 }
 
 std::string envelope_to_json_line(const Envelope& envelope)

@@ -55,6 +55,12 @@ bool is_valid_queue_id(std::string_view id);
 // Keys in a stable order, "version" first; ends with a newline.
 std::string envelope_to_json(const Envelope& envelope);
 
+// The recipients that `addresses` (what the recipient `named` stands for,
+// after aliases) add to `have`: those not in it yet, each with `original`
+// set when it is not `named` itself.
+std::vector<Recipient> new_recipients(const std::vector<Recipient>& have, std::vector<std::string> addresses,
+                                      std::string_view named);
+
 // Rejects unknown versions, missing keys and values of the wrong type or range.
 Result<Envelope> envelope_from_json(std::string_view text);
 

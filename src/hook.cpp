@@ -2,6 +2,8 @@
 // process-group child they and the pipe transport run (posix_spawn(3)).
 #include "hook.hpp"
 
+#include "limits.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -165,7 +167,7 @@ std::string printable_first_line(std::string_view text, std::size_t max)
 // HT (in folding white space).
 bool header_line_ok(std::string_view line)
 {
-    if (line.size() > k_max_header_line) {
+    if (line.size() > limits::k_max_header_line) {
         return false;
     }
     return std::all_of(line.begin(), line.end(), [](char c) {

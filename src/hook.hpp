@@ -24,8 +24,6 @@ inline constexpr std::size_t k_hook_max_err = 8 * 1024;
 // Header fields a data hook may add (lines, and octets with CRLF).
 inline constexpr std::size_t k_hook_max_header_lines = 100;
 inline constexpr std::size_t k_hook_max_header_bytes = 16 * 1024;
-// RFC 5322 §2.1.1: a line is at most 998 octets without its CRLF.
-inline constexpr std::size_t k_max_header_line = 998;
 // A field name short enough that "name: " plus a value fits the 78-octet
 // line that RFC 5322 §2.1.1 recommends.
 inline constexpr std::size_t k_max_field_name = 76;

@@ -428,17 +428,8 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
             }
             expanded = std::get<std::vector<std::string>>(e);
         }
-        for (std::string& a : expanded) {
-            bool known =
-                std::any_of(targets.begin(), targets.end(), [&](const Recipient& t) { return t.address == a; });
-            if (!known) {
-                Recipient rc;
-                rc.address = std::move(a);
-                if (rc.address != r) {
-                    rc.original = r;
-                }
-                targets.push_back(std::move(rc));
-            }
+        for (Recipient& t : new_recipients(targets, std::move(expanded), r)) {
+            targets.push_back(std::move(t));
         }
     }
     if (targets.size() > config.max_recipients) {

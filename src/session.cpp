@@ -377,19 +377,7 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
     }
     const bool expanded = verdict.addresses.size() != 1 || verdict.addresses.front() != address;
     const std::size_t count = verdict.addresses.size();
-    std::vector<Recipient> added;
-    for (std::string& a : verdict.addresses) {
-        bool known =
-            std::any_of(m_tx->targets.begin(), m_tx->targets.end(), [&](const Recipient& r) { return r.address == a; });
-        if (!known) {
-            Recipient r;
-            r.address = std::move(a);
-            if (r.address != address) {
-                r.original = address;
-            }
-            added.push_back(std::move(r));
-        }
-    }
+    std::vector<Recipient> added = new_recipients(m_tx->targets, std::move(verdict.addresses), address);
     // RFC 5321 §4.5.3.1.10: an implementation limit is 452, and the
     // transaction goes on with the recipients already accepted.
     if (m_tx->targets.size() + added.size() > m_config.max_recipients) {
