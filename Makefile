@@ -83,7 +83,7 @@ $(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsmtpspool.a
 # libFuzzer targets (clang), over the same sources: make fuzz FUZZ_SECONDS=N
 # runs each for N seconds from its seed corpus (tests/fuzz/corpus/NAME) and
 # keeps crashers in build-fuzz/crashes/NAME; make check runs each briefly.
-FUZZ_TARGETS = session address data envelope client policy
+FUZZ_TARGETS = session address data envelope client policy config sendmail
 FUZZ_SECONDS ?= 10
 FUZZ_CXX = clang++
 FUZZ_FLAGS = -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Isrc
@@ -97,6 +97,8 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_OBJS)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@ $(LIBS)
 
 -include $(FUZZ_OBJS:.o=.d)
+# The objects are shared by every target: kept, not removed as intermediates.
+.SECONDARY: $(FUZZ_OBJS)
 
 fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 
@@ -184,7 +186,7 @@ check: deps
 	$(MAKE) asan
 	$(MAKE) valgrind
 	$(MAKE) -j2 fuzz-build
-	$(MAKE) fuzz FUZZ_SECONDS=8
+	$(MAKE) fuzz FUZZ_SECONDS=7
 	$(MAKE) lint-man
 
 demo: deps

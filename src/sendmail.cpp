@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <iterator>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -57,41 +58,25 @@ std::string field_name(std::string_view line)
     return ascii_lower(name);
 }
 
-struct Field {
-    std::string name; // lower case
-    std::string text; // the whole field, folded lines included, each ending CRLF
-};
-
 int fail(int status, const std::string& message)
 {
     std::cerr << "sendmail: " << message << "\n";
     return status;
 }
 
-// Reads fd a line at a time; every line returned ends in CRLF (LF, CR or
-// CRLF in the input end a line). An empty optional at the end.
+// Reads fd a line at a time through a LineSplitter.
 class LineReader {
 public:
     explicit LineReader(int fd) : m_fd(fd) {}
     // false at the end of input; `error` set when read(2) failed.
     bool next(std::string& line)
     {
-        line.clear();
         for (;;) {
-            while (m_pos < m_len) {
-                char c = m_buf[m_pos++];
-                if (m_after_cr) {
-                    m_after_cr = false;
-                    if (c == '\n') {
-                        continue; // the LF of a CRLF already ended the line
-                    }
-                }
-                if (c == '\n' || c == '\r') {
-                    m_after_cr = c == '\r';
-                    line += "\r\n";
-                    return true;
-                }
-                line.push_back(c);
+            std::string_view rest(m_buf + m_pos, m_len - m_pos);
+            bool done = m_split.take(rest, line);
+            m_pos = m_len - rest.size();
+            if (done) {
+                return true;
             }
             ssize_t n = ::read(m_fd, m_buf, sizeof m_buf);
             if (n < 0 && errno == EINTR) {
@@ -99,11 +84,7 @@ public:
             }
             if (n <= 0) {
                 error = n < 0 ? errno : 0;
-                if (line.empty()) {
-                    return false;
-                }
-                line += "\r\n"; // a last line without its line end
-                return true;
+                return m_split.finish(line);
             }
             m_pos = 0;
             m_len = static_cast<std::size_t>(n);
@@ -113,9 +94,9 @@ public:
 
 private:
     int m_fd;
+    LineSplitter m_split;
     char m_buf[65536];
     std::size_t m_pos = 0, m_len = 0;
-    bool m_after_cr = false;
 };
 
 std::string login_name()
@@ -126,9 +107,65 @@ std::string login_name()
     return "uid" + std::to_string(::getuid());
 }
 
-// A command-line or header address as a mailbox: bare local parts get our
-// host name; "" when it is not an address.
-std::string mailbox(std::string_view text, const std::string& hostname, bool& non_ascii)
+} // namespace
+
+bool LineSplitter::take(std::string_view& input, std::string& line)
+{
+    if (m_complete) {
+        line.clear();
+        m_complete = false;
+    }
+    while (!input.empty()) {
+        char c = input.front();
+        input.remove_prefix(1);
+        if (m_after_cr) {
+            m_after_cr = false;
+            if (c == '\n') {
+                continue; // the LF of a CRLF: the CR already ended the line
+            }
+        }
+        if (c == '\n' || c == '\r') {
+            m_after_cr = c == '\r';
+            line += "\r\n";
+            m_complete = true;
+            return true;
+        }
+        line.push_back(c);
+    }
+    return false;
+}
+
+bool LineSplitter::finish(std::string& line)
+{
+    if (m_complete || line.empty()) {
+        return false;
+    }
+    line += "\r\n"; // a last line without its line end
+    m_complete = true;
+    return true;
+}
+
+HeaderSection::Step HeaderSection::add(const std::string& line)
+{
+    size += line.size();
+    if (size > k_max_header_section) {
+        return Step::too_long;
+    }
+    if ((line[0] == ' ' || line[0] == '\t') && !fields.empty() && line != "\r\n") {
+        fields.back().text += line;
+        return Step::more;
+    }
+    std::string name = field_name(line);
+    if (name.empty()) {
+        size -= line.size();
+        first_body_line = line;
+        return Step::body;
+    }
+    fields.push_back({std::move(name), line});
+    return Step::more;
+}
+
+std::string submission_mailbox(std::string_view text, const std::string& hostname, bool& non_ascii)
 {
     std::string a(trim(text));
     if (a.size() >= 2 && a.front() == '<' && a.back() == '>') {
@@ -144,8 +181,6 @@ std::string mailbox(std::string_view text, const std::string& hostname, bool& no
     non_ascii = non_ascii || p.path.non_ascii;
     return p.path.local + "@" + ascii_lower(p.path.domain);
 }
-
-} // namespace
 
 std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector<std::string>& args)
 {
@@ -233,8 +268,13 @@ std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector
     return o;
 }
 
-std::vector<std::string> header_addresses(std::string_view body)
+std::vector<std::string> header_addresses(std::string_view folded)
 {
+    // Unfolded first (RFC 5322 2.2.3): no line end survives, not even inside
+    // a quoted string or after a backslash.
+    std::string body;
+    body.reserve(folded.size());
+    std::copy_if(folded.begin(), folded.end(), std::back_inserter(body), [](char c) { return c != '\r' && c != '\n'; });
     // Split at top-level commas and semicolons (group ends), skipping quoted
     // strings, comments and the part of a group before its colon.
     std::vector<std::string> out;
@@ -304,9 +344,6 @@ std::vector<std::string> header_addresses(std::string_view body)
                 finish();
             }
             break;
-        case '\r':
-        case '\n':
-            break;
         default:
             (in_angle ? angle : item) += c;
         }
@@ -326,13 +363,13 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
     if (options.sender) {
         std::string s(trim(*options.sender));
         if (s != "<>" && !s.empty()) {
-            sender = mailbox(s, config.hostname, non_ascii);
+            sender = submission_mailbox(s, config.hostname, non_ascii);
             if (sender.empty()) {
                 return fail(k_exit_dataerr, "not a sender address: '" + *options.sender + "'");
             }
         }
     } else {
-        sender = mailbox(user, config.hostname, non_ascii);
+        sender = submission_mailbox(user, config.hostname, non_ascii);
         if (sender.empty()) {
             sender = "postmaster@" + config.hostname;
         }
@@ -341,42 +378,31 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
     // The header section: whole fields, up to the empty line (or the first
     // line that is not a field: the body starts there).
     LineReader in(fd);
-    std::vector<Field> fields;
+    HeaderSection header;
     std::string line;
-    std::string first_body_line;
     bool ended = false; // the message ended ("." or EOF) inside the headers
-    std::size_t header_size = 0;
     for (;;) {
-        if (!in.next(line)) {
+        if (!in.next(line) || (options.dot_ends && line == ".\r\n")) {
             ended = true;
             break;
         }
-        if (options.dot_ends && line == ".\r\n") {
-            ended = true;
-            break;
-        }
-        header_size += line.size();
-        if (header_size > k_max_header_section) {
+        HeaderSection::Step step = header.add(line);
+        if (step == HeaderSection::Step::too_long) {
             return fail(k_exit_dataerr, "the header section is longer than 1 MiB");
         }
-        if ((line[0] == ' ' || line[0] == '\t') && !fields.empty() && line != "\r\n") {
-            fields.back().text += line;
-            continue;
-        }
-        std::string name = field_name(line);
-        if (name.empty()) {
-            first_body_line = line; // the empty line, or the body's first line
+        if (step == HeaderSection::Step::body) {
             break;
         }
-        fields.push_back({std::move(name), line});
     }
+    const std::vector<HeaderSection::Field>& fields = header.fields;
+    const std::string& first_body_line = header.first_body_line;
     if (in.error != 0) {
         return fail(k_exit_ioerr, std::string("cannot read the message: ") + std::strerror(in.error));
     }
 
     std::vector<std::string> recipients;
     auto add = [&](std::string_view text) -> bool {
-        std::string m = mailbox(text, config.hostname, non_ascii);
+        std::string m = submission_mailbox(text, config.hostname, non_ascii);
         if (m.empty()) {
             return false;
         }
@@ -393,7 +419,7 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
         }
     }
     if (options.extract) {
-        for (const Field& f : fields) {
+        for (const HeaderSection::Field& f : fields) {
             if (f.name == "to" || f.name == "cc" || f.name == "bcc") {
                 for (const std::string& a : header_addresses(std::string_view(f.text).substr(f.text.find(':') + 1))) {
                     if (!add(a)) {
@@ -468,9 +494,9 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
     put("Received: by " + config.hostname + " (smtpspool sendmail, from userid " + std::to_string(::getuid()) +
         ")\r\n\tid " + id.value() + "; " + rfc5322_date(now) + "\r\n");
     auto has = [&](std::string_view name) {
-        return std::any_of(fields.begin(), fields.end(), [&](const Field& f) { return f.name == name; });
+        return std::any_of(fields.begin(), fields.end(), [&](const HeaderSection::Field& f) { return f.name == name; });
     };
-    for (const Field& f : fields) {
+    for (const HeaderSection::Field& f : fields) {
         if (f.name != "bcc") { // never passed on: it would tell every recipient
             put(f.text);
         }

@@ -16,7 +16,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
-BIN = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "build/smtpspool"
+BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/smtpspool")
 RESULTS = {"pass": 0, "fail": 0, "skip": 0}
 
 

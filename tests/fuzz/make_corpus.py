@@ -50,3 +50,20 @@ for flags in (0, 1, 3, 7, 255):
 for data in (b"220 mx ESMTP\r\n", b"250-mx\r\n250-PIPELINING\r\n250 SIZE 1000\r\n", b"550 5.1.1 no\n",
              b"421-a\r\n421 b\r\n354 go\r\n", b".leading\r\nx\r\r\n.\r\nend"):
     put("client", b"\x03" + data)
+
+# Config files (fuzz_config): the examples, and every settings line of the
+# option reference alone.
+for name in ("examples/smtpspool.conf", "examples/smarthost.conf"):
+    put("config", open(name, "rb").read())
+for data in (b"spool = /tmp/s\nroute = example.org=maildir:/var/mail/%u\nroute = *=smtp:[192.0.2.1]:25\n",
+             b"retry-schedule = 1m,2h,3d\nmax-queue-time = 4d\nhook-timeout = 30s\nsmtp-timeout = 5m\n",
+             b"local-domain = [192.0.2.7]\nrelay-client = 10.0.0.0/8\nrelay-client = 2001:db8::/32\n",
+             b"# comment\n\nrfc821 = yes\nlog = none\ndeliver-now = no\nmail-hook = /bin/true %s\n"):
+    put("config", data)
+
+# Submitted messages (fuzz_sendmail: first byte sets the chunk size).
+for data in (b"To: a@b.test, \"x y\" <c@d.test>\r\nSubject: hi\r\n folded\r\n\r\nbody\n",
+             b"From: me\nBcc: team: a@x.test, b@x.test;\nCc: (c) d@x.test\n\n.\n",
+             b"To: <@relay.test:f@x.test>\rSubject: cr\r\rbody\r",
+             b"Subject: no end\nbody without blank line\n"):
+    put("sendmail", b"\x03" + data)

@@ -89,5 +89,42 @@ TEST_SUITE("sendmail")
         CHECK(header_addresses("a@x.test,\r\n b@x.test") == Strings{"a@x.test", "b@x.test"});
         CHECK(header_addresses("") == Strings{});
         CHECK(header_addresses(" , ,") == Strings{});
+        // Folded inside a quoted string or after a backslash: unfolded, no line end kept (found by fuzz_sendmail).
+        CHECK(header_addresses("\"a\r\n b\"@x.test, \"c\\\r\n d\"@x.test") == Strings{"\"a b\"@x.test", "\"c\\ d\"@x.test"});
+    }
+
+    TEST_CASE("lines end in CRLF whatever ended them, at any chunking; the header section stops at the body")
+    {
+        std::string_view text = "To: a@x.test\r\n b@x.test\nSubject: s\r\rbody\r\nlast";
+        Strings whole, bytewise;
+        for (std::size_t chunk : {text.size(), std::size_t{1}}) {
+            LineSplitter split;
+            Strings& out = chunk == 1 ? bytewise : whole;
+            std::string line;
+            for (std::size_t i = 0; i < text.size(); i += chunk) {
+                std::string_view piece = text.substr(i, chunk);
+                while (split.take(piece, line)) {
+                    out.push_back(line);
+                }
+            }
+            CHECK(split.finish(line));
+            out.push_back(line);
+            CHECK_FALSE(split.finish(line));
+        }
+        CHECK(whole == Strings{"To: a@x.test\r\n", " b@x.test\r\n", "Subject: s\r\n", "\r\n", "body\r\n", "last\r\n"});
+        CHECK(bytewise == whole);
+        HeaderSection h;
+        CHECK(h.add(whole[0]) == HeaderSection::Step::more);
+        CHECK(h.add(whole[1]) == HeaderSection::Step::more);
+        CHECK(h.add(whole[2]) == HeaderSection::Step::more);
+        CHECK(h.add(whole[3]) == HeaderSection::Step::body);
+        REQUIRE(h.fields.size() == 2);
+        CHECK(h.fields[0].name == "to");
+        CHECK(h.fields[0].text == "To: a@x.test\r\n b@x.test\r\n");
+        CHECK(h.first_body_line == "\r\n");
+        CHECK(h.size == whole[0].size() + whole[1].size() + whole[2].size());
+        HeaderSection no_blank;
+        CHECK(no_blank.add("not a field\r\n") == HeaderSection::Step::body);
+        CHECK(no_blank.fields.empty());
     }
 }
