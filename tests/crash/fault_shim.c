@@ -2,9 +2,13 @@
  * the file-system calls that make up the spool's commit protocol (mkdir, open
  * with O_CREAT, write to a file, fsync, rename, renameat2) and, at the call
  * numbered SMTPSPOOL_CRASH_AT, kills the process with SIGKILL before the call
- * happens: the state on disk is exactly what a crash at that point leaves. */
+ * happens: the state on disk is exactly what a crash at that point leaves.
+ * With SMTPSPOOL_FAIL_AT instead, the call numbered so fails without being
+ * made, with errno SMTPSPOOL_FAIL_ERRNO (default EIO): a disk error or a full
+ * disk at exactly that step. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,16 +20,29 @@
 
 static long counted;
 
-static void step(void)
+static long env_number(const char* name, long fallback)
 {
-    static long crash_at = -1;
+    const char* s = getenv(name);
+    return s ? atol(s) : fallback;
+}
+
+/* 0: make the call; -1: fail it (errno set). */
+static int step(void)
+{
+    static long crash_at = -1, fail_at = -1, fail_errno;
     if (crash_at < 0) {
-        const char* s = getenv("SMTPSPOOL_CRASH_AT");
-        crash_at = s ? atol(s) : 0;
+        crash_at = env_number("SMTPSPOOL_CRASH_AT", 0);
+        fail_at = env_number("SMTPSPOOL_FAIL_AT", 0);
+        fail_errno = env_number("SMTPSPOOL_FAIL_ERRNO", EIO);
     }
     if (++counted == crash_at) {
         kill(getpid(), SIGKILL);
     }
+    if (counted == fail_at) {
+        errno = (int)fail_errno;
+        return -1;
+    }
+    return 0;
 }
 
 static int is_file(int fd)
@@ -38,7 +55,7 @@ int mkdir(const char* path, mode_t mode)
 {
     static int (*real)(const char*, mode_t);
     if (!real) real = dlsym(RTLD_NEXT, "mkdir");
-    step();
+    if (step()) return -1;
     return real(path, mode);
 }
 
@@ -50,7 +67,7 @@ int open(const char* path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = (flags & O_CREAT) ? va_arg(ap, mode_t) : 0;
     va_end(ap);
-    if (flags & O_CREAT) step();
+    if ((flags & O_CREAT) && step()) return -1;
     return real(path, flags, mode);
 }
 
@@ -58,7 +75,7 @@ ssize_t write(int fd, const void* buf, size_t n)
 {
     static ssize_t (*real)(int, const void*, size_t);
     if (!real) real = dlsym(RTLD_NEXT, "write");
-    if (is_file(fd)) step();
+    if (is_file(fd) && step()) return -1;
     return real(fd, buf, n);
 }
 
@@ -66,7 +83,7 @@ int fsync(int fd)
 {
     static int (*real)(int);
     if (!real) real = dlsym(RTLD_NEXT, "fsync");
-    step();
+    if (step()) return -1;
     return real(fd);
 }
 
@@ -74,7 +91,7 @@ int rename(const char* a, const char* b)
 {
     static int (*real)(const char*, const char*);
     if (!real) real = dlsym(RTLD_NEXT, "rename");
-    step();
+    if (step()) return -1;
     return real(a, b);
 }
 
@@ -82,7 +99,7 @@ int renameat(int da, const char* a, int db, const char* b)
 {
     static int (*real)(int, const char*, int, const char*);
     if (!real) real = dlsym(RTLD_NEXT, "renameat");
-    step();
+    if (step()) return -1;
     return real(da, a, db, b);
 }
 
@@ -95,7 +112,7 @@ long syscall(long number, ...)
     long a[6];
     for (int i = 0; i < 6; ++i) a[i] = va_arg(ap, long);
     va_end(ap);
-    if (number == SYS_renameat2) step();
+    if (number == SYS_renameat2 && step()) return -1;
     return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 

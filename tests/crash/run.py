@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Crash consistency: kill smtpspool with SIGKILL at every file-system step of
-receiving and committing (LD_PRELOAD fault_shim.so), and of a queue run, then
-check the spool invariants.
+"""Crash consistency and fault injection: kill smtpspool with SIGKILL at every
+file-system step of receiving and committing (LD_PRELOAD fault_shim.so), and
+of a queue run, then check the spool invariants; then make each step fail
+instead (EIO, ENOSPC) and check the replies, the log and the same invariants.
 
 Usage: run.py BINARY SHIM
 
@@ -13,7 +14,15 @@ runq: no recipient is lost (each is delivered, in the pipe's log, or still
 pending in a parsable envelope); only recipients of the message being
 delivered at the moment of the kill may be delivered twice (its envelope is
 rewritten once per run, after all its recipients were tried).
+serve with a failing step: the message being stored gets the documented 4xx
+(452 4.3.1 for ENOSPC, 451 4.3.0 for EIO) and nothing of it stays in queue/ or
+tmp/; the session goes on and the other message is accepted; the log names
+the error; a spool whose directories cannot be made gets 421 and exit 75.
+runq with a failing step: no recipient lost, every envelope parses, and a
+later run delivers everything.
 """
+import errno
+import re
 import json
 import os
 import subprocess
@@ -90,6 +99,89 @@ def serve_crashes(options=(), header=None):
             step += 1
 
 
+REPLY = re.compile(rb"^[2-5][0-9][0-9][ -][^\r\n]*$")
+FAULTS = {errno.EIO: (b"451 4.3.0 ", "Input/output error"), errno.ENOSPC: (b"452 4.3.1 ", "No space left on device")}
+
+
+def serve_faults(errnum):
+    prefix, text = FAULTS[errnum]
+    step, failed_steps, total = 0, 0, None  # step 0: no fault, the baseline and the count
+    while True:
+        with tempfile.TemporaryDirectory(prefix="smtpspool-fault-") as tmp:
+            spool = os.path.join(tmp, "spool")
+            count = os.path.join(tmp, "count")
+            code, out, err = run([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "stderr"], SESSION,
+                                 {"LD_PRELOAD": SHIM, "SMTPSPOOL_FAIL_AT": str(step), "SMTPSPOOL_FAIL_ERRNO":
+                                  str(errnum), "SMTPSPOOL_CRASH_COUNT": count})
+            where = f"serve, step {step} fails with {errno.errorcode[errnum]}"
+            lines = out.split(b"\r\n")
+            if lines[-1] != b"" or not all(REPLY.match(l) for l in lines[:-1]):
+                failures.append(f"{where}: malformed replies {out[:300]!r}")
+            acked = [l.rsplit(b" ", 1)[1].decode() for l in lines if b"queued as" in l]
+            local = [l for l in lines if l.startswith(prefix)]
+            envs = check_queue(spool, where)
+            if set(envs) != set(acked):
+                failures.append(f"{where}: queue/ holds {sorted(envs)}, acknowledged {acked}")
+            tmp_dir = os.path.join(spool, "tmp")
+            if os.path.isdir(tmp_dir) and os.listdir(tmp_dir):
+                failures.append(f"{where}: left in tmp/: {os.listdir(tmp_dir)}")
+            if code == 75:
+                # The spool's directories could not be made: refused at the greeting.
+                if lines[0] != b"421 4.3.0 mx.test local error, closing connection" or acked:
+                    failures.append(f"{where}: exit 75 with {lines[:2]}")
+                if text not in err.decode():
+                    failures.append(f"{where}: the log does not say why: {err!r}")
+                failed_steps += 1
+            elif code != 0:
+                failures.append(f"{where}: exit status {code}")
+            elif local:
+                if len(local) != 1 or len(acked) != 1 or lines[-2] != b"221 2.0.0 mx.test closing connection":
+                    failures.append(f"{where}: {len(local)} local errors, {len(acked)} accepted, last {lines[-2]!r}")
+                if text not in err.decode() or "error" not in err.decode():
+                    failures.append(f"{where}: the log does not say why: {err!r}")
+                failed_steps += 1
+            elif len(acked) != 2:
+                failures.append(f"{where}: no local error, yet accepted {acked}: {out[-300:]!r}")
+            if total is None:
+                total = int(open(count).read())
+            if step >= total:
+                return failed_steps, total
+            step += 1
+
+
+def runq_faults(errnum):
+    step, total = 0, None  # step 0: no fault
+    while True:
+        with tempfile.TemporaryDirectory(prefix="smtpspool-fault-") as tmp:
+            spool = os.path.join(tmp, "spool")
+            log = os.path.join(tmp, "delivered")
+            count = os.path.join(tmp, "count")
+            run([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"], SESSION, {})
+            expected = {"u@localhost", "v@localhost", "w@localhost"}
+            route = f"localhost=pipe:cat >/dev/null; echo \"$RECIPIENT\" >> {log}"
+            where = f"runq, step {step} fails with {errno.errorcode[errnum]}"
+            code, _, err = run([BIN, "runq", "--spool", spool, "--hostname", "mx.test", "--log", "stderr", "--route",
+                                route], b"", {"LD_PRELOAD": SHIM, "SMTPSPOOL_FAIL_AT": str(step),
+                                              "SMTPSPOOL_FAIL_ERRNO": str(errnum), "SMTPSPOOL_CRASH_COUNT": count})
+            if code < 0:
+                failures.append(f"{where}: killed by signal {-code}")
+            envs = check_queue(spool, where)
+            pending = {r["address"] for e in envs.values() for r in e["recipients"] if r["status"] == "pending"}
+            done = open(log).read().split() if os.path.exists(log) else []
+            if (set(done) | pending) != expected:
+                failures.append(f"{where}: lost recipients: delivered {done}, pending {pending}")
+            run([BIN, "runq", "--spool", spool, "--hostname", "mx.test", "--log", "none", "--route", route,
+                 *envs.keys()], b"", {})
+            done = open(log).read().split() if os.path.exists(log) else []
+            if set(done) != expected or check_queue(spool, where + ", after a new run"):
+                failures.append(f"{where}: after a new run delivered {done}")
+            if total is None:
+                total = int(open(count).read())
+            if step >= total:
+                return total
+            step += 1
+
+
 def runq_crashes():
     step, tested = 1, 0
     while True:
@@ -128,9 +220,15 @@ serve_tested, serve_steps = serve_crashes()
 # (SpoolWriter::prepend) before the commit: more steps, the same invariants.
 hook_tested, hook_steps = serve_crashes(["--data-hook", "cat >/dev/null; echo X-Hooked: yes"], b"X-Hooked: yes\r\n")
 runq_tested, runq_steps = runq_crashes()
+faults = {e: serve_faults(e) for e in FAULTS}
+runq_fault_steps = {e: runq_faults(e) for e in FAULTS}
 print(f"serve: killed at each of {serve_tested} steps ({serve_steps} file-system steps in a 2-message session)")
 print(f"serve with a data hook: killed at each of {hook_tested} steps ({hook_steps} file-system steps)")
 print(f"runq: killed at each of {runq_tested} steps ({runq_steps} file-system steps in a 3-recipient run)")
+for e, (failed, total) in faults.items():
+    print(f"serve: each of {total} steps failed with {errno.errorcode[e]} in turn ({failed} gave a 4xx)")
+for e, total in runq_fault_steps.items():
+    print(f"runq: each of {total} steps failed with {errno.errorcode[e]} in turn")
 for f in failures:
     print("FAIL", f)
 print(f"crash tests: {'FAILED' if failures else 'passed'} ({len(failures)} violations)")
