@@ -7,6 +7,7 @@ Usage: run.py BINARY
 """
 import json
 import os
+import socket
 import re
 import shutil
 import subprocess
@@ -570,6 +571,34 @@ def parallel_sessions_get_unique_ids(tmp):
         expect(all(c.isalnum() or c in "_-" for c in i), i)
         with open(os.path.join(spool, "queue", i, "envelope.json")) as f:
             expect(json.load(f)["id"] == i, i)
+
+@test
+def client_that_talks_before_the_greeting_is_answered_in_order(tmp):
+    # On a real TCP connection (as inetd passes it), the client sends its
+    # commands before reading anything: the greeting still comes first, each
+    # command gets its own reply in order, nothing is lost or doubled.
+    spool = os.path.join(tmp, "spool")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = socket.create_connection(listener.getsockname())
+    client.sendall(b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\nQUIT\r\n")
+    conn, _ = listener.accept()
+    time.sleep(0.2)  # the commands are in the socket before the server starts
+    p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"], stdin=conn, stdout=conn)
+    conn.close()
+    out = b""
+    while chunk := client.recv(65536):
+        out += chunk
+    expect(p.wait(timeout=20) == 0, "exit status")
+    lines = out.split(b"\r\n")
+    expect(lines[0].startswith(b"220 mx.test ESMTP"), lines[0])
+    expect(lines[1] == b"250-mx.test hello c.test", lines[1])
+    rest = [l for l in lines[2:] if not l.startswith(b"250-")]
+    expect(rest == [b"250 HELP", b"250 2.1.0 sender OK", b"250 2.1.5 recipient OK",
+                    b"221 2.0.0 mx.test closing connection", b""], rest)
+    client.close()
+    listener.close()
 
 
 def main():
