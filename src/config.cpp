@@ -110,6 +110,20 @@ po::options_description session_options()
     return d;
 }
 
+// Options of TLS (serve, check-config, and the config file).
+po::options_description tls_options()
+{
+    po::options_description d("TLS options");
+    // clang-format off
+    d.add_options()
+        ("tls-cert", po::value<std::string>()->value_name("FILE"), "PEM certificate chain: offer STARTTLS (read at each connection)")
+        ("tls-key", po::value<std::string>()->value_name("FILE"), "PEM private key of --tls-cert")
+        ("require-tls", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "530 to MAIL from network clients before STARTTLS")
+        ("tls-on-connect", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "TLS from the first octet, no STARTTLS (port 465)");
+    // clang-format on
+    return d;
+}
+
 // Options of policy (serve, check-config, and the config file).
 po::options_description policy_options()
 {
@@ -179,7 +193,11 @@ std::string help_text(Subcommand c)
                "message. Started by inetd, xinetd, systemd (Accept=yes) or tcpserver.\n\n"
                "Commands: serve (default), mailq, runq, cat, remove, check-config, sendmail;\n"
                "'smtpspool COMMAND --help' describes each. See smtpspool(8).\n\n";
-        out << common_options() << "\n" << session_options() << "\n" << policy_options() << "\n" << delivery_options();
+        out << common_options() << "\n"
+            << session_options() << "\n"
+            << tls_options() << "\n"
+            << policy_options() << "\n"
+            << delivery_options();
         break;
     case Subcommand::mailq:
         out << "Usage: smtpspool mailq [--json] [OPTIONS] [ID...]\n"
@@ -204,7 +222,11 @@ std::string help_text(Subcommand c)
         out << "Usage: smtpspool check-config [OPTIONS]\n"
                "Validate the configuration (and read the policy files) and print the effective\n"
                "settings as config-file lines.\n\n";
-        out << common_options() << "\n" << session_options() << "\n" << policy_options() << "\n" << delivery_options();
+        out << common_options() << "\n"
+            << session_options() << "\n"
+            << tls_options() << "\n"
+            << policy_options() << "\n"
+            << delivery_options();
         break;
     }
     return out.str();
@@ -268,6 +290,33 @@ std::chrono::seconds to_duration(const std::string& name, const std::string& tex
         throw BadConfig{name + ": not a duration (like 90s, 30m, 4h, 5d): '" + text + "'"};
     }
     return *d;
+}
+
+void resolve_tls(Config& c, const Sources& s)
+{
+    for (auto [name, field] : {std::pair{"tls-cert", &c.tls_cert}, std::pair{"tls-key", &c.tls_key}}) {
+        if (auto v = s.get<std::string>(name)) {
+            if (v->empty()) {
+                throw BadConfig{std::string(name) + ": must not be empty"};
+            }
+            *field = *v;
+        }
+    }
+    if (auto v = s.get<std::string>("require-tls")) {
+        c.require_tls = to_bool("require-tls", *v);
+    }
+    if (auto v = s.get<std::string>("tls-on-connect")) {
+        c.tls_on_connect = to_bool("tls-on-connect", *v);
+    }
+    if (c.tls_cert.has_value() != c.tls_key.has_value()) {
+        throw BadConfig{c.tls_cert ? "tls-cert: needs --tls-key" : "tls-key: needs --tls-cert"};
+    }
+    if (!c.tls_cert && (c.require_tls || c.tls_on_connect)) {
+        throw BadConfig{std::string(c.require_tls ? "require-tls" : "tls-on-connect") + ": needs --tls-cert and --tls-key"};
+    }
+    if (c.require_tls && c.tls_on_connect) {
+        c.require_tls = false; // every session is encrypted: nothing to require
+    }
 }
 
 void resolve_policy(Config& c, const Sources& s)
@@ -462,6 +511,7 @@ Config resolve(Subcommand command, const po::variables_map& cmd, const po::varia
     if (auto v = s.get<std::string>("rfc821")) {
         c.rfc821 = to_bool("rfc821", *v);
     }
+    resolve_tls(c, s);
     resolve_policy(c, s);
     resolve_delivery(c, s, cmd);
     return c;
@@ -505,6 +555,7 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
     visible.add(common_options());
     if (command == Subcommand::serve || command == Subcommand::check_config) {
         visible.add(session_options());
+        visible.add(tls_options());
         visible.add(policy_options());
     }
     if (command == Subcommand::serve || command == Subcommand::check_config || command == Subcommand::runq) {
@@ -540,7 +591,11 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
         po::variables_map file;
         if (cmd.count("config")) {
             po::options_description all;
-            all.add(common_options()).add(session_options()).add(policy_options()).add(delivery_options());
+            all.add(common_options())
+                .add(session_options())
+                .add(tls_options())
+                .add(policy_options())
+                .add(delivery_options());
             file = read_file(cmd["config"].as<std::string>(), all);
         }
         return resolve(command, cmd, file, ids);
@@ -583,6 +638,12 @@ std::string describe(const Config& c)
     out << "max-errors = " << c.max_errors << "\n";
     out << "max-session-time = " << c.max_session_time << "\n";
     out << "rfc821 = " << (c.rfc821 ? "yes" : "no") << "\n";
+    if (c.tls_cert) {
+        out << "tls-cert = " << *c.tls_cert << "\n";
+        out << "tls-key = " << *c.tls_key << "\n";
+    }
+    out << "require-tls = " << (c.require_tls ? "yes" : "no") << "\n";
+    out << "tls-on-connect = " << (c.tls_on_connect ? "yes" : "no") << "\n";
     for (const std::string& n : c.deny_clients) {
         out << "deny-client = " << n << "\n";
     }

@@ -50,6 +50,11 @@ struct Config {
     std::size_t max_connections_per_minute = 0; // 0: no limit
     std::size_t max_connections_per_client_per_minute = 0;
     std::size_t max_messages_per_session = 0;
+    // TLS (serve).
+    std::optional<std::string> tls_cert; // PEM chain, leaf first
+    std::optional<std::string> tls_key;  // PEM private key
+    bool require_tls = false;
+    bool tls_on_connect = false;
     LogTarget log = LogTarget::syslog;
     // Delivery (runq; serve with --deliver-now).
     std::vector<Route> routes;

@@ -34,6 +34,9 @@ Json to_tree(const Envelope& e)
                 {"ident", optional_string(e.client.ident)},
                 {"helo", e.client.helo},
                 {"protocol", e.client.protocol}};
+    if (e.client.tls) {
+        client["tls"] = Json{{"version", e.client.tls->version}, {"cipher", e.client.tls->cipher}};
+    }
     return Json{{"version", k_envelope_version},
                 {"id", e.id},
                 {"received_at", e.received_at},
@@ -136,6 +139,13 @@ Envelope from_tree(const Json& j)
     e.client.helo = get_string(client, "helo");
     e.client.protocol = get_string(client, "protocol");
     require_one_of(e.client.protocol, "protocol", {"SMTP", "ESMTP", "local"});
+    if (client.contains("tls")) {
+        const Json& tls = client["tls"];
+        if (!tls.is_object()) {
+            throw Invalid{"\"tls\" must be an object"};
+        }
+        e.client.tls = TlsInfo{get_string(tls, "version"), get_string(tls, "cipher")};
+    }
     e.mail_from = get_string(j, "mail_from");
     e.body = get_string(j, "body");
     require_one_of(e.body, "body", {"7BIT", "8BITMIME"});
@@ -323,6 +333,15 @@ std::string envelope_to_json(const Envelope& e)
     w.string(e.client.helo);
     w.key("protocol");
     w.string(e.client.protocol);
+    if (e.client.tls) {
+        w.key("tls");
+        w.open('{');
+        w.key("version");
+        w.string(e.client.tls->version);
+        w.key("cipher");
+        w.string(e.client.tls->cipher);
+        w.close('}');
+    }
     w.close('}');
     w.key("mail_from");
     w.string(e.mail_from);

@@ -24,6 +24,13 @@ struct Recipient {
     std::optional<std::string> original;
 };
 
+// The TLS session a message came over (STARTTLS or --tls-on-connect).
+struct TlsInfo {
+    std::string version; // "TLSv1.3"
+    std::string cipher;  // "TLS_AES_256_GCM_SHA384"
+    bool operator==(const TlsInfo&) const = default;
+};
+
 struct ClientInfo {
     std::optional<std::string> address; // null for a local client
     std::optional<std::uint64_t> port;
@@ -31,6 +38,7 @@ struct ClientInfo {
     std::optional<std::string> ident;
     std::string helo;
     std::string protocol = "ESMTP"; // SMTP | ESMTP
+    std::optional<TlsInfo> tls;     // "tls" only when the session was encrypted
 };
 
 struct Envelope {

@@ -21,6 +21,8 @@ std::string next_name(Next n)
         return "reset";
     case Next::closing:
         return "closing";
+    case Next::restart:
+        return "connected";
     }
     return "";
 }

@@ -80,7 +80,7 @@ EnvironmentVariables hook_environment(const Config& config, const PolicyFacts& f
         {"SMTPSPOOL_HELO", std::string(facts.helo)},
         {"SMTPSPOOL_SENDER", std::string(facts.sender)},
         {"SMTPSPOOL_RECIPIENTS", joined(facts.recipients)},
-        {"SMTPSPOOL_TLS", "no"},
+        {"SMTPSPOOL_TLS", facts.tls ? "yes" : "no"},
     };
     if (stage == HookStage::data) {
         env.emplace_back("SMTPSPOOL_QUEUE_ID", std::string(facts.id));

@@ -34,6 +34,7 @@ struct PolicyFacts {
     const std::vector<std::string>& recipients; // accepted so far, as the client named them
     std::string_view id;                        // the queue id: data stage only
     std::uint64_t size = 0;                     // message octets: data stage only
+    bool tls = false;                           // the session is encrypted
 };
 
 class PolicyPort {

@@ -8,6 +8,7 @@
 #include "session.hpp"
 #include "spool.hpp"
 #include "stdio_transport.hpp"
+#include "tls.hpp"
 
 #include <tuple>
 #include <cerrno>
@@ -151,10 +152,26 @@ int run_serve(Config config)
     sc.check_headers = config.check_headers;
     sc.max_hops = config.max_hops;
     sc.add_envelope_to = config.add_envelope_to;
+    sc.require_tls = config.require_tls;
 
     auto files = load_policy_files(config);
     if (!files) {
         return refuse_service("smtpspool: configuration error: " + files.error().message + "\n", k_exit_config);
+    }
+    // The certificate is read for each connection, so a renewed one needs no
+    // restart. One that cannot be loaded: no STARTTLS (logged), unless TLS
+    // is required, then no service.
+    std::shared_ptr<TlsContext> tls;
+    if (config.tls_cert) {
+        auto loaded = TlsContext::load(*config.tls_cert, *config.tls_key);
+        if (loaded) {
+            tls = loaded.value();
+            sc.tls_offered = !config.tls_on_connect;
+        } else if (config.require_tls || config.tls_on_connect) {
+            return refuse_service("smtpspool: configuration error: " + loaded.error().message + "\n", k_exit_config);
+        } else {
+            log->log(LogLine("tls-error").add("reason", loaded.error().message));
+        }
     }
     SystemClock clock;
     if (auto r = ensure_spool_layout(config.spool); !r) {
@@ -174,6 +191,9 @@ int run_serve(Config config)
         config, std::move(files.value()), [&writer] { return writer.readable_message(); }, *log);
     Session session(std::move(sc), spool, policy, *log, clock);
     StdioTransport transport(0, 1, config.timeout, config.max_session_time);
+    if (tls) {
+        transport.use_tls(tls, config.tls_on_connect);
+    }
     auto after_write = [&] {
         if (config.deliver_now && !spool.committed.empty()) {
             start_runq(config, std::exchange(spool.committed, {}));
@@ -183,6 +203,7 @@ int run_serve(Config config)
     case SessionEnd::quit:
     case SessionEnd::eof:
     case SessionEnd::timeout:
+    case SessionEnd::tls_failed: // the client's failure, logged by the session
         return k_exit_ok;
     case SessionEnd::write_failed:
     case SessionEnd::read_failed:

@@ -64,11 +64,16 @@ void Session::reply(const Reply& r)
 {
     m_out += render(r);
     if (is_client_error(r) && !m_closed) {
-        ++m_errors;
-        if (m_config.max_errors > 0 && m_errors >= m_config.max_errors) {
-            m_out += render(replies::too_many_errors(m_config.hostname));
-            close("too-many-errors");
-        }
+        count_error();
+    }
+}
+
+void Session::count_error()
+{
+    ++m_errors;
+    if (m_config.max_errors > 0 && m_errors >= m_config.max_errors) {
+        m_out += render(replies::too_many_errors(m_config.hostname));
+        close("too-many-errors");
     }
 }
 
@@ -159,8 +164,40 @@ Output Session::feed(std::string_view bytes)
             std::string whole = std::exchange(m_line, {});
             line(whole);
         }
+        if (m_start_tls) {
+            break; // what follows STARTTLS is not to be read as plaintext
+        }
     }
-    return {std::exchange(m_out, {}), m_closed, m_closed ? total : total - bytes.size()};
+    Output out{std::exchange(m_out, {}), m_closed, m_closed ? total : total - bytes.size()};
+    out.start_tls = std::exchange(m_start_tls, false);
+    return out;
+}
+
+Output Session::tls_started(TlsInfo tls, std::size_t discarded)
+{
+    m_log.log(LogLine("tls").add("version", tls.version).add("cipher", tls.cipher));
+    m_config.tls = std::move(tls);
+    // RFC 3207 §4.2: forget everything the client said before.
+    reset_transaction();
+    m_helo.clear();
+    m_esmtp = false;
+    m_line.clear();
+    m_overlong = false;
+    m_state = State::connected;
+    if (discarded > 0) {
+        // Commands sent before the handshake (the STARTTLS injection): never
+        // answered, and counted against the client.
+        m_log.log(LogLine("tls-plaintext-discarded").add("octets", discarded));
+        count_error();
+    }
+    return {std::exchange(m_out, {}), m_closed};
+}
+
+Output Session::tls_failed(std::string_view reason)
+{
+    m_log.log(LogLine("tls-error").add("reason", reason));
+    close("tls-failed");
+    return {std::exchange(m_out, {}), true};
 }
 
 Output Session::end_of_input()
@@ -246,6 +283,9 @@ void Session::command(std::string_view text)
     case Verb::expn:
         out = {replies::expn_refused(), false};
         break;
+    case Verb::starttls:
+        out = on_starttls(cmd);
+        break;
     case Verb::unimplemented:
         out = {replies::not_implemented(), false};
         break;
@@ -284,7 +324,8 @@ PolicyFacts Session::facts(std::string_view id, std::uint64_t size) const
                        m_tx ? std::string_view(m_tx->mail.path.mailbox) : std::string_view{},
                        m_tx ? m_tx->recipients : none,
                        id,
-                       size};
+                       size,
+                       m_config.tls.has_value()};
 }
 
 Session::Outcome Session::on_helo(const Command& cmd, bool esmtp)
@@ -301,7 +342,8 @@ Session::Outcome Session::on_helo(const Command& cmd, bool esmtp)
     m_esmtp = esmtp;
     m_log.log(LogLine(esmtp ? "ehlo" : "helo").add("name", m_helo));
     if (esmtp) {
-        return {replies::ehlo_ok(m_config.hostname, header_safe(m_helo), m_config.max_message_size), true};
+        bool starttls = m_config.tls_offered && !m_config.tls && !m_config.peer.local;
+        return {replies::ehlo_ok(m_config.hostname, header_safe(m_helo), m_config.max_message_size, starttls), true};
     }
     return {replies::helo_ok(m_config.hostname, header_safe(m_helo)), true};
 }
@@ -311,6 +353,10 @@ Session::Outcome Session::on_mail(const Command& cmd)
     if (m_config.max_messages > 0 && m_messages >= m_config.max_messages) {
         m_log.log(LogLine("mail").add("result", "refused").add("reason", "max-messages-per-session"));
         return {replies::too_many_messages(m_config.hostname), false, "max-messages-per-session"};
+    }
+    if (m_config.require_tls && !m_config.tls && !m_config.peer.local) {
+        m_log.log(LogLine("mail").add("result", "refused").add("reason", "tls-required"));
+        return {replies::tls_required(), false};
     }
     auto parsed = parse_mail(cmd.argument, MailOptions{m_esmtp, m_config.max_message_size});
     if (auto* refusal = std::get_if<Reply>(&parsed)) {
@@ -409,10 +455,16 @@ std::string Session::received_header(std::string_view id) const
         h += address_literal(m_config.peer.address) + ")";
     }
     h += "\r\n\tby " + header_safe(m_config.hostname) + " (smtpspool";
+    if (m_config.tls) {
+        h += ", " + header_safe(m_config.tls->version) + " " + header_safe(m_config.tls->cipher);
+    }
     h += m_config.peer.local ? ", from a local client)" : ")";
     std::string with = m_esmtp ? "ESMTP" : "SMTP";
     if (m_tx->mail.smtputf8) {
         with = "UTF8SMTP"; // RFC 6531 §3.7.3
+    }
+    if (m_config.tls && m_esmtp) {
+        with += "S"; // RFC 3848: ESMTPS, UTF8SMTPS
     }
     h += " with " + with + " id " + std::string(id);
     if (m_tx->recipients.size() == 1) {
@@ -490,6 +542,7 @@ Envelope Session::make_envelope() const
     }
     e.client.helo = m_helo;
     e.client.protocol = m_esmtp ? "ESMTP" : "SMTP";
+    e.client.tls = m_config.tls;
     e.mail_from = m_tx->mail.path.mailbox;
     e.body = m_tx->mail.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT";
     e.smtputf8 = m_tx->mail.smtputf8;
@@ -592,6 +645,24 @@ Session::Outcome Session::on_quit(const Command& cmd)
         return {replies::no_arguments("QUIT"), false};
     }
     return {replies::closing(m_config.hostname), true};
+}
+
+Session::Outcome Session::on_starttls(const Command& cmd)
+{
+    if (!m_config.tls_offered || m_config.peer.local) {
+        return {replies::not_implemented(), false};
+    }
+    if (m_config.tls) {
+        return {replies::tls_active(), false};
+    }
+    if (cmd.has_argument) {
+        return {replies::no_arguments("STARTTLS"), false};
+    }
+    if (!m_esmtp) {
+        return {replies::tls_needs_ehlo(), false};
+    }
+    m_start_tls = true;
+    return {replies::tls_ready(), true};
 }
 
 Session::Outcome Session::on_vrfy(const Command& cmd)

@@ -37,6 +37,10 @@ struct SessionConfig {
     std::size_t max_hops = 100;   // Received: fields before 554 5.4.6
     bool add_envelope_to = false; // X-Envelope-To: per recipient
     Peer peer;
+    // TLS (smtpspool(8), TLS).
+    bool tls_offered = false;      // STARTTLS in the EHLO reply: a certificate is loaded
+    bool require_tls = false;      // 530 to MAIL before STARTTLS (network clients)
+    std::optional<TlsInfo> tls;    // already encrypted from the start (--tls-on-connect)
 };
 
 struct Output {
@@ -46,6 +50,9 @@ struct Output {
     // after the end of a message's data: its reply is written before anything
     // after it is looked at, so a 250 never waits behind later input.
     std::size_t consumed = 0;
+    // STARTTLS was accepted: write wire, then do the TLS handshake; the input
+    // after `consumed` was sent before it and is discarded (RFC 3207 §6).
+    bool start_tls = false;
 };
 
 class Session {
@@ -59,6 +66,11 @@ public:
     Output feed(std::string_view bytes);
     Output end_of_input();
     Output timeout();
+    // The handshake after Output::start_tls: done, with `discarded` octets of
+    // plaintext that came after STARTTLS thrown away (each such session
+    // counts one client error); or failed, which ends the session.
+    Output tls_started(TlsInfo tls, std::size_t discarded);
+    Output tls_failed(std::string_view reason);
 
     State state() const { return m_state; }
 
@@ -91,6 +103,8 @@ private:
     Outcome on_rset(const Command& cmd);
     Outcome on_quit(const Command& cmd);
     Outcome on_vrfy(const Command& cmd);
+    Outcome on_starttls(const Command& cmd);
+    void count_error();
 
     bool is_local_domain(std::string_view domain) const;
     std::string received_header(std::string_view id) const;
@@ -122,6 +136,7 @@ private:
 
     std::string m_out;
     bool m_closed = false;
+    bool m_start_tls = false; // STARTTLS accepted: stop reading at its line
     std::size_t m_errors = 0;
     std::size_t m_messages = 0;
     std::size_t m_recipients_total = 0;

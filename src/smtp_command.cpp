@@ -9,8 +9,8 @@
 namespace smtpspool {
 namespace {
 
-constexpr std::array<std::string_view, 10> k_unimplemented{"TURN", "ETRN",     "ATRN", "SEND", "SOML",
-                                                           "SAML", "STARTTLS", "AUTH", "BDAT", "BURL"};
+constexpr std::array<std::string_view, 9> k_unimplemented{"TURN", "ETRN", "ATRN", "SEND", "SOML",
+                                                          "SAML", "AUTH", "BDAT", "BURL"};
 
 bool iequals(std::string_view a, std::string_view b)
 {

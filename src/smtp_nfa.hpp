@@ -29,10 +29,11 @@ enum class Verb : std::uint8_t {
     help,
     vrfy,
     expn,
+    starttls,
     unimplemented, // recognised verbs we do not offer (502)
     unknown,       // anything else (500)
 };
-inline constexpr std::size_t k_verb_count = 13;
+inline constexpr std::size_t k_verb_count = 14;
 
 // The successor of a verb that is allowed.
 enum class Next : std::uint8_t {
@@ -42,6 +43,7 @@ enum class Next : std::uint8_t {
     in_rcpt, // only when the handler accepted the recipient
     reset,   // RSET: back to greeted if greeted before, else connected
     closing, // QUIT
+    restart, // STARTTLS: back to connected, all but the greeting forgotten (RFC 3207 §4.2)
 };
 
 using StateSet = std::uint8_t;
@@ -77,6 +79,7 @@ inline constexpr std::array<Rule, k_verb_count> k_rules{{
     {Verb::help,          "HELP", k_every_state,                                 Next::stay},
     {Verb::vrfy,          "VRFY", k_every_state,                                 Next::stay},
     {Verb::expn,          "EXPN", k_every_state,                                 Next::stay},
+    {Verb::starttls,  "STARTTLS", any_of(State::greeted),                        Next::restart},
     {Verb::unimplemented, "",     k_every_state,                                 Next::stay},
     {Verb::unknown,       "",     k_every_state,                                 Next::stay},
 }};
@@ -113,15 +116,20 @@ constexpr State successor(Verb v, State s)
         return State::in_rcpt;
     case Next::reset:
         return s == State::connected ? State::connected : State::greeted;
+    case Next::restart:
+        return State::connected;
     }
     return s;
 }
 
 // Why a verb that is not allowed in s was refused: the missing antecedent.
-enum class Missing : std::uint8_t { greeting, mail, recipient, no_nested_mail };
+enum class Missing : std::uint8_t { greeting, mail, recipient, no_nested_mail, no_transaction };
 
 constexpr Missing missing_for(Verb v, State s)
 {
+    if (v == Verb::starttls && s != State::connected) {
+        return Missing::no_transaction;
+    }
     if (v == Verb::mail) {
         return s == State::connected ? Missing::greeting : Missing::no_nested_mail;
     }

@@ -59,13 +59,20 @@ Reply helo_ok(std::string_view host, std::string_view helo)
 {
     return {250, "", std::string(host) + " hello " + std::string(helo)};
 }
-Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size)
+Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size, bool starttls)
 {
     // RFC 2034: the EHLO reply carries no enhanced status code.
     return {250, "",
             std::string(host) + " hello " + std::string(helo) + "\nPIPELINING\nSIZE " + std::to_string(max_size) +
-                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nHELP"};
+                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8" + (starttls ? "\nSTARTTLS" : "") + "\nHELP"};
 }
+// RFC 3207 §4: 220 to go ahead, 454 when TLS cannot be had now, 501 for
+// arguments (no_arguments), 530 for commands that need TLS first.
+Reply tls_ready() { return {220, "2.0.0", "ready to start TLS"}; }
+Reply tls_active() { return {503, "5.5.1", "TLS is already active"}; }
+Reply tls_needs_ehlo() { return {503, "5.5.1", "bad sequence of commands: send EHLO before STARTTLS"}; }
+Reply tls_required() { return {530, "5.7.0", "must issue a STARTTLS command first"}; }
+Reply tls_unavailable() { return {454, "4.7.0", "TLS not available due to temporary reason"}; }
 Reply ok() { return {250, "2.0.0", "OK"}; }
 Reply reset_ok() { return {250, "2.0.0", "reset"}; }
 Reply sender_ok() { return {250, "2.1.0", "sender OK"}; }
@@ -97,6 +104,8 @@ Reply out_of_sequence(Missing missing)
         return {554, "5.5.1", "no valid recipients"};
     case Missing::no_nested_mail:
         return {503, "5.5.1", "bad sequence of commands: nested MAIL (send RSET to start over)"};
+    case Missing::no_transaction:
+        return {503, "5.5.1", "bad sequence of commands: STARTTLS inside a transaction (send RSET first)"};
     }
     return {503, "5.5.1", "bad sequence of commands"};
 }

@@ -30,7 +30,14 @@ namespace replies {
 Reply greeting(std::string_view host, bool esmtp);
 Reply closing(std::string_view host);
 Reply helo_ok(std::string_view host, std::string_view helo);
-Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size);
+// The EHLO reply; STARTTLS among the keywords when offered.
+Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size, bool starttls = false);
+// STARTTLS (RFC 3207).
+Reply tls_ready();
+Reply tls_active();
+Reply tls_needs_ehlo();
+Reply tls_required();
+Reply tls_unavailable();
 Reply ok();
 Reply reset_ok();
 Reply sender_ok();

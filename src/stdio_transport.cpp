@@ -27,6 +27,25 @@ StdioTransport::StdioTransport(int in, int out, unsigned timeout_seconds, unsign
     m_out_is_socket = is_socket(out);
 }
 
+StdioTransport::~StdioTransport() = default;
+
+void StdioTransport::use_tls(std::shared_ptr<TlsContext> context, bool on_connect)
+{
+    m_tls_context = std::move(context);
+    m_tls_on_connect = on_connect;
+}
+
+Output StdioTransport::start_tls(Session& session, std::size_t discarded)
+{
+    auto stream = TlsStream::accept(m_tls_context, m_in, m_out, [this] { return wait_ms(); });
+    if (!stream) {
+        m_tls_failed = true;
+        return session.tls_failed(stream.error().message);
+    }
+    m_tls = std::move(stream.value());
+    return session.tls_started(m_tls->info(), discarded);
+}
+
 // The idle timeout, or less when the session's deadline is nearer.
 int StdioTransport::wait_ms() const
 {
@@ -36,6 +55,18 @@ int StdioTransport::wait_ms() const
 
 StdioTransport::Read StdioTransport::read_some()
 {
+    if (m_tls) {
+        switch (m_tls->read(m_buffer.get(), limits::k_read_buffer, m_length)) {
+        case TlsStream::Io::ok:
+            return Read::data;
+        case TlsStream::Io::eof:
+            return Read::eof;
+        case TlsStream::Io::timeout:
+            return Read::timeout;
+        case TlsStream::Io::error:
+            return Read::error;
+        }
+    }
     for (;;) {
         pollfd p{m_in, POLLIN, 0};
         int r = ::poll(&p, 1, wait_ms());
@@ -64,6 +95,9 @@ StdioTransport::Read StdioTransport::read_some()
 
 bool StdioTransport::write_all(std::string_view bytes)
 {
+    if (m_tls) {
+        return m_tls->write(bytes) == TlsStream::Io::ok;
+    }
     while (!bytes.empty()) {
         pollfd p{m_out, POLLOUT, 0};
         int r = ::poll(&p, 1, wait_ms());
@@ -99,6 +133,14 @@ bool StdioTransport::write_all(std::string_view bytes)
 SessionEnd StdioTransport::run(Session& session, const std::function<void()>& after_write)
 {
     Output out = session.start();
+    if (m_tls_on_connect && m_tls_context) {
+        // Implicit TLS: the greeting is the first thing sent inside it.
+        Output tls = start_tls(session, 0);
+        if (m_tls_failed) {
+            return SessionEnd::tls_failed;
+        }
+        out.wire += tls.wire;
+    }
     for (;;) {
         if (!write_all(out.wire)) {
             session.end_of_input();
@@ -108,15 +150,28 @@ SessionEnd StdioTransport::run(Session& session, const std::function<void()>& af
             after_write();
         }
         if (out.close) {
-            return SessionEnd::quit;
+            return m_tls_failed ? SessionEnd::tls_failed : SessionEnd::quit;
         }
         switch (read_some()) {
         case Read::data: {
             std::string_view rest(m_buffer.get(), m_length);
             out = session.feed(rest);
-            // After the end of a message the rest of the buffer waits until
-            // the reply to the data is written.
-            while (out.consumed < rest.size() && !out.close) {
+            for (;;) {
+                if (out.start_tls) {
+                    // The 220 goes out in the clear; what the client sent
+                    // after STARTTLS, before the handshake, is dropped.
+                    if (!write_all(out.wire)) {
+                        session.end_of_input();
+                        return SessionEnd::write_failed;
+                    }
+                    out = start_tls(session, rest.size() - out.consumed);
+                    break;
+                }
+                // After the end of a message the rest of the buffer waits
+                // until the reply to the data is written.
+                if (out.consumed >= rest.size() || out.close) {
+                    break;
+                }
                 rest.remove_prefix(out.consumed);
                 if (!write_all(out.wire)) {
                     session.end_of_input();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "session.hpp"
+#include "tls.hpp"
 
 #include <chrono>
 #include <functional>
@@ -13,13 +14,18 @@
 
 namespace smtpspool {
 
-enum class SessionEnd { quit, eof, timeout, write_failed, read_failed };
+enum class SessionEnd { quit, eof, timeout, write_failed, read_failed, tls_failed };
 
 class StdioTransport {
 public:
     // timeout_seconds: idle time allowed for each read and write;
     // session_seconds: the whole session, after which it ends with 421 4.4.2.
     StdioTransport(int in, int out, unsigned timeout_seconds, unsigned session_seconds);
+    ~StdioTransport();
+
+    // TLS for the session's STARTTLS; on_connect: the handshake comes first,
+    // before the greeting (--tls-on-connect).
+    void use_tls(std::shared_ptr<TlsContext> context, bool on_connect);
 
     // Runs the session to its end; after_write runs after each batch of
     // replies has been written (serve --deliver-now starts runq there).
@@ -29,6 +35,8 @@ private:
     enum class Read { data, eof, timeout, error };
     Read read_some();
     bool write_all(std::string_view bytes);
+    // The handshake; then the session is told how it went.
+    Output start_tls(Session& session, std::size_t discarded);
 
     int m_in;
     int m_out;
@@ -38,6 +46,10 @@ private:
     std::unique_ptr<char[]> m_buffer;
     std::size_t m_length = 0;
     bool m_out_is_socket = false;
+    std::shared_ptr<TlsContext> m_tls_context;
+    bool m_tls_on_connect = false;
+    std::unique_ptr<TlsStream> m_tls;
+    bool m_tls_failed = false;
     int wait_ms() const;
 };
 

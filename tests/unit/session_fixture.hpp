@@ -17,12 +17,14 @@ public:
     std::optional<Reply> check_sender(const PolicyFacts& facts) override
     {
         asked.push_back("sender " + std::string(facts.sender) + " helo=" + std::string(facts.helo));
+        tls_seen.push_back(facts.tls);
         return sender_refusal;
     }
     RecipientVerdict check_recipient(const PolicyFacts& facts, std::string_view recipient, bool local) override
     {
         asked.push_back("rcpt " + std::string(recipient) + (local ? " local" : " remote") + " after " +
                         std::to_string(facts.recipients.size()));
+        tls_seen.push_back(facts.tls);
         if (auto it = recipients.find(std::string(recipient)); it != recipients.end()) {
             return it->second;
         }
@@ -38,6 +40,7 @@ public:
     std::map<std::string, RecipientVerdict> recipients;
     MessageVerdict message;
     std::vector<std::string> asked;
+    std::vector<bool> tls_seen; // PolicyFacts::tls of each sender and recipient check
 };
 
 inline SessionConfig test_config(bool local = false)
@@ -73,6 +76,12 @@ struct SessionFixture {
             out += o.wire;
             closed = closed || o.close;
             ++feeds;
+            if (o.start_tls) {
+                // A transport does the handshake now; the test says how it went.
+                start_tls = true;
+                after_starttls = std::string(bytes.substr(o.consumed));
+                break;
+            }
             if (o.close || o.consumed >= bytes.size()) {
                 break;
             }
@@ -82,6 +91,8 @@ struct SessionFixture {
         return out;
     }
     int feeds = 0;
+    bool start_tls = false;     // the session asked for the handshake
+    std::string after_starttls; // the input after STARTTLS, not fed
     // Reply codes of each final reply line in `out`.
     static std::vector<int> codes(std::string_view out)
     {

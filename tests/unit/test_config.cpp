@@ -135,6 +135,32 @@ TEST_SUITE("config")
         CHECK(e.text.find("no-such-key") != std::string::npos);
     }
 
+    TEST_CASE("TLS options: certificate and key together; requiring TLS needs them")
+    {
+        Config c = ok({"--tls-cert", "/etc/c.pem", "--tls-key", "/etc/k.pem", "--require-tls"});
+        CHECK(c.tls_cert == "/etc/c.pem");
+        CHECK(c.tls_key == "/etc/k.pem");
+        CHECK(c.require_tls);
+        CHECK_FALSE(c.tls_on_connect);
+        CHECK_FALSE(ok({}).tls_cert);
+        auto error = [](std::vector<std::string> args) {
+            ConfigExit e = exits(std::move(args));
+            CHECK(e.status == k_exit_config);
+            return e.text;
+        };
+        CHECK(error({"--tls-cert", "/etc/c.pem"}).find("tls-cert: needs --tls-key") != std::string::npos);
+        CHECK(error({"--tls-key", "/etc/k.pem"}).find("tls-key: needs --tls-cert") != std::string::npos);
+        CHECK(error({"--require-tls"}).find("require-tls: needs --tls-cert and --tls-key") != std::string::npos);
+        CHECK(error({"--tls-on-connect", "yes"}).find("tls-on-connect: needs") != std::string::npos);
+        CHECK(error({"--tls-cert", "", "--tls-key", "k"}).find("tls-cert: must not be empty") != std::string::npos);
+        Config implicit = ok({"--tls-cert", "c", "--tls-key", "k", "--tls-on-connect", "--require-tls"});
+        CHECK(implicit.tls_on_connect);
+        CHECK_FALSE(implicit.require_tls); // every session is encrypted already
+        std::string d = describe(c);
+        CHECK(d.find("tls-cert = /etc/c.pem\ntls-key = /etc/k.pem\nrequire-tls = yes\ntls-on-connect = no\n") !=
+              std::string::npos);
+    }
+
     TEST_CASE("check-config prints settings the config file can read back")
     {
         TempDir dir;

@@ -53,6 +53,9 @@ std::string reference_json(const Envelope& e)
                 {"ident", opt(e.client.ident)},
                 {"helo", e.client.helo},
                 {"protocol", e.client.protocol}};
+    if (e.client.tls) {
+        client["tls"] = Json{{"version", e.client.tls->version}, {"cipher", e.client.tls->cipher}};
+    }
     Json tree{{"version", k_envelope_version}, {"id", e.id},           {"received_at", e.received_at},
               {"hostname", e.hostname},        {"client", client},     {"mail_from", e.mail_from},
               {"body", e.body},                {"smtputf8", e.smtputf8}, {"size", e.size},
@@ -122,6 +125,22 @@ TEST_SUITE("envelope")
         CHECK(back.value().recipients[1].original == "team@mx.test");
         CHECK_FALSE(envelope_from_json(with(json, "\"original\": \"team@mx.test\"", "\"original\": 7")));
         CHECK(envelope_to_json(sample()).find("original") == std::string::npos);
+    }
+
+    TEST_CASE("the client's TLS session is written only when there was one, and read back")
+    {
+        Envelope e = sample();
+        CHECK(envelope_to_json(e).find("\"tls\"") == std::string::npos);
+        e.client.tls = TlsInfo{"TLSv1.3", "TLS_AES_256_GCM_SHA384"};
+        std::string json = envelope_to_json(e);
+        CHECK(json == reference_json(e));
+        CHECK(json.find("\"tls\": {\n      \"version\": \"TLSv1.3\",\n      \"cipher\": \"TLS_AES_256_GCM_SHA384\"\n    }") !=
+              std::string::npos);
+        auto back = envelope_from_json(json);
+        REQUIRE(back);
+        CHECK(back.value().client.tls == e.client.tls);
+        CHECK_FALSE(envelope_from_json(with(json, "\"tls\": {", "\"tls\": 3, \"x\": {")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"cipher\"", "\"ciphers\"")));
     }
 
     TEST_CASE("a local client has null address and port")

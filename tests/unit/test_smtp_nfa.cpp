@@ -27,6 +27,7 @@ const std::map<std::string, std::string> k_commands{
     {"HELP", "HELP\r\n"},
     {"VRFY", "VRFY u\r\n"},
     {"EXPN", "EXPN list\r\n"},
+    {"STARTTLS", "STARTTLS\r\n"},
     {"TURN", "TURN\r\n"},
     {"FOO", "FOO bar\r\n"},
 };
@@ -75,7 +76,9 @@ TEST_SUITE("smtp_nfa")
             for (const std::string& state : states) {
                 std::string expected;
                 row >> expected;
-                SessionFixture f;
+                SessionConfig config = test_config();
+                config.tls_offered = true; // STARTTLS as a server with a certificate has it
+                SessionFixture f(config);
                 f.send(k_setup.at(state));
                 REQUIRE(state_name(f.session.state()) == state);
                 std::string out = f.send(k_commands.at(verb));
