@@ -2,6 +2,7 @@
 #include "queue_commands.hpp"
 
 #include "policy.hpp"
+#include "tls.hpp"
 
 #include "lister.hpp"
 #include "runner.hpp"
@@ -165,6 +166,13 @@ int run_check_config(Config config)
     if (auto files = load_policy_files(config); !files) {
         std::cerr << "smtpspool check-config: configuration error: " << files.error().message << "\n";
         return k_exit_config;
+    }
+    // So are the certificate and key: check-config says what serve would log.
+    if (config.tls_cert) {
+        if (auto tls = TlsContext::load(*config.tls_cert, *config.tls_key); !tls) {
+            std::cerr << "smtpspool check-config: configuration error: " << tls.error().message << "\n";
+            return k_exit_config;
+        }
     }
     std::cout << describe(config) << std::flush;
     return k_exit_ok;

@@ -192,3 +192,14 @@ code=$?
 set -e
 assert_eq 78 "$code" "exit status with an unusable key and --require-tls"
 assert_contains "$(cat "$TEST_TMP/err")" "cannot load the TLS key $CERT" "error message"
+
+step "check-config loads the certificate and key as serve does"
+out=$("$SMTPSPOOL_BIN" check-config --spool "$SPOOL" --tls-cert "$CERT" --tls-key "$KEY") ||
+    fail "check-config with a good certificate exited $?"
+assert_contains "$out" "tls-cert = $CERT" "check-config"
+set +e
+err=$("$SMTPSPOOL_BIN" check-config --spool "$SPOOL" --tls-cert "$CERT" --tls-key "$TEST_TMP/missing.pem" 2>&1)
+code=$?
+set -e
+assert_eq 78 "$code" "check-config exit status with a missing key"
+assert_contains "$err" "configuration error: cannot load the TLS key $TEST_TMP/missing.pem" "check-config"
