@@ -45,13 +45,14 @@ public:
 };
 
 struct Flags {
-    bool local, check_headers, max_messages, envelope_to, denied;
+    bool local, check_headers, max_messages, envelope_to, denied, tls, require_tls;
 };
 
 struct Run {
     std::string wire;
     std::vector<StoredMessage> messages;
     std::size_t peak = 0;
+    std::size_t handshakes = 0;
 };
 
 Run drive(std::string_view input, Flags f, std::size_t step)
@@ -71,6 +72,8 @@ Run drive(std::string_view input, Flags f, std::size_t step)
     c.max_messages = f.max_messages ? 2 : 0;
     c.add_envelope_to = f.envelope_to;
     c.client_denied = f.denied;
+    c.tls_offered = f.tls;
+    c.require_tls = f.tls && f.require_tls;
     c.max_hops = 3;
     MemorySpool spool;
     FuzzPolicy policy;
@@ -88,6 +91,16 @@ Run drive(std::string_view input, Flags f, std::size_t step)
             FUZZ_CHECK(o.consumed > 0 || o.close || chunk.empty());
             r.wire += o.wire;
             closed = o.close;
+            if (o.start_tls) {
+                // The client waits for 220, then goes on inside TLS: the rest
+                // of the input is what it sends after the handshake.
+                FUZZ_CHECK(f.tls && !local);
+                FUZZ_CHECK(o.wire.size() >= 30 && o.wire.substr(o.wire.size() - 30) == "220 2.0.0 ready to start TLS\r\n");
+                FUZZ_CHECK(s.state() == State::connected);
+                Output t = s.tls_started(TlsInfo{"TLSv1.3", "TLS_FUZZ"}, 0);
+                r.wire += t.wire;
+                ++r.handshakes;
+            }
             if (closed || o.consumed == chunk.size()) {
                 break;
             }
@@ -110,12 +123,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     bool local = (data[0] & 1) != 0;
     std::size_t step = 1 + (data[0] >> 1) % 17;
-    Flags flags{local, (data[0] & 0x20) != 0, (data[0] & 0x40) != 0, (data[0] & 0x80) != 0, data[0] == 0xfe};
+    Flags flags{local,
+                (data[0] & 0x20) != 0,
+                (data[0] & 0x40) != 0,
+                (data[0] & 0x80) != 0,
+                data[0] == 0xfe,
+                (data[0] & 0x10) != 0,
+                (data[0] & 0x08) != 0};
     std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
     Run whole = drive(input, flags, input.size() + 1);
     Run pieces = drive(input, flags, step);
     FUZZ_CHECK(well_formed_replies(whole.wire));
     FUZZ_CHECK(whole.wire == pieces.wire);
+    FUZZ_CHECK(whole.handshakes == pieces.handshakes);
+    FUZZ_CHECK(whole.handshakes <= 1); // never STARTTLS twice
     FUZZ_CHECK(whole.messages.size() == pieces.messages.size());
     for (std::size_t i = 0; i < whole.messages.size(); ++i) {
         const StoredMessage& m = whole.messages[i];
@@ -129,6 +150,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         FUZZ_CHECK(m.envelope.mail_from.find("deny") == std::string::npos);
         FUZZ_CHECK(m.envelope.size == m.data.size());
+        // Encrypted exactly when it says so; --require-tls lets nothing else in.
+        std::size_t received = m.data.find("Received: ");
+        std::size_t end = received;
+        while ((end = m.data.find("\r\n", end)) != std::string::npos && end + 2 < m.data.size() &&
+               m.data[end + 2] == '\t') {
+            end += 2;
+        }
+        std::string_view header = std::string_view(m.data).substr(received, end - received);
+        bool says_tls = header.find("\r\n\tby mx.test (smtpspool, TLSv1.3 TLS_FUZZ)") != std::string_view::npos;
+        FUZZ_CHECK(m.envelope.client.tls.has_value() == says_tls);
+        FUZZ_CHECK(!(flags.tls && flags.require_tls && !local) || says_tls);
         if (!local) {
             // A network client's accepted message has only CRLF line ends.
             for (std::size_t k = 0; k < m.data.size(); ++k) {
