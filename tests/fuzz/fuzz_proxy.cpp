@@ -9,6 +9,7 @@
 #include "limits.hpp"
 #include "proxy_protocol.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
