@@ -1,11 +1,14 @@
 // Tests of the PROXY protocol header parser: every form of versions 1 and 2
 // and every malformed case, each parsed whole, read in chunks of every size
-// (as serve reads it, never more than the parser allows) and at every prefix.
+// (as serve reads it, never more than the parser allows) and at every prefix;
+// then read_proxy_header on a pipe takes the header's octets and no more.
 #include "proxy_protocol.hpp"
+#include "stdio_transport.hpp"
 
 #include <doctest/doctest.h>
 
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 using namespace smtpspool;
@@ -280,5 +283,46 @@ TEST_SUITE("proxy_protocol")
         CHECK(show(parse_proxy_header("G")) == malformed("not a PROXY protocol header"));
         CHECK(show(parse_proxy_header("PRX")) == malformed("not a PROXY protocol header"));
         CHECK(show(parse_proxy_header("\r\n\r\n\r")) == malformed("not a PROXY protocol header"));
+    }
+
+    TEST_CASE("read_proxy_header takes exactly the header's octets from a pipe")
+    {
+        std::string v2_header = v2(0x21, 0x11, k_ipv4_block + "\x04\x00\x01x"s);
+        for (const std::string& h : {"PROXY TCP4 192.0.2.7 198.51.100.1 40001 25\r\n"s, v2_header}) {
+            int fds[2];
+            REQUIRE(::pipe(fds) == 0);
+            std::string wire = h + k_after;
+            REQUIRE(::write(fds[1], wire.data(), wire.size()) == static_cast<ssize_t>(wire.size()));
+            ::close(fds[1]);
+            ProxyRead r = read_proxy_header(fds[0], 5);
+            CHECK(r.end == ProxyRead::End::header);
+            CHECK(show(r.header) == header(r.header.version, h.size(), "192.0.2.7", 40001, "198.51.100.1", 25));
+            char rest[64] = {};
+            CHECK(std::string(rest, static_cast<std::size_t>(::read(fds[0], rest, sizeof rest))) == k_after);
+            ::close(fds[0]);
+        }
+    }
+
+    TEST_CASE("read_proxy_header: malformed, cut off, or too slow")
+    {
+        auto read_from = [](const std::string& wire, bool close_it) {
+            int fds[2];
+            REQUIRE(::pipe(fds) == 0);
+            REQUIRE(::write(fds[1], wire.data(), wire.size()) == static_cast<ssize_t>(wire.size()));
+            if (close_it) {
+                ::close(fds[1]);
+            }
+            ProxyRead r = read_proxy_header(fds[0], 1);
+            ::close(fds[0]);
+            if (!close_it) {
+                ::close(fds[1]);
+            }
+            return r;
+        };
+        ProxyRead bad = read_from("PROXY TCP4 192.0.2.7 198.51.100.1 1 99999\r\n", true);
+        CHECK(bad.end == ProxyRead::End::malformed);
+        CHECK(bad.reason == "v1: bad destination port");
+        CHECK(read_from("PROXY TCP4 192.0.2.7", true).end == ProxyRead::End::eof);
+        CHECK(read_from(k_signature, false).end == ProxyRead::End::timeout);
     }
 }
