@@ -732,6 +732,22 @@ def proxy_protocol_refusals_get_no_greeting_and_spool_nothing(tmp):
 
 
 @test
+def proxy_protocol_rate_limits_count_the_proxied_client(tmp):
+    # One connection a minute per client: the second from 203.0.113.9 gets
+    # 421, one from 203.0.113.10 behind the same balancer does not.
+    options = ["--proxy-protocol", "--proxy-from", "127.0.0.1", "--max-connections-per-client-per-minute", "1"]
+    greetings = []
+    for n, address in enumerate(["203.0.113.9", "203.0.113.9", "203.0.113.10"]):
+        header = proxy_v2(1, socket.AF_INET, address, "198.51.100.25", 50000 + n, 25)
+        code, out, err, _ = proxied_session(tmp, [header + b"QUIT\r\n"], options)
+        expect(code == 0, (n, code, err))
+        greetings.append(out.split(b" ")[0])
+        if n == 1:
+            expect(f"event=rate-limited client={address} limit=client-limit" in err, err)
+    expect(greetings == [b"220", b"421", b"220"], greetings)
+
+
+@test
 def proxy_protocol_needs_its_balancers(tmp):
     code, out, err = run(["--proxy-protocol", "--spool", tmp], b"QUIT\r\n")
     expect(code == 78 and out == b"" and b"proxy-protocol: needs --proxy-from" in err, (code, out, err))
