@@ -85,7 +85,7 @@ $(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsmtpspool.a
 # libFuzzer targets (clang), over the same sources: make fuzz FUZZ_SECONDS=N
 # runs each for N seconds from its seed corpus (tests/fuzz/corpus/NAME) and
 # keeps crashers in build-fuzz/crashes/NAME; make check runs each briefly.
-FUZZ_TARGETS = session address data envelope client policy config sendmail
+FUZZ_TARGETS = session address data envelope client policy config sendmail proxy
 FUZZ_SECONDS ?= 10
 FUZZ_CXX = clang++
 FUZZ_FLAGS = -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Isrc
@@ -188,7 +188,7 @@ check: deps
 	$(MAKE) asan
 	$(MAKE) valgrind
 	$(MAKE) -j2 fuzz-build
-	$(MAKE) fuzz FUZZ_SECONDS=7
+	$(MAKE) fuzz FUZZ_SECONDS=6
 	$(MAKE) lint-man
 
 demo: deps

@@ -105,7 +105,9 @@ po::options_description session_options()
         ("timeout", po::value<std::string>()->value_name("S"), "seconds to wait for the client (default 300)")
         ("max-errors", po::value<std::string>()->value_name("N"), "client errors before 421 and exit (default 20)")
         ("max-session-time", po::value<std::string>()->value_name("S"), "seconds a whole session may last, then 421 and exit (default 3600)")
-        ("rfc821", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "no ESMTP: EHLO gets 502");
+        ("rfc821", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "no ESMTP: EHLO gets 502")
+        ("proxy-protocol", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "read a PROXY protocol header (v1 or v2) before the greeting; the client is the address it names")
+        ("proxy-from", po::value<std::vector<std::string>>()->value_name("CIDR"), "the load balancers that may send the header; others are cut off (repeatable; needed by --proxy-protocol)");
     // clang-format on
     return d;
 }
@@ -512,6 +514,20 @@ Config resolve(Subcommand command, const po::variables_map& cmd, const po::varia
         c.rfc821 = to_bool("rfc821", *v);
     }
     resolve_tls(c, s);
+    if (auto v = s.get<std::string>("proxy-protocol")) {
+        c.proxy_protocol = to_bool("proxy-protocol", *v);
+    }
+    if (auto v = s.get<std::vector<std::string>>("proxy-from")) {
+        for (const std::string& n : *v) {
+            if (!parse_network(n)) {
+                throw BadConfig{"proxy-from: not an address or CIDR network: '" + n + "'"};
+            }
+        }
+        c.proxy_from = *v;
+    }
+    if (c.proxy_protocol && c.proxy_from.empty()) {
+        throw BadConfig{"proxy-protocol: needs --proxy-from (the load balancers' addresses)"};
+    }
     resolve_policy(c, s);
     resolve_delivery(c, s, cmd);
     return c;
@@ -644,6 +660,10 @@ std::string describe(const Config& c)
     }
     out << "require-tls = " << (c.require_tls ? "yes" : "no") << "\n";
     out << "tls-on-connect = " << (c.tls_on_connect ? "yes" : "no") << "\n";
+    out << "proxy-protocol = " << (c.proxy_protocol ? "yes" : "no") << "\n";
+    for (const std::string& n : c.proxy_from) {
+        out << "proxy-from = " << n << "\n";
+    }
     for (const std::string& n : c.deny_clients) {
         out << "deny-client = " << n << "\n";
     }

@@ -33,6 +33,9 @@ struct Config {
     unsigned max_session_time = 0;
     std::size_t max_errors = 0;
     bool rfc821 = false;
+    // --proxy-protocol: a PROXY protocol header from one of proxy_from first.
+    bool proxy_protocol = false;
+    std::vector<std::string> proxy_from;
     // Policy (smtpspool(8), POLICY).
     std::vector<std::string> deny_clients;
     std::vector<std::string> allow_clients;

@@ -57,4 +57,12 @@ inline constexpr unsigned k_default_hook_timeout_seconds = 30;
 // Entries in SPOOL/tmp older than this are leftovers of dead processes.
 inline constexpr long k_stale_tmp_seconds = 86400;
 
+// The PROXY protocol spec, §2.1: a version 1 header is at most 107 octets,
+// CRLF included. §2.2: after its 16 fixed octets a version 2 header says its
+// own length (up to 65535); we take at most the largest address block (UNIX,
+// 216 octets) and 1024 octets of TLVs, and refuse a longer one unread.
+inline constexpr std::size_t k_proxy_v1_max = 107;
+inline constexpr std::size_t k_proxy_v2_fixed = 16;
+inline constexpr std::size_t k_proxy_v2_max_length = 216 + 1024;
+
 } // namespace smtpspool::limits

@@ -59,21 +59,37 @@ std::optional<Peer> peer_from_environment(const EnvLookup& env)
     return std::nullopt;
 }
 
-bool may_relay(const Peer& peer, const std::vector<std::string>& relay_clients, const EnvLookup& env)
+Peer proxied_peer(const Peer& connection, const ProxyHeader& header)
 {
-    if (peer.local || env("RELAYCLIENT") != nullptr) {
-        return true;
+    if (!header.addresses) {
+        return connection;
     }
+    Peer p;
+    p.local = false;
+    p.address = unmap_ipv4(header.addresses->source);
+    p.port = header.addresses->source_port;
+    p.local_address = unmap_ipv4(header.addresses->destination);
+    p.local_port = header.addresses->destination_port;
+    return p;
+}
+
+bool in_networks(const Peer& peer, const std::vector<std::string>& networks)
+{
     auto ip = parse_ip(peer.address);
-    if (!ip) {
+    if (peer.local || !ip) {
         return false;
     }
-    for (const std::string& n : relay_clients) {
+    for (const std::string& n : networks) {
         if (auto net = parse_network(n); net && contains(*net, *ip)) {
             return true;
         }
     }
     return false;
+}
+
+bool may_relay(const Peer& peer, const std::vector<std::string>& relay_clients, const EnvLookup& env)
+{
+    return peer.local || env("RELAYCLIENT") != nullptr || in_networks(peer, relay_clients);
 }
 
 } // namespace smtpspool

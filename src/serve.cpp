@@ -11,6 +11,7 @@
 #include "tls.hpp"
 
 #include <tuple>
+#include <variant>
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
@@ -116,6 +117,49 @@ bool over_rate_limit(const Config& config, const Peer& peer, LogSink& log, TimeP
     return true;
 }
 
+// --proxy-protocol: the client the load balancer names, or the exit status
+// when the connection ends here, without a greeting (what sends no valid
+// header is no SMTP client, and an untrusted sender may not name one).
+std::variant<Peer, int> proxied_client(const Config& config, const Peer& connection, LogSink& log)
+{
+    std::string balancer = connection.local ? "local" : connection.address;
+    auto refuse = [&](std::string_view reason, std::string_view detail, int status) {
+        LogLine line("proxy-refused");
+        line.add("balancer", balancer).add("reason", reason);
+        if (!detail.empty()) {
+            line.add("detail", detail);
+        }
+        log.log(line);
+        return status;
+    };
+    if (!in_networks(connection, config.proxy_from)) {
+        return refuse("untrusted", "", k_exit_ok);
+    }
+    ProxyRead r = read_proxy_header(0, config.timeout);
+    switch (r.end) {
+    case ProxyRead::End::header:
+        break;
+    case ProxyRead::End::malformed:
+        return refuse("malformed", r.reason, k_exit_ok);
+    case ProxyRead::End::timeout:
+        return refuse("timeout", "", k_exit_ok);
+    case ProxyRead::End::eof:
+        return refuse("eof", "", k_exit_ok);
+    case ProxyRead::End::error:
+        return refuse("read-error", r.reason, k_exit_ioerr);
+    }
+    LogLine line("proxy");
+    line.add("balancer", balancer).add("version", static_cast<std::uint64_t>(r.header.version));
+    Peer client = proxied_peer(connection, r.header);
+    if (r.header.addresses) {
+        line.add("client", client.address).add("port", *client.port);
+    } else {
+        line.add("client", "none");
+    }
+    log.log(line);
+    return client;
+}
+
 } // namespace
 
 int refuse_service(const std::string& message, int status)
@@ -136,6 +180,20 @@ int run_serve(Config config)
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
     auto log = make_log_sink(config.log);
     EnvLookup env = [](const char* name) -> const char* { return std::getenv(name); };
+    Peer peer = peer_from_environment(env).value_or(peer_from_socket(0));
+    if (config.proxy_protocol) {
+        auto client = proxied_client(config, peer, *log);
+        if (auto* status = std::get_if<int>(&client)) {
+            return *status;
+        }
+        peer = std::get<Peer>(client);
+        // RELAYCLIENT and SMTPSPOOL_DENY, set by the superserver's rules,
+        // judged the balancer, not this client.
+        env = [](const char* name) -> const char* {
+            std::string_view n = name;
+            return n == "RELAYCLIENT" || n == k_deny_variable ? nullptr : std::getenv(name);
+        };
+    }
 
     SessionConfig sc;
     sc.hostname = config.hostname;
@@ -145,7 +203,7 @@ int run_serve(Config config)
     sc.max_line_length = config.max_line_length;
     sc.max_errors = config.max_errors;
     sc.rfc821 = config.rfc821;
-    sc.peer = peer_from_environment(env).value_or(peer_from_socket(0));
+    sc.peer = peer;
     sc.may_relay = may_relay(sc.peer, config.relay_clients, env);
     sc.client_denied = client_denied(sc.peer, config.deny_clients, config.allow_clients, env);
     sc.max_messages = config.max_messages_per_session;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <arpa/inet.h>
 #include <cerrno>
+#include <cstring>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -198,9 +199,47 @@ SessionEnd StdioTransport::run(Session& session, const std::function<void()>& af
     }
 }
 
+ProxyRead read_proxy_header(int in, unsigned timeout_seconds)
+{
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+    std::string have;
+    char chunk[limits::k_proxy_v1_max];
+    for (;;) {
+        ProxyParse p = parse_proxy_header(have);
+        if (auto* h = std::get_if<ProxyHeader>(&p)) {
+            return {ProxyRead::End::header, *h, {}};
+        }
+        if (auto* bad = std::get_if<ProxyMalformed>(&p)) {
+            return {ProxyRead::End::malformed, {}, bad->reason};
+        }
+        std::size_t want = std::min(std::get<ProxyNeedMore>(p).at_most, sizeof chunk);
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        pollfd pfd{in, POLLIN, 0};
+        int r = left <= 0 ? 0 : ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left, INT_MAX)));
+        if (r == 0) {
+            return {ProxyRead::End::timeout, {}, {}};
+        }
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return {ProxyRead::End::error, {}, std::strerror(errno)};
+        }
+        ssize_t n = ::read(in, chunk, want);
+        if (n > 0) {
+            have.append(chunk, static_cast<std::size_t>(n));
+        } else if (n == 0 || errno == ECONNRESET) {
+            return {ProxyRead::End::eof, {}, {}};
+        } else if (errno != EINTR && errno != EAGAIN) {
+            return {ProxyRead::End::error, {}, std::strerror(errno)};
+        }
+    }
+}
+
 bool is_socket(int fd)
 {
-    struct stat st{};
+    struct stat st {};
     return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 

@@ -3,6 +3,7 @@
 // reading again (RFC 2920: flush when no more input is waiting).
 #pragma once
 
+#include "proxy_protocol.hpp"
 #include "session.hpp"
 #include "tls.hpp"
 
@@ -52,6 +53,17 @@ private:
     bool m_tls_failed = false;
     int wait_ms() const;
 };
+
+// The PROXY protocol header at the start of fd `in`, read octet-bounded (as
+// many as the parser allows at a time, so nothing after the header is taken
+// from the client's bytes) within timeout_seconds in all.
+struct ProxyRead {
+    enum class End { header, malformed, timeout, eof, error };
+    End end = End::error;
+    ProxyHeader header; // End::header
+    std::string reason; // End::malformed: what is wrong; End::error: strerror
+};
+ProxyRead read_proxy_header(int in, unsigned timeout_seconds);
 
 // True when fd is a socket (under inetd, stdin, stdout and stderr all are).
 bool is_socket(int fd);

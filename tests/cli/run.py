@@ -10,6 +10,7 @@ import os
 import socket
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -202,7 +203,8 @@ def help_and_version(tmp):
     expect(code == 0 and out.startswith(b"smtpspool "), out)
     code, out, err = run(["--help"])
     for opt in (b"--config", b"--spool", b"--hostname", b"--local-domain", b"--relay-client", b"--max-message-size",
-                b"--max-recipients", b"--max-line-length", b"--timeout", b"--max-errors", b"--rfc821", b"--log"):
+                b"--max-recipients", b"--max-line-length", b"--timeout", b"--max-errors", b"--rfc821", b"--log",
+                b"--proxy-protocol", b"--proxy-from"):
         expect(opt in out, opt)
 
 
@@ -599,6 +601,160 @@ def client_that_talks_before_the_greeting_is_answered_in_order(tmp):
                     b"221 2.0.0 mx.test closing connection", b""], rest)
     client.close()
     listener.close()
+
+
+PROXY_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+SMTP_MESSAGE = b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n"
+
+
+def proxy_v2(command, family, src, dst, sport, dport, tlvs=b""):
+    """A version 2 header: PROXY (1) or LOCAL (0), over TCP4 or TCP6."""
+    if family == socket.AF_INET:
+        block, fam = socket.inet_pton(family, src) + socket.inet_pton(family, dst), 0x11
+    else:
+        block, fam = socket.inet_pton(family, src) + socket.inet_pton(family, dst), 0x21
+    block += struct.pack(">HH", sport, dport) + tlvs
+    return PROXY_SIGNATURE + struct.pack(">BBH", 0x20 | command, fam, len(block)) + block
+
+
+def proxied_session(tmp, pieces, options, timeout=20):
+    """serve on a real TCP connection from 127.0.0.1 (no UCSPI variables: the
+    peer comes from getpeername), the client sending each piece in turn (the
+    first before the server starts). Returns status, replies, log, spool."""
+    spool = os.path.join(tmp, "spool")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = socket.create_connection(listener.getsockname())
+    conn, _ = listener.accept()
+    client.sendall(pieces[0])
+    time.sleep(0.1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT"))}
+    p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "stderr", *options],
+                         stdin=conn, stdout=conn, stderr=subprocess.PIPE, env=env)
+    conn.close()
+    for piece in pieces[1:]:
+        time.sleep(0.1)
+        try:
+            client.sendall(piece)
+        except OSError:
+            break
+    client.settimeout(timeout)
+    out = b""
+    try:
+        while chunk := client.recv(65536):
+            out += chunk
+    except ConnectionResetError:
+        pass
+    code = p.wait(timeout=timeout)
+    err = p.stderr.read().decode()
+    client.close()
+    listener.close()
+    return code, out, err, spool
+
+
+def queued_envelopes(spool):
+    q = os.path.join(spool, "queue")
+    if not os.path.isdir(q):
+        return []
+    result = []
+    for i in sorted(os.listdir(q)):
+        with open(os.path.join(q, i, "envelope.json")) as f:
+            env = json.load(f)
+        with open(os.path.join(q, i, "message.eml"), "rb") as f:
+            result.append((env, f.read()))
+    return result
+
+
+@test
+def proxy_protocol_names_the_client_on_a_real_socket(tmp):
+    # The test writes the headers itself: v1 text, v2 binary for IPv4 and
+    # IPv6 (with a TLV), v2 cut into small pieces; the SMTP commands follow
+    # in the same segment, so a server that read past the header would lose
+    # the EHLO.
+    v2_4 = proxy_v2(1, socket.AF_INET, "203.0.113.9", "198.51.100.25", 50000, 25)
+    v2_6 = proxy_v2(1, socket.AF_INET6, "2001:db8::9", "2001:db8::1", 65535, 25, tlvs=b"\x04\x00\x02ab")
+    cases = [
+        ([b"PROXY TCP4 203.0.113.9 198.51.100.25 50000 25\r\n" + SMTP_MESSAGE], 1, "203.0.113.9", 50000),
+        ([b"PROXY TCP6 2001:db8::9 2001:db8::1 1 25\r\n" + SMTP_MESSAGE], 1, "2001:db8::9", 1),
+        ([v2_4 + SMTP_MESSAGE], 2, "203.0.113.9", 50000),
+        ([v2_6 + SMTP_MESSAGE], 2, "2001:db8::9", 65535),
+        ([v2_6[:5], v2_6[5:14], v2_6[14:30], v2_6[30:] + SMTP_MESSAGE], 2, "2001:db8::9", 65535),
+        ([b"PROXY TCP4 203.0", b".113.9 198.51.100.25 50000 25\r", b"\n" + SMTP_MESSAGE], 1, "203.0.113.9", 50000),
+    ]
+    for n, (pieces, version, address, port) in enumerate(cases):
+        case_tmp = os.path.join(tmp, str(n))
+        os.mkdir(case_tmp)
+        code, out, err, spool = proxied_session(case_tmp, pieces, ["--proxy-protocol", "--proxy-from", "127.0.0.1"])
+        expect(code == 0, (n, code, err))
+        lines = out.split(b"\r\n")
+        expect(lines[0].startswith(b"220 mx.test ESMTP"), (n, lines[0]))
+        expect(lines[-2] == b"221 2.0.0 mx.test closing connection", (n, lines))
+        msgs = queued_envelopes(spool)
+        expect(len(msgs) == 1, (n, out))
+        env, eml = msgs[0]
+        expect(env["client"]["address"] == address and env["client"]["port"] == port, (n, env["client"]))
+        literal = ("IPv6:" if ":" in address else "") + address
+        expect(f"Received: from c.test ([{literal}])".encode() in eml, (n, eml[:200]))
+        expect(b"127.0.0.1" not in eml, (n, eml[:200]))
+        expect(f"event=proxy balancer=127.0.0.1 version={version} client={address} port={port}" in err, (n, err))
+        expect(f"event=connect client={address} port={port}" in err, (n, err))
+
+
+@test
+def proxy_protocol_refusals_get_no_greeting_and_spool_nothing(tmp):
+    options = ["--proxy-protocol", "--proxy-from", "127.0.0.1", "--timeout", "1"]
+    v2 = proxy_v2(1, socket.AF_INET, "203.0.113.9", "198.51.100.25", 50000, 25)
+    cases = [
+        # The connection's own peer, 127.0.0.1, is not a balancer.
+        ("untrusted", ["--proxy-protocol", "--proxy-from", "10.0.0.0/8", "--proxy-from", "::1"],
+         [b"PROXY TCP4 203.0.113.9 198.51.100.25 50000 25\r\n" + SMTP_MESSAGE], "reason=untrusted", 0),
+        ("bad port", options, [b"PROXY TCP4 203.0.113.9 198.51.100.25 65536 25\r\n" + SMTP_MESSAGE],
+         'reason=malformed detail="v1: bad source port"', 0),
+        ("no header", options, [SMTP_MESSAGE], 'reason=malformed detail="not a PROXY protocol header"', 0),
+        ("v2 version 1", options, [v2[:12] + b"\x11" + v2[13:] + SMTP_MESSAGE],
+         'reason=malformed detail="v2: version is not 2"', 0),
+        ("v2 too long", options, [v2[:14] + struct.pack(">H", 1241) + b"x" * 1241 + SMTP_MESSAGE],
+         'reason=malformed detail="v2: more than 1240 octets of addresses and TLVs"', 0),
+        ("v1 without CRLF", options, [b"PROXY UNKNOWN " + b"x" * 200], 'reason=malformed detail="v1: no CRLF within 107 octets"', 0),
+        ("half a header", options, [v2[:20]], "reason=timeout", 0),
+    ]
+    for name, opts, pieces, reason, status in cases:
+        case_tmp = os.path.join(tmp, name.replace(" ", "-"))
+        os.mkdir(case_tmp)
+        start = time.monotonic()
+        code, out, err, spool = proxied_session(case_tmp, pieces, opts)
+        expect(code == status and out == b"", (name, code, out, err))
+        expect(f"event=proxy-refused balancer=127.0.0.1 {reason}" in err, (name, err))
+        expect("event=connect" not in err, (name, err))
+        expect(queued_envelopes(spool) == [], name)
+        expect(time.monotonic() - start < 5, (name, time.monotonic() - start))
+
+
+@test
+def proxy_protocol_rate_limits_count_the_proxied_client(tmp):
+    # One connection a minute per client: the second from 203.0.113.9 gets
+    # 421, one from 203.0.113.10 behind the same balancer does not.
+    options = ["--proxy-protocol", "--proxy-from", "127.0.0.1", "--max-connections-per-client-per-minute", "1"]
+    greetings = []
+    for n, address in enumerate(["203.0.113.9", "203.0.113.9", "203.0.113.10"]):
+        header = proxy_v2(1, socket.AF_INET, address, "198.51.100.25", 50000 + n, 25)
+        code, out, err, _ = proxied_session(tmp, [header + b"QUIT\r\n"], options)
+        expect(code == 0, (n, code, err))
+        greetings.append(out.split(b" ")[0])
+        if n == 1:
+            expect(f"event=rate-limited client={address} limit=client-limit" in err, err)
+    expect(greetings == [b"220", b"421", b"220"], greetings)
+
+
+@test
+def proxy_protocol_needs_its_balancers(tmp):
+    code, out, err = run(["--proxy-protocol", "--spool", tmp], b"QUIT\r\n")
+    expect(code == 78 and out == b"" and b"proxy-protocol: needs --proxy-from" in err, (code, out, err))
+    code, out, err = run(["check-config", "--proxy-protocol", "--proxy-from", "10.0.0.0/24"])
+    expect(code == 0 and b"proxy-protocol = yes\nproxy-from = 10.0.0.0/24\n" in out, (code, out, err))
+    code, out, err = run(["check-config", "--proxy-from", "lb.test"])
+    expect(code == 78 and b"proxy-from: not an address or CIDR network: 'lb.test'" in err, (code, err))
 
 
 def main():

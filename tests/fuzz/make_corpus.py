@@ -4,6 +4,7 @@ the session transcripts and a few hand-made inputs. Run from the top of the
 tree; the output is committed."""
 import hashlib
 import os
+import struct
 import sys
 
 sys.path.insert(0, "tests/sessions")
@@ -67,3 +68,23 @@ for data in (b"To: a@b.test, \"x y\" <c@d.test>\r\nSubject: hi\r\n folded\r\n\r\
              b"To: <@relay.test:f@x.test>\rSubject: cr\r\rbody\r",
              b"Subject: no end\nbody without blank line\n"):
     put("sendmail", b"\x03" + data)
+
+# PROXY protocol headers (fuzz_proxy: first byte sets the chunk size).
+SIGNATURE = b"\r\n\r\n\0\r\nQUIT\n"
+IPV4 = bytes([192, 0, 2, 7, 198, 51, 100, 1]) + struct.pack(">HH", 40001, 25)
+IPV6 = (bytes.fromhex("20010db8000000000000000000000007") + bytes.fromhex("20010db8000000000000000000000001")
+        + struct.pack(">HH", 65535, 0))
+for data in (b"PROXY TCP4 192.0.2.7 198.51.100.1 40001 25\r\nEHLO c.test\r\n",
+             b"PROXY TCP6 2001:db8::7 2001:db8::1 65535 0\r\n",
+             b"PROXY TCP6 ::ffff:192.0.2.7 ::1 1 2\r\n",
+             b"PROXY UNKNOWN\r\n",
+             b"PROXY UNKNOWN 192.0.2.7 x y z\r\n",
+             b"PROXY TCP4 192.0.2.7 198.51.100.1 025 2\r\n",
+             SIGNATURE + b"\x21\x11" + struct.pack(">H", 12) + IPV4 + b"EHLO c.test\r\n",
+             SIGNATURE + b"\x21\x21" + struct.pack(">H", 36) + IPV6,
+             SIGNATURE + b"\x21\x11" + struct.pack(">H", 18) + IPV4 + b"\x04\x00\x03abc",
+             SIGNATURE + b"\x20\x00\x00\x00",
+             SIGNATURE + b"\x21\x31" + struct.pack(">H", 216) + b"\0" * 216,
+             SIGNATURE + b"\x21\x11" + struct.pack(">H", 1241)):
+    for step in (b"\x00", b"\x04"):
+        put("proxy", step + data)

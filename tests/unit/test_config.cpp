@@ -52,6 +52,8 @@ TEST_SUITE("config")
         CHECK(c.timeout == 300);
         CHECK(c.max_errors == 20);
         CHECK_FALSE(c.rfc821);
+        CHECK_FALSE(c.proxy_protocol);
+        CHECK(c.proxy_from.empty());
         CHECK(c.log == LogTarget::syslog);
         CHECK(c.relay_clients == std::vector<std::string>{"127.0.0.0/8", "::1"});
         apply_machine_defaults(c, "host.example");
@@ -120,6 +122,11 @@ TEST_SUITE("config")
             {{"--hostname", "a..b"}, "hostname"},
             {{"--log", "kafka"}, "log"},
             {{"--rfc821", "maybe"}, "rfc821"},
+            {{"--proxy-protocol"}, "proxy-protocol: needs --proxy-from"},
+            {{"--proxy-protocol", "yes"}, "proxy-protocol: needs --proxy-from"},
+            {{"--proxy-protocol", "perhaps", "--proxy-from", "10.0.0.1"}, "proxy-protocol: expected yes or no"},
+            {{"--proxy-from", "10.0.0.0/40"}, "proxy-from: not an address or CIDR network"},
+            {{"--proxy-protocol", "--proxy-from", "lb.test"}, "proxy-from: not an address or CIDR network"},
             {{"--config", dir.path() + "/missing.conf"}, "cannot read"},
         };
         for (const Row& r : rows) {
@@ -159,6 +166,25 @@ TEST_SUITE("config")
         std::string d = describe(c);
         CHECK(d.find("tls-cert = /etc/c.pem\ntls-key = /etc/k.pem\nrequire-tls = yes\ntls-on-connect = no\n") !=
               std::string::npos);
+    }
+
+    TEST_CASE("--proxy-protocol with its balancers, on the command line or in the file")
+    {
+        Config c = ok({"--proxy-protocol", "--proxy-from", "10.0.0.0/24", "--proxy-from", "2001:db8::5"});
+        CHECK(c.proxy_protocol);
+        CHECK(c.proxy_from == std::vector<std::string>{"10.0.0.0/24", "2001:db8::5"});
+        CHECK_FALSE(ok({"--proxy-protocol", "no"}).proxy_protocol);
+        CHECK(ok({"--proxy-from", "10.0.0.1"}).proxy_from == std::vector<std::string>{"10.0.0.1"});
+        TempDir dir;
+        std::string path = dir.path() + "/proxy.conf";
+        std::ofstream(path) << "proxy-protocol = yes\nproxy-from = 192.0.2.0/28\n";
+        Config f = ok({"--config", path});
+        CHECK(f.proxy_protocol);
+        CHECK(f.proxy_from == std::vector<std::string>{"192.0.2.0/28"});
+        CHECK_FALSE(ok({"--config", path, "--proxy-protocol=no"}).proxy_protocol);
+        std::string text = describe(f);
+        CHECK(text.find("proxy-protocol = yes\nproxy-from = 192.0.2.0/28\n") != std::string::npos);
+        CHECK(describe(ok({})).find("proxy-protocol = no\n") != std::string::npos);
     }
 
     TEST_CASE("check-config prints settings the config file can read back")

@@ -72,6 +72,50 @@ TEST_SUITE("peer")
         CHECK(may_relay(p, nets, env_of({})));
     }
 
+    TEST_CASE("a PROXY protocol header names the client in place of the balancer")
+    {
+        Peer balancer;
+        balancer.local = false;
+        balancer.address = "10.0.0.5";
+        balancer.port = 51000;
+        balancer.hostname = "lb.test";
+        balancer.ident = "haproxy";
+        balancer.local_address = "10.0.0.1";
+        balancer.local_port = 2525;
+        ProxyHeader h{2, 28, ProxyAddresses{"::ffff:192.0.2.7", 40001, "198.51.100.1", 25}};
+        Peer p = proxied_peer(balancer, h);
+        CHECK_FALSE(p.local);
+        CHECK(p.address == "192.0.2.7");
+        CHECK(p.port == 40001u);
+        CHECK(p.hostname == std::nullopt);
+        CHECK(p.ident == std::nullopt);
+        CHECK(p.local_address == "198.51.100.1");
+        CHECK(p.local_port == 25u);
+        Peer same = proxied_peer(balancer, ProxyHeader{1, 15, std::nullopt});
+        CHECK(same.address == "10.0.0.5");
+        CHECK(same.hostname == "lb.test");
+        CHECK(same.local_port == 2525u);
+    }
+
+    TEST_CASE("in_networks: the balancers of --proxy-from")
+    {
+        std::vector<std::string> nets{"10.0.0.0/24", "2001:db8::5"};
+        Peer p;
+        CHECK_FALSE(in_networks(p, nets)); // local
+        p.local = false;
+        p.address = "10.0.0.200";
+        CHECK(in_networks(p, nets));
+        p.address = "::ffff:10.0.0.9";
+        CHECK(in_networks(p, nets));
+        p.address = "10.0.1.1";
+        CHECK_FALSE(in_networks(p, nets));
+        p.address = "2001:db8::5";
+        CHECK(in_networks(p, nets));
+        p.address = "2001:db8::6";
+        CHECK_FALSE(in_networks(p, nets));
+        CHECK_FALSE(in_networks(p, {}));
+    }
+
     TEST_CASE("networks")
     {
         CHECK(parse_network("0.0.0.0/0"));
