@@ -64,7 +64,7 @@ Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size
     // RFC 2034: the EHLO reply carries no enhanced status code.
     return {250, "",
             std::string(host) + " hello " + std::string(helo) + "\nPIPELINING\nSIZE " + std::to_string(max_size) +
-                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nHELP"};
+                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nDSN\nHELP"};
 }
 Reply ok() { return {250, "2.0.0", "OK"}; }
 Reply reset_ok() { return {250, "2.0.0", "reset"}; }
