@@ -66,20 +66,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (auto* r = std::get_if<Reply>(&rcpt)) {
         FUZZ_CHECK(r->code >= 400 && well_formed_replies(render(*r)));
     } else {
-        const RcptCommand& r = std::get<RcptCommand>(rcpt);
-        FUZZ_CHECK(!r.path.mailbox.empty());
+        const RcptCommand& accepted = std::get<RcptCommand>(rcpt);
+        FUZZ_CHECK(!accepted.path.mailbox.empty());
         std::string why;
-        if (r.notify) {
+        if (accepted.notify) {
             std::string joined;
-            for (const std::string& k : *r.notify) {
+            for (const std::string& k : *accepted.notify) {
                 joined += (joined.empty() ? "" : ",") + k;
             }
-            FUZZ_CHECK(parse_notify(joined, why) == r.notify);
-            FUZZ_CHECK(!r.notify->empty() && r.notify->size() <= 3);
+            FUZZ_CHECK(parse_notify(joined, why) == accepted.notify);
+            FUZZ_CHECK(!accepted.notify->empty() && accepted.notify->size() <= 3);
         }
-        if (r.orcpt) {
-            FUZZ_CHECK(printable(*r.orcpt) && r.orcpt->find(';') != std::string::npos);
-            FUZZ_CHECK(parse_orcpt(orcpt_parameter(*r.orcpt), why) == r.orcpt);
+        if (accepted.orcpt) {
+            FUZZ_CHECK(printable(*accepted.orcpt) && accepted.orcpt->find(';') != std::string::npos);
+            FUZZ_CHECK(parse_orcpt(orcpt_parameter(*accepted.orcpt), why) == accepted.orcpt);
         }
     }
     // xtext: what is encoded decodes back; decoded xtext encodes to xtext.
