@@ -178,15 +178,14 @@ bool Runner::queue_notice(int dir, const Envelope& e, const std::vector<Reported
     auto text = read_at(dir, "message.eml", full ? limits::k_max_returned_message + 1 : 256 << 10);
     Result<void> done = bid ? Result<void>{} : Result<void>{bid.error()};
     if (bid) {
-        BounceInput in{e,           reported, text ? header_section(text.value(), 64 << 10) : "", m_config.hostname,
-                       bid.value(), now};
-        if (full && text) {
-            if (text.value().size() <= limits::k_max_returned_message) {
-                in.original_message = std::move(text.value());
-            } else {
-                in.too_big_to_return = true;
-            }
+        std::string head = text ? header_section(text.value(), 64 << 10) : "";
+        const bool fits = text && text.value().size() <= limits::k_max_returned_message;
+        std::optional<std::string> whole;
+        if (full && fits) {
+            whole.emplace(std::move(text.value()));
         }
+        BounceInput in{e,           reported, std::move(head),  m_config.hostname,
+                       bid.value(), now,      std::move(whole), full && text && !fits};
         std::string report = compose_bounce(in);
         done = writer.append(report);
         if (done) {
