@@ -56,20 +56,58 @@ std::string header_section(std::string_view message_start, std::size_t max)
     return std::string(head);
 }
 
+namespace {
+
+bool has_action(const BounceInput& in, Action a)
+{
+    for (const ReportedRecipient& r : in.recipients) {
+        if (r.action == a) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool is_smtp_reply(std::string_view detail)
+{
+    return detail.size() > 3 && digit(detail[0]) && digit(detail[1]) && digit(detail[2]);
+}
+
+// The text part's list of one action's recipients.
+std::string text_list(const BounceInput& in, Action a)
+{
+    std::string out;
+    for (const ReportedRecipient& r : in.recipients) {
+        if (r.action != a) {
+            continue;
+        }
+        out += "<" + header_safe(r.address) + ">";
+        if (a == Action::failed || (a == Action::relayed && is_smtp_reply(r.detail))) {
+            out += ": " + header_safe(r.detail);
+        }
+        out += "\r\n";
+    }
+    return out;
+}
+
+} // namespace
+
 std::string compose_bounce(const BounceInput& in)
 {
     const std::string boundary = in.id + "/" + in.hostname;
+    const bool failure = has_action(in, Action::failed);
     std::string date = rfc5322_date(in.now);
-    bool eight_bit = false;
-    for (char c : in.original_headers) {
+    const std::string& returned = in.original_message ? *in.original_message : in.original_headers;
+    bool eight_bit = in.original.smtputf8 && in.original_message;
+    for (char c : in.original_message ? header_section(returned, returned.size()) : returned) {
         eight_bit = eight_bit || static_cast<unsigned char>(c) >= 0x80;
     }
     std::string m;
-    m += "Received: by " + in.hostname + " (smtpspool, delivery status notification) id " + in.id + "; " + date +
-         "\r\n";
+    m +=
+        "Received: by " + in.hostname + " (smtpspool, delivery status notification) id " + in.id + "; " + date + "\r\n";
     m += "From: Mail Delivery System <MAILER-DAEMON@" + in.hostname + ">\r\n";
     m += "To: <" + header_safe(in.original.mail_from) + ">\r\n";
-    m += "Subject: Undelivered Mail Returned to Sender\r\n";
+    m += failure ? "Subject: Undelivered Mail Returned to Sender\r\n" : "Subject: Successful Mail Delivery Report\r\n";
     m += "Date: " + date + "\r\n";
     m += "Message-ID: <" + in.id + "@" + in.hostname + ">\r\n";
     m += "Auto-Submitted: auto-replied\r\n";
@@ -78,34 +116,76 @@ std::string compose_bounce(const BounceInput& in)
     m += "\r\nThis is a MIME-encapsulated message.\r\n\r\n";
     m += "--" + boundary + "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n";
     m += "This is the mail system at " + in.hostname + ".\r\n\r\n";
-    m += "Your message " + in.original.id + " of " + in.original.received_at +
-         " could not be delivered to the following\r\nrecipients:\r\n\r\n";
-    for (const FailedRecipient& f : in.failed) {
-        m += "<" + header_safe(f.address) + ">: " + header_safe(f.detail) + "\r\n";
+    const std::string yours = "Your message " + in.original.id + " of " + in.original.received_at;
+    if (failure) {
+        m += yours + " could not be delivered to the following\r\nrecipients:\r\n\r\n" + text_list(in, Action::failed);
+    }
+    if (has_action(in, Action::delivered)) {
+        m += yours + " was delivered to the following\r\nrecipients:\r\n\r\n" + text_list(in, Action::delivered);
+    }
+    if (has_action(in, Action::relayed)) {
+        m +=
+            yours +
+            " was passed on to the following\r\nrecipients by a system that does not send delivery notifications,\r\n" +
+            "so you may hear no more about them:\r\n\r\n" + text_list(in, Action::relayed);
+    }
+    if (in.too_big_to_return) {
+        m += "\r\nThe message was too big to be returned whole; its header section follows.\r\n";
     }
     m += "\r\n--" + boundary + "\r\nContent-Type: message/delivery-status\r\n\r\n";
     // RFC 3464 §2.2: per-message fields.
+    if (in.original.dsn_envid) {
+        m += "Original-Envelope-Id: " + header_safe(*in.original.dsn_envid) + "\r\n";
+    }
     m += "Reporting-MTA: dns; " + in.hostname + "\r\n";
     m += "X-Smtpspool-Queue-ID: " + in.original.id + "\r\n";
     if (auto arrived = parse_rfc3339_utc(in.original.received_at)) {
         m += "Arrival-Date: " + rfc5322_date(*arrived) + "\r\n";
     }
     // RFC 3464 §2.3: per-recipient fields.
-    for (const FailedRecipient& f : in.failed) {
-        m += "\r\nFinal-Recipient: rfc822; " + header_safe(f.address) + "\r\n";
-        m += "Action: failed\r\n";
-        m += "Status: " + status_code_of(f.detail, f.expired ? "4.4.7" : "5.0.0") + "\r\n";
-        if (f.detail.size() > 3 && digit(f.detail[0]) && digit(f.detail[1]) && digit(f.detail[2])) {
-            m += "Diagnostic-Code: smtp; " + header_safe(f.detail) + "\r\n";
-        } else {
-            m += "Diagnostic-Code: x-local; " + header_safe(f.detail) + "\r\n";
+    for (const ReportedRecipient& r : in.recipients) {
+        m += "\r\n";
+        if (r.orcpt) {
+            // RFC 3461 §6.3: the ORCPT parameter as Original-Recipient.
+            std::size_t semi = r.orcpt->find(';');
+            m += "Original-Recipient: " + header_safe(r.orcpt->substr(0, semi)) + "; " +
+                 header_safe(semi == std::string::npos ? "" : r.orcpt->substr(semi + 1)) + "\r\n";
+        }
+        m += "Final-Recipient: rfc822; " + header_safe(r.address) + "\r\n";
+        switch (r.action) {
+        case Action::failed:
+            m += "Action: failed\r\n";
+            m += "Status: " + status_code_of(r.detail, r.expired ? "4.4.7" : "5.0.0") + "\r\n";
+            break;
+        case Action::delivered:
+            m += "Action: delivered\r\nStatus: 2.0.0\r\n";
+            break;
+        case Action::relayed:
+            m += "Action: relayed\r\nStatus: 2.0.0\r\n";
+            break;
+        }
+        if (is_smtp_reply(r.detail)) {
+            m += "Diagnostic-Code: smtp; " + header_safe(r.detail) + "\r\n";
+        } else if (r.action == Action::failed) {
+            // A local delivery's own words (a maildir path, say) are not for the
+            // sender when it succeeded.
+            m += "Diagnostic-Code: x-local; " + header_safe(r.detail) + "\r\n";
         }
         m += "Last-Attempt-Date: " + date + "\r\n";
     }
     m += "\r\n--" + boundary + "\r\n";
-    // RFC 6533: headers with UTF-8 travel as message/global-headers.
-    m += std::string("Content-Type: ") + (eight_bit ? "message/global-headers" : "text/rfc822-headers") + "\r\n\r\n";
-    m += in.original_headers;
+    // RFC 6533: headers with UTF-8 travel as message/global-headers, RFC 6532
+    // §3.7: such a message as message/global.
+    if (in.original_message) {
+        m += std::string("Content-Type: ") + (eight_bit ? "message/global" : "message/rfc822") + "\r\n\r\n";
+    } else {
+        m +=
+            std::string("Content-Type: ") + (eight_bit ? "message/global-headers" : "text/rfc822-headers") + "\r\n\r\n";
+    }
+    m += returned;
+    if (in.original_message && !returned.empty() && returned.back() != '\n') {
+        m += "\r\n";
+    }
     m += "\r\n--" + boundary + "--\r\n";
     return m;
 }

@@ -2,6 +2,8 @@
 #include "envelope.hpp"
 
 #include "clock.hpp"
+#include "dsn.hpp"
+#include "limits.hpp"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -26,6 +28,12 @@ Json to_tree(const Envelope& e)
         if (r.original) {
             rc["original"] = *r.original;
         }
+        if (r.notify) {
+            rc["notify"] = *r.notify;
+        }
+        if (r.orcpt) {
+            rc["orcpt"] = *r.orcpt;
+        }
         recipients.push_back(std::move(rc));
     }
     Json client{{"address", optional_string(e.client.address)},
@@ -37,19 +45,26 @@ Json to_tree(const Envelope& e)
     if (e.client.tls) {
         client["tls"] = Json{{"version", e.client.tls->version}, {"cipher", e.client.tls->cipher}};
     }
-    return Json{{"version", k_envelope_version},
-                {"id", e.id},
-                {"received_at", e.received_at},
-                {"hostname", e.hostname},
-                {"client", client},
-                {"mail_from", e.mail_from},
-                {"body", e.body},
-                {"smtputf8", e.smtputf8},
-                {"size", e.size},
-                {"recipients", recipients},
-                {"attempts", e.attempts},
-                {"last_attempt", optional_string(e.last_attempt)},
-                {"next_attempt", optional_string(e.next_attempt)}};
+    Json j{{"version", k_envelope_version},
+           {"id", e.id},
+           {"received_at", e.received_at},
+           {"hostname", e.hostname},
+           {"client", client},
+           {"mail_from", e.mail_from},
+           {"body", e.body},
+           {"smtputf8", e.smtputf8}};
+    if (e.dsn_ret) {
+        j["dsn_ret"] = *e.dsn_ret;
+    }
+    if (e.dsn_envid) {
+        j["dsn_envid"] = *e.dsn_envid;
+    }
+    j["size"] = e.size;
+    j["recipients"] = recipients;
+    j["attempts"] = e.attempts;
+    j["last_attempt"] = optional_string(e.last_attempt);
+    j["next_attempt"] = optional_string(e.next_attempt);
+    return j;
 }
 
 struct Invalid {
@@ -105,6 +120,28 @@ void require_one_of(const std::string& value, const char* key, std::initializer_
     throw Invalid{std::string("\"") + key + "\" has an unknown value"};
 }
 
+// RFC 3461 §4.1: NEVER alone, or SUCCESS, FAILURE, DELAY each at most once.
+std::vector<std::string> get_notify(const Json& r)
+{
+    const Json& v = member(r, "notify");
+    std::string joined;
+    if (v.is_array()) {
+        for (const Json& k : v) {
+            if (!k.is_string()) {
+                joined.clear();
+                break;
+            }
+            joined += (joined.empty() ? "" : ",") + k.get<std::string>();
+        }
+    }
+    std::string why;
+    auto keywords = parse_notify(joined, why);
+    if (!keywords || Json(*keywords) != v) {
+        throw Invalid{"\"notify\" must be [\"NEVER\"] or some of \"SUCCESS\", \"FAILURE\", \"DELAY\""};
+    }
+    return *keywords;
+}
+
 Envelope from_tree(const Json& j)
 {
     if (!j.is_object()) {
@@ -154,6 +191,18 @@ Envelope from_tree(const Json& j)
         throw Invalid{"\"smtputf8\" must be true or false"};
     }
     e.smtputf8 = utf8.get<bool>();
+    if (j.contains("dsn_ret")) {
+        e.dsn_ret = get_string(j, "dsn_ret");
+        require_one_of(*e.dsn_ret, "dsn_ret", {"FULL", "HDRS"});
+    }
+    if (j.contains("dsn_envid")) {
+        e.dsn_envid = get_string(j, "dsn_envid");
+        std::string why;
+        if (parse_envid(xtext_encode(*e.dsn_envid), why) != e.dsn_envid) {
+            throw Invalid{"\"dsn_envid\" must be printable ASCII, at most " + std::to_string(limits::k_max_envid) +
+                          " characters as xtext"};
+        }
+    }
     e.size = get_count(j, "size");
     const Json& rcpts = member(j, "recipients");
     if (!rcpts.is_array() || rcpts.empty()) {
@@ -171,6 +220,17 @@ Envelope from_tree(const Json& j)
         rc.last_error = get_optional_string(r, "last_error");
         if (r.contains("original")) {
             rc.original = get_optional_string(r, "original");
+        }
+        // The DSN keys came later: absent in older spools.
+        if (r.contains("notify")) {
+            rc.notify = get_notify(r);
+        }
+        if (r.contains("orcpt")) {
+            rc.orcpt = get_string(r, "orcpt");
+            std::string why;
+            if (parse_orcpt(orcpt_parameter(*rc.orcpt), why) != rc.orcpt) {
+                throw Invalid{"\"orcpt\" must be addr-type;address of printable ASCII"};
+            }
         }
         e.recipients.push_back(std::move(rc));
     }
@@ -349,6 +409,14 @@ std::string envelope_to_json(const Envelope& e)
     w.string(e.body);
     w.key("smtputf8");
     w.boolean(e.smtputf8);
+    if (e.dsn_ret) {
+        w.key("dsn_ret");
+        w.string(*e.dsn_ret);
+    }
+    if (e.dsn_envid) {
+        w.key("dsn_envid");
+        w.string(*e.dsn_envid);
+    }
     w.key("size");
     w.number(e.size);
     w.key("recipients");
@@ -367,6 +435,19 @@ std::string envelope_to_json(const Envelope& e)
         if (r.original) {
             w.key("original");
             w.string(*r.original);
+        }
+        if (r.notify) {
+            w.key("notify");
+            w.open('[');
+            for (const std::string& k : *r.notify) {
+                w.element();
+                w.string(k);
+            }
+            w.close(']');
+        }
+        if (r.orcpt) {
+            w.key("orcpt");
+            w.string(*r.orcpt);
         }
         w.close('}');
     }

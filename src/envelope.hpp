@@ -22,6 +22,10 @@ struct Recipient {
     // The recipient the client named, when an alias replaced it by this one
     // (written only then).
     std::optional<std::string> original;
+    // RFC 3461 §4.1-4.2, as the client gave them (written only then): NOTIFY's
+    // keywords, upper case; ORCPT as "addr-type;address", decoded from xtext.
+    std::optional<std::vector<std::string>> notify;
+    std::optional<std::string> orcpt;
 };
 
 // The TLS session a message came over (STARTTLS or --tls-on-connect).
@@ -49,6 +53,10 @@ struct Envelope {
     std::string mail_from;     // "" for <>
     std::string body = "7BIT"; // 7BIT | 8BITMIME
     bool smtputf8 = false;
+    // RFC 3461 §4.3-4.4 (written only when given): RET ("FULL" | "HDRS") and
+    // ENVID, decoded from xtext (printable ASCII).
+    std::optional<std::string> dsn_ret;
+    std::optional<std::string> dsn_envid;
     std::uint64_t size = 0; // octets of message.eml
     std::vector<Recipient> recipients;
     // Delivery state, kept by runq (optional when reading: absent = never tried).

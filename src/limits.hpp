@@ -65,4 +65,13 @@ inline constexpr std::size_t k_proxy_v1_max = 107;
 inline constexpr std::size_t k_proxy_v2_fixed = 16;
 inline constexpr std::size_t k_proxy_v2_max_length = 216 + 1024;
 
+// RFC 3461 §4.4: the ENVID parameter's value is at most 100 characters.
+inline constexpr std::size_t k_max_envid = 100;
+// RFC 3461 §4.2: the ORCPT parameter's value is at most 500 characters.
+inline constexpr std::size_t k_max_orcpt = 500;
+
+// A bounce with RET=FULL returns messages up to this size whole; of a larger
+// one it returns the header section only (and says so).
+inline constexpr std::size_t k_max_returned_message = 10 << 20;
+
 } // namespace smtpspool::limits

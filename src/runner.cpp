@@ -2,13 +2,16 @@
 #include "runner.hpp"
 
 #include "bounce.hpp"
+#include "dsn.hpp"
 #include "fs.hpp"
+#include "limits.hpp"
 #include "spool.hpp"
 
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <tuple>
 #include <unistd.h>
 
 namespace smtpspool {
@@ -161,6 +164,58 @@ RunStats Runner::run(const std::vector<std::string>& ids)
     return stats;
 }
 
+// Queues one notification about `reported` (all failed, or none) to the
+// sender of e. RFC 3461 §4.3: RET=FULL returns the whole message in a failure
+// notice; otherwise, and in success notices, the header section.
+bool Runner::queue_notice(int dir, const Envelope& e, const std::vector<ReportedRecipient>& reported, TimePoint now,
+                          RunStats& stats)
+{
+    const bool failure = reported.front().action == Action::failed;
+    const bool full = failure && e.dsn_ret == "FULL";
+    PosixFs fs;
+    SpoolWriter writer(m_config.spool, fs, m_clock, static_cast<long>(::getpid()));
+    auto bid = writer.begin();
+    auto text = read_at(dir, "message.eml", full ? limits::k_max_returned_message + 1 : 256 << 10);
+    Result<void> done = bid ? Result<void>{} : Result<void>{bid.error()};
+    if (bid) {
+        std::string head = text ? header_section(text.value(), 64 << 10) : "";
+        const bool fits = text && text.value().size() <= limits::k_max_returned_message;
+        std::optional<std::string> whole;
+        if (full && fits) {
+            whole.emplace(std::move(text.value()));
+        }
+        BounceInput in{e,           reported, std::move(head),  m_config.hostname,
+                       bid.value(), now,      std::move(whole), full && text && !fits};
+        std::string report = compose_bounce(in);
+        done = writer.append(report);
+        if (done) {
+            Envelope b;
+            b.received_at = rfc3339_utc(now);
+            b.hostname = m_config.hostname;
+            b.client.helo = m_config.hostname;
+            b.mail_from = "";
+            b.body = has_high_bit(report) ? "8BITMIME" : "7BIT";
+            b.smtputf8 = has_high_bit(e.mail_from);
+            Recipient to;
+            to.address = e.mail_from;
+            b.recipients = {to};
+            done = writer.commit(b);
+        }
+    }
+    if (!done) {
+        m_log.log(LogLine("bounce-error").add("id", e.id).add("reason", done.error().message));
+        ++stats.errors;
+        return false;
+    }
+    ++stats.bounces;
+    m_log.log(LogLine("bounce")
+                  .add("id", e.id)
+                  .add("bounce_id", bid.value())
+                  .add("to", e.mail_from)
+                  .add("kind", failure ? "failure" : "success"));
+    return true;
+}
+
 void Runner::process(const std::string& id, bool force, RunStats& stats)
 {
     ++stats.messages;
@@ -194,7 +249,8 @@ void Runner::process(const std::string& id, bool force, RunStats& stats)
         }
     }
     ++stats.attempted;
-    std::vector<FailedRecipient> failed_now;
+    std::vector<ReportedRecipient> failed_now;    // RFC 3461: those whose NOTIFY asks for FAILURE
+    std::vector<ReportedRecipient> succeeded_now; // and SUCCESS, when we are the last to know
     auto arrived = parse_rfc3339_utc(e.received_at);
     bool expired = arrived && now - *arrived >= m_config.max_queue_time;
     std::map<std::string, std::vector<std::size_t>> by_route;
@@ -208,7 +264,9 @@ void Runner::process(const std::string& id, bool force, RunStats& stats)
             r.status = "failed";
             std::string last = r.last_error ? "; last error: " + *r.last_error : "";
             r.last_error = "message expired after " + format_duration(m_config.max_queue_time) + " in the queue" + last;
-            failed_now.push_back({r.address, *r.last_error, true});
+            if (notify_failure(r.notify)) {
+                failed_now.push_back({r.address, *r.last_error, true, Action::failed, r.orcpt});
+            }
             ++stats.failed;
             m_log.log(LogLine("expired").add("id", id).add("to", r.address));
             continue;
@@ -218,8 +276,11 @@ void Runner::process(const std::string& id, bool force, RunStats& stats)
             ++r.attempts;
             r.last_error = "no route for domain " + recipient_domain(r.address, e.hostname);
             ++stats.deferred;
-            m_log.log(LogLine("delivery").add("id", id).add("to", r.address).add("result", "deferred").add(
-                "detail", *r.last_error));
+            m_log.log(LogLine("delivery")
+                          .add("id", id)
+                          .add("to", r.address)
+                          .add("result", "deferred")
+                          .add("detail", *r.last_error));
             continue;
         }
         by_route[route->transport.text].push_back(i);
@@ -239,10 +300,17 @@ void Runner::process(const std::string& id, bool force, RunStats& stats)
                 r.last_error.reset();
                 ++stats.delivered;
                 result = "delivered";
+                // RFC 3461 §6.2.3: a server with DSN reports success itself.
+                if (notify_success(r.notify) && o.handoff != Handoff::relayed_dsn) {
+                    Action a = o.handoff == Handoff::relayed ? Action::relayed : Action::delivered;
+                    succeeded_now.push_back({r.address, o.detail, false, a, r.orcpt});
+                }
             } else if (o.outcome == Outcome::permanent) {
                 r.status = "failed";
                 r.last_error = o.detail;
-                failed_now.push_back({r.address, o.detail, false});
+                if (notify_failure(r.notify)) {
+                    failed_now.push_back({r.address, o.detail, false, Action::failed, r.orcpt});
+                }
                 ++stats.failed;
                 result = "failed";
             } else {
@@ -261,39 +329,10 @@ void Runner::process(const std::string& id, bool force, RunStats& stats)
     e.last_attempt = rfc3339_utc(now);
     // RFC 3464: tell the sender, but never answer the null sender (no bounce of a bounce).
     if (!failed_now.empty() && !e.mail_from.empty()) {
-        PosixFs fs;
-        SpoolWriter writer(m_config.spool, fs, m_clock, static_cast<long>(::getpid()));
-        auto bid = writer.begin();
-        auto head = read_at(lock.fd(), "message.eml", 256 << 10);
-        Result<void> done = bid ? Result<void>{} : Result<void>{bid.error()};
-        if (bid) {
-            BounceInput in{e, failed_now, head ? header_section(head.value(), 64 << 10) : "", m_config.hostname,
-                           bid.value(), now};
-            std::string report = compose_bounce(in);
-            done = writer.append(report);
-            if (done) {
-                Envelope b;
-                b.received_at = rfc3339_utc(now);
-                b.hostname = m_config.hostname;
-                b.client.helo = m_config.hostname;
-                b.mail_from = "";
-                b.body = has_high_bit(report) ? "8BITMIME" : "7BIT";
-                b.smtputf8 = has_high_bit(e.mail_from);
-                Recipient to;
-                to.address = e.mail_from;
-                b.recipients = {to};
-                done = writer.commit(b);
-            }
-        }
-        if (done) {
-            ++stats.bounces;
-            m_log.log(LogLine("bounce").add("id", id).add("bounce_id", bid.value()).add("to", e.mail_from));
-        } else {
+        if (!queue_notice(lock.fd(), e, failed_now, now, stats)) {
             // Without the bounce queued, keep the failures pending (and so
             // tried again) rather than lose them; the rest is recorded.
-            m_log.log(LogLine("bounce-error").add("id", id).add("reason", done.error().message));
-            ++stats.errors;
-            for (const FailedRecipient& f : failed_now) {
+            for (const ReportedRecipient& f : failed_now) {
                 for (Recipient& r : e.recipients) {
                     if (r.address == f.address && r.status == "failed") {
                         r.status = "pending";
@@ -301,6 +340,11 @@ void Runner::process(const std::string& id, bool force, RunStats& stats)
                 }
             }
         }
+    }
+    // A success notice that cannot be queued is lost (logged): delivering
+    // again to get another chance at it would duplicate the message.
+    if (!succeeded_now.empty() && !e.mail_from.empty()) {
+        std::ignore = queue_notice(lock.fd(), e, succeeded_now, now, stats);
     }
     bool pending = false;
     for (const Recipient& r : e.recipients) {

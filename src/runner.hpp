@@ -4,6 +4,7 @@
 // (or the message removed when nothing is pending). Bounces are queued here.
 #pragma once
 
+#include "bounce.hpp"
 #include "clock.hpp"
 #include "log.hpp"
 #include "route.hpp"
@@ -27,17 +28,17 @@ struct RunnerConfig {
 };
 
 struct RunStats {
-    std::size_t messages = 0;     // looked at
-    std::size_t attempted = 0;    // delivery tried
-    std::size_t locked = 0;       // skipped: another runner has it
-    std::size_t not_due = 0;      // skipped: next_attempt in the future
-    std::size_t unreadable = 0;   // skipped: envelope malformed
-    std::size_t delivered = 0;    // recipients
-    std::size_t deferred = 0;     // recipients
-    std::size_t failed = 0;       // recipients
-    std::size_t bounces = 0;      // notifications queued
-    std::size_t removed = 0;      // messages done with
-    std::size_t errors = 0;       // local failures (envelope not updated)
+    std::size_t messages = 0;   // looked at
+    std::size_t attempted = 0;  // delivery tried
+    std::size_t locked = 0;     // skipped: another runner has it
+    std::size_t not_due = 0;    // skipped: next_attempt in the future
+    std::size_t unreadable = 0; // skipped: envelope malformed
+    std::size_t delivered = 0;  // recipients
+    std::size_t deferred = 0;   // recipients
+    std::size_t failed = 0;     // recipients
+    std::size_t bounces = 0;    // notifications queued
+    std::size_t removed = 0;    // messages done with
+    std::size_t errors = 0;     // local failures (envelope not updated)
 };
 
 using TransportFactory = std::function<std::unique_ptr<Transport>(const TransportSpec&)>;
@@ -51,6 +52,8 @@ public:
 
 private:
     void process(const std::string& id, bool force, RunStats& stats);
+    bool queue_notice(int dir, const Envelope& e, const std::vector<ReportedRecipient>& reported, TimePoint now,
+                      RunStats& stats);
     Transport& transport_for(const TransportSpec& spec);
     void finish_transports();
 

@@ -406,7 +406,8 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
     if (auto* refusal = std::get_if<Reply>(&parsed)) {
         return refuse(*refusal, cmd.argument); // the unparsed argument, "TO:" and all
     }
-    const Path& path = std::get<RcptCommand>(parsed).path;
+    RcptCommand& rcpt = std::get<RcptCommand>(parsed);
+    const Path& path = rcpt.path;
     // <postmaster> (no domain) is always ours, RFC 5321 §4.5.1.
     const bool local = path.domain.empty() || is_local_domain(path.domain);
     if (!local && !m_config.may_relay) {
@@ -424,6 +425,12 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
     const bool expanded = verdict.addresses.size() != 1 || verdict.addresses.front() != address;
     const std::size_t count = verdict.addresses.size();
     std::vector<Recipient> added = new_recipients(m_tx->targets, std::move(verdict.addresses), address);
+    // RFC 3461 §6.2.7: an alias's addresses keep the DSN parameters of the
+    // recipient the client named.
+    for (Recipient& r : added) {
+        r.notify = rcpt.notify;
+        r.orcpt = rcpt.orcpt;
+    }
     // RFC 5321 §4.5.3.1.10: an implementation limit is 452, and the
     // transaction goes on with the recipients already accepted.
     if (m_tx->targets.size() + added.size() > m_config.max_recipients) {
@@ -546,6 +553,10 @@ Envelope Session::make_envelope() const
     e.mail_from = m_tx->mail.path.mailbox;
     e.body = m_tx->mail.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT";
     e.smtputf8 = m_tx->mail.smtputf8;
+    if (!m_tx->mail.ret.empty()) {
+        e.dsn_ret = m_tx->mail.ret;
+    }
+    e.dsn_envid = m_tx->mail.envid;
     e.recipients = m_tx->targets;
     return e;
 }

@@ -107,6 +107,8 @@ EhloFeatures parse_ehlo(const ServerReply& reply)
             f.eight_bit_mime = true;
         } else if (keyword == "smtputf8") {
             f.smtputf8 = true;
+        } else if (keyword == "dsn") {
+            f.dsn = true;
         } else if (keyword == "size") {
             f.size = true;
             // RFC 1870 §4: size-param = [1*DIGIT]; absent or 0 means no fixed limit.

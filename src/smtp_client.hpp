@@ -67,6 +67,7 @@ struct EhloFeatures {
     std::uint64_t max_size = 0;  // RFC 1870 §4: 0 = no fixed limit (or none given)
     bool eight_bit_mime = false; // RFC 6152
     bool smtputf8 = false;       // RFC 6531
+    bool dsn = false;            // RFC 3461
 };
 
 EhloFeatures parse_ehlo(const ServerReply& reply);

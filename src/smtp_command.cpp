@@ -1,6 +1,8 @@
 // smtp_command: verbs, MAIL/RCPT argument syntax (RFC 5321 §4.1.1.2-3) and
-// parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8).
+// parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 3461 DSN).
 #include "smtp_command.hpp"
+
+#include "dsn.hpp"
 
 #include <array>
 #include <charconv>
@@ -179,6 +181,25 @@ std::variant<MailCommand, Reply> parse_mail(std::string_view argument, const Mai
                 return replies::bad_parameter("SMTPUTF8 takes no value");
             }
             mail.smtputf8 = true;
+        } else if (key == "ret") {
+            // RFC 3461 §4.3: RET=FULL / HDRS, at most once.
+            std::string v = ascii_lower(p.value);
+            if (!mail.ret.empty()) {
+                return replies::bad_parameter("RET given twice");
+            }
+            if (!p.has_value || (v != "full" && v != "hdrs")) {
+                return replies::bad_parameter("RET must be FULL or HDRS");
+            }
+            mail.ret = v == "full" ? "FULL" : "HDRS";
+        } else if (key == "envid") {
+            if (mail.envid) {
+                return replies::bad_parameter("ENVID given twice");
+            }
+            std::string why;
+            mail.envid = parse_envid(p.value, why);
+            if (!mail.envid) {
+                return replies::bad_parameter(why);
+            }
         } else {
             return replies::unknown_parameter(p.keyword);
         }
@@ -202,16 +223,38 @@ std::variant<RcptCommand, Reply> parse_rcpt(std::string_view argument, bool esmt
         return std::move(*r);
     }
     auto& params = std::get<std::vector<Param>>(split);
-    if (!params.empty()) {
-        if (!esmtp) {
-            return replies::parameters_need_ehlo();
+    if (!params.empty() && !esmtp) {
+        return replies::parameters_need_ehlo();
+    }
+    RcptCommand rcpt;
+    for (const Param& p : params) {
+        std::string key = ascii_lower(p.keyword);
+        std::string why;
+        if (key == "notify") {
+            if (rcpt.notify) {
+                return replies::bad_parameter("NOTIFY given twice");
+            }
+            rcpt.notify = parse_notify(p.value, why);
+            if (!rcpt.notify) {
+                return replies::bad_parameter(why);
+            }
+        } else if (key == "orcpt") {
+            if (rcpt.orcpt) {
+                return replies::bad_parameter("ORCPT given twice");
+            }
+            rcpt.orcpt = parse_orcpt(p.value, why);
+            if (!rcpt.orcpt) {
+                return replies::bad_parameter(why);
+            }
+        } else {
+            return replies::unknown_parameter(p.keyword);
         }
-        return replies::unknown_parameter(params.front().keyword);
     }
     if (parsed.path.non_ascii && !smtputf8) {
         return replies::non_ascii_address();
     }
-    return RcptCommand{std::move(parsed.path)};
+    rcpt.path = std::move(parsed.path);
+    return rcpt;
 }
 
 } // namespace smtpspool

@@ -1,5 +1,5 @@
 // smtp_command: one command line -> verb and argument; MAIL/RCPT arguments ->
-// path and ESMTP parameters. Pure. Refusals come back as Reply values.
+// path and ESMTP parameters (SIZE, BODY, SMTPUTF8, the DSN ones). Pure. Refusals come back as Reply values.
 #pragma once
 
 #include "smtp_address.hpp"
@@ -7,8 +7,11 @@
 #include "smtp_reply.hpp"
 
 #include <cstddef>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace smtpspool {
 
@@ -30,11 +33,16 @@ struct MailCommand {
     Path path;
     Body body = Body::seven_bit;
     bool smtputf8 = false;
-    std::size_t declared_size = 0; // 0 when no SIZE= was given
+    std::size_t declared_size = 0;    // 0 when no SIZE= was given
+    std::string ret;                  // RFC 3461 §4.3: "FULL", "HDRS", or "" when not given
+    std::optional<std::string> envid; // RFC 3461 §4.4, decoded from xtext
 };
 
 struct RcptCommand {
     Path path;
+    // RFC 3461 §4.1: "NEVER", or some of "SUCCESS", "FAILURE", "DELAY".
+    std::optional<std::vector<std::string>> notify;
+    std::optional<std::string> orcpt; // RFC 3461 §4.2: "addr-type;decoded address"
 };
 
 struct MailOptions {

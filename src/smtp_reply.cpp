@@ -64,7 +64,7 @@ Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size
     // RFC 2034: the EHLO reply carries no enhanced status code.
     return {250, "",
             std::string(host) + " hello " + std::string(helo) + "\nPIPELINING\nSIZE " + std::to_string(max_size) +
-                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8" + (starttls ? "\nSTARTTLS" : "") + "\nHELP"};
+                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nDSN" + (starttls ? "\nSTARTTLS" : "") + "\nHELP"};
 }
 // RFC 3207 §4: 220 to go ahead, 454 when TLS cannot be had now, 501 for
 // arguments (no_arguments), 530 for commands that need TLS first.

@@ -1,8 +1,10 @@
 // smtp_transport: the SMTP client session (RFC 5321 §3, §4.1, §4.5.3.2 timeouts;
-// RFC 2920 PIPELINING; RFC 1870 SIZE; RFC 6152 8BITMIME; RFC 6531 SMTPUTF8).
+// RFC 2920 PIPELINING; RFC 1870 SIZE; RFC 6152 8BITMIME; RFC 6531 SMTPUTF8;
+// RFC 3461 DSN, whose parameters go on when the server offers it).
 // Connection trouble is thrown as Lost inside this file and never escapes it.
 #include "smtp_transport.hpp"
 
+#include "dsn.hpp"
 #include "limits.hpp"
 
 #include <algorithm>
@@ -515,11 +517,30 @@ void SmtpTransport::run_transaction(Transaction& tx)
     if (envelope.smtputf8) {
         mail += " SMTPUTF8"; // RFC 6531 §3.4
     }
+    // RFC 3461 §6.2.1: to a server that offers DSN, the parameters as received.
+    const bool dsn = m_features.dsn;
+    if (dsn && envelope.dsn_ret) {
+        mail += " RET=" + *envelope.dsn_ret;
+    }
+    if (dsn && envelope.dsn_envid) {
+        mail += " ENVID=" + xtext_encode(*envelope.dsn_envid);
+    }
     std::vector<Command> commands;
     commands.push_back({Kind::mail, mail + "\r\n"});
     for (std::size_t pos : tx.sent) {
-        const std::string& address = envelope.recipients[tx.delivery.recipients[pos]].address;
-        commands.push_back({Kind::rcpt, "RCPT TO:<" + address + ">\r\n", pos});
+        const Recipient& r = envelope.recipients[tx.delivery.recipients[pos]];
+        std::string rcpt = "RCPT TO:<" + r.address + ">";
+        if (dsn && r.notify) {
+            std::string joined;
+            for (const std::string& k : *r.notify) {
+                joined += (joined.empty() ? "" : ",") + k;
+            }
+            rcpt += " NOTIFY=" + joined;
+        }
+        if (dsn && r.orcpt) {
+            rcpt += " ORCPT=" + orcpt_parameter(*r.orcpt);
+        }
+        commands.push_back({Kind::rcpt, rcpt + "\r\n", pos});
     }
     commands.push_back({Kind::data, "DATA\r\n"});
 
@@ -620,6 +641,7 @@ void SmtpTransport::run_transaction(Transaction& tx)
     for (std::size_t pos = 0; pos < tx.state.size(); ++pos) {
         if (tx.state[pos] == Transaction::St::accepted) {
             tx.decide(pos, outcome_of(done), reply_detail(done));
+            tx.out[pos].handoff = dsn ? Handoff::relayed_dsn : Handoff::relayed;
         }
     }
 }

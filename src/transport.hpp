@@ -13,17 +13,25 @@ namespace smtpspool {
 
 enum class Outcome { delivered, temporary, permanent };
 
+// Where a delivered recipient went (RFC 3461 §6.2.3: who reports success).
+enum class Handoff {
+    final_delivery, // into a mailbox or to a command: we report success
+    relayed_dsn,    // to a server that offers DSN, with the parameters: it reports
+    relayed,        // to a server without DSN: we report "relayed"
+};
+
 struct RecipientOutcome {
     Outcome outcome = Outcome::temporary;
     // For the envelope's last_error and bounces: the remote reply
     // ("550 5.1.1 <u@x>: no such user") or a local description. Never has CR or LF.
     std::string detail;
+    Handoff handoff = Handoff::final_delivery; // for Outcome::delivered
 };
 
 struct Delivery {
     const Envelope& envelope;
-    std::string message_path;               // SPOOL/queue/ID/message.eml (CRLF line ends)
-    std::vector<std::size_t> recipients;    // indices into envelope.recipients, all "pending"
+    std::string message_path;            // SPOOL/queue/ID/message.eml (CRLF line ends)
+    std::vector<std::size_t> recipients; // indices into envelope.recipients, all "pending"
 };
 
 class Transport {

@@ -17,7 +17,15 @@ behaviour by renaming a new file over it; missing = accept everything):
      "data_for": {"ADDRESS": "451 4.3.0 ...", ...},     reply to the end of data
                                                         when ADDRESS was accepted
      "data": "250 2.0.0 OK",                            reply to the end of data otherwise
-     "data_delay": 0}                                   seconds to wait before it
+     "data_delay": 0,                                   seconds to wait before it
+     "dsn": true}                                       offer DSN (RFC 3461) in the EHLO reply
+                                                        and take its parameters
+
+aiosmtpd itself refuses every MAIL and RCPT parameter it does not know. With
+"dsn", RET= and ENVID= are taken out of MAIL, NOTIFY= and ORCPT= out of RCPT,
+before aiosmtpd sees the rest; they are recorded as sent: "dsn" (a list of
+the words) in the RCPT's line of rcpts.jsonl and "dsn_mail" in the
+transaction's line of transactions.jsonl (empty lists when none were sent).
 
 The null sender is recorded as "". Addresses are compared as the client sent them, in lower case. The process
 runs until it is killed (SIGTERM from the test's cleanup).
@@ -30,6 +38,34 @@ import signal
 import sys
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+def split_words(arg, names):
+    """(arg without the words starting with one of names, those words)."""
+    words = (arg or "").split(" ")
+    taken = [w for w in words if w.upper().startswith(names)]
+    return " ".join(w for w in words if not w.upper().startswith(names)), taken
+
+
+class DsnSMTP(SMTP):
+    async def smtp_MAIL(self, arg):
+        taken = []
+        if self.event_handler.rules().get("dsn"):
+            arg, taken = split_words(arg, ("RET=", "ENVID="))
+        self.envelope.dsn_mail = taken
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg):
+        self.dsn_rcpt = []
+        if self.event_handler.rules().get("dsn"):
+            arg, self.dsn_rcpt = split_words(arg, ("NOTIFY=", "ORCPT="))
+        await super().smtp_RCPT(arg)
+
+
+class DsnController(Controller):
+    def factory(self):
+        return DsnSMTP(self.handler, **self.SMTP_kwargs)
 
 
 class Handler:
@@ -51,11 +87,17 @@ class Handler:
         with open(os.path.join(self.dir, name), "a") as f:
             f.write(json.dumps(entry) + "\n")
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.rules().get("dsn"):
+            responses.insert(len(responses) - 1, "250-DSN")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.rules().get("rcpt", {}).get(address.lower(), "250 2.1.5 OK")
         mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from  # aiosmtpd keeps "<>"
         self.record("rcpts.jsonl", {"peer": list(session.peer[:2]), "mail_from": mail_from,
-                                    "rcpt": address, "reply": reply})
+                                    "rcpt": address, "reply": reply, "dsn": getattr(server, "dsn_rcpt", [])})
         if reply.startswith("2"):
             envelope.rcpt_tos.append(address)
         return reply
@@ -73,6 +115,7 @@ class Handler:
             "helo": session.host_name,
             "mail_from": "" if envelope.mail_from == "<>" else envelope.mail_from,  # aiosmtpd keeps "<>"
             "mail_options": envelope.mail_options,
+            "dsn_mail": getattr(envelope, "dsn_mail", []),
             "rcpt_tos": envelope.rcpt_tos,
             "reply": reply,
             "file": None,
@@ -91,7 +134,7 @@ def main():
     port, directory = int(sys.argv[1]), sys.argv[2]
     rules = sys.argv[3] if len(sys.argv) > 3 else None
     os.makedirs(directory, exist_ok=True)
-    controller = Controller(Handler(directory, rules), hostname="127.0.0.1", port=port,
+    controller = DsnController(Handler(directory, rules), hostname="127.0.0.1", port=port,
                             server_hostname="smarthost.test")
     controller.start()
     print(f"listening on 127.0.0.1:{port}", flush=True)

@@ -1,13 +1,31 @@
-// fuzz_address: the Path grammar and MAIL/RCPT argument parsing. Invariants:
-// refusals render as well-formed replies; accepted paths are bounded, contain
-// no control characters, and parse again to themselves.
+// fuzz_address: the Path grammar and MAIL/RCPT argument parsing, with the DSN
+// parameters. Invariants: refusals render as well-formed replies; accepted
+// paths are bounded, contain no control characters, and parse again to
+// themselves; xtext decodes what it encodes; accepted DSN values are bounded
+// printable ASCII that the envelope reader takes back (re-encoded) unchanged.
+#include "dsn.hpp"
 #include "fuzz_check.hpp"
+#include "limits.hpp"
 #include "smtp_address.hpp"
 #include "smtp_command.hpp"
 
 #include <cstdint>
 
 using namespace smtpspool;
+
+namespace {
+
+bool printable(std::string_view s)
+{
+    for (char c : s) {
+        if (c < ' ' || c > '~') {
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
@@ -37,12 +55,39 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const MailCommand& m = std::get<MailCommand>(mail);
         FUZZ_CHECK(m.declared_size <= 1000);
         FUZZ_CHECK(m.smtputf8 || !m.path.non_ascii);
+        FUZZ_CHECK(m.ret.empty() || m.ret == "FULL" || m.ret == "HDRS");
+        if (m.envid) {
+            FUZZ_CHECK(printable(*m.envid) && m.envid->size() <= limits::k_max_envid);
+            std::string why;
+            FUZZ_CHECK(parse_envid(xtext_encode(*m.envid), why) == m.envid);
+        }
     }
     auto rcpt = parse_rcpt(text, true, false);
     if (auto* r = std::get_if<Reply>(&rcpt)) {
         FUZZ_CHECK(r->code >= 400 && well_formed_replies(render(*r)));
     } else {
-        FUZZ_CHECK(!std::get<RcptCommand>(rcpt).path.mailbox.empty());
+        const RcptCommand& accepted = std::get<RcptCommand>(rcpt);
+        FUZZ_CHECK(!accepted.path.mailbox.empty());
+        std::string why;
+        if (accepted.notify) {
+            std::string joined;
+            for (const std::string& k : *accepted.notify) {
+                joined += (joined.empty() ? "" : ",") + k;
+            }
+            FUZZ_CHECK(parse_notify(joined, why) == accepted.notify);
+            FUZZ_CHECK(!accepted.notify->empty() && accepted.notify->size() <= 3);
+        }
+        if (accepted.orcpt) {
+            FUZZ_CHECK(printable(*accepted.orcpt) && accepted.orcpt->find(';') != std::string::npos);
+            FUZZ_CHECK(parse_orcpt(orcpt_parameter(*accepted.orcpt), why) == accepted.orcpt);
+        }
+    }
+    // xtext: what is encoded decodes back; decoded xtext encodes to xtext.
+    std::string encoded = xtext_encode(text);
+    FUZZ_CHECK(xtext_decode(encoded) == std::optional<std::string>(std::string(text)));
+    if (auto decoded = xtext_decode(text)) {
+        FUZZ_CHECK(decoded->size() <= text.size());
+        FUZZ_CHECK(xtext_decode(xtext_encode(*decoded)) == decoded);
     }
     return 0;
 }

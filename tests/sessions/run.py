@@ -178,6 +178,15 @@ def check(t, status, out, err, spool):
             got = pointer(stored[n][1], path)
             if got != value:
                 raise Failure(f"{where}: envelope {path} is {got!r}, expected {value!r}")
+        elif kind == "absent":
+            n, path = int(words[1]), words[2]
+            if n >= len(stored):
+                raise Failure(f"{where}: no message {n}")
+            try:
+                got = pointer(stored[n][1], path)
+            except (KeyError, IndexError):
+                continue
+            raise Failure(f"{where}: envelope {path} is {got!r}, expected no such key")
         elif kind in ("contains", "lacks", "body-is"):
             n, text = int(words[1]), unescape(arg.split(" ", 2)[2])
             if n >= len(stored):

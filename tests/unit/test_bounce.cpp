@@ -44,4 +44,49 @@ TEST_SUITE("bounce")
         CHECK(expand_maildir_path("/m/%d/%u", "postmaster", "Me.Test") == "/m/me.test/postmaster");
         CHECK(expand_maildir_path("/m/%u%%", ".hidden@x.test", "me.test") == "/m/_hidden%%");
     }
+
+    TEST_CASE("a report: ENVID, ORCPT, each action, and what of the message it returns")
+    {
+        Envelope e;
+        e.id = "ORIG";
+        e.received_at = "2026-11-22T02:35:25Z";
+        e.mail_from = "alice@b.test";
+        e.dsn_envid = "QQ 1";
+        TimePoint now{std::chrono::seconds(1795000000)};
+        std::vector<ReportedRecipient> failed{{"u@x.test", "550 5.1.1 no", false, Action::failed, "rfc822;U@X.test"},
+                                              {"v@x.test", "disk on fire", false, Action::failed, std::nullopt}};
+        BounceInput in{e, failed, "Subject: s\r\n", "mx.test", "BID", now};
+        std::string m = compose_bounce(in);
+        CHECK(m.find("Subject: Undelivered Mail Returned to Sender\r\n") != std::string::npos);
+        CHECK(m.find("\r\n\r\nOriginal-Envelope-Id: QQ 1\r\nReporting-MTA: dns; mx.test\r\n") != std::string::npos);
+        CHECK(m.find("\r\n\r\nOriginal-Recipient: rfc822; U@X.test\r\nFinal-Recipient: rfc822; u@x.test\r\nAction: "
+                     "failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no\r\n") != std::string::npos);
+        CHECK(m.find("\r\n\r\nFinal-Recipient: rfc822; v@x.test\r\nAction: failed\r\nStatus: 5.0.0\r\n"
+                     "Diagnostic-Code: x-local; disk on fire\r\n") != std::string::npos);
+        CHECK(m.find("Content-Type: text/rfc822-headers\r\n\r\nSubject: s\r\n\r\n--BID/mx.test--\r\n") !=
+              std::string::npos);
+
+        in.original_message = "Subject: s\r\n\r\nbody";
+        m = compose_bounce(in);
+        CHECK(m.find("Content-Type: message/rfc822\r\n\r\nSubject: s\r\n\r\nbody\r\n\r\n--BID/mx.test--\r\n") !=
+              std::string::npos);
+        e.smtputf8 = true;
+        CHECK(compose_bounce(in).find("Content-Type: message/global\r\n") != std::string::npos);
+        in.original_message.reset();
+        CHECK(compose_bounce(in).find("Content-Type: text/rfc822-headers\r\n") != std::string::npos);
+        in.too_big_to_return = true;
+        CHECK(compose_bounce(in).find("too big to be returned whole") != std::string::npos);
+
+        std::vector<ReportedRecipient> good{{"u@x.test", "delivered to maildir /m/u", false, Action::delivered, {}},
+                                            {"w@x.test", "250 2.0.0 ok", false, Action::relayed, {}}};
+        BounceInput ok{e, good, "Subject: s\r\n", "mx.test", "BID2", now};
+        m = compose_bounce(ok);
+        CHECK(m.find("Subject: Successful Mail Delivery Report\r\n") != std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; u@x.test\r\nAction: delivered\r\nStatus: 2.0.0\r\nLast-Attempt-Date") !=
+              std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; w@x.test\r\nAction: relayed\r\nStatus: 2.0.0\r\nDiagnostic-Code: smtp; "
+                     "250 2.0.0 ok\r\n") != std::string::npos);
+        CHECK(m.find("/m/u") == std::string::npos);
+        CHECK(m.find("Action: failed") == std::string::npos);
+    }
 }

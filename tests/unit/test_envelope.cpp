@@ -42,10 +42,18 @@ std::string reference_json(const Envelope& e)
     auto opt = [](const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); };
     Json recipients = Json::array();
     for (const Recipient& r : e.recipients) {
-        recipients.push_back(Json{{"address", r.address},
-                                  {"status", r.status},
-                                  {"attempts", r.attempts},
-                                  {"last_error", opt(r.last_error)}});
+        Json rc{
+            {"address", r.address}, {"status", r.status}, {"attempts", r.attempts}, {"last_error", opt(r.last_error)}};
+        if (r.original) {
+            rc["original"] = *r.original;
+        }
+        if (r.notify) {
+            rc["notify"] = *r.notify;
+        }
+        if (r.orcpt) {
+            rc["orcpt"] = *r.orcpt;
+        }
+        recipients.push_back(rc);
     }
     Json client{{"address", opt(e.client.address)},
                 {"port", e.client.port ? Json(*e.client.port) : Json(nullptr)},
@@ -56,11 +64,25 @@ std::string reference_json(const Envelope& e)
     if (e.client.tls) {
         client["tls"] = Json{{"version", e.client.tls->version}, {"cipher", e.client.tls->cipher}};
     }
-    Json tree{{"version", k_envelope_version}, {"id", e.id},           {"received_at", e.received_at},
-              {"hostname", e.hostname},        {"client", client},     {"mail_from", e.mail_from},
-              {"body", e.body},                {"smtputf8", e.smtputf8}, {"size", e.size},
-              {"recipients", recipients},      {"attempts", e.attempts}, {"last_attempt", opt(e.last_attempt)},
-              {"next_attempt", opt(e.next_attempt)}};
+    Json tree{{"version", k_envelope_version},
+              {"id", e.id},
+              {"received_at", e.received_at},
+              {"hostname", e.hostname},
+              {"client", client},
+              {"mail_from", e.mail_from},
+              {"body", e.body},
+              {"smtputf8", e.smtputf8}};
+    if (e.dsn_ret) {
+        tree["dsn_ret"] = *e.dsn_ret;
+    }
+    if (e.dsn_envid) {
+        tree["dsn_envid"] = *e.dsn_envid;
+    }
+    tree["size"] = e.size;
+    tree["recipients"] = recipients;
+    tree["attempts"] = e.attempts;
+    tree["last_attempt"] = opt(e.last_attempt);
+    tree["next_attempt"] = opt(e.next_attempt);
     return tree.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
@@ -217,18 +239,79 @@ TEST_SUITE("envelope")
         Envelope e = sample();
         CHECK(envelope_to_json(e) == reference_json(e));
         e.client = ClientInfo{};
-        e.client.helo = "tab\there \"quoted\" back\\slash \x01\x1f" " del\x7f";
-        e.mail_from = "caf\xc3\xa9@b\xc3\xbc" "cher.test";
+        e.client.helo = "tab\there \"quoted\" back\\slash \x01\x1f"
+                        " del\x7f";
+        e.mail_from = "caf\xc3\xa9@b\xc3\xbc"
+                      "cher.test";
         e.hostname = "bad\xff\xfe utf-8 \xc3";
         e.size = 18446744073709551615ULL;
         e.attempts = 7;
         e.last_attempt = "2026-11-22T03:00:00Z";
         e.recipients[1].last_error = "line\r\nbreak";
         CHECK(envelope_to_json(e) == reference_json(e));
+        e.dsn_ret = "FULL";
+        e.dsn_envid = "env \"1\"\\x";
+        e.recipients[0].notify = std::vector<std::string>{"SUCCESS", "FAILURE", "DELAY"};
+        e.recipients[0].orcpt = "rfc822;\"q\"@x.test";
+        e.recipients[1].notify = std::vector<std::string>{"NEVER"};
+        e.recipients[1].original = "list@mx.test";
+        CHECK(envelope_to_json(e) == reference_json(e));
         e.recipients.clear();
         CHECK(envelope_to_json(e) == reference_json(e));
         e.id.clear();
         e.received_at.clear();
         CHECK(envelope_to_json(e) == reference_json(e));
+    }
+
+    TEST_CASE("DSN keys: written only when given, read back, absent in older envelopes")
+    {
+        Envelope e = sample();
+        std::string plain = envelope_to_json(e);
+        for (const char* k : {"dsn_ret", "dsn_envid", "notify", "orcpt"}) {
+            CHECK(plain.find(k) == std::string::npos);
+        }
+        auto old = envelope_from_json(plain);
+        REQUIRE(old);
+        CHECK_FALSE(old.value().dsn_ret);
+        CHECK_FALSE(old.value().dsn_envid);
+        CHECK_FALSE(old.value().recipients[0].notify);
+        CHECK_FALSE(old.value().recipients[0].orcpt);
+
+        e.dsn_ret = "HDRS";
+        e.dsn_envid = "QQ+1=x y";
+        e.recipients[0].notify = std::vector<std::string>{"SUCCESS", "DELAY"};
+        e.recipients[0].orcpt = "rfc822;U+X@x.example";
+        e.recipients[1].notify = std::vector<std::string>{"NEVER"};
+        std::string json = envelope_to_json(e);
+        CHECK(json.find("\"smtputf8\": true,\n  \"dsn_ret\": \"HDRS\",\n  \"dsn_envid\": \"QQ+1=x y\",\n  \"size\"") !=
+              std::string::npos);
+        CHECK(json.find("\"notify\": [\n        \"SUCCESS\",\n        \"DELAY\"\n      ],\n      \"orcpt\": "
+                        "\"rfc822;U+X@x.example\"\n") != std::string::npos);
+        CHECK(nlohmann::json::parse(json) == nlohmann::json::parse(envelope_to_json_line(e)));
+        auto back = envelope_from_json(json);
+        REQUIRE(back);
+        const Envelope& b = back.value();
+        CHECK(b.dsn_ret == "HDRS");
+        CHECK(b.dsn_envid == "QQ+1=x y");
+        CHECK(b.recipients[0].notify == std::vector<std::string>{"SUCCESS", "DELAY"});
+        CHECK(b.recipients[0].orcpt == "rfc822;U+X@x.example");
+        CHECK(b.recipients[1].notify == std::vector<std::string>{"NEVER"});
+        CHECK_FALSE(b.recipients[1].orcpt);
+        CHECK(envelope_to_json(b) == json);
+
+        // What the reader refuses: values a session could never have written.
+        CHECK_FALSE(envelope_from_json(with(json, "\"HDRS\"", "\"BODY\"")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"HDRS\"", "null")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"QQ+1=x y\"", "\"a\\r\\nb\"")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"QQ+1=x y\"", "\"" + std::string(101, 'x') + "\"")));
+        CHECK(envelope_from_json(with(json, "\"QQ+1=x y\"", "\"" + std::string(100, 'x') + "\"")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"NEVER\"", "\"NEVER\", \"SUCCESS\"")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"NEVER\"", "\"never\"")));
+        CHECK_FALSE(envelope_from_json(with(json, "[\n        \"NEVER\"\n      ]", "[]")));
+        CHECK_FALSE(envelope_from_json(with(json, "[\n        \"NEVER\"\n      ]", "\"NEVER\"")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"DELAY\"", "\"SUCCESS\"")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"rfc822;U+X@x.example\"", "\"no-type\"")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"rfc822;U+X@x.example\"", "\"rfc822;a\\nb\"")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"rfc822;U+X@x.example\"", "7")));
     }
 }

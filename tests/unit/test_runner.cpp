@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <sys/file.h>
@@ -82,6 +83,9 @@ struct Fixture {
             rc.address = r;
             e.recipients.push_back(rc);
         }
+        if (tweak) {
+            tweak(e);
+        }
         REQUIRE(w.commit(e).ok());
         clock.advance(1us);
         return e.id;
@@ -127,7 +131,10 @@ struct Fixture {
     RecordingLog log;
     Script script;
     std::vector<Route> routes;
+    std::function<void(Envelope&)> tweak; // applied to each envelope queue() writes
 };
+
+using Notify = std::vector<std::string>;
 
 } // namespace
 
@@ -282,5 +289,201 @@ TEST_SUITE("runner")
         s = f.run();
         CHECK(s.unreadable == 1);
         CHECK(f.log.has("event=unreadable id=0-bad"));
+    }
+
+    TEST_CASE("DSN: no failure notice for NOTIFY=NEVER or a NOTIFY without FAILURE")
+    {
+        Fixture f;
+        f.tweak = [](Envelope& e) {
+            e.recipients[0].notify = Notify{"NEVER"};
+            e.recipients[1].notify = Notify{"SUCCESS", "DELAY"};
+            e.recipients[2].notify = Notify{"FAILURE"};
+        };
+        f.queue("alice@b.test", {"u@far.test", "v@far.test", "w@far.test", "x@far.test"});
+        for (auto a : {"u@far.test", "v@far.test", "w@far.test", "x@far.test"}) {
+            f.script.answers[a] = {Outcome::permanent, "550 5.1.1 no such user"};
+        }
+        RunStats s = f.run();
+        CHECK(s.failed == 4);
+        CHECK(s.bounces == 1);
+        CHECK(s.removed == 1);
+        auto q = f.queued();
+        REQUIRE(q.size() == 1);
+        std::string m = f.message(q[0]);
+        CHECK(m.find("Subject: Undelivered Mail Returned to Sender") != std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; u@far.test") == std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; v@far.test") == std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; w@far.test\r\nAction: failed\r\nStatus: 5.1.1\r\n") !=
+              std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; x@far.test\r\nAction: failed\r\n") != std::string::npos);
+        CHECK(m.find("Original-Envelope-Id") == std::string::npos);
+        CHECK(m.find("Original-Recipient") == std::string::npos);
+    }
+
+    TEST_CASE("DSN: all failures unwanted, no notice at all, and the message is still removed")
+    {
+        Fixture f;
+        f.tweak = [](Envelope& e) { e.recipients[0].notify = Notify{"NEVER"}; };
+        f.queue("alice@b.test", {"u@far.test"});
+        f.script.answers["u@far.test"] = {Outcome::permanent, "550 5.1.1 no"};
+        RunStats s = f.run();
+        CHECK(s.failed == 1);
+        CHECK(s.bounces == 0);
+        CHECK(s.removed == 1);
+        CHECK(f.queued().empty());
+    }
+
+    TEST_CASE("DSN: NOTIFY=SUCCESS and a final delivery: a success notice with Action: delivered")
+    {
+        Fixture f;
+        f.tweak = [](Envelope& e) {
+            e.dsn_envid = "QQ314159";
+            e.recipients[0].notify = Notify{"SUCCESS"};
+            e.recipients[0].orcpt = "rfc822;Bob@Local.test";
+            e.recipients[1].notify = Notify{"FAILURE"};
+        };
+        std::string id = f.queue("alice@b.test", {"bob@local.test", "carol@local.test"},
+                                 "Subject: report me\r\n\r\nsecret body\r\n");
+        f.script.answers["bob@local.test"] = {Outcome::delivered, "delivered to maildir /tmp/x/bob"};
+        RunStats s = f.run();
+        CHECK(s.delivered == 2);
+        CHECK(s.bounces == 1);
+        auto q = f.queued();
+        REQUIRE(q.size() == 1);
+        Envelope b = f.envelope(q[0]);
+        CHECK(b.mail_from == "");
+        REQUIRE(b.recipients.size() == 1);
+        CHECK(b.recipients[0].address == "alice@b.test");
+        std::string m = f.message(q[0]);
+        CHECK(m.find("Subject: Successful Mail Delivery Report\r\n") != std::string::npos);
+        CHECK(m.find("was delivered to the following\r\nrecipients:\r\n\r\n<bob@local.test>\r\n") != std::string::npos);
+        CHECK(m.find("Original-Envelope-Id: QQ314159\r\nReporting-MTA: dns; mx.test\r\n") != std::string::npos);
+        CHECK(m.find("\r\n\r\nOriginal-Recipient: rfc822; Bob@Local.test\r\nFinal-Recipient: rfc822; bob@local.test\r\n"
+                     "Action: delivered\r\nStatus: 2.0.0\r\nLast-Attempt-Date: ") != std::string::npos);
+        CHECK(m.find("carol@local.test") == std::string::npos);
+        CHECK(m.find("/tmp/x/bob") == std::string::npos); // no local detail for the sender
+        CHECK(m.find("Diagnostic-Code") == std::string::npos);
+        CHECK(m.find("Content-Type: text/rfc822-headers\r\n\r\nReceived: by test\r\nSubject: report me\r\n") !=
+              std::string::npos);
+        CHECK(m.find("secret body") == std::string::npos);
+        CHECK(f.log.has("event=bounce id=" + id + " bounce_id=" + q[0] + " to=alice@b.test kind=success"));
+    }
+
+    TEST_CASE("DSN: relayed to a server without DSN, Action: relayed; to one with DSN, no notice of ours")
+    {
+        Fixture f;
+        f.tweak = [](Envelope& e) {
+            e.recipients[0].notify = Notify{"SUCCESS"};
+            e.recipients[1].notify = Notify{"SUCCESS", "FAILURE"};
+            e.recipients[2].notify = Notify{"FAILURE"};
+        };
+        f.queue("alice@b.test", {"u@far.test", "v@far.test", "w@far.test"});
+        f.script.answers["u@far.test"] = {Outcome::delivered, "250 2.0.0 queued as X", Handoff::relayed};
+        f.script.answers["v@far.test"] = {Outcome::delivered, "250 2.0.0 queued as Y", Handoff::relayed_dsn};
+        f.script.answers["w@far.test"] = {Outcome::delivered, "250 2.0.0 queued as Z", Handoff::relayed};
+        RunStats s = f.run();
+        CHECK(s.delivered == 3);
+        CHECK(s.bounces == 1);
+        auto q = f.queued();
+        REQUIRE(q.size() == 1);
+        std::string m = f.message(q[0]);
+        CHECK(m.find("Subject: Successful Mail Delivery Report\r\n") != std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; u@far.test\r\nAction: relayed\r\nStatus: 2.0.0\r\n"
+                     "Diagnostic-Code: smtp; 250 2.0.0 queued as X\r\n") != std::string::npos);
+        CHECK(m.find("v@far.test") == std::string::npos);
+        CHECK(m.find("w@far.test") == std::string::npos);
+        CHECK(m.find("Original-Envelope-Id") == std::string::npos);
+    }
+
+    TEST_CASE("DSN: mixed outcomes give one failure notice and one success notice")
+    {
+        Fixture f;
+        f.tweak = [](Envelope& e) {
+            e.recipients[0].notify = Notify{"SUCCESS", "FAILURE"};
+            e.recipients[1].notify = Notify{"SUCCESS", "FAILURE"};
+        };
+        f.queue("alice@b.test", {"u@local.test", "v@far.test"});
+        f.script.answers["v@far.test"] = {Outcome::permanent, "550 5.1.1 no"};
+        RunStats s = f.run();
+        CHECK(s.bounces == 2);
+        auto q = f.queued();
+        REQUIRE(q.size() == 2);
+        int failures = 0, successes = 0;
+        for (const std::string& b : q) {
+            std::string m = f.message(b);
+            if (m.find("Action: failed") != std::string::npos) {
+                ++failures;
+                CHECK(m.find("Final-Recipient: rfc822; v@far.test") != std::string::npos);
+                CHECK(m.find("u@local.test") == std::string::npos);
+            } else {
+                ++successes;
+                CHECK(m.find("Final-Recipient: rfc822; u@local.test\r\nAction: delivered\r\n") != std::string::npos);
+                CHECK(m.find("v@far.test") == std::string::npos);
+            }
+        }
+        CHECK(failures == 1);
+        CHECK(successes == 1);
+    }
+
+    TEST_CASE("DSN: never a notice to the null sender, whatever NOTIFY says")
+    {
+        Fixture f;
+        f.tweak = [](Envelope& e) {
+            e.recipients[0].notify = Notify{"SUCCESS", "FAILURE"};
+            e.recipients[1].notify = Notify{"SUCCESS", "FAILURE"};
+        };
+        f.queue("", {"u@local.test", "v@far.test"});
+        f.script.answers["v@far.test"] = {Outcome::permanent, "550 5.1.1 no"};
+        RunStats s = f.run();
+        CHECK(s.bounces == 0);
+        CHECK(f.queued().empty());
+    }
+
+    TEST_CASE("DSN: RET=FULL returns the whole message; RET=HDRS and no RET the header section")
+    {
+        for (const char* ret : {"FULL", "HDRS", ""}) {
+            INFO(ret);
+            Fixture f;
+            f.tweak = [ret](Envelope& e) {
+                if (*ret) {
+                    e.dsn_ret = ret;
+                }
+            };
+            f.queue("alice@b.test", {"u@far.test"}, "Subject: returned\r\n\r\nthe body line\r\n");
+            f.script.answers["u@far.test"] = {Outcome::permanent, "550 5.1.1 no"};
+            f.run();
+            auto q = f.queued();
+            REQUIRE(q.size() == 1);
+            std::string m = f.message(q[0]);
+            if (std::string(ret) == "FULL") {
+                CHECK(m.find("Content-Type: message/rfc822\r\n\r\nReceived: by test\r\nSubject: returned\r\n\r\n"
+                             "the body line\r\n\r\n--") != std::string::npos);
+                CHECK(m.find("text/rfc822-headers") == std::string::npos);
+            } else {
+                CHECK(
+                    m.find(
+                        "Content-Type: text/rfc822-headers\r\n\r\nReceived: by test\r\nSubject: returned\r\n\r\n--") !=
+                    std::string::npos);
+                CHECK(m.find("the body line") == std::string::npos);
+                CHECK(m.find("message/rfc822") == std::string::npos);
+            }
+        }
+    }
+
+    TEST_CASE("DSN: a success notice returns the header section even with RET=FULL")
+    {
+        Fixture f;
+        f.tweak = [](Envelope& e) {
+            e.dsn_ret = "FULL";
+            e.recipients[0].notify = Notify{"SUCCESS"};
+        };
+        f.queue("alice@b.test", {"u@local.test"}, "Subject: s\r\n\r\nthe body line\r\n");
+        f.run();
+        auto q = f.queued();
+        REQUIRE(q.size() == 1);
+        std::string m = f.message(q[0]);
+        CHECK(m.find("Action: delivered") != std::string::npos);
+        CHECK(m.find("the body line") == std::string::npos);
+        CHECK(m.find("text/rfc822-headers") != std::string::npos);
     }
 }

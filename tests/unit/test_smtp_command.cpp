@@ -1,4 +1,5 @@
 // Tests of command splitting and MAIL/RCPT arguments and parameters.
+#include "dsn.hpp"
 #include "smtp_command.hpp"
 
 #include <doctest/doctest.h>
@@ -70,7 +71,7 @@ TEST_SUITE("smtp_command")
         CHECK(code_of(parse_mail("FROM:<a@b.example> SIZE=1 SIZE=2", k_esmtp)) == 501);
         CHECK(code_of(parse_mail("FROM:<a@b.example> BODY=BINARYMIME", k_esmtp)) == 501);
         CHECK(code_of(parse_mail("FROM:<a@b.example> SMTPUTF8=yes", k_esmtp)) == 501);
-        auto unknown = parse_mail("FROM:<a@b.example> RET=HDRS", k_esmtp);
+        auto unknown = parse_mail("FROM:<a@b.example> MT-PRIORITY=3", k_esmtp);
         REQUIRE(unknown.index() == 1);
         CHECK(std::get<Reply>(unknown).code == 555);
         CHECK(std::get<Reply>(unknown).status == "5.5.4");
@@ -94,8 +95,126 @@ TEST_SUITE("smtp_command")
         CHECK(code_of(parse_rcpt("to: <u@x.example>", true, false)) == 250);
         CHECK(code_of(parse_rcpt("TO:<postmaster>", true, false)) == 250);
         CHECK(code_of(parse_rcpt("TO:<>", true, false)) == 501);
-        CHECK(code_of(parse_rcpt("TO:<u@x.example> NOTIFY=NEVER", true, false)) == 555);
+        CHECK(code_of(parse_rcpt("TO:<u@x.example> NOTIFY=NEVER", true, false)) == 250);
         CHECK(code_of(parse_rcpt("TO:<u@x.example> NOTIFY=NEVER", false, false)) == 555);
+        CHECK(code_of(parse_rcpt("TO:<u@x.example> ORCPT=rfc822;u@x.example", false, false)) == 555);
+        CHECK(code_of(parse_rcpt("TO:<u@x.example> XYZ=1", true, false)) == 555);
         CHECK(code_of(parse_rcpt("FROM:<u@x.example>", true, false)) == 501);
+    }
+
+    TEST_CASE("DSN on MAIL: RET and ENVID, decoded from xtext")
+    {
+        auto m = parse_mail("FROM:<a@b.example> RET=hdrs ENVID=QQ+2B1+3Dx", k_esmtp);
+        REQUIRE(m.index() == 0);
+        CHECK(std::get<MailCommand>(m).ret == "HDRS");
+        REQUIRE(std::get<MailCommand>(m).envid);
+        CHECK(*std::get<MailCommand>(m).envid == "QQ+1=x");
+        auto full = parse_mail("FROM:<> RET=FULL", k_esmtp);
+        REQUIRE(full.index() == 0);
+        CHECK(std::get<MailCommand>(full).ret == "FULL");
+        CHECK_FALSE(std::get<MailCommand>(full).envid);
+        auto none = parse_mail("FROM:<a@b.example>", k_esmtp);
+        CHECK(std::get<MailCommand>(none).ret.empty());
+        CHECK_FALSE(std::get<MailCommand>(none).envid);
+        auto text = [](std::string_view arg) {
+            auto r = parse_mail(arg, k_esmtp);
+            return r.index() == 1 ? std::to_string(std::get<Reply>(r).code) + " " + std::get<Reply>(r).status + " " +
+                                        std::get<Reply>(r).text
+                                  : std::string("accepted");
+        };
+        CHECK(text("FROM:<a@b.example> RET=BODY") == "501 5.5.4 RET must be FULL or HDRS");
+        CHECK(text("FROM:<a@b.example> RET") == "501 5.5.4 RET must be FULL or HDRS");
+        CHECK(text("FROM:<a@b.example> RET=FULL RET=HDRS") == "501 5.5.4 RET given twice");
+        CHECK(text("FROM:<a@b.example> ENVID=a ENVID=b") == "501 5.5.4 ENVID given twice");
+        CHECK(text("FROM:<a@b.example> ENVID=") == "501 5.5.4 ENVID must be xtext of printable ASCII");
+        CHECK(text("FROM:<a@b.example> ENVID=a+2b") == "501 5.5.4 ENVID must be xtext of printable ASCII");
+        CHECK(text("FROM:<a@b.example> ENVID=a+2") == "501 5.5.4 ENVID must be xtext of printable ASCII");
+        CHECK(text("FROM:<a@b.example> ENVID=a=b") == "501 5.5.4 ENVID must be xtext of printable ASCII");
+        CHECK(text("FROM:<a@b.example> ENVID=a+0Ab") == "501 5.5.4 ENVID must be xtext of printable ASCII");
+        CHECK(text("FROM:<a@b.example> ENVID=" + std::string(100, 'x')) == "accepted");
+        CHECK(text("FROM:<a@b.example> ENVID=" + std::string(101, 'x')) ==
+              "501 5.5.4 ENVID is longer than 100 characters");
+        CHECK(text("FROM:<a@b.example> RET=FULL") == "accepted");
+        CHECK(code_of(parse_mail("FROM:<a@b.example> RET=FULL", MailOptions{false, 1000})) == 555);
+    }
+
+    TEST_CASE("DSN on RCPT: NOTIFY and ORCPT")
+    {
+        auto rcpt = [](std::string_view arg) { return parse_rcpt(arg, true, false); };
+        auto text = [&](std::string_view arg) {
+            auto r = rcpt(arg);
+            return r.index() == 1 ? std::to_string(std::get<Reply>(r).code) + " " + std::get<Reply>(r).status + " " +
+                                        std::get<Reply>(r).text
+                                  : std::string("accepted");
+        };
+        auto r = rcpt("TO:<u@x.example> notify=success,Delay ORCPT=rfc822;U+2BX@x.example");
+        REQUIRE(r.index() == 0);
+        const RcptCommand& c = std::get<RcptCommand>(r);
+        REQUIRE(c.notify);
+        CHECK(*c.notify == std::vector<std::string>{"SUCCESS", "DELAY"});
+        REQUIRE(c.orcpt);
+        CHECK(*c.orcpt == "rfc822;U+X@x.example");
+        auto plain = rcpt("TO:<u@x.example>");
+        CHECK_FALSE(std::get<RcptCommand>(plain).notify);
+        CHECK_FALSE(std::get<RcptCommand>(plain).orcpt);
+        CHECK(*std::get<RcptCommand>(rcpt("TO:<u@x.example> NOTIFY=NEVER")).notify ==
+              std::vector<std::string>{"NEVER"});
+        CHECK(text("TO:<u@x.example> NOTIFY=FAILURE,SUCCESS,DELAY") == "accepted");
+        CHECK(text("TO:<u@x.example> NOTIFY=NEVER,SUCCESS") ==
+              "501 5.5.4 NOTIFY=NEVER cannot be combined with other values");
+        CHECK(text("TO:<u@x.example> NOTIFY=FAILURE,NEVER") ==
+              "501 5.5.4 NOTIFY=NEVER cannot be combined with other values");
+        CHECK(text("TO:<u@x.example> NOTIFY=SUCCESS,SUCCESS") == "501 5.5.4 NOTIFY names SUCCESS twice");
+        CHECK(text("TO:<u@x.example> NOTIFY=SOMETIMES") ==
+              "501 5.5.4 NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
+        CHECK(text("TO:<u@x.example> NOTIFY=") ==
+              "501 5.5.4 NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
+        CHECK(text("TO:<u@x.example> NOTIFY=SUCCESS,") ==
+              "501 5.5.4 NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
+        CHECK(text("TO:<u@x.example> NOTIFY") == "501 5.5.4 NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
+        CHECK(text("TO:<u@x.example> NOTIFY=NEVER NOTIFY=NEVER") == "501 5.5.4 NOTIFY given twice");
+        CHECK(text("TO:<u@x.example> ORCPT=rfc822;a ORCPT=rfc822;b") == "501 5.5.4 ORCPT given twice");
+        CHECK(text("TO:<u@x.example> ORCPT=u@x.example") == "501 5.5.4 ORCPT must be addr-type;xtext");
+        CHECK(text("TO:<u@x.example> ORCPT=;u@x.example") == "501 5.5.4 ORCPT must be addr-type;xtext");
+        CHECK(text("TO:<u@x.example> ORCPT=rfc822;") == "501 5.5.4 ORCPT must be addr-type;xtext");
+        CHECK(text("TO:<u@x.example> ORCPT=rf(c;u@x.example") == "501 5.5.4 ORCPT must be addr-type;xtext");
+        CHECK(text("TO:<u@x.example> ORCPT=rfc822;u+zz@x.example") == "501 5.5.4 ORCPT must be addr-type;xtext");
+        CHECK(text("TO:<u@x.example> ORCPT=rfc822;u+0D+0A@x.example") == "501 5.5.4 ORCPT must be addr-type;xtext");
+        CHECK(text("TO:<u@x.example> ORCPT=rfc822;" + std::string(493, 'a')) == "accepted"); // 500 in all
+        CHECK(text("TO:<u@x.example> ORCPT=rfc822;" + std::string(494, 'a')) ==
+              "501 5.5.4 ORCPT is longer than 500 characters");
+    }
+
+    TEST_CASE("xtext decodes what it encodes; malformed xtext is refused")
+    {
+        CHECK(xtext_decode("abc") == std::optional<std::string>("abc"));
+        CHECK(xtext_decode("a+2B+3D+20") == std::optional<std::string>("a+= "));
+        CHECK(xtext_decode("") == std::optional<std::string>(""));
+        CHECK_FALSE(xtext_decode("+"));
+        CHECK_FALSE(xtext_decode("+4"));
+        CHECK_FALSE(xtext_decode("+4g"));
+        CHECK_FALSE(xtext_decode("+4a")); // RFC 3461 §4: upper-case hex only
+        CHECK_FALSE(xtext_decode("a b"));
+        CHECK_FALSE(xtext_decode("a=b"));
+        CHECK_FALSE(xtext_decode("\xc3\xa9"));
+        CHECK(xtext_encode("a+= \r\n\xff~!") == "a+2B+3D+20+0D+0A+FF~!");
+        std::string all;
+        for (int c = 0; c < 256; ++c) {
+            all.push_back(static_cast<char>(c));
+        }
+        CHECK(xtext_decode(xtext_encode(all)) == std::optional<std::string>(all));
+        CHECK(orcpt_parameter("rfc822;a+b c@x") == "rfc822;a+2Bb+20c@x");
+    }
+
+    TEST_CASE("NOTIFY decides which notices are wanted")
+    {
+        using V = std::optional<std::vector<std::string>>;
+        CHECK(notify_failure(V{}));
+        CHECK_FALSE(notify_success(V{}));
+        CHECK_FALSE(notify_failure(V{{"NEVER"}}));
+        CHECK_FALSE(notify_success(V{{"NEVER"}}));
+        CHECK(notify_success(V{{"SUCCESS"}}));
+        CHECK_FALSE(notify_failure(V{{"SUCCESS", "DELAY"}}));
+        CHECK(notify_failure(V{{"DELAY", "FAILURE"}}));
     }
 }

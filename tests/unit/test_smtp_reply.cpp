@@ -17,7 +17,7 @@ TEST_SUITE("smtp_reply")
     {
         std::string ehlo = render(replies::ehlo_ok("mx.test", "c.test", 1234));
         CHECK(ehlo == "250-mx.test hello c.test\r\n250-PIPELINING\r\n250-SIZE 1234\r\n250-8BITMIME\r\n"
-                      "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 HELP\r\n");
+                      "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-DSN\r\n250 HELP\r\n");
         std::string help = render(replies::help());
         CHECK(help.substr(0, 10) == "214-2.0.0 ");
         CHECK(help.find("\r\n214 2.0.0 ") != std::string::npos);

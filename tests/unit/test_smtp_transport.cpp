@@ -564,6 +564,49 @@ TEST_SUITE("smtp_transport")
                                           "RCPT TO:<\xc3\xbc@fake.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n");
     }
 
+    TEST_CASE("DSN: the parameters go to a server that offers DSN, none to one that does not; the handoff says which")
+    {
+        Fixture f("hi\r\n", {"u@fake.test", "v@fake.test", "w@fake.test"});
+        f.envelope.dsn_ret = "FULL";
+        f.envelope.dsn_envid = "Q+1 =x";
+        f.envelope.recipients[0].notify = std::vector<std::string>{"SUCCESS", "FAILURE"};
+        f.envelope.recipients[0].orcpt = "rfc822;U+1@fake.test";
+        f.envelope.recipients[1].notify = std::vector<std::string>{"NEVER"};
+        auto session = [](const std::string& ehlo) {
+            return [ehlo](FakeConn& c) {
+                greet(c, ehlo);
+                for (int i = 0; i < 5; ++i) {
+                    c.line();
+                }
+                c.say("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+                c.data();
+                c.say("250 2.0.0 queued\r\n");
+                answer_quit(c);
+            };
+        };
+        const std::string ehlo_dsn = "250-fake.test hello\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n250 DSN\r\n";
+        FakeServer server({session(ehlo_dsn), session(k_ehlo_all)});
+        for (Handoff want : {Handoff::relayed_dsn, Handoff::relayed}) {
+            auto t = transport_to(server.port());
+            auto out = t.deliver(f.delivery());
+            REQUIRE(out.size() == 3);
+            for (const RecipientOutcome& o : out) {
+                CHECK(o.outcome == Outcome::delivered);
+                CHECK(o.handoff == want);
+            }
+            t.finish();
+        }
+        server.join();
+        CHECK(server.transcripts.at(0) ==
+              "EHLO client.test\r\nMAIL FROM:<a@b.test> SIZE=4 RET=FULL ENVID=Q+2B1+20+3Dx\r\n"
+              "RCPT TO:<u@fake.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;U+2B1@fake.test\r\n"
+              "RCPT TO:<v@fake.test> NOTIFY=NEVER\r\nRCPT TO:<w@fake.test>\r\n"
+              "DATA\r\nhi\r\n.\r\nQUIT\r\n");
+        CHECK(server.transcripts.at(1) ==
+              "EHLO client.test\r\nMAIL FROM:<a@b.test> SIZE=4\r\nRCPT TO:<u@fake.test>\r\n"
+              "RCPT TO:<v@fake.test>\r\nRCPT TO:<w@fake.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n");
+    }
+
     TEST_CASE("addresses with CR, LF or brackets are never sent")
     {
         Fixture f("hi\r\n", {"evil@fake.test>\r\nRCPT TO:<other@fake.test", "ok@fake.test", "a<b@fake.test"});
