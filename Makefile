@@ -31,13 +31,13 @@ CXXFLAGS += -Wall -Wextra -Werror -Wpedantic -Wshadow $(CXXFLAGS-sanitize-$(sani
 # Debian build passes its own).
 override CXXFLAGS += -std=c++20 -MMD -MP
 LDFLAGS += $(LDFLAGS-sanitize-$(sanitize))
-LIBS = -lboost_program_options -lssl -lcrypto
+LIBS = -lboost_program_options -lssl -lcrypto -lcrypt
 # The binary starts once per connection: with libstdc++, libgcc and Boost
 # linked in, the dynamic loader has less to do (start-up to the greeting
 # 1.47 -> 0.93 ms in bench/); so is OpenSSL. glibc stays shared (getaddrinfo
 # needs it).
 BIN_LIBS-sanitize-no = -static-libstdc++ -static-libgcc -Wl,-Bstatic -lboost_program_options -lssl -lcrypto \
-	-Wl,-Bdynamic -ldl -pthread
+	-Wl,-Bdynamic -lcrypt -ldl -pthread
 BIN_LIBS-sanitize-yes = $(LIBS)
 
 LIB_SRCS := $(filter-out src/main.cpp,$(wildcard src/*.cpp))

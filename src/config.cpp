@@ -115,13 +115,14 @@ po::options_description session_options()
 // Options of TLS (serve, check-config, and the config file).
 po::options_description tls_options()
 {
-    po::options_description d("TLS options");
+    po::options_description d("TLS and AUTH options");
     // clang-format off
     d.add_options()
         ("tls-cert", po::value<std::string>()->value_name("FILE"), "PEM certificate chain: offer STARTTLS (read at each connection)")
         ("tls-key", po::value<std::string>()->value_name("FILE"), "PEM private key of --tls-cert")
         ("require-tls", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "530 to MAIL from network clients before STARTTLS")
-        ("tls-on-connect", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "TLS from the first octet, no STARTTLS (port 465)");
+        ("tls-on-connect", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "TLS from the first octet, no STARTTLS (port 465)")
+        ("auth-passwd", po::value<std::string>()->value_name("FILE"), "user:crypt-hash lines: offer AUTH PLAIN LOGIN inside TLS (and to local clients); authenticated clients may relay");
     // clang-format on
     return d;
 }
@@ -309,6 +310,12 @@ void resolve_tls(Config& c, const Sources& s)
     }
     if (auto v = s.get<std::string>("tls-on-connect")) {
         c.tls_on_connect = to_bool("tls-on-connect", *v);
+    }
+    if (auto v = s.get<std::string>("auth-passwd")) {
+        if (v->empty()) {
+            throw BadConfig{"auth-passwd: must not be empty"};
+        }
+        c.auth_passwd = *v;
     }
     if (c.tls_cert.has_value() != c.tls_key.has_value()) {
         throw BadConfig{c.tls_cert ? "tls-cert: needs --tls-key" : "tls-key: needs --tls-cert"};
@@ -660,6 +667,9 @@ std::string describe(const Config& c)
     }
     out << "require-tls = " << (c.require_tls ? "yes" : "no") << "\n";
     out << "tls-on-connect = " << (c.tls_on_connect ? "yes" : "no") << "\n";
+    if (c.auth_passwd) {
+        out << "auth-passwd = " << *c.auth_passwd << "\n";
+    }
     out << "proxy-protocol = " << (c.proxy_protocol ? "yes" : "no") << "\n";
     for (const std::string& n : c.proxy_from) {
         out << "proxy-from = " << n << "\n";

@@ -58,6 +58,7 @@ struct Config {
     std::optional<std::string> tls_key;  // PEM private key
     bool require_tls = false;
     bool tls_on_connect = false;
+    std::optional<std::string> auth_passwd; // AUTH: "user:crypt-hash" lines
     LogTarget log = LogTarget::syslog;
     // Delivery (runq; serve with --deliver-now).
     std::vector<Route> routes;

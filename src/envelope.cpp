@@ -45,6 +45,9 @@ Json to_tree(const Envelope& e)
     if (e.client.tls) {
         client["tls"] = Json{{"version", e.client.tls->version}, {"cipher", e.client.tls->cipher}};
     }
+    if (e.client.auth) {
+        client["auth"] = *e.client.auth;
+    }
     Json j{{"version", k_envelope_version},
            {"id", e.id},
            {"received_at", e.received_at},
@@ -182,6 +185,9 @@ Envelope from_tree(const Json& j)
             throw Invalid{"\"tls\" must be an object"};
         }
         e.client.tls = TlsInfo{get_string(tls, "version"), get_string(tls, "cipher")};
+    }
+    if (client.contains("auth")) {
+        e.client.auth = get_string(client, "auth");
     }
     e.mail_from = get_string(j, "mail_from");
     e.body = get_string(j, "body");
@@ -401,6 +407,10 @@ std::string envelope_to_json(const Envelope& e)
         w.key("cipher");
         w.string(e.client.tls->cipher);
         w.close('}');
+    }
+    if (e.client.auth) {
+        w.key("auth");
+        w.string(*e.client.auth);
     }
     w.close('}');
     w.key("mail_from");

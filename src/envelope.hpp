@@ -43,6 +43,7 @@ struct ClientInfo {
     std::string helo;
     std::string protocol = "ESMTP"; // SMTP | ESMTP
     std::optional<TlsInfo> tls;     // "tls" only when the session was encrypted
+    std::optional<std::string> auth; // "auth": the user who authenticated (AUTH), when one did
 };
 
 struct Envelope {

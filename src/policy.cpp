@@ -162,6 +162,13 @@ Result<PolicyFiles> load_policy_files(const Config& config)
         }
         files.local_users = std::move(r.value());
     }
+    if (config.auth_passwd) {
+        auto r = load_list<PasswordFile>("auth-passwd", *config.auth_passwd);
+        if (!r) {
+            return r.error();
+        }
+        files.passwords = std::move(r.value());
+    }
     return files;
 }
 

@@ -6,6 +6,7 @@
 
 #include "address_list.hpp"
 #include "aliases.hpp"
+#include "auth.hpp"
 #include "config.hpp"
 #include "log.hpp"
 #include "peer.hpp"
@@ -32,6 +33,7 @@ struct PolicyFiles {
     std::optional<SenderList> sender_deny;
     std::optional<Aliases> aliases;
     std::optional<LocalUsers> local_users;
+    std::optional<PasswordFile> passwords; // --auth-passwd
 };
 
 // Reads the files the configuration names; the error names the file and line.

@@ -245,9 +245,13 @@ int run_serve(Config config)
     PosixFs fs;
     SpoolWriter writer(config.spool, fs, clock, static_cast<long>(::getpid()));
     CommitRecorder spool(writer);
+    std::optional<PasswordFile> passwords = std::move(files.value().passwords);
     Policy policy(
         config, std::move(files.value()), [&writer] { return writer.readable_message(); }, *log);
     Session session(std::move(sc), spool, policy, *log, clock);
+    if (passwords) {
+        session.use_auth(*passwords);
+    }
     StdioTransport transport(0, 1, config.timeout, config.max_session_time);
     if (tls) {
         transport.use_tls(tls, config.tls_on_connect);

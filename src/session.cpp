@@ -183,6 +183,7 @@ Output Session::tls_started(TlsInfo tls, std::size_t discarded)
     m_esmtp = false;
     m_line.clear();
     m_overlong = false;
+    m_auth_step = AuthStep::none;
     m_state = State::connected;
     if (discarded > 0) {
         // Commands sent before the handshake (the STARTTLS injection): never
@@ -231,6 +232,10 @@ void Session::line(std::string_view raw)
     // RFC 5321 §2.3.8: only CRLF ends a line. Local clients may use LF alone.
     if ((!crlf && !m_config.peer.local) || raw.find('\r') != std::string_view::npos) {
         reply(replies::bare_line_end_in_command());
+        return;
+    }
+    if (m_auth_step != AuthStep::none) {
+        auth_response(raw);
         return;
     }
     command(raw);
@@ -286,6 +291,9 @@ void Session::command(std::string_view text)
     case Verb::starttls:
         out = on_starttls(cmd);
         break;
+    case Verb::auth:
+        out = on_auth(cmd);
+        break;
     case Verb::unimplemented:
         out = {replies::not_implemented(), false};
         break;
@@ -296,7 +304,9 @@ void Session::command(std::string_view text)
     if (out.success) {
         m_state = successor(cmd.verb, m_state);
     }
-    reply(out.reply);
+    if (!out.replied) {
+        reply(out.reply);
+    }
     if (cmd.verb == Verb::quit && out.success) {
         close("quit");
     } else if (!out.close.empty()) {
@@ -343,7 +353,9 @@ Session::Outcome Session::on_helo(const Command& cmd, bool esmtp)
     m_log.log(LogLine(esmtp ? "ehlo" : "helo").add("name", m_helo));
     if (esmtp) {
         bool starttls = m_config.tls_offered && !m_config.tls && !m_config.peer.local;
-        return {replies::ehlo_ok(m_config.hostname, header_safe(m_helo), m_config.max_message_size, starttls), true};
+        bool auth = auth_offered() && !m_auth_user;
+        return {replies::ehlo_ok(m_config.hostname, header_safe(m_helo), m_config.max_message_size, starttls, auth),
+                true};
     }
     return {replies::helo_ok(m_config.hostname, header_safe(m_helo)), true};
 }
@@ -358,7 +370,7 @@ Session::Outcome Session::on_mail(const Command& cmd)
         m_log.log(LogLine("mail").add("result", "refused").add("reason", "tls-required"));
         return {replies::tls_required(), false};
     }
-    auto parsed = parse_mail(cmd.argument, MailOptions{m_esmtp, m_config.max_message_size});
+    auto parsed = parse_mail(cmd.argument, MailOptions{m_esmtp, m_config.max_message_size, auth_offered()});
     if (auto* refusal = std::get_if<Reply>(&parsed)) {
         m_log.log(LogLine("mail")
                       .add("result", "refused")
@@ -473,6 +485,9 @@ std::string Session::received_header(std::string_view id) const
     if (m_config.tls && m_esmtp) {
         with += "S"; // RFC 3848: ESMTPS, UTF8SMTPS
     }
+    if (m_auth_user && m_esmtp) {
+        with += "A"; // RFC 3848: ESMTPA, ESMTPSA, UTF8SMTPSA
+    }
     h += " with " + with + " id " + std::string(id);
     if (m_tx->recipients.size() == 1) {
         h += "\r\n\tfor <" + m_tx->recipients.front() + ">";
@@ -550,6 +565,7 @@ Envelope Session::make_envelope() const
     e.client.helo = m_helo;
     e.client.protocol = m_esmtp ? "ESMTP" : "SMTP";
     e.client.tls = m_config.tls;
+    e.client.auth = m_auth_user;
     e.mail_from = m_tx->mail.path.mailbox;
     e.body = m_tx->mail.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT";
     e.smtputf8 = m_tx->mail.smtputf8;
@@ -670,10 +686,111 @@ Session::Outcome Session::on_starttls(const Command& cmd)
         return {replies::no_arguments("STARTTLS"), false};
     }
     if (!m_esmtp) {
-        return {replies::tls_needs_ehlo(), false};
+        return {replies::needs_ehlo("STARTTLS"), false};
     }
     m_start_tls = true;
     return {replies::tls_ready(), true};
+}
+
+bool Session::auth_offered() const { return m_auth != nullptr && (m_config.tls || m_config.peer.local); }
+
+Session::Outcome Session::on_auth(const Command& cmd)
+{
+    if (m_auth == nullptr) {
+        return {replies::not_implemented(), false};
+    }
+    if (!m_esmtp) {
+        return {replies::needs_ehlo("AUTH"), false};
+    }
+    if (m_auth_user) {
+        return {replies::auth_again(), false};
+    }
+    if (!auth_offered()) {
+        return {replies::auth_needs_tls(), false};
+    }
+    std::string_view arg = cmd.argument;
+    std::size_t sp = arg.find(' ');
+    std::string mechanism = ascii_lower(arg.substr(0, sp));
+    std::optional<std::string_view> initial;
+    if (sp != std::string_view::npos) {
+        initial = arg.substr(sp + 1);
+    }
+    if (mechanism.empty()) {
+        return {replies::syntax("AUTH mechanism [initial-response]"), false};
+    }
+    if (mechanism != "plain" && mechanism != "login") {
+        return {replies::auth_unknown_mechanism(), false};
+    }
+    m_auth_step = mechanism == "plain" ? AuthStep::plain : AuthStep::login_user;
+    if (!initial) {
+        // RFC 4616 §2: an empty challenge; LOGIN asks "Username:".
+        return {replies::auth_challenge(m_auth_step == AuthStep::plain ? "" : base64_encode("Username:")), true};
+    }
+    // RFC 4954 §4: "=" is an empty initial response.
+    std::string_view text = *initial == "=" ? std::string_view{} : *initial;
+    auth_response(text);
+    return {Reply{}, true, {}, true};
+}
+
+// A line that answers a 334 (or the initial response): "*" cancels.
+void Session::auth_response(std::string_view line)
+{
+    AuthStep step = std::exchange(m_auth_step, AuthStep::none);
+    if (line == "*") {
+        m_log.log(LogLine("auth").add("result", "cancelled"));
+        reply(replies::auth_cancelled());
+        return;
+    }
+    auto decoded = base64_decode(line);
+    if (!decoded) {
+        m_log.log(LogLine("auth").add("result", "bad-base64"));
+        reply(replies::auth_bad_base64());
+        return;
+    }
+    switch (step) {
+    case AuthStep::plain: {
+        auto c = parse_plain(*decoded);
+        // An authorization identity other than the user is not ours to grant.
+        if (!c || (!c->authzid.empty() && c->authzid != c->user)) {
+            m_log.log(LogLine("auth").add("mechanism", "PLAIN").add("result", "refused").add("reason", "malformed"));
+            reply(replies::auth_refused());
+            return;
+        }
+        reply(authenticate("PLAIN", c->user, c->password));
+        return;
+    }
+    case AuthStep::login_user:
+        m_auth_login = std::move(*decoded);
+        m_auth_step = AuthStep::login_password;
+        reply(replies::auth_challenge(base64_encode("Password:")));
+        return;
+    case AuthStep::login_password:
+        reply(authenticate("LOGIN", std::exchange(m_auth_login, {}), *decoded));
+        return;
+    case AuthStep::none:
+        break;
+    }
+}
+
+Reply Session::authenticate(std::string_view mechanism, const std::string& user, const std::string& password)
+{
+    AuthVerdict v = user.empty() || password.empty() ? AuthVerdict::refused : m_auth->check(user, password);
+    LogLine line("auth");
+    line.add("mechanism", mechanism).add("user", user); // never the password
+    switch (v) {
+    case AuthVerdict::ok:
+        m_auth_user = user;
+        m_config.may_relay = true;
+        m_log.log(line.add("result", "ok"));
+        return replies::auth_ok();
+    case AuthVerdict::temporary:
+        m_log.log(line.add("result", "temporary"));
+        return replies::auth_temporary();
+    case AuthVerdict::refused:
+        break;
+    }
+    m_log.log(line.add("result", "refused"));
+    return replies::auth_refused();
 }
 
 Session::Outcome Session::on_vrfy(const Command& cmd)

@@ -2,6 +2,7 @@
 // spool calls out. No file descriptors, no clock of its own, no files (R2).
 #pragma once
 
+#include "auth.hpp"
 #include "clock.hpp"
 #include "envelope.hpp"
 #include "header_check.hpp"
@@ -71,6 +72,9 @@ public:
     // counts one client error); or failed, which ends the session.
     Output tls_started(TlsInfo tls, std::size_t discarded);
     Output tls_failed(std::string_view reason);
+    // AUTH PLAIN and LOGIN (RFC 4954), offered inside TLS and to local
+    // clients; a client that authenticated may relay.
+    void use_auth(AuthPort& auth) { m_auth = &auth; }
 
     State state() const { return m_state; }
 
@@ -95,6 +99,7 @@ private:
         Reply reply;
         bool success;
         std::string_view close = {}; // end the session after the reply, for this reason
+        bool replied = false;        // the handler has replied already (AUTH with an initial response)
     };
     Outcome on_helo(const Command& cmd, bool esmtp);
     Outcome on_mail(const Command& cmd);
@@ -104,6 +109,10 @@ private:
     Outcome on_quit(const Command& cmd);
     Outcome on_vrfy(const Command& cmd);
     Outcome on_starttls(const Command& cmd);
+    Outcome on_auth(const Command& cmd);
+    void auth_response(std::string_view line);
+    Reply authenticate(std::string_view mechanism, const std::string& user, const std::string& password);
+    bool auth_offered() const;
     void count_error();
 
     bool is_local_domain(std::string_view domain) const;
@@ -137,6 +146,11 @@ private:
     std::string m_out;
     bool m_closed = false;
     bool m_start_tls = false; // STARTTLS accepted: stop reading at its line
+    AuthPort* m_auth = nullptr;
+    enum class AuthStep { none, plain, login_user, login_password };
+    AuthStep m_auth_step = AuthStep::none; // the next line answers a 334
+    std::string m_auth_login;              // LOGIN: the user name given so far
+    std::optional<std::string> m_auth_user; // authenticated as
     std::size_t m_errors = 0;
     std::size_t m_messages = 0;
     std::size_t m_recipients_total = 0;

@@ -11,8 +11,8 @@
 namespace smtpspool {
 namespace {
 
-constexpr std::array<std::string_view, 9> k_unimplemented{"TURN", "ETRN", "ATRN", "SEND", "SOML",
-                                                          "SAML", "AUTH", "BDAT", "BURL"};
+constexpr std::array<std::string_view, 8> k_unimplemented{"TURN", "ETRN", "ATRN", "SEND",
+                                                          "SOML", "SAML", "BDAT", "BURL"};
 
 bool iequals(std::string_view a, std::string_view b)
 {
@@ -153,7 +153,7 @@ std::variant<MailCommand, Reply> parse_mail(std::string_view argument, const Mai
     if (!params.empty() && !options.esmtp) {
         return replies::parameters_need_ehlo();
     }
-    bool seen_size = false, seen_body = false;
+    bool seen_size = false, seen_body = false, seen_auth = false;
     for (const Param& p : params) {
         std::string key = ascii_lower(p.keyword);
         if (key == "size") {
@@ -191,6 +191,13 @@ std::variant<MailCommand, Reply> parse_mail(std::string_view argument, const Mai
                 return replies::bad_parameter("RET must be FULL or HDRS");
             }
             mail.ret = v == "full" ? "FULL" : "HDRS";
+        } else if (key == "auth" && options.auth) {
+            // RFC 4954 §5: AUTH=<> or an xtext mailbox. Accepted, not trusted:
+            // nothing of it is kept.
+            if (seen_auth || !p.has_value || (p.value != "<>" && !xtext_decode(p.value))) {
+                return replies::bad_parameter("AUTH needs <> or an xtext mailbox");
+            }
+            seen_auth = true;
         } else if (key == "envid") {
             if (mail.envid) {
                 return replies::bad_parameter("ENVID given twice");

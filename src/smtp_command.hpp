@@ -48,6 +48,7 @@ struct RcptCommand {
 struct MailOptions {
     bool esmtp = true;        // false after HELO: no parameters allowed
     std::size_t max_size = 0; // SIZE= above this is refused (RFC 1870)
+    bool auth = false;        // AUTH is offered: the AUTH= parameter is accepted (RFC 4954 §5)
 };
 
 std::variant<MailCommand, Reply> parse_mail(std::string_view argument, const MailOptions& options);

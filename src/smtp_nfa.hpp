@@ -30,10 +30,11 @@ enum class Verb : std::uint8_t {
     vrfy,
     expn,
     starttls,
+    auth,
     unimplemented, // recognised verbs we do not offer (502)
     unknown,       // anything else (500)
 };
-inline constexpr std::size_t k_verb_count = 14;
+inline constexpr std::size_t k_verb_count = 15;
 
 // The successor of a verb that is allowed.
 enum class Next : std::uint8_t {
@@ -80,6 +81,7 @@ inline constexpr std::array<Rule, k_verb_count> k_rules{{
     {Verb::vrfy,          "VRFY", k_every_state,                                 Next::stay},
     {Verb::expn,          "EXPN", k_every_state,                                 Next::stay},
     {Verb::starttls,  "STARTTLS", any_of(State::greeted),                        Next::restart},
+    {Verb::auth,          "AUTH", any_of(State::greeted),                        Next::stay},
     {Verb::unimplemented, "",     k_every_state,                                 Next::stay},
     {Verb::unknown,       "",     k_every_state,                                 Next::stay},
 }};
@@ -127,7 +129,7 @@ enum class Missing : std::uint8_t { greeting, mail, recipient, no_nested_mail, n
 
 constexpr Missing missing_for(Verb v, State s)
 {
-    if (v == Verb::starttls && s != State::connected) {
+    if ((v == Verb::starttls || v == Verb::auth) && s != State::connected) {
         return Missing::no_transaction;
     }
     if (v == Verb::mail) {

@@ -59,20 +59,36 @@ Reply helo_ok(std::string_view host, std::string_view helo)
 {
     return {250, "", std::string(host) + " hello " + std::string(helo)};
 }
-Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size, bool starttls)
+Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size, bool starttls, bool auth)
 {
     // RFC 2034: the EHLO reply carries no enhanced status code.
     return {250, "",
             std::string(host) + " hello " + std::string(helo) + "\nPIPELINING\nSIZE " + std::to_string(max_size) +
-                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nDSN" + (starttls ? "\nSTARTTLS" : "") + "\nHELP"};
+                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nDSN" + (starttls ? "\nSTARTTLS" : "") +
+                (auth ? "\nAUTH PLAIN LOGIN" : "") + "\nHELP"};
 }
 // RFC 3207 §4: 220 to go ahead, 454 when TLS cannot be had now, 501 for
 // arguments (no_arguments), 530 for commands that need TLS first.
 Reply tls_ready() { return {220, "2.0.0", "ready to start TLS"}; }
 Reply tls_active() { return {503, "5.5.1", "TLS is already active"}; }
-Reply tls_needs_ehlo() { return {503, "5.5.1", "bad sequence of commands: send EHLO before STARTTLS"}; }
+Reply needs_ehlo(std::string_view verb)
+{
+    return {503, "5.5.1", "bad sequence of commands: send EHLO before " + std::string(verb)};
+}
 Reply tls_required() { return {530, "5.7.0", "must issue a STARTTLS command first"}; }
 Reply tls_unavailable() { return {454, "4.7.0", "TLS not available due to temporary reason"}; }
+// RFC 4954 §4 and §6: 334 challenges (base64, no status code), 235, 535,
+// 454, 501 for a cancelled exchange or bad base64, 504, 538; 503 for a
+// second AUTH.
+Reply auth_challenge(std::string_view base64) { return {334, "", std::string(base64)}; }
+Reply auth_ok() { return {235, "2.7.0", "authentication successful"}; }
+Reply auth_refused() { return {535, "5.7.8", "authentication credentials invalid"}; }
+Reply auth_temporary() { return {454, "4.7.0", "temporary authentication failure"}; }
+Reply auth_cancelled() { return {501, "5.0.0", "authentication cancelled"}; }
+Reply auth_bad_base64() { return {501, "5.5.2", "cannot decode the response (base64)"}; }
+Reply auth_unknown_mechanism() { return {504, "5.5.4", "unrecognized authentication type (PLAIN and LOGIN are offered)"}; }
+Reply auth_needs_tls() { return {538, "5.7.11", "encryption required for requested authentication mechanism"}; }
+Reply auth_again() { return {503, "5.5.1", "already authenticated"}; }
 Reply ok() { return {250, "2.0.0", "OK"}; }
 Reply reset_ok() { return {250, "2.0.0", "reset"}; }
 Reply sender_ok() { return {250, "2.1.0", "sender OK"}; }
@@ -105,7 +121,7 @@ Reply out_of_sequence(Missing missing)
     case Missing::no_nested_mail:
         return {503, "5.5.1", "bad sequence of commands: nested MAIL (send RSET to start over)"};
     case Missing::no_transaction:
-        return {503, "5.5.1", "bad sequence of commands: STARTTLS inside a transaction (send RSET first)"};
+        return {503, "5.5.1", "bad sequence of commands: not inside a transaction (send RSET first)"};
     }
     return {503, "5.5.1", "bad sequence of commands"};
 }

@@ -31,13 +31,24 @@ Reply greeting(std::string_view host, bool esmtp);
 Reply closing(std::string_view host);
 Reply helo_ok(std::string_view host, std::string_view helo);
 // The EHLO reply; STARTTLS among the keywords when offered.
-Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size, bool starttls = false);
+Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size, bool starttls = false,
+              bool auth = false);
 // STARTTLS (RFC 3207).
 Reply tls_ready();
 Reply tls_active();
-Reply tls_needs_ehlo();
+Reply needs_ehlo(std::string_view verb); // STARTTLS, AUTH after HELO
 Reply tls_required();
 Reply tls_unavailable();
+// AUTH (RFC 4954).
+Reply auth_challenge(std::string_view base64); // 334
+Reply auth_ok();
+Reply auth_refused();
+Reply auth_temporary();
+Reply auth_cancelled();
+Reply auth_bad_base64();
+Reply auth_unknown_mechanism();
+Reply auth_needs_tls();
+Reply auth_again();
 Reply ok();
 Reply reset_ok();
 Reply sender_ok();

@@ -64,6 +64,9 @@ std::string reference_json(const Envelope& e)
     if (e.client.tls) {
         client["tls"] = Json{{"version", e.client.tls->version}, {"cipher", e.client.tls->cipher}};
     }
+    if (e.client.auth) {
+        client["auth"] = *e.client.auth;
+    }
     Json tree{{"version", k_envelope_version},
               {"id", e.id},
               {"received_at", e.received_at},
@@ -163,6 +166,14 @@ TEST_SUITE("envelope")
         CHECK(back.value().client.tls == e.client.tls);
         CHECK_FALSE(envelope_from_json(with(json, "\"tls\": {", "\"tls\": 3, \"x\": {")));
         CHECK_FALSE(envelope_from_json(with(json, "\"cipher\"", "\"ciphers\"")));
+        e.client.auth = "alice";
+        json = envelope_to_json(e);
+        CHECK(json == reference_json(e));
+        CHECK(json.find("\n    },\n    \"auth\": \"alice\"\n  },") != std::string::npos);
+        back = envelope_from_json(json);
+        REQUIRE(back);
+        CHECK(back.value().client.auth == "alice");
+        CHECK_FALSE(envelope_from_json(with(json, "\"auth\": \"alice\"", "\"auth\": null")));
     }
 
     TEST_CASE("a local client has null address and port")

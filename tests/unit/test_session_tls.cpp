@@ -57,7 +57,7 @@ TEST_SUITE("session_tls")
         CHECK(f.send("STARTTLS now\r\n") == "501 5.5.4 STARTTLS takes no arguments\r\n");
         f.send("MAIL FROM:<a@b.test>\r\n");
         CHECK(f.send("STARTTLS\r\n") ==
-              "503 5.5.1 bad sequence of commands: STARTTLS inside a transaction (send RSET first)\r\n");
+              "503 5.5.1 bad sequence of commands: not inside a transaction (send RSET first)\r\n");
         CHECK(f.session.state() == State::in_mail);
         CHECK_FALSE(f.start_tls);
     }

@@ -24,7 +24,8 @@ TEST_SUITE("smtp_command")
         CHECK(parse_command("QUIT now").has_argument);
         CHECK(parse_command("MAIL FROM:<a@b>").argument == "FROM:<a@b>");
         CHECK(parse_command("STARTTLS").verb == Verb::starttls);
-        CHECK(parse_command("AUTH PLAIN").verb == Verb::unimplemented);
+        CHECK(parse_command("AUTH PLAIN").verb == Verb::auth);
+        CHECK(parse_command("BURL x").verb == Verb::unimplemented);
         CHECK(parse_command("").verb == Verb::unknown);
         CHECK(parse_command("EHELO x").verb == Verb::unknown);
     }

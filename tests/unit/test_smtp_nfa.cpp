@@ -28,6 +28,7 @@ const std::map<std::string, std::string> k_commands{
     {"VRFY", "VRFY u\r\n"},
     {"EXPN", "EXPN list\r\n"},
     {"STARTTLS", "STARTTLS\r\n"},
+    {"AUTH", "AUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n"},
     {"TURN", "TURN\r\n"},
     {"FOO", "FOO bar\r\n"},
 };

@@ -1,0 +1,222 @@
+// Tests of AUTH: base64, the PLAIN message, the password file (with real
+// crypt(3) hashes), and the session's AUTH exchanges (RFC 4954).
+#include "auth.hpp"
+#include "session_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+#include <crypt.h>
+
+using namespace smtpspool;
+using namespace testutil;
+
+namespace {
+
+// An AuthPort that knows one user, and remembers what it was asked.
+class ScriptedAuth final : public AuthPort {
+public:
+    AuthVerdict check(std::string_view user, std::string_view password) override
+    {
+        asked.emplace_back(std::string(user) + "/" + std::string(password));
+        if (user == "down") {
+            return AuthVerdict::temporary;
+        }
+        return user == "alice" && password == "s3cret" ? AuthVerdict::ok : AuthVerdict::refused;
+    }
+    std::vector<std::string> asked;
+};
+
+SessionConfig encrypted()
+{
+    SessionConfig c = test_config();
+    c.tls = TlsInfo{"TLSv1.3", "TLS_AES_128_GCM_SHA256"};
+    return c;
+}
+
+// "\0alice\0s3cret"
+const std::string k_plain = "AGFsaWNlAHMzY3JldA==";
+
+std::string sha512_crypt(const char* password, const char* salt)
+{
+    crypt_data data{};
+    return ::crypt_r(password, salt, &data);
+}
+
+} // namespace
+
+TEST_SUITE("auth")
+{
+    TEST_CASE("base64 round trip and strict decoding")
+    {
+        for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0alice\0s3cret", 13), std::string(256, '\xff')}) {
+            CHECK(base64_decode(base64_encode(s)) == s);
+        }
+        CHECK(base64_encode("Username:") == "VXNlcm5hbWU6");
+        CHECK(base64_decode("QQ==") == "A");
+        for (const char* bad : {"QQ=", "Q===", "QQ=A", "Q Q=", "QQ==QQ==", "****", "QUJD\n"}) {
+            CHECK_FALSE(base64_decode(bad));
+        }
+    }
+
+    TEST_CASE("PLAIN: authzid NUL user NUL password")
+    {
+        auto c = parse_plain(std::string("\0alice\0s3cret", 13));
+        REQUIRE(c);
+        CHECK(c->authzid.empty());
+        CHECK(c->user == "alice");
+        CHECK(c->password == "s3cret");
+        CHECK(parse_plain(std::string("bob\0alice\0pw", 12))->authzid == "bob");
+        CHECK_FALSE(parse_plain("alice"));
+        CHECK_FALSE(parse_plain(std::string("\0alice", 6)));
+        CHECK_FALSE(parse_plain(std::string("\0\0pw", 4)));
+        CHECK_FALSE(parse_plain(std::string("\0alice\0", 7)));
+        CHECK_FALSE(parse_plain(std::string("\0a\0b\0c", 6)));
+    }
+
+    TEST_CASE("the password file checks real crypt(3) hashes; errors name the line")
+    {
+        std::string six = sha512_crypt("s3cret", "$6$saltsalt$");
+        std::string yes = sha512_crypt("other", "$y$j9T$abcdefghijklmnopqrstu.$");
+        REQUIRE(six.rfind("$6$saltsalt$", 0) == 0);
+        REQUIRE(yes.rfind("$y$", 0) == 0);
+        auto r = PasswordFile::parse("# users\nalice:" + six + "\nbob:" + yes + "  # yescrypt\n");
+        REQUIRE(std::holds_alternative<PasswordFile>(r));
+        PasswordFile f = std::get<PasswordFile>(r);
+        CHECK(f.size() == 2);
+        CHECK(f.check("alice", "s3cret") == AuthVerdict::ok);
+        CHECK(f.check("alice", "s3cret ") == AuthVerdict::refused);
+        CHECK(f.check("Alice", "s3cret") == AuthVerdict::refused);
+        CHECK(f.check("bob", "other") == AuthVerdict::ok);
+        CHECK(f.check("bob", "s3cret") == AuthVerdict::refused);
+        CHECK(f.check("nobody", "s3cret") == AuthVerdict::refused);
+        auto bad = [](std::string text) { return std::get<ListError>(PasswordFile::parse(text)); };
+        CHECK(bad("alice\n").line == 1);
+        CHECK(bad("a:$6$x$y\nb:plaintext\n").line == 2);
+        CHECK(bad("a:$6$x$y\nb:plaintext\n").message.find("not in crypt(3) form") != std::string::npos);
+        CHECK(bad("a:$6$x$y\na:$6$x$z\n").message == "a is listed twice");
+        // A hash crypt(3) cannot use is the administrator's problem: 454, not 535.
+        auto odd = std::get<PasswordFile>(PasswordFile::parse("carol:$99$what$ever\n"));
+        CHECK(odd.check("carol", "x") == AuthVerdict::temporary);
+    }
+
+    TEST_CASE("AUTH is offered only inside TLS or to a local client, and only with a password file")
+    {
+        ScriptedAuth auth;
+        SessionFixture plain;
+        plain.session.use_auth(auth);
+        CHECK(plain.send("EHLO c.test\r\n").find("AUTH") == std::string::npos);
+        CHECK(plain.send("AUTH PLAIN " + k_plain + "\r\n") ==
+              "538 5.7.11 encryption required for requested authentication mechanism\r\n");
+        CHECK(auth.asked.empty());
+
+        SessionFixture none(encrypted());
+        none.send("EHLO c.test\r\n");
+        CHECK(none.send("AUTH PLAIN " + k_plain + "\r\n") == "502 5.5.1 command not implemented\r\n");
+
+        SessionFixture tls(encrypted());
+        tls.session.use_auth(auth);
+        CHECK(tls.send("EHLO c.test\r\n").find("250-AUTH PLAIN LOGIN\r\n") != std::string::npos);
+        SessionConfig local = test_config(true);
+        SessionFixture l(local);
+        l.session.use_auth(auth);
+        CHECK(l.send("EHLO c.test\r\n").find("250-AUTH PLAIN LOGIN\r\n") != std::string::npos);
+    }
+
+    TEST_CASE("PLAIN with an initial response, and after a 334; a client that authenticated may relay")
+    {
+        ScriptedAuth auth;
+        SessionFixture f(encrypted());
+        f.session.use_auth(auth);
+        f.send("EHLO c.test\r\n");
+        CHECK(f.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<far@away.test>\r\nRSET\r\n").find("550 5.7.1") !=
+              std::string::npos);
+        CHECK(f.send("AUTH PLAIN " + k_plain + "\r\n") == "235 2.7.0 authentication successful\r\n");
+        CHECK(auth.asked == std::vector<std::string>{"alice/s3cret"});
+        CHECK(f.log.has("event=auth mechanism=PLAIN user=alice result=ok"));
+        CHECK_FALSE(f.log.has("s3cret"));
+        CHECK(f.send("AUTH PLAIN " + k_plain + "\r\n") == "503 5.5.1 already authenticated\r\n");
+        CHECK(f.send("EHLO c.test\r\n").find("AUTH") == std::string::npos);
+        f.send("MAIL FROM:<a@b.test> AUTH=<>\r\nRCPT TO:<far@away.test>\r\nDATA\r\nSubject: s\r\n\r\nx\r\n.\r\n");
+        REQUIRE(f.spool.messages.size() == 1);
+        CHECK(f.spool.messages[0].envelope.client.auth == "alice");
+        CHECK(f.spool.messages[0].data.find(" with ESMTPSA id ") != std::string::npos);
+
+        SessionFixture g(encrypted());
+        g.session.use_auth(auth);
+        g.send("EHLO c.test\r\n");
+        CHECK(g.send("AUTH PLAIN\r\n") == "334 \r\n");
+        CHECK(g.send(k_plain + "\r\n") == "235 2.7.0 authentication successful\r\n");
+    }
+
+    TEST_CASE("LOGIN asks for the user name and the password")
+    {
+        ScriptedAuth auth;
+        SessionFixture f(encrypted());
+        f.session.use_auth(auth);
+        f.send("EHLO c.test\r\n");
+        CHECK(f.send("AUTH LOGIN\r\n") == "334 VXNlcm5hbWU6\r\n");
+        CHECK(f.send(base64_encode("alice") + "\r\n") == "334 UGFzc3dvcmQ6\r\n");
+        CHECK(f.send(base64_encode("s3cret") + "\r\n") == "235 2.7.0 authentication successful\r\n");
+        SessionFixture g(encrypted());
+        g.session.use_auth(auth);
+        g.send("EHLO c.test\r\n");
+        CHECK(g.send("AUTH LOGIN " + base64_encode("alice") + "\r\n") == "334 UGFzc3dvcmQ6\r\n");
+        CHECK(g.send(base64_encode("wrong") + "\r\n") == "535 5.7.8 authentication credentials invalid\r\n");
+        CHECK(g.log.has("event=auth mechanism=LOGIN user=alice result=refused"));
+        CHECK_FALSE(g.log.has("wrong"));
+    }
+
+    TEST_CASE("refusals: cancelled, bad base64, unknown mechanism, wrong authzid, temporary, in a transaction")
+    {
+        ScriptedAuth auth;
+        SessionFixture f(encrypted());
+        f.session.use_auth(auth);
+        f.send("EHLO c.test\r\n");
+        f.send("AUTH PLAIN\r\n");
+        CHECK(f.send("*\r\n") == "501 5.0.0 authentication cancelled\r\n");
+        CHECK(f.send("AUTH PLAIN !!!!\r\n") == "501 5.5.2 cannot decode the response (base64)\r\n");
+        CHECK(f.send("AUTH CRAM-MD5\r\n") ==
+              "504 5.5.4 unrecognized authentication type (PLAIN and LOGIN are offered)\r\n");
+        CHECK(f.send("AUTH\r\n") == "501 5.5.4 syntax: AUTH mechanism [initial-response]\r\n");
+        CHECK(f.send("AUTH PLAIN " + base64_encode(std::string("bob\0alice\0s3cret", 16)) + "\r\n") ==
+              "535 5.7.8 authentication credentials invalid\r\n");
+        CHECK(f.send("AUTH PLAIN " + base64_encode(std::string("\0down\0pw", 8)) + "\r\n") ==
+              "454 4.7.0 temporary authentication failure\r\n");
+        CHECK(f.send("AUTH PLAIN =\r\n") == "535 5.7.8 authentication credentials invalid\r\n");
+        f.send("MAIL FROM:<a@b.test>\r\n");
+        CHECK(f.send("AUTH PLAIN " + k_plain + "\r\n") ==
+              "503 5.5.1 bad sequence of commands: not inside a transaction (send RSET first)\r\n");
+        CHECK(auth.asked == std::vector<std::string>{"down/pw"});
+        // The 5xx answers counted as client errors.
+        f.send("QUIT\r\n");
+        CHECK(f.log.has("errors=7")); // 501 501 504 501 535 535 503 (454 is not the client's fault)
+    }
+
+    TEST_CASE("failed attempts reach the error cap")
+    {
+        ScriptedAuth auth;
+        SessionConfig c = encrypted();
+        c.max_errors = 3;
+        SessionFixture f(c);
+        f.session.use_auth(auth);
+        f.send("EHLO c.test\r\n");
+        std::string bad = "AUTH PLAIN " + base64_encode(std::string("\0alice\0guess", 12)) + "\r\n";
+        f.send(bad + bad);
+        CHECK(f.send(bad) ==
+              "535 5.7.8 authentication credentials invalid\r\n421 4.7.0 mx.test too many errors, closing connection\r\n");
+        CHECK(f.closed);
+    }
+
+    TEST_CASE("the AUTH= parameter of MAIL is accepted only where AUTH is offered")
+    {
+        ScriptedAuth auth;
+        SessionFixture f(encrypted());
+        f.session.use_auth(auth);
+        f.send("EHLO c.test\r\n");
+        CHECK(f.send("MAIL FROM:<a@b.test> AUTH=a+2Bb@c.test\r\nRSET\r\n").rfind("250 2.1.0", 0) == 0);
+        CHECK(f.send("MAIL FROM:<a@b.test> AUTH=<> AUTH=<>\r\n").rfind("501 5.5.4", 0) == 0);
+        SessionFixture plain;
+        plain.send("EHLO c.test\r\n");
+        CHECK(plain.send("MAIL FROM:<a@b.test> AUTH=<>\r\n").rfind("555 5.5.4", 0) == 0);
+    }
+}
