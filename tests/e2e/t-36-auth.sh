@@ -92,3 +92,14 @@ assert_contains "$log" "event=auth mechanism=LOGIN user=bob result=ok" "log"
 assert_not_contains "$log" "s3cret" "log"
 assert_not_contains "$log" "hunter2" "log"
 assert_not_contains "$log" "nope" "log"
+
+step "check-config reads the password file and names a bad line"
+printf 'alice:$6$x$y\nbob:plaintext\n' >"$TEST_TMP/bad-passwd"
+set +e
+err=$("$SMTPSPOOL_BIN" check-config --spool "$SPOOL" --auth-passwd "$TEST_TMP/bad-passwd" 2>&1)
+code=$?
+set -e
+assert_eq 78 "$code" "check-config exit status with a bad password file"
+assert_contains "$err" "auth-passwd: $TEST_TMP/bad-passwd line 2: the hash of bob is not in crypt(3) form" "check-config"
+out=$("$SMTPSPOOL_BIN" check-config --spool "$SPOOL" --auth-passwd "$TEST_TMP/passwd")
+assert_contains "$out" "auth-passwd = $TEST_TMP/passwd" "check-config"
