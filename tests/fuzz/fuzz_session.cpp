@@ -44,6 +44,19 @@ public:
     }
 };
 
+// Knows one user: alice, password s3cret ("AGFsaWNlAHMzY3JldA==" in PLAIN).
+class FuzzAuth final : public AuthPort {
+public:
+    AuthVerdict check(std::string_view user, std::string_view password) override
+    {
+        FUZZ_CHECK(!user.empty() && !password.empty());
+        if (user == "down") {
+            return AuthVerdict::temporary;
+        }
+        return user == "alice" && password == "s3cret" ? AuthVerdict::ok : AuthVerdict::refused;
+    }
+};
+
 struct Flags {
     bool local, check_headers, max_messages, envelope_to, denied, tls, require_tls;
 };
@@ -79,7 +92,11 @@ Run drive(std::string_view input, Flags f, std::size_t step)
     FuzzPolicy policy;
     RecordingLog log;
     FixedClock clock(TimePoint(std::chrono::seconds(1795000000)));
+    FuzzAuth auth;
     Session s(c, spool, policy, log, clock);
+    if (f.tls) {
+        s.use_auth(auth); // offered inside TLS, and to a local client
+    }
     Run r;
     r.wire = s.start().wire;
     bool closed = false;
@@ -150,6 +167,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         FUZZ_CHECK(m.envelope.mail_from.find("deny") == std::string::npos);
         FUZZ_CHECK(m.envelope.size == m.data.size());
+        // Only alice can authenticate; a network client that did not may not relay.
+        FUZZ_CHECK(!m.envelope.client.auth || *m.envelope.client.auth == "alice");
+        FUZZ_CHECK(!m.envelope.client.auth || flags.tls);
+        if (!local && !m.envelope.client.auth) {
+            for (const Recipient& r : m.envelope.recipients) {
+                auto at = r.address.rfind('@');
+                FUZZ_CHECK(at == std::string::npos || ascii_lower(r.address.substr(at + 1)) == "mx.test");
+            }
+        }
         // Encrypted exactly when it says so; --require-tls lets nothing else in.
         std::size_t received = m.data.find("Received: ");
         std::size_t end = received;
