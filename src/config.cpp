@@ -122,7 +122,8 @@ po::options_description tls_options()
         ("tls-key", po::value<std::string>()->value_name("FILE"), "PEM private key of --tls-cert")
         ("require-tls", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "530 to MAIL from network clients before STARTTLS")
         ("tls-on-connect", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "TLS from the first octet, no STARTTLS (port 465)")
-        ("auth-passwd", po::value<std::string>()->value_name("FILE"), "user:crypt-hash lines: offer AUTH PLAIN LOGIN inside TLS (and to local clients); authenticated clients may relay");
+        ("auth-passwd", po::value<std::string>()->value_name("FILE"), "user:crypt-hash lines: offer AUTH PLAIN LOGIN inside TLS (and to local clients); authenticated clients may relay")
+        ("auth-command", po::value<std::string>()->value_name("CMD"), "instead of --auth-passwd: a checkpassword program (credentials on fd 3; exit 0 good, 1 bad)");
     // clang-format on
     return d;
 }
@@ -316,6 +317,15 @@ void resolve_tls(Config& c, const Sources& s)
             throw BadConfig{"auth-passwd: must not be empty"};
         }
         c.auth_passwd = *v;
+    }
+    if (auto v = s.get<std::string>("auth-command")) {
+        if (v->empty()) {
+            throw BadConfig{"auth-command: must not be empty"};
+        }
+        c.auth_command = *v;
+    }
+    if (c.auth_passwd && c.auth_command) {
+        throw BadConfig{"auth-command: --auth-passwd and --auth-command exclude each other"};
     }
     if (c.tls_cert.has_value() != c.tls_key.has_value()) {
         throw BadConfig{c.tls_cert ? "tls-cert: needs --tls-key" : "tls-key: needs --tls-cert"};
@@ -669,6 +679,9 @@ std::string describe(const Config& c)
     out << "tls-on-connect = " << (c.tls_on_connect ? "yes" : "no") << "\n";
     if (c.auth_passwd) {
         out << "auth-passwd = " << *c.auth_passwd << "\n";
+    }
+    if (c.auth_command) {
+        out << "auth-command = " << *c.auth_command << "\n";
     }
     out << "proxy-protocol = " << (c.proxy_protocol ? "yes" : "no") << "\n";
     for (const std::string& n : c.proxy_from) {

@@ -58,7 +58,8 @@ struct Config {
     std::optional<std::string> tls_key;  // PEM private key
     bool require_tls = false;
     bool tls_on_connect = false;
-    std::optional<std::string> auth_passwd; // AUTH: "user:crypt-hash" lines
+    std::optional<std::string> auth_passwd;  // AUTH: "user:crypt-hash" lines
+    std::optional<std::string> auth_command; // AUTH: a checkpassword program
     LogTarget log = LogTarget::syslog;
     // Delivery (runq; serve with --deliver-now).
     std::vector<Route> routes;

@@ -308,7 +308,7 @@ Result<std::vector<std::string>> child_environment(const EnvironmentVariables& v
 }
 
 Result<ChildProcess> ChildProcess::spawn(const std::string& command, const std::vector<std::string>& environment,
-                                         std::array<int, 3> stdio)
+                                         std::array<int, 3> stdio, int fd3)
 {
     // The dup2 actions onto 0, 1, 2 would clobber a source that is itself one
     // of them (fresh descriptors are that low when our own stdio is closed):
@@ -326,6 +326,14 @@ Result<ChildProcess> ChildProcess::spawn(const std::string& command, const std::
             stdio[i] = copies[i].get();
         }
     }
+    Fd fd3_copy;
+    if (fd3 >= 0 && fd3 <= 3) {
+        fd3_copy = Fd(::fcntl(fd3, F_DUPFD_CLOEXEC, 4));
+        if (fd3_copy.get() < 0) {
+            return Error{errno, errno_text("cannot duplicate a descriptor", errno)};
+        }
+        fd3 = fd3_copy.get();
+    }
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     if (int rc = ::posix_spawn_file_actions_init(&actions); rc != 0) {
@@ -339,8 +347,11 @@ Result<ChildProcess> ChildProcess::spawn(const std::string& command, const std::
     for (int i = 0; i < 3 && rc == 0; ++i) {
         rc = ::posix_spawn_file_actions_adddup2(&actions, stdio[static_cast<std::size_t>(i)], i);
     }
+    if (fd3 >= 0) {
+        rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(&actions, fd3, 3);
+    }
     // Nothing else of ours reaches the child: not the client's socket, not the spool.
-    rc = rc != 0 ? rc : ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    rc = rc != 0 ? rc : ::posix_spawn_file_actions_addclosefrom_np(&actions, fd3 >= 0 ? 4 : 3);
     // Its own process group (pgid = its pid), so that one kill(2) reaches
     // everything it starts; every signal at its default (we ignore SIGPIPE)
     // and none blocked.

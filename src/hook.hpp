@@ -52,8 +52,10 @@ class ChildProcess {
 public:
     // stdio: the descriptors that become the child's 0, 1 and 2 (the caller
     // still owns and closes them). Error when /bin/sh cannot be started.
+    // fd3, when not -1, becomes the child's descriptor 3 (the checkpassword
+    // interface reads the credentials there).
     static Result<ChildProcess> spawn(const std::string& command, const std::vector<std::string>& environment,
-                                      std::array<int, 3> stdio);
+                                      std::array<int, 3> stdio, int fd3 = -1);
 
     ChildProcess(ChildProcess&& other) noexcept;
     ChildProcess& operator=(ChildProcess&&) = delete;

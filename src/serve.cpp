@@ -1,6 +1,7 @@
 // serve: the SMTP service command. Touches fds 0 and 1 only through StdioTransport.
 #include "serve.hpp"
 
+#include "checkpassword.hpp"
 #include "fs.hpp"
 #include "peer.hpp"
 #include "policy.hpp"
@@ -249,8 +250,11 @@ int run_serve(Config config)
     Policy policy(
         config, std::move(files.value()), [&writer] { return writer.readable_message(); }, *log);
     Session session(std::move(sc), spool, policy, *log, clock);
+    std::optional<CheckPassword> checkpassword;
     if (passwords) {
         session.use_auth(*passwords);
+    } else if (config.auth_command) {
+        session.use_auth(checkpassword.emplace(*config.auth_command, config.hook_timeout, *log));
     }
     StdioTransport transport(0, 1, config.timeout, config.max_session_time);
     if (tls) {

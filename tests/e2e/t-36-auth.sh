@@ -103,3 +103,29 @@ assert_eq 78 "$code" "check-config exit status with a bad password file"
 assert_contains "$err" "auth-passwd: $TEST_TMP/bad-passwd line 2: the hash of bob is not in crypt(3) form" "check-config"
 out=$("$SMTPSPOOL_BIN" check-config --spool "$SPOOL" --auth-passwd "$TEST_TMP/passwd")
 assert_contains "$out" "auth-passwd = $TEST_TMP/passwd" "check-config"
+
+step "--auth-command: a checkpassword program instead of the password file"
+cat >"$TEST_TMP/checkpassword" <<'SH'
+#!/bin/sh
+input=$(head -c 512 <&3 | tr '\0' '\n')
+user=$(printf '%s\n' "$input" | sed -n 1p)
+pass=$(printf '%s\n' "$input" | sed -n 2p)
+[ "$user" = carol ] && [ "$pass" = opensesame ] && exec "$@"
+exit 1
+SH
+chmod 755 "$TEST_TMP/checkpassword"
+PORT2=$(free_port)
+start_bg "$TEST_TMP/server2.log" tcpserver -R -H -l 0 127.0.0.1 "$PORT2" "$SMTPSPOOL_BIN" --spool "$SPOOL" \
+    --hostname mx.test.example --relay-client 192.0.2.0/24 --log stderr --tls-cert "$CERT" --tls-key "$KEY" \
+    --auth-command "$TEST_TMP/checkpassword"
+wait_for_port "$PORT2" "$BG_PID" "$TEST_TMP/server2.log"
+out=$(swaks --server 127.0.0.1 --port "$PORT2" --tls --auth PLAIN --auth-user carol --auth-password opensesame \
+    --helo client.test.example --from d@client.test.example --to far@elsewhere.example 2>&1) ||
+    fail "swaks with --auth-command exited $?: $out"
+assert_match "$out" "<~  250 2.0.0 message accepted, queued as" "swaks (checkpassword)"
+set +e
+out=$(swaks --server 127.0.0.1 --port "$PORT2" --tls --auth LOGIN --auth-user carol --auth-password guess \
+    --helo client.test.example --from d@client.test.example --to far@elsewhere.example 2>&1)
+set -e
+assert_contains "$out" "<~* 535 5.7.8 authentication credentials invalid" "swaks (checkpassword, wrong password)"
+assert_contains "$(cat "$TEST_TMP/server2.log")" "event=auth mechanism=PLAIN user=carol result=ok" "log"

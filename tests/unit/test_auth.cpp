@@ -220,3 +220,53 @@ TEST_SUITE("auth")
         CHECK(plain.send("MAIL FROM:<a@b.test> AUTH=<>\r\n").rfind("555 5.5.4", 0) == 0);
     }
 }
+
+#include "checkpassword.hpp"
+
+#include <fstream>
+#include <sys/stat.h>
+
+TEST_SUITE("checkpassword")
+{
+    TEST_CASE("a checkpassword program reads fd 3 and answers with its exit status")
+    {
+        TempDir dir;
+        std::string script = dir.path() + "/checkpassword";
+        std::string seen = dir.path() + "/seen";
+        {
+            std::ofstream f(script);
+            // The checkpassword interface: user NUL password NUL timestamp NUL
+            // on fd 3, the program to run on success as the arguments.
+            f << "#!/bin/sh\n"
+                 "input=$(head -c 512 <&3 | tr '\\0' '\\n')\n"
+                 "user=$(printf '%s\\n' \"$input\" | sed -n 1p)\n"
+                 "pass=$(printf '%s\\n' \"$input\" | sed -n 2p)\n"
+                 "stamp=$(printf '%s\\n' \"$input\" | sed -n 3p)\n"
+                 "printf '%s %s %s\\n' \"$user\" \"$*\" \"${stamp:+stamped}\" >> "
+              << seen
+              << "\n"
+                 "case $user in down) exit 111;; hang) sleep 30;; esac\n"
+                 "[ \"$user\" = alice ] && [ \"$pass\" = 's3cret word' ] && exec \"$@\"\n"
+                 "exit 1\n";
+        }
+        ::chmod(script.c_str(), 0755);
+        RecordingLog log;
+        CheckPassword check(script, std::chrono::seconds(2), log);
+        CHECK(check.check("alice", "s3cret word") == AuthVerdict::ok);
+        CHECK(check.check("alice", "wrong") == AuthVerdict::refused);
+        CHECK(check.check("down", "x") == AuthVerdict::temporary);
+        CHECK(check.failure() == "exit status 111");
+        CHECK(log.has("event=auth-error"));
+        auto start = std::chrono::steady_clock::now();
+        CHECK(check.check("hang", "x") == AuthVerdict::temporary);
+        CHECK(check.failure() == "timed out");
+        CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+        CHECK(check.check(std::string(300, 'u'), std::string(300, 'p')) == AuthVerdict::refused); // over 512 octets
+        std::ifstream in(seen);
+        std::string lines((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        CHECK(lines == "alice true stamped\nalice true stamped\ndown true stamped\nhang true stamped\n");
+        CheckPassword missing(dir.path() + "/no-such-program", std::chrono::seconds(2), log);
+        CHECK(missing.check("alice", "s3cret word") == AuthVerdict::temporary);
+        CHECK(missing.failure() == "exit status 127");
+    }
+}

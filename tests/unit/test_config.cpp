@@ -187,6 +187,16 @@ TEST_SUITE("config")
         CHECK(describe(ok({})).find("proxy-protocol = no\n") != std::string::npos);
     }
 
+    TEST_CASE("AUTH: a password file or a checkpassword command, not both")
+    {
+        CHECK(ok({"--auth-passwd", "/etc/p"}).auth_passwd == "/etc/p");
+        CHECK(ok({"--auth-command", "/usr/bin/checkpassword"}).auth_command == "/usr/bin/checkpassword");
+        ConfigExit e = exits({"--auth-passwd", "/etc/p", "--auth-command", "x"});
+        CHECK(e.status == k_exit_config);
+        CHECK(e.text.find("--auth-passwd and --auth-command exclude each other") != std::string::npos);
+        CHECK(describe(ok({"--auth-command", "cp -x"})).find("auth-command = cp -x\n") != std::string::npos);
+    }
+
     TEST_CASE("check-config prints settings the config file can read back")
     {
         TempDir dir;
