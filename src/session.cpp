@@ -650,6 +650,12 @@ void Session::on_bdat(const Command& cmd, std::optional<Reply> refusal)
 {
     const std::optional<std::uint64_t> size = bdat_chunk_size(cmd.argument);
     BdatCommand bdat;
+    // RFC 3030 §2: BDAT only where CHUNKING was offered, that is after EHLO.
+    if (m_config.rfc821 && !m_config.client_denied) {
+        refusal = replies::not_implemented();
+    } else if (!refusal && !m_esmtp) {
+        refusal = replies::bdat_needs_ehlo();
+    }
     if (!refusal) {
         auto parsed = parse_bdat(cmd.argument);
         if (auto* r = std::get_if<Reply>(&parsed)) {

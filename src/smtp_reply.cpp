@@ -115,6 +115,8 @@ Reply out_of_sequence(Missing missing)
     }
     return {503, "5.5.1", "bad sequence of commands"};
 }
+// RFC 3030 §2: CHUNKING is offered in the EHLO reply only.
+Reply bdat_needs_ehlo() { return {503, "5.5.1", "bad sequence of commands: send EHLO before BDAT"}; }
 // RFC 3030 §3: DATA in a BINARYMIME transaction.
 Reply binarymime_needs_bdat()
 {

@@ -52,6 +52,7 @@ Reply expn_refused();
 
 Reply out_of_sequence(Missing missing);
 Reply binarymime_needs_bdat();
+Reply bdat_needs_ehlo();
 Reply unknown_command();
 Reply not_implemented();
 Reply ehlo_disabled();

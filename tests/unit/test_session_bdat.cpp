@@ -180,6 +180,26 @@ TEST_SUITE("session")
         CHECK(f.log.has("event=bdat size=6 result=refused code=503"));
     }
 
+    TEST_CASE("BDAT needs EHLO: 503 after HELO, 502 with --rfc821; the octets discarded")
+    {
+        SessionFixture helo;
+        std::string out = helo.send("HELO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\n"
+                                    "BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n");
+        CHECK(last_replies(out, 2) == "503 5.5.1 bad sequence of commands: send EHLO before BDAT\r\n250 2.0.0 OK\r\n");
+        CHECK(helo.session.state() == State::in_rcpt);
+        out = helo.send("DATA\r\nx\r\n.\r\n");
+        CHECK(helo.spool.messages.size() == 1);
+        SessionConfig c = test_config();
+        c.rfc821 = true;
+        SessionFixture old(c);
+        out = old.send("BDAT 6\r\nQUIT\r\nHELO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\n"
+                       "BDAT 0 LAST\r\n");
+        CHECK(out == "502 5.5.1 command not implemented\r\n250 mx.test hello client.test\r\n250 2.1.0 sender OK\r\n"
+                     "250 2.1.5 recipient OK\r\n502 5.5.1 command not implemented\r\n");
+        CHECK(old.spool.messages.empty());
+        CHECK_FALSE(old.spool.open);
+    }
+
     TEST_CASE("BDAT after a 554 greeting: 503 and the octets discarded")
     {
         SessionConfig c = test_config();
