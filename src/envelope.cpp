@@ -191,7 +191,7 @@ Envelope from_tree(const Json& j)
     }
     e.mail_from = get_string(j, "mail_from");
     e.body = get_string(j, "body");
-    require_one_of(e.body, "body", {"7BIT", "8BITMIME"});
+    require_one_of(e.body, "body", {"7BIT", "8BITMIME", "BINARYMIME"});
     const Json& utf8 = member(j, "smtputf8");
     if (!utf8.is_boolean()) {
         throw Invalid{"\"smtputf8\" must be true or false"};

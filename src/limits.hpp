@@ -45,6 +45,10 @@ inline constexpr std::size_t k_read_buffer = 65536;
 // Bytes the spool writer gathers before one write(2).
 inline constexpr std::size_t k_write_buffer = 65536;
 
+// RFC 3030 §2 sets no bound on chunk-size = 1*DIGIT; like SIZE= (RFC 1870)
+// we take at most 20 digits, and a value that fits in 64 bits.
+inline constexpr std::size_t k_max_chunk_size_digits = 20;
+
 // RFC 5322 §2.1.1: a header line is at most 998 octets before its CRLF.
 inline constexpr std::size_t k_max_header_line = 998;
 

@@ -23,6 +23,8 @@ std::string next_name(Next n)
         return "closing";
     case Next::restart:
         return "connected";
+    case Next::in_bdat:
+        return "in_bdat";
     }
     return "";
 }
@@ -31,7 +33,7 @@ std::string next_name(Next n)
 
 std::string nfa_table_roff()
 {
-    std::string out = ".TS\nl c c c c l.\nverb";
+    std::string out = ".TS\nl c c c c c l.\nverb";
     for (std::size_t s = 0; s < k_state_count; ++s) {
         out += "\t" + std::string(state_name(static_cast<State>(s)));
     }

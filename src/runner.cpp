@@ -171,7 +171,9 @@ bool Runner::queue_notice(int dir, const Envelope& e, const std::vector<Reported
                           RunStats& stats)
 {
     const bool failure = reported.front().action == Action::failed;
-    const bool full = failure && e.dsn_ret == "FULL";
+    // A BINARYMIME message cannot travel inside a notice sent with DATA:
+    // only its header section is returned.
+    const bool full = failure && e.dsn_ret == "FULL" && e.body != "BINARYMIME";
     PosixFs fs;
     SpoolWriter writer(m_config.spool, fs, m_clock, static_cast<long>(::getpid()));
     auto bid = writer.begin();

@@ -82,10 +82,12 @@ void Session::close(std::string_view reason)
     if (m_closed) {
         return;
     }
-    if (m_data) {
+    if (m_data || m_bdat) {
         m_spool.abort();
         m_data.reset();
+        m_bdat.reset();
     }
+    m_bdat_chunk.reset();
     m_closed = true;
     m_log.log(LogLine("disconnect")
                   .add("reason", reason)
@@ -129,6 +131,13 @@ Output Session::feed(std::string_view bytes)
 {
     const std::size_t total = bytes.size();
     while (!bytes.empty() && !m_closed) {
+        if (m_bdat_chunk) {
+            bytes.remove_prefix(chunk(bytes));
+            if (std::exchange(m_chunk_ended, false)) {
+                break; // the reply to the chunk goes out first
+            }
+            continue;
+        }
         if (m_data) {
             bytes.remove_prefix(data(bytes));
             if (!m_data) {
@@ -167,6 +176,9 @@ Output Session::feed(std::string_view bytes)
         if (m_start_tls) {
             break; // what follows STARTTLS is not to be read as plaintext
         }
+        if (std::exchange(m_chunk_ended, false)) {
+            break; // BDAT 0: its reply goes out first
+        }
     }
     Output out{std::exchange(m_out, {}), m_closed, m_closed ? total : total - bytes.size()};
     out.start_tls = std::exchange(m_start_tls, false);
@@ -203,7 +215,7 @@ Output Session::tls_failed(std::string_view reason)
 
 Output Session::end_of_input()
 {
-    close(m_data ? "eof-in-data" : "eof");
+    close(m_data ? "eof-in-data" : m_bdat_chunk || m_bdat ? "eof-in-bdat" : "eof");
     return {std::exchange(m_out, {}), true};
 }
 
@@ -244,13 +256,19 @@ void Session::line(std::string_view raw)
 void Session::command(std::string_view text)
 {
     Command cmd = parse_command(text);
+    std::optional<Reply> refusal;
     // RFC 5321 §3.1: after a 554 greeting, only QUIT.
     if (m_config.client_denied && cmd.verb != Verb::quit) {
-        reply(replies::session_refused());
+        refusal = replies::session_refused();
+    } else if (!allowed(cmd.verb, m_state)) {
+        refusal = replies::out_of_sequence(missing_for(cmd.verb, m_state));
+    }
+    if (cmd.verb == Verb::bdat) {
+        on_bdat(cmd, std::move(refusal)); // its octets are read even when refused
         return;
     }
-    if (!allowed(cmd.verb, m_state)) {
-        reply(replies::out_of_sequence(missing_for(cmd.verb, m_state)));
+    if (refusal) {
+        reply(*refusal);
         return;
     }
     Outcome out{replies::ok(), true};
@@ -270,6 +288,8 @@ void Session::command(std::string_view text)
     case Verb::data:
         out = on_data(cmd);
         break;
+    case Verb::bdat:
+        break; // on_bdat, above
     case Verb::rset:
         out = on_rset(cmd);
         break;
@@ -316,9 +336,10 @@ void Session::command(std::string_view text)
 
 void Session::reset_transaction()
 {
-    if (m_data) {
+    if (m_data || m_bdat) {
         m_spool.abort();
         m_data.reset();
+        m_bdat.reset();
     }
     m_headers.reset();
     m_tx.reset();
@@ -392,7 +413,7 @@ Session::Outcome Session::on_mail(const Command& cmd)
         m_log.log(LogLine("mail")
                       .add("from", m_tx->mail.path.mailbox)
                       .add("size", m_tx->mail.declared_size)
-                      .add("body", m_tx->mail.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT")
+                      .add("body", body_name(m_tx->mail.body))
                       .add("smtputf8", m_tx->mail.smtputf8 ? "yes" : "no"));
     }
     return {replies::sender_ok(), true};
@@ -511,23 +532,36 @@ Session::Outcome Session::on_data(const Command& cmd)
     if (cmd.has_argument) {
         return {replies::no_arguments("DATA"), false};
     }
+    if (m_tx->mail.body == Body::binary_mime) {
+        return {replies::binarymime_needs_bdat(), false};
+    }
+    if (auto refusal = begin_message()) {
+        return {*refusal, false};
+    }
+    m_data.emplace(m_config.peer.local ? LineEnds::lf_accepted : LineEnds::crlf_only, m_config.max_message_size);
+    // The state moves on when the data ends (finish_data), not at 354.
+    return {replies::start_data(), false};
+}
+
+// The spool file of a new message, with the Received: header; DATA and the
+// first BDAT chunk. A refusal leaves the transaction open: the client may try
+// again, or RSET.
+std::optional<Reply> Session::begin_message()
+{
     auto id = m_spool.begin();
     if (!id) {
-        // The transaction stays open: the client may try DATA again, or RSET.
         m_log.log(LogLine("spool-error").add("reason", id.error().message));
-        return {local_error_reply(id.error()), false};
+        return local_error_reply(id.error());
     }
     m_data_started = m_clock.now();
     m_spool_error.reset();
     m_id = id.value();
     m_headers.emplace(HeaderCheck::Options{
-        m_config.check_headers, m_tx->mail.smtputf8 || m_tx->mail.body == Body::eight_bit_mime, m_config.max_hops});
+        m_config.check_headers, m_tx->mail.smtputf8 || m_tx->mail.body != Body::seven_bit, m_config.max_hops});
     if (auto r = m_spool.append(received_header(id.value())); !r) {
         m_spool_error = r.error();
     }
-    m_data.emplace(m_config.peer.local ? LineEnds::lf_accepted : LineEnds::crlf_only, m_config.max_message_size);
-    // The state moves on when the data ends (finish_data), not at 354.
-    return {replies::start_data(), false};
+    return std::nullopt;
 }
 
 std::size_t Session::data(std::string_view bytes)
@@ -567,7 +601,7 @@ Envelope Session::make_envelope() const
     e.client.tls = m_config.tls;
     e.client.auth = m_auth_user;
     e.mail_from = m_tx->mail.path.mailbox;
-    e.body = m_tx->mail.body == Body::eight_bit_mime ? "8BITMIME" : "7BIT";
+    e.body = std::string(body_name(m_tx->mail.body));
     e.smtputf8 = m_tx->mail.smtputf8;
     if (!m_tx->mail.ret.empty()) {
         e.dsn_ret = m_tx->mail.ret;
@@ -622,6 +656,124 @@ void Session::finish_data()
     }
     std::size_t size = d.size();
     m_data.reset();
+    finish_message(std::move(refusal), reason, size);
+}
+
+// RFC 3030 §2: BDAT <size> [LAST]. The announced octets follow the command
+// line whatever the reply; a refused BDAT (its size known) has them read and
+// discarded before its reply, so that the session stays in step.
+void Session::on_bdat(const Command& cmd, std::optional<Reply> refusal)
+{
+    const std::optional<std::uint64_t> size = bdat_chunk_size(cmd.argument);
+    BdatCommand bdat;
+    // RFC 3030 §2: BDAT only where CHUNKING was offered, that is after EHLO.
+    if (m_config.rfc821 && !m_config.client_denied) {
+        refusal = replies::not_implemented();
+    } else if (!refusal && !m_esmtp) {
+        refusal = replies::bdat_needs_ehlo();
+    }
+    if (!refusal) {
+        auto parsed = parse_bdat(cmd.argument);
+        if (auto* r = std::get_if<Reply>(&parsed)) {
+            refusal = std::move(*r);
+        } else {
+            bdat = std::get<BdatCommand>(parsed);
+        }
+    }
+    if (!size) {
+        reply(*refusal); // where the chunk ends is unknown: nothing to discard
+        return;
+    }
+    if (!refusal && !m_bdat) {
+        // The first chunk of the message.
+        refusal = begin_message();
+        if (!refusal) {
+            m_bdat.emplace(m_tx->mail.body == Body::binary_mime, m_config.max_message_size);
+            m_chunks = 0;
+        }
+    }
+    if (refusal && m_log.enabled()) {
+        m_log.log(LogLine("bdat")
+                      .add("size", *size)
+                      .add("result", "refused")
+                      .add("code", static_cast<std::uint64_t>(refusal->code)));
+    }
+    m_bdat_chunk = Chunk{*size, *size, bdat.last, std::move(refusal)};
+    if (*size == 0) {
+        end_chunk();
+    }
+}
+
+// The octets of the current chunk among `bytes`; returns how many it took.
+std::size_t Session::chunk(std::string_view bytes)
+{
+    Chunk& c = *m_bdat_chunk;
+    const std::size_t n = c.remaining < bytes.size() ? static_cast<std::size_t>(c.remaining) : bytes.size();
+    c.remaining -= n;
+    if (!c.refusal) {
+        m_chunk.clear();
+        m_bdat->feed(bytes.substr(0, n), m_chunk);
+        m_headers->feed(m_chunk);
+        bool refused = m_bdat->refused() || m_spool_error.has_value();
+        if (!refused && !m_chunk.empty()) {
+            if (auto r = m_spool.append(m_chunk); !r) {
+                m_spool_error = r.error();
+                refused = true;
+            }
+        }
+        if (refused) {
+            m_spool.abort(); // free the disk now; the chunk is read to its end anyway
+        }
+    }
+    if (c.remaining == 0) {
+        end_chunk();
+    }
+    return n;
+}
+
+// All octets of a chunk are in: its reply. A refused message ends the
+// transaction at once (RFC 3030 §2: the client sends no more chunks, and any
+// already pipelined get 503 and are discarded).
+void Session::end_chunk()
+{
+    Chunk c = std::move(*m_bdat_chunk);
+    m_bdat_chunk.reset();
+    m_chunk_ended = true;
+    if (c.refusal) {
+        reply(*c.refusal); // nothing changes
+        return;
+    }
+    ++m_chunks;
+    ChunkReader& b = *m_bdat;
+    if (c.last) {
+        b.finish();
+    }
+    std::optional<Reply> refusal;
+    std::string_view reason;
+    if (m_spool_error) {
+        refusal = local_error_reply(*m_spool_error);
+        reason = "local-error";
+    } else if (b.bare_line_end()) {
+        refusal = replies::bare_line_end_in_data();
+        reason = "bare-line-end";
+    } else if (b.too_big()) {
+        refusal = replies::message_too_big(m_config.max_message_size);
+        reason = "too-big";
+    }
+    if (!refusal && !c.last) {
+        m_state = successor(Verb::bdat, m_state);
+        reply(replies::chunk_received(c.size));
+        return;
+    }
+    std::size_t size = b.size();
+    m_bdat.reset();
+    finish_message(std::move(refusal), reason, size);
+}
+
+// The end of a message, by DATA or BDAT: the checks, the commit and the reply.
+void Session::finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size)
+{
+    const std::size_t chunks = std::exchange(m_chunks, 0);
     if (!refusal) {
         refusal = check_message(size, reason);
     }
@@ -632,7 +784,12 @@ void Session::finish_data()
             ++m_messages;
             m_recipients_total += e.recipients.size();
             if (m_log.enabled()) {
-                m_log.log(LogLine("queued").add("id", e.id).add("size", e.size).add("recipients", e.recipients.size()));
+                LogLine queued("queued");
+                queued.add("id", e.id).add("size", e.size).add("recipients", e.recipients.size());
+                if (chunks > 0) {
+                    queued.add("chunks", chunks);
+                }
+                m_log.log(queued);
             }
             reply(replies::queued(e.id));
         } else {
@@ -645,6 +802,9 @@ void Session::finish_data()
         m_spool.abort();
         LogLine rejected("rejected");
         rejected.add("reason", reason).add("code", static_cast<std::uint64_t>(refusal->code)).add("size", size);
+        if (chunks > 0) {
+            rejected.add("chunks", chunks);
+        }
         if (m_spool_error) {
             rejected.add("error", m_spool_error->message);
         }

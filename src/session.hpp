@@ -15,6 +15,7 @@
 #include "spool_port.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,17 +40,18 @@ struct SessionConfig {
     bool add_envelope_to = false; // X-Envelope-To: per recipient
     Peer peer;
     // TLS (smtpspool(8), TLS).
-    bool tls_offered = false;      // STARTTLS in the EHLO reply: a certificate is loaded
-    bool require_tls = false;      // 530 to MAIL before STARTTLS (network clients)
-    std::optional<TlsInfo> tls;    // already encrypted from the start (--tls-on-connect)
+    bool tls_offered = false;   // STARTTLS in the EHLO reply: a certificate is loaded
+    bool require_tls = false;   // 530 to MAIL before STARTTLS (network clients)
+    std::optional<TlsInfo> tls; // already encrypted from the start (--tls-on-connect)
 };
 
 struct Output {
     std::string wire;   // rendered replies, to be written before reading again
     bool close = false; // the session is over: write wire, then exit
     // Octets of the input that feed() used. Less than all of it only right
-    // after the end of a message's data: its reply is written before anything
-    // after it is looked at, so a 250 never waits behind later input.
+    // after the end of a message's data or of a BDAT chunk: its reply is
+    // written before anything after it is looked at, so a 250 never waits
+    // behind later input.
     std::size_t consumed = 0;
     // STARTTLS was accepted: write wire, then do the TLS handshake; the input
     // after `consumed` was sent before it and is discarded (RFC 3207 §6).
@@ -91,6 +93,11 @@ private:
     void command(std::string_view text);
     std::size_t data(std::string_view bytes);
     void finish_data();
+    void on_bdat(const Command& cmd, std::optional<Reply> refusal);
+    std::optional<Reply> begin_message();
+    std::size_t chunk(std::string_view bytes);
+    void end_chunk();
+    void finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size);
     std::optional<Reply> check_message(std::size_t size, std::string_view& reason);
     void reset_transaction();
 
@@ -137,6 +144,18 @@ private:
     bool m_overlong = false; // discarding the rest of an over-long line
 
     std::optional<DataReader> m_data; // set while reading DATA
+    // The octets announced by a BDAT command and not yet read; with a refusal
+    // they are read and thrown away (RFC 3030 §2), then the refusal is sent.
+    struct Chunk {
+        std::uint64_t size = 0;
+        std::uint64_t remaining = 0;
+        bool last = false;
+        std::optional<Reply> refusal;
+    };
+    std::optional<Chunk> m_bdat_chunk;
+    std::optional<ChunkReader> m_bdat; // set while a message comes in BDAT chunks
+    std::size_t m_chunks = 0;          // of the open BDAT message
+    bool m_chunk_ended = false;        // a chunk's reply waits: stop reading
     std::optional<HeaderCheck> m_headers;
     std::string m_id;    // the open message's queue id
     std::string m_chunk; // message octets to append, reused

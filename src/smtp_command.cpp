@@ -3,6 +3,7 @@
 #include "smtp_command.hpp"
 
 #include "dsn.hpp"
+#include "limits.hpp"
 
 #include <array>
 #include <charconv>
@@ -11,8 +12,7 @@
 namespace smtpspool {
 namespace {
 
-constexpr std::array<std::string_view, 8> k_unimplemented{"TURN", "ETRN", "ATRN", "SEND",
-                                                          "SOML", "SAML", "BDAT", "BURL"};
+constexpr std::array<std::string_view, 7> k_unimplemented{"TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "BURL"};
 
 bool iequals(std::string_view a, std::string_view b)
 {
@@ -171,10 +171,11 @@ std::variant<MailCommand, Reply> parse_mail(std::string_view argument, const Mai
             seen_size = true;
         } else if (key == "body") {
             std::string v = ascii_lower(p.value);
-            if (seen_body || !p.has_value || (v != "7bit" && v != "8bitmime")) {
-                return replies::bad_parameter("BODY must be 7BIT or 8BITMIME");
+            if (seen_body || !p.has_value || (v != "7bit" && v != "8bitmime" && v != "binarymime")) {
+                return replies::bad_parameter("BODY must be 7BIT, 8BITMIME or BINARYMIME");
             }
-            mail.body = v == "7bit" ? Body::seven_bit : Body::eight_bit_mime;
+            // RFC 3030 §3: BINARYMIME; only with EHLO, as every parameter.
+            mail.body = v == "7bit" ? Body::seven_bit : v == "8bitmime" ? Body::eight_bit_mime : Body::binary_mime;
             seen_body = true;
         } else if (key == "smtputf8") {
             if (mail.smtputf8 || p.has_value) {
@@ -215,6 +216,51 @@ std::variant<MailCommand, Reply> parse_mail(std::string_view argument, const Mai
         return replies::non_ascii_address();
     }
     return mail;
+}
+
+std::string_view body_name(Body body)
+{
+    switch (body) {
+    case Body::seven_bit:
+        break;
+    case Body::eight_bit_mime:
+        return "8BITMIME";
+    case Body::binary_mime:
+        return "BINARYMIME";
+    }
+    return "7BIT";
+}
+
+std::optional<std::uint64_t> bdat_chunk_size(std::string_view argument)
+{
+    std::string_view digits = argument.substr(0, argument.find(' '));
+    if (digits.empty() || digits.size() > limits::k_max_chunk_size_digits) {
+        return std::nullopt;
+    }
+    std::uint64_t n = 0;
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (ec != std::errc() || ptr != digits.data() + digits.size()) {
+        return std::nullopt; // not all digits, or above 2^64 - 1
+    }
+    return n;
+}
+
+std::variant<BdatCommand, Reply> parse_bdat(std::string_view argument)
+{
+    constexpr std::string_view usage = "BDAT <size> [LAST]";
+    auto size = bdat_chunk_size(argument);
+    if (!size) {
+        return replies::syntax(usage);
+    }
+    BdatCommand bdat{*size, false};
+    std::size_t sp = argument.find(' ');
+    if (sp != std::string_view::npos) {
+        if (!iequals(argument.substr(sp + 1), "LAST")) {
+            return replies::syntax(usage);
+        }
+        bdat.last = true;
+    }
+    return bdat;
 }
 
 std::variant<RcptCommand, Reply> parse_rcpt(std::string_view argument, bool esmtp, bool smtputf8)

@@ -7,6 +7,7 @@
 #include "smtp_reply.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,7 +28,10 @@ Command parse_command(std::string_view line);
 // A first line that looks like an HTTP request: the session ends at once.
 bool is_http_request(std::string_view line);
 
-enum class Body { seven_bit, eight_bit_mime };
+enum class Body { seven_bit, eight_bit_mime, binary_mime };
+
+// "7BIT", "8BITMIME", "BINARYMIME": the BODY= value, as the envelope keeps it.
+std::string_view body_name(Body body);
 
 struct MailCommand {
     Path path;
@@ -53,5 +57,16 @@ struct MailOptions {
 
 std::variant<MailCommand, Reply> parse_mail(std::string_view argument, const MailOptions& options);
 std::variant<RcptCommand, Reply> parse_rcpt(std::string_view argument, bool esmtp, bool smtputf8);
+
+// RFC 3030 §2: "BDAT" SP chunk-size [SP "LAST"], chunk-size = 1*DIGIT (we take
+// at most 20 digits, a value below 2^64).
+struct BdatCommand {
+    std::uint64_t size = 0;
+    bool last = false;
+};
+std::variant<BdatCommand, Reply> parse_bdat(std::string_view argument);
+// The chunk size alone, when the argument starts with one: the octets that
+// follow the command line, to be read and discarded even when BDAT is refused.
+std::optional<std::uint64_t> bdat_chunk_size(std::string_view argument);
 
 } // namespace smtpspool

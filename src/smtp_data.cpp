@@ -116,4 +116,34 @@ std::size_t DataReader::feed(std::string_view in, std::string& out)
     return i;
 }
 
+ChunkReader::ChunkReader(bool binary, std::size_t max_size) : m_binary(binary), m_max_size(max_size) {}
+
+void ChunkReader::feed(std::string_view in, std::string& out)
+{
+    if (!m_binary && !m_bare_line_end) {
+        for (char c : in) {
+            if (m_cr != (c == '\n')) {
+                m_bare_line_end = true; // CR without LF, or LF without CR
+                break;
+            }
+            m_cr = c == '\r';
+        }
+    }
+    // The octets arrive through the network; their count fits in size_t.
+    m_size += in.size();
+    if (m_size > m_max_size) {
+        m_too_big = true;
+    }
+    if (!refused()) {
+        out.append(in);
+    }
+}
+
+void ChunkReader::finish()
+{
+    if (m_cr) {
+        m_bare_line_end = true;
+    }
+}
+
 } // namespace smtpspool

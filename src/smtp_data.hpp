@@ -1,5 +1,6 @@
-// smtp_data: the DATA reader. CRLF framing, the end-of-data mark, dot-unstuffing
-// and the size cap, fed any chunking. Pure; does not look at headers (R9).
+// smtp_data: the DATA reader (CRLF framing, the end-of-data mark, dot-unstuffing,
+// the size cap) and the BDAT chunk reader (line ends and the size cap over all
+// chunks), fed any chunking. Pure; neither looks at headers (R9).
 #pragma once
 
 #include <cstddef>
@@ -39,6 +40,36 @@ private:
     std::size_t m_max_size;
     St m_state = St::line_start;
     std::size_t m_size = 0;
+    bool m_bare_line_end = false;
+    bool m_too_big = false;
+};
+
+// The octets of a message's BDAT chunks (RFC 3030), counted out by the
+// session: no end mark and no dot-stuffing. A 7BIT or 8BITMIME message must
+// still end its lines with CRLF (RFC 5321 §2.3.8): a bare CR or LF refuses it,
+// whatever the client, as DATA does for network clients, so that no message
+// with a bare line end is ever stored to be relayed. BINARYMIME octets are
+// stored as they come.
+class ChunkReader {
+public:
+    ChunkReader(bool binary, std::size_t max_size);
+
+    // All of `in` belongs to the message; its octets go to `out` until the
+    // message is refused.
+    void feed(std::string_view in, std::string& out);
+    // After the LAST chunk: a CR at the very end is a bare one.
+    void finish();
+
+    bool bare_line_end() const { return m_bare_line_end; }
+    bool too_big() const { return m_too_big; }
+    bool refused() const { return m_bare_line_end || m_too_big; }
+    std::size_t size() const { return m_size; }
+
+private:
+    bool m_binary;
+    std::size_t m_max_size;
+    std::size_t m_size = 0;
+    bool m_cr = false; // the last octet so far was a CR
     bool m_bare_line_end = false;
     bool m_too_big = false;
 };

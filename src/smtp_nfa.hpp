@@ -14,8 +14,9 @@ enum class State : std::uint8_t {
     greeted,   // HELO/EHLO accepted, no transaction open
     in_mail,   // MAIL accepted, no recipient accepted yet
     in_rcpt,   // MAIL and at least one RCPT accepted
+    in_bdat,   // BDAT chunks accepted, the one with LAST not yet (RFC 3030 §2)
 };
-inline constexpr std::size_t k_state_count = 4;
+inline constexpr std::size_t k_state_count = 5;
 
 enum class Verb : std::uint8_t {
     helo,
@@ -23,6 +24,7 @@ enum class Verb : std::uint8_t {
     mail,
     rcpt,
     data,
+    bdat,
     rset,
     noop,
     quit,
@@ -34,7 +36,7 @@ enum class Verb : std::uint8_t {
     unimplemented, // recognised verbs we do not offer (502)
     unknown,       // anything else (500)
 };
-inline constexpr std::size_t k_verb_count = 15;
+inline constexpr std::size_t k_verb_count = 16;
 
 // The successor of a verb that is allowed.
 enum class Next : std::uint8_t {
@@ -45,6 +47,7 @@ enum class Next : std::uint8_t {
     reset,   // RSET: back to greeted if greeted before, else connected
     closing, // QUIT
     restart, // STARTTLS: back to connected, all but the greeting forgotten (RFC 3207 §4.2)
+    in_bdat, // BDAT: in_bdat after a chunk, greeted after the LAST one
 };
 
 using StateSet = std::uint8_t;
@@ -57,7 +60,11 @@ constexpr StateSet any_of(S... s)
     return static_cast<StateSet>((bit(s) | ...));
 }
 
-inline constexpr StateSet k_every_state = any_of(State::connected, State::greeted, State::in_mail, State::in_rcpt);
+inline constexpr StateSet k_every_state =
+    any_of(State::connected, State::greeted, State::in_mail, State::in_rcpt, State::in_bdat);
+// RFC 3030 §2: once BDAT chunks have been sent, the transaction is finished
+// with BDAT LAST or abandoned with RSET (or QUIT); nothing else may come between.
+inline constexpr StateSet k_outside_bdat = any_of(State::connected, State::greeted, State::in_mail, State::in_rcpt);
 
 struct Rule {
     Verb verb;
@@ -69,17 +76,18 @@ struct Rule {
 // clang-format off
 inline constexpr std::array<Rule, k_verb_count> k_rules{{
     // verb               name    allowed antecedent states                      successor
-    {Verb::helo,          "HELO", k_every_state,                                 Next::greeted},
-    {Verb::ehlo,          "EHLO", k_every_state,                                 Next::greeted},
+    {Verb::helo,          "HELO", k_outside_bdat,                                Next::greeted},
+    {Verb::ehlo,          "EHLO", k_outside_bdat,                                Next::greeted},
     {Verb::mail,          "MAIL", any_of(State::greeted),                        Next::in_mail},
     {Verb::rcpt,          "RCPT", any_of(State::in_mail, State::in_rcpt),        Next::in_rcpt},
     {Verb::data,          "DATA", any_of(State::in_rcpt),                        Next::greeted},
+    {Verb::bdat,          "BDAT", any_of(State::in_rcpt, State::in_bdat),        Next::in_bdat},
     {Verb::rset,          "RSET", k_every_state,                                 Next::reset},
     {Verb::noop,          "NOOP", k_every_state,                                 Next::stay},
     {Verb::quit,          "QUIT", k_every_state,                                 Next::closing},
-    {Verb::help,          "HELP", k_every_state,                                 Next::stay},
-    {Verb::vrfy,          "VRFY", k_every_state,                                 Next::stay},
-    {Verb::expn,          "EXPN", k_every_state,                                 Next::stay},
+    {Verb::help,          "HELP", k_outside_bdat,                                Next::stay},
+    {Verb::vrfy,          "VRFY", k_outside_bdat,                                Next::stay},
+    {Verb::expn,          "EXPN", k_outside_bdat,                                Next::stay},
     {Verb::starttls,  "STARTTLS", any_of(State::greeted),                        Next::restart},
     {Verb::auth,          "AUTH", any_of(State::greeted),                        Next::stay},
     {Verb::unimplemented, "",     k_every_state,                                 Next::stay},
@@ -120,15 +128,20 @@ constexpr State successor(Verb v, State s)
         return s == State::connected ? State::connected : State::greeted;
     case Next::restart:
         return State::connected;
+    case Next::in_bdat:
+        return State::in_bdat;
     }
     return s;
 }
 
 // Why a verb that is not allowed in s was refused: the missing antecedent.
-enum class Missing : std::uint8_t { greeting, mail, recipient, no_nested_mail, no_transaction };
+enum class Missing : std::uint8_t { greeting, mail, recipient, no_nested_mail, no_transaction, last_chunk };
 
 constexpr Missing missing_for(Verb v, State s)
 {
+    if (s == State::in_bdat) {
+        return Missing::last_chunk;
+    }
     if ((v == Verb::starttls || v == Verb::auth) && s != State::connected) {
         return Missing::no_transaction;
     }
@@ -138,7 +151,7 @@ constexpr Missing missing_for(Verb v, State s)
     if (s == State::connected) {
         return Missing::greeting;
     }
-    if (v == Verb::data && s == State::in_mail) {
+    if ((v == Verb::data || v == Verb::bdat) && s == State::in_mail) {
         return Missing::recipient;
     }
     return Missing::mail;
@@ -146,7 +159,8 @@ constexpr Missing missing_for(Verb v, State s)
 
 constexpr std::string_view state_name(State s)
 {
-    constexpr std::array<std::string_view, k_state_count> names{"connected", "greeted", "in_mail", "in_rcpt"};
+    constexpr std::array<std::string_view, k_state_count> names{"connected", "greeted", "in_mail", "in_rcpt",
+                                                                "in_bdat"};
     return names[static_cast<std::size_t>(s)];
 }
 

@@ -64,8 +64,8 @@ Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size
     // RFC 2034: the EHLO reply carries no enhanced status code.
     return {250, "",
             std::string(host) + " hello " + std::string(helo) + "\nPIPELINING\nSIZE " + std::to_string(max_size) +
-                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nDSN" + (starttls ? "\nSTARTTLS" : "") +
-                (auth ? "\nAUTH PLAIN LOGIN" : "") + "\nHELP"};
+                "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nDSN\nCHUNKING\nBINARYMIME" +
+                (starttls ? "\nSTARTTLS" : "") + (auth ? "\nAUTH PLAIN LOGIN" : "") + "\nHELP"};
 }
 // RFC 3207 §4: 220 to go ahead, 454 when TLS cannot be had now, 501 for
 // arguments (no_arguments), 530 for commands that need TLS first.
@@ -94,12 +94,14 @@ Reply reset_ok() { return {250, "2.0.0", "reset"}; }
 Reply sender_ok() { return {250, "2.1.0", "sender OK"}; }
 Reply recipient_ok() { return {250, "2.1.5", "recipient OK"}; }
 Reply start_data() { return {354, "", "end data with <CR><LF>.<CR><LF>"}; }
+// RFC 3030 §2: each chunk but the LAST one gets its own 250.
+Reply chunk_received(std::uint64_t octets) { return {250, "2.0.0", std::to_string(octets) + " octets received"}; }
 Reply queued(std::string_view id) { return {250, "2.0.0", "message accepted, queued as " + std::string(id)}; }
 Reply help()
 {
     return {214, "2.0.0",
             "smtpspool, an SMTP receiver (RFC 5321)\n"
-            "commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY EXPN\n"
+            "commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN\n"
             "see smtpspool(8)"};
 }
 Reply cannot_verify()
@@ -122,8 +124,18 @@ Reply out_of_sequence(Missing missing)
         return {503, "5.5.1", "bad sequence of commands: nested MAIL (send RSET to start over)"};
     case Missing::no_transaction:
         return {503, "5.5.1", "bad sequence of commands: not inside a transaction (send RSET first)"};
+    case Missing::last_chunk:
+        // RFC 3030 §2: the chunks end with BDAT LAST, or the transaction with RSET.
+        return {503, "5.5.1", "bad sequence of commands: send BDAT ... LAST to end the message, or RSET"};
     }
     return {503, "5.5.1", "bad sequence of commands"};
+}
+// RFC 3030 §2: CHUNKING is offered in the EHLO reply only.
+Reply bdat_needs_ehlo() { return {503, "5.5.1", "bad sequence of commands: send EHLO before BDAT"}; }
+// RFC 3030 §3: DATA in a BINARYMIME transaction.
+Reply binarymime_needs_bdat()
+{
+    return {503, "5.5.1", "bad sequence of commands: a BODY=BINARYMIME message must be sent with BDAT"};
 }
 Reply unknown_command() { return {500, "5.5.1", "command unrecognized"}; }
 Reply not_implemented() { return {502, "5.5.1", "command not implemented"}; }

@@ -5,6 +5,7 @@
 #include "smtp_nfa.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,7 +16,7 @@ namespace smtpspool {
 struct Reply {
     int code = 0;
     std::string status; // RFC 3463 enhanced code, "" where none is sent
-    std::string text;        // '\n' separates the lines of a multi-line reply
+    std::string text;   // '\n' separates the lines of a multi-line reply
 };
 
 // "250-a\r\n250 b\r\n"; each line cut to 512 octets, control characters replaced.
@@ -54,12 +55,15 @@ Reply reset_ok();
 Reply sender_ok();
 Reply recipient_ok();
 Reply start_data();
+Reply chunk_received(std::uint64_t octets);
 Reply queued(std::string_view id);
 Reply help();
 Reply cannot_verify();
 Reply expn_refused();
 
 Reply out_of_sequence(Missing missing);
+Reply binarymime_needs_bdat();
+Reply bdat_needs_ehlo();
 Reply unknown_command();
 Reply not_implemented();
 Reply ehlo_disabled();

@@ -474,6 +474,16 @@ std::vector<RecipientOutcome> SmtpTransport::deliver(const Delivery& delivery)
                 false);
             return tx.out;
         }
+        if (envelope.body == "BINARYMIME") {
+            // RFC 3030 §3: a BINARYMIME message goes only by BDAT to a server
+            // that offers BINARYMIME, or is converted, or is returned. We send
+            // by DATA alone and convert nothing: it is returned.
+            tx.decide_open(Outcome::permanent,
+                           clean_detail("554 5.6.3 not sent: the message is BODY=BINARYMIME, which needs BDAT (RFC "
+                                        "3030), and runq sends with DATA only"),
+                           false);
+            return tx.out;
+        }
         if (envelope.body == "8BITMIME" && !m_features.eight_bit_mime) {
             tx.decide_open(
                 Outcome::permanent,

@@ -603,6 +603,86 @@ def client_that_talks_before_the_greeting_is_answered_in_order(tmp):
     listener.close()
 
 
+@test
+def bdat_over_a_real_socket_stores_binary_octets_exactly(tmp):
+    # CHUNKING and BINARYMIME (RFC 3030) with a client on a real TCP
+    # connection, as inetd passes it: 300 KB of random octets (every value,
+    # bare CR and LF, NUL, lone dots) in chunks of odd sizes, each command and
+    # its octets split over several writes, one chunk pipelined behind
+    # another; the stored message after the Received: header is the payload.
+    import random
+    payload = random.Random(3030).randbytes(300000) + b"\r\n.\r\n\n.\r"
+    sizes = [65543, 1, 0, 100000, 7]
+    spool = os.path.join(tmp, "spool")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = socket.create_connection(listener.getsockname())
+    conn, _ = listener.accept()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT"))}
+    env.update({"TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "40000", "PROTO": "TCP"})
+    p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"],
+                         stdin=conn, stdout=conn, env=env)
+    conn.close()
+    client.settimeout(20)
+    pending = b""
+
+    def reply():
+        nonlocal pending
+        lines = []
+        while True:
+            while b"\r\n" not in pending:
+                chunk = client.recv(65536)
+                expect(chunk, f"connection closed after {lines}")
+                pending += chunk
+            line, pending = pending.split(b"\r\n", 1)
+            lines.append(line)
+            if line[3:4] != b"-":
+                return lines
+
+    expect(reply()[0].startswith(b"220 mx.test ESMTP"), "greeting")
+    client.sendall(b"EHLO c.test\r\n")
+    ehlo = reply()
+    expect(b"250-CHUNKING" in ehlo and b"250-BINARYMIME" in ehlo, ehlo)
+    client.sendall(b"MAIL FROM:<a@b.test> BODY=BINARYMIME\r\n")
+    expect(reply() == [b"250 2.1.0 sender OK"], "MAIL")
+    client.sendall(b"RCPT TO:<u@mx.test>\r\n")
+    expect(reply() == [b"250 2.1.5 recipient OK"], "RCPT")
+    pos = 0
+    for n in sizes:
+        piece = payload[pos:pos + n]
+        pos += n
+        wire = f"BDAT {n}\r\n".encode() + piece
+        # The command line cut in two, then the octets in three writes.
+        cuts = sorted({0, 3, min(len(wire), 9 + len(piece) // 3), min(len(wire), 9 + 2 * len(piece) // 3), len(wire)})
+        for a, b in zip(cuts, cuts[1:]):
+            client.sendall(wire[a:b])
+            time.sleep(0.01)
+        expect(reply() == [f"250 2.0.0 {n} octets received".encode()], f"chunk of {n}")
+    # The rest: two chunks in one write, the LAST one behind the other.
+    rest = payload[pos:]
+    half = len(rest) // 2
+    client.sendall(f"BDAT {half}\r\n".encode() + rest[:half] + f"BDAT {len(rest) - half} LAST\r\n".encode() +
+                   rest[half:] + b"QUIT\r\n")
+    expect(reply() == [f"250 2.0.0 {half} octets received".encode()], "pipelined chunk")
+    last = reply()
+    expect(len(last) == 1 and last[0].startswith(b"250 2.0.0 message accepted, queued as "), last)
+    expect(reply() == [b"221 2.0.0 mx.test closing connection"], "QUIT")
+    expect(p.wait(timeout=20) == 0, "exit status")
+    client.close()
+    listener.close()
+    stored = queued_envelopes(spool)
+    expect(len(stored) == 1, f"{len(stored)} messages")
+    envelope, message = stored[0]
+    expect(envelope["body"] == "BINARYMIME", envelope["body"])
+    expect(envelope["size"] == len(message), "size")
+    # The Received: header ends with the line of its one recipient and the date.
+    start = message.find(b"\r\n", message.find(b"\r\n\tfor <u@mx.test>; ") + 2) + 2
+    expect(message.startswith(b"Received: from c.test ([192.0.2.7])") and start > 2, message[:200])
+    expect(message[start:] == payload, "the stored octets differ from the ones sent")
+    expect(last[0].endswith(envelope["id"].encode()), (last, envelope["id"]))
+
+
 PROXY_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 SMTP_MESSAGE = b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n"
 

@@ -1,6 +1,7 @@
-// fuzz_data: the DATA reader. Invariants: the same outcome at any chunking; a
-// message that is not refused has canonical CRLF lines (network mode) and its
-// size is what was stored; nothing is stored after the size limit.
+// fuzz_data: the DATA reader and the BDAT chunk reader. Invariants: the same
+// outcome at any chunking; a message that is not refused has canonical CRLF
+// lines (network mode, and BDAT unless BINARYMIME) and its size is what was
+// stored; nothing is stored after the size limit.
 #include "fuzz_check.hpp"
 #include "smtp_data.hpp"
 
@@ -35,6 +36,48 @@ Outcome read(std::string_view in, LineEnds mode, std::size_t max, std::size_t st
     return o;
 }
 
+struct Chunks {
+    std::string body;
+    bool bare = false, big = false;
+    std::size_t size = 0;
+};
+
+Chunks read_chunks(std::string_view in, bool binary, std::size_t max, std::size_t step)
+{
+    ChunkReader r(binary, max);
+    Chunks o;
+    for (std::size_t i = 0; i < in.size(); i += step) {
+        r.feed(in.substr(i, step), o.body);
+        FUZZ_CHECK(o.body.size() <= max);
+    }
+    r.finish();
+    o.bare = r.bare_line_end();
+    o.big = r.too_big();
+    o.size = r.size();
+    return o;
+}
+
+void check_chunks(std::string_view in, bool binary, std::size_t max, std::size_t step)
+{
+    Chunks whole = read_chunks(in, binary, max, in.size() + 1);
+    Chunks parts = read_chunks(in, binary, max, step);
+    FUZZ_CHECK(whole.bare == parts.bare && whole.big == parts.big && whole.size == parts.size);
+    FUZZ_CHECK(whole.size == in.size());
+    FUZZ_CHECK(whole.big == (in.size() > max));
+    FUZZ_CHECK(!binary || !whole.bare);
+    bool crlf_only = true;
+    for (std::size_t k = 0; k < in.size(); ++k) {
+        if ((in[k] == '\n' && (k == 0 || in[k - 1] != '\r')) ||
+            (in[k] == '\r' && (k + 1 >= in.size() || in[k + 1] != '\n'))) {
+            crlf_only = false;
+        }
+    }
+    FUZZ_CHECK(binary || whole.bare == !crlf_only);
+    if (!whole.bare && !whole.big) {
+        FUZZ_CHECK(whole.body == in && parts.body == in);
+    }
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
@@ -50,6 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Outcome parts = read(in, mode, max, step);
     FUZZ_CHECK(whole.consumed == parts.consumed && whole.done == parts.done && whole.bare == parts.bare &&
                whole.big == parts.big && whole.size == parts.size);
+    check_chunks(in, (data[0] & 2) != 0, max, step);
     if (!whole.bare && !whole.big) {
         FUZZ_CHECK(whole.body == parts.body);
         FUZZ_CHECK(whole.body.size() == whole.size);

@@ -1,9 +1,9 @@
 // fuzz_session: the whole session core fed arbitrary bytes, whole and in
 // chunks, with a policy that refuses, expands and adds headers by the input's
 // own content, and the policy settings taken from the first byte. Invariants:
-// well-formed replies, the same result whatever the chunking, no message
-// without a sender and a recipient, recipient and message limits kept,
-// bounded memory.
+// well-formed replies, the same result whatever the chunking (BDAT chunks
+// included), no message without a sender and a recipient, recipient and
+// message limits kept, bounded memory, CRLF only unless BINARYMIME.
 #include "../unit/testutil.hpp"
 #include "fuzz_check.hpp"
 #include "session.hpp"
@@ -112,7 +112,8 @@ Run drive(std::string_view input, Flags f, std::size_t step)
                 // The client waits for 220, then goes on inside TLS: the rest
                 // of the input is what it sends after the handshake.
                 FUZZ_CHECK(f.tls && !local);
-                FUZZ_CHECK(o.wire.size() >= 30 && o.wire.substr(o.wire.size() - 30) == "220 2.0.0 ready to start TLS\r\n");
+                FUZZ_CHECK(o.wire.size() >= 30 &&
+                           o.wire.substr(o.wire.size() - 30) == "220 2.0.0 ready to start TLS\r\n");
                 FUZZ_CHECK(s.state() == State::connected);
                 Output t = s.tls_started(TlsInfo{"TLSv1.3", "TLS_FUZZ"}, 0);
                 r.wire += t.wire;
@@ -140,13 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     bool local = (data[0] & 1) != 0;
     std::size_t step = 1 + (data[0] >> 1) % 17;
-    Flags flags{local,
-                (data[0] & 0x20) != 0,
-                (data[0] & 0x40) != 0,
-                (data[0] & 0x80) != 0,
-                data[0] == 0xfe,
-                (data[0] & 0x10) != 0,
-                (data[0] & 0x08) != 0};
+    Flags flags{local,           (data[0] & 0x20) != 0, (data[0] & 0x40) != 0, (data[0] & 0x80) != 0,
+                data[0] == 0xfe, (data[0] & 0x10) != 0, (data[0] & 0x08) != 0};
     std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
     Run whole = drive(input, flags, input.size() + 1);
     Run pieces = drive(input, flags, step);
@@ -187,8 +183,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         bool says_tls = header.find("\r\n\tby mx.test (smtpspool, TLSv1.3 TLS_FUZZ)") != std::string_view::npos;
         FUZZ_CHECK(m.envelope.client.tls.has_value() == says_tls);
         FUZZ_CHECK(!(flags.tls && flags.require_tls && !local) || says_tls);
-        if (!local) {
-            // A network client's accepted message has only CRLF line ends.
+        FUZZ_CHECK(m.envelope.body == "7BIT" || m.envelope.body == "8BITMIME" || m.envelope.body == "BINARYMIME");
+        if (m.envelope.body != "BINARYMIME") {
+            // Only CRLF line ends, from any client: DATA stores a local
+            // client's LF as CRLF and refuses the rest, BDAT refuses all bare
+            // line ends. Only BDAT brings BINARYMIME octets as they came.
             for (std::size_t k = 0; k < m.data.size(); ++k) {
                 if (m.data[k] == '\n') {
                     FUZZ_CHECK(k > 0 && m.data[k - 1] == '\r');

@@ -33,7 +33,7 @@ for name in sorted(os.listdir("tests/sessions")):
             put("address", line[line.find(b"<"):] if b"<" in line else line)
 
 for data in (b"hello\r\n.\r\n", b"..a\r\n.\r\n", b"a\n.\n", b"a\r.\r\n.\r\n", b"x\r\n\x00.\r\n.\r\n"):
-    for mode in (b"\x00\x03", b"\x01\x05"):
+    for mode in (b"\x00\x03", b"\x01\x05", b"\x02\x03", b"\x03\x07"):  # bit 1: BDAT chunks are BINARYMIME
         put("data", mode + data)
 
 put("envelope", open("tests/fuzz/seed-envelope.json", "rb").read())

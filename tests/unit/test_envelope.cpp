@@ -159,7 +159,8 @@ TEST_SUITE("envelope")
         e.client.tls = TlsInfo{"TLSv1.3", "TLS_AES_256_GCM_SHA384"};
         std::string json = envelope_to_json(e);
         CHECK(json == reference_json(e));
-        CHECK(json.find("\"tls\": {\n      \"version\": \"TLSv1.3\",\n      \"cipher\": \"TLS_AES_256_GCM_SHA384\"\n    }") !=
+        CHECK(json.find(
+                  "\"tls\": {\n      \"version\": \"TLSv1.3\",\n      \"cipher\": \"TLS_AES_256_GCM_SHA384\"\n    }") !=
               std::string::npos);
         auto back = envelope_from_json(json);
         REQUIRE(back);
@@ -202,6 +203,7 @@ TEST_SUITE("envelope")
             {with(good, "\"id\": \"20261122T023525-123456-42-0\"", "\"id\": \"../../etc\""), "queue id"},
             {with(good, "\"status\": \"failed\"", "\"status\": \"lost\""), "\"status\""},
             {with(good, "\"body\": \"8BITMIME\"", "\"body\": 8"), "\"body\""},
+            {with(good, "\"body\": \"8BITMIME\"", "\"body\": \"BINARY\""), "\"body\""},
             {with(good, "\"port\": 40000", "\"port\": 70000"), "\"port\""},
             {with(good, "\"smtputf8\": true", "\"smtputf8\": \"yes\""), "\"smtputf8\""},
         };
@@ -210,6 +212,17 @@ TEST_SUITE("envelope")
             INFO(r.expect);
             REQUIRE_FALSE(e.ok());
             CHECK(e.error().message.find(r.expect) != std::string::npos);
+        }
+    }
+
+    TEST_CASE("body: 7BIT, 8BITMIME and BINARYMIME are read back")
+    {
+        for (const char* body : {"7BIT", "8BITMIME", "BINARYMIME"}) {
+            Envelope e = sample();
+            e.body = body;
+            auto back = envelope_from_json(envelope_to_json(e));
+            REQUIRE(back.ok());
+            CHECK(back.value().body == body);
         }
     }
 

@@ -470,6 +470,26 @@ TEST_SUITE("runner")
         }
     }
 
+    TEST_CASE("DSN: a BINARYMIME message is returned as its header section even with RET=FULL")
+    {
+        Fixture f;
+        f.tweak = [](Envelope& e) {
+            e.dsn_ret = "FULL";
+            e.body = "BINARYMIME";
+        };
+        f.queue("alice@b.test", {"u@far.test"}, std::string("Subject: bin\r\n\r\nraw\0\n\roctets", 28));
+        f.script.answers["u@far.test"] = {Outcome::permanent, "554 5.6.3 not sent"};
+        f.run();
+        auto q = f.queued();
+        REQUIRE(q.size() == 1);
+        std::string m = f.message(q[0]);
+        CHECK(m.find("Content-Type: text/rfc822-headers\r\n\r\nReceived: by test\r\nSubject: bin\r\n\r\n--") !=
+              std::string::npos);
+        CHECK(m.find("raw") == std::string::npos);
+        CHECK(m.find("message/rfc822") == std::string::npos);
+        CHECK(m.find("too big") == std::string::npos);
+    }
+
     TEST_CASE("DSN: a success notice returns the header section even with RET=FULL")
     {
         Fixture f;

@@ -34,7 +34,9 @@ TEST_SUITE("session_tls")
         CHECK(plain.send("STARTTLS\r\n") == "502 5.5.1 command not implemented\r\n");
 
         SessionFixture f(tls_config());
-        CHECK(f.send("EHLO c.test\r\n").find("250-DSN\r\n250-STARTTLS\r\n250 HELP\r\n") != std::string::npos);
+        CHECK(f.send("EHLO c.test\r\n")
+                  .find("250-DSN\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250-STARTTLS\r\n250 HELP\r\n") !=
+              std::string::npos);
         CHECK(f.send("STARTTLS\r\n") == "220 2.0.0 ready to start TLS\r\n");
         REQUIRE(f.start_tls);
         f.session.tls_started(k_tls, 0);

@@ -28,6 +28,36 @@ TEST_SUITE("smtp_command")
         CHECK(parse_command("BURL x").verb == Verb::unimplemented);
         CHECK(parse_command("").verb == Verb::unknown);
         CHECK(parse_command("EHELO x").verb == Verb::unknown);
+        CHECK(parse_command("bdat 0 last").verb == Verb::bdat);
+    }
+
+    TEST_CASE("BDAT: 1 to 20 digits and an optional LAST; the size alone when the rest is bad")
+    {
+        auto ok = [](std::string_view arg, std::uint64_t size, bool last) {
+            auto p = parse_bdat(arg);
+            REQUIRE(p.index() == 0);
+            CHECK(std::get<BdatCommand>(p).size == size);
+            CHECK(std::get<BdatCommand>(p).last == last);
+        };
+        ok("0", 0, false);
+        ok("0 LAST", 0, true);
+        ok("1000 last", 1000, true);
+        ok("007 LaSt", 7, true);
+        ok("18446744073709551615", 18446744073709551615u, false);
+        for (std::string_view bad : {"", " 5", "5 ", "5  LAST", "5 LAST ", "5 LASTX", "5 FIRST", "-1", "+1", "1x",
+                                     "0x10", "18446744073709551616", "123456789012345678901", "LAST"}) {
+            auto p = parse_bdat(bad);
+            INFO("argument '" << bad << "'");
+            REQUIRE(p.index() == 1);
+            CHECK(render(std::get<Reply>(p)) == "501 5.5.4 syntax: BDAT <size> [LAST]\r\n");
+        }
+        CHECK(bdat_chunk_size("12 FIRST") == std::optional<std::uint64_t>(12));
+        CHECK(bdat_chunk_size("12 LAST") == std::optional<std::uint64_t>(12));
+        CHECK(bdat_chunk_size("12") == std::optional<std::uint64_t>(12));
+        CHECK_FALSE(bdat_chunk_size("12x LAST"));
+        CHECK_FALSE(bdat_chunk_size(" 12"));
+        CHECK_FALSE(bdat_chunk_size("18446744073709551616"));
+        CHECK_FALSE(bdat_chunk_size(""));
     }
 
     TEST_CASE("HTTP request lines are recognised")
@@ -70,7 +100,12 @@ TEST_SUITE("smtp_command")
         CHECK(code_of(parse_mail("FROM:<a@b.example> SIZE=-1", k_esmtp)) == 501);
         CHECK(code_of(parse_mail("FROM:<a@b.example> SIZE=", k_esmtp)) == 501);
         CHECK(code_of(parse_mail("FROM:<a@b.example> SIZE=1 SIZE=2", k_esmtp)) == 501);
-        CHECK(code_of(parse_mail("FROM:<a@b.example> BODY=BINARYMIME", k_esmtp)) == 501);
+        CHECK(code_of(parse_mail("FROM:<a@b.example> BODY=BINARY", k_esmtp)) == 501);
+        auto binary = parse_mail("FROM:<a@b.example> body=BinaryMIME", k_esmtp);
+        REQUIRE(binary.index() == 0);
+        CHECK(std::get<MailCommand>(binary).body == Body::binary_mime);
+        CHECK(body_name(Body::binary_mime) == "BINARYMIME");
+        CHECK(code_of(parse_mail("FROM:<a@b.example> BODY=BINARYMIME", MailOptions{false, 1000})) == 555);
         CHECK(code_of(parse_mail("FROM:<a@b.example> SMTPUTF8=yes", k_esmtp)) == 501);
         auto unknown = parse_mail("FROM:<a@b.example> MT-PRIORITY=3", k_esmtp);
         REQUIRE(unknown.index() == 1);

@@ -151,4 +151,62 @@ TEST_SUITE("smtp_data")
         CHECK(r.done());
         CHECK(r.size() == 100002);
     }
+
+    TEST_CASE("BDAT chunks: CRLF only unless BINARYMIME, at any split, the size cap over all chunks")
+    {
+        struct ChunkCase {
+            const char* name;
+            std::string input;
+            bool binary;
+            bool bare; // refused for a bare line end
+        };
+        const std::vector<ChunkCase> cases{
+            {"CRLF lines", "a\r\nb\r\n", false, false},
+            {"no line end at all", "abc", false, false},
+            {"bare LF", "a\nb\r\n", false, true},
+            {"bare CR", "a\rb\r\n", false, true},
+            {"CR at the very end", "a\r\nb\r", false, true},
+            {"CR CR LF", "a\r\r\n", false, true},
+            {"dots and NULs are content", std::string(".\r\n\0.\r\n", 7), false, false},
+            {"binary: anything", std::string("\r\n\n\r\0\xff\r", 7), true, false},
+        };
+        for (const ChunkCase& c : cases) {
+            for (std::size_t split = 0; split <= c.input.size(); ++split) {
+                ChunkReader r(c.binary, 100);
+                std::string out;
+                r.feed(std::string_view(c.input).substr(0, split), out);
+                r.feed(std::string_view(c.input).substr(split), out);
+                r.finish();
+                INFO(c.name << " split at " << split);
+                CHECK(r.bare_line_end() == c.bare);
+                CHECK(r.size() == c.input.size());
+                if (c.bare) {
+                    CHECK(c.input.compare(0, out.size(), out) == 0); // what came before the refusal
+                } else {
+                    CHECK(out == c.input);
+                }
+                CHECK_FALSE(r.too_big());
+            }
+        }
+        // A CR at the end of one chunk and LF at the start of the next are CRLF.
+        ChunkReader across(false, 100);
+        std::string out;
+        across.feed("a\r", out);
+        CHECK_FALSE(across.bare_line_end());
+        across.feed("\nb", out);
+        across.finish();
+        CHECK_FALSE(across.bare_line_end());
+        CHECK(out == "a\r\nb");
+        // Over the limit: refused, nothing more stored, still counted.
+        ChunkReader big(true, 5);
+        std::string kept;
+        big.feed("12345", kept);
+        CHECK_FALSE(big.too_big());
+        big.feed("6", kept);
+        big.feed("789", kept);
+        CHECK(big.too_big());
+        CHECK(big.refused());
+        CHECK(kept == "12345");
+        CHECK(big.size() == 9);
+    }
 }

@@ -21,6 +21,7 @@ const std::map<std::string, std::string> k_commands{
     {"MAIL", "MAIL FROM:<a@b.test>\r\n"},
     {"RCPT", "RCPT TO:<u@mx.test>\r\n"},
     {"DATA", "DATA\r\n"},
+    {"BDAT", "BDAT 0\r\n"},
     {"RSET", "RSET\r\n"},
     {"NOOP", "NOOP\r\n"},
     {"QUIT", "QUIT\r\n"},
@@ -38,6 +39,7 @@ const std::map<std::string, std::string> k_setup{
     {"greeted", "EHLO client.test\r\n"},
     {"in_mail", "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\n"},
     {"in_rcpt", "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\n"},
+    {"in_bdat", "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\nBDAT 1\r\nx"},
 };
 
 std::string read_file(const std::string& path)

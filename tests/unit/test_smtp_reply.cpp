@@ -16,8 +16,9 @@ TEST_SUITE("smtp_reply")
     TEST_CASE("multi-line replies use hyphens on all lines but the last")
     {
         std::string ehlo = render(replies::ehlo_ok("mx.test", "c.test", 1234));
-        CHECK(ehlo == "250-mx.test hello c.test\r\n250-PIPELINING\r\n250-SIZE 1234\r\n250-8BITMIME\r\n"
-                      "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-DSN\r\n250 HELP\r\n");
+        CHECK(ehlo ==
+              "250-mx.test hello c.test\r\n250-PIPELINING\r\n250-SIZE 1234\r\n250-8BITMIME\r\n"
+              "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-DSN\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250 HELP\r\n");
         std::string help = render(replies::help());
         CHECK(help.substr(0, 10) == "214-2.0.0 ");
         CHECK(help.find("\r\n214 2.0.0 ") != std::string::npos);

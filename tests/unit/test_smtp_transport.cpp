@@ -564,6 +564,27 @@ TEST_SUITE("smtp_transport")
                                           "RCPT TO:<\xc3\xbc@fake.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n");
     }
 
+    TEST_CASE("a BINARYMIME message is never sent with DATA: permanent, even to a server that offers it all")
+    {
+        Fixture f(std::string("bin\0ary\nbare\r", 13));
+        f.envelope.body = "BINARYMIME";
+        const std::string ehlo = "250-fake.test hello\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-CHUNKING\r\n"
+                                 "250 BINARYMIME\r\n";
+        FakeServer server({[&](FakeConn& c) {
+            greet(c, ehlo);
+            answer_quit(c);
+        }});
+        auto t = transport_to(server.port());
+        auto out = t.deliver(f.delivery());
+        REQUIRE(out.size() == 1);
+        CHECK(out.at(0).outcome == Outcome::permanent);
+        CHECK(out.at(0).detail == "554 5.6.3 not sent: the message is BODY=BINARYMIME, which needs BDAT (RFC 3030), "
+                                  "and runq sends with DATA only");
+        t.finish();
+        server.join();
+        CHECK(server.transcripts.at(0) == "EHLO client.test\r\nQUIT\r\n"); // no MAIL, no octet of it
+    }
+
     TEST_CASE("DSN: the parameters go to a server that offers DSN, none to one that does not; the handoff says which")
     {
         Fixture f("hi\r\n", {"u@fake.test", "v@fake.test", "w@fake.test"});
