@@ -84,6 +84,29 @@ void start_runq(const Config& config, const std::vector<std::string>& ids)
     }
 }
 
+// Loads the certificate and key when first asked, and hands them to the
+// transport for the handshake.
+struct LazyTls final : public TlsPort {
+    explicit LazyTls(const Config& c) : config(c) {}
+    std::optional<std::string> prepare() override
+    {
+        if (!context) {
+            auto loaded = TlsContext::load(*config.tls_cert, *config.tls_key);
+            if (!loaded) {
+                return loaded.error().message;
+            }
+            context = loaded.value();
+        }
+        if (transport != nullptr) {
+            transport->use_tls(context, config.tls_on_connect);
+        }
+        return std::nullopt;
+    }
+    const Config& config;
+    std::shared_ptr<TlsContext> context;
+    StdioTransport* transport = nullptr;
+};
+
 void say(const Reply& reply)
 {
     std::string wire = render(reply);
@@ -217,20 +240,20 @@ int run_serve(Config config)
     if (!files) {
         return refuse_service("smtpspool: configuration error: " + files.error().message + "\n", k_exit_config);
     }
-    // The certificate is read for each connection, so a renewed one needs no
-    // restart. One that cannot be loaded: no STARTTLS (logged), unless TLS
-    // is required, then no service.
-    std::shared_ptr<TlsContext> tls;
+    // The certificate is read by each connection that uses it, so a renewed
+    // one needs no restart. When every session needs TLS it is loaded first,
+    // and one that cannot be loaded means no service; otherwise only at
+    // STARTTLS (about 19 million instructions for an RSA key and the library's
+    // set-up, which sessions without STARTTLS do not pay), and then a failure
+    // is a 454 and the session goes on in the clear.
+    LazyTls lazy(config);
     if (config.tls_cert) {
-        auto loaded = TlsContext::load(*config.tls_cert, *config.tls_key);
-        if (loaded) {
-            tls = loaded.value();
-            sc.tls_offered = !config.tls_on_connect;
-        } else if (config.require_tls || config.tls_on_connect) {
-            return refuse_service("smtpspool: configuration error: " + loaded.error().message + "\n", k_exit_config);
-        } else {
-            log->log(LogLine("tls-error").add("reason", loaded.error().message));
+        if (config.require_tls || config.tls_on_connect) {
+            if (auto error = lazy.prepare()) {
+                return refuse_service("smtpspool: configuration error: " + *error + "\n", k_exit_config);
+            }
         }
+        sc.tls_offered = !config.tls_on_connect;
     }
     SystemClock clock;
     if (auto r = ensure_spool_layout(config.spool); !r) {
@@ -257,8 +280,12 @@ int run_serve(Config config)
         session.use_auth(checkpassword.emplace(*config.auth_command, config.hook_timeout, *log));
     }
     StdioTransport transport(0, 1, config.timeout, config.max_session_time);
-    if (tls) {
-        transport.use_tls(tls, config.tls_on_connect);
+    lazy.transport = &transport;
+    if (lazy.context) {
+        transport.use_tls(lazy.context, config.tls_on_connect);
+    }
+    if (config.tls_cert) {
+        session.use_tls(lazy);
     }
     auto after_write = [&] {
         if (config.deliver_now && !spool.committed.empty()) {

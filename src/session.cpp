@@ -848,6 +848,13 @@ Session::Outcome Session::on_starttls(const Command& cmd)
     if (!m_esmtp) {
         return {replies::needs_ehlo("STARTTLS"), false};
     }
+    if (m_tls_port != nullptr) {
+        if (auto error = m_tls_port->prepare()) {
+            // RFC 3207 §4: 454, and the session goes on in the clear.
+            m_log.log(LogLine("tls-error").add("reason", *error));
+            return {replies::tls_unavailable(), false};
+        }
+    }
     m_start_tls = true;
     return {replies::tls_ready(), true};
 }

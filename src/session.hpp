@@ -23,6 +23,15 @@
 
 namespace smtpspool {
 
+// Asked before the 220 to STARTTLS: can TLS be had now? serve loads the
+// certificate only then, so sessions that never ask do not pay for it. An
+// error text when not (the session answers 454 and logs it).
+class TlsPort {
+public:
+    virtual ~TlsPort() = default;
+    virtual std::optional<std::string> prepare() = 0;
+};
+
 struct SessionConfig {
     std::string hostname = "localhost";
     std::vector<std::string> local_domains; // compared case-insensitively
@@ -77,6 +86,8 @@ public:
     // AUTH PLAIN and LOGIN (RFC 4954), offered inside TLS and to local
     // clients; a client that authenticated may relay.
     void use_auth(AuthPort& auth) { m_auth = &auth; }
+    // Without one, TLS is taken to be ready whenever it is offered.
+    void use_tls(TlsPort& tls) { m_tls_port = &tls; }
 
     State state() const { return m_state; }
 
@@ -166,6 +177,7 @@ private:
     bool m_closed = false;
     bool m_start_tls = false; // STARTTLS accepted: stop reading at its line
     AuthPort* m_auth = nullptr;
+    TlsPort* m_tls_port = nullptr;
     enum class AuthStep { none, plain, login_user, login_password };
     AuthStep m_auth_step = AuthStep::none; // the next line answers a 334
     std::string m_auth_login;              // LOGIN: the user name given so far

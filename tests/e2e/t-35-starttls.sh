@@ -179,12 +179,27 @@ assert_match "$log" "event=tls version=TLSv1\.[23] cipher=" "log"
 assert_contains "$log" "event=mail result=refused reason=tls-required" "log"
 assert_not_contains "$log" "evil@client.test.example" "log (the injected MAIL was never read)"
 
-step "a certificate that cannot be loaded: no STARTTLS, logged; with --require-tls no service"
-out=$(printf 'EHLO c.test\r\nQUIT\r\n' | "$SMTPSPOOL_BIN" --spool "$SPOOL" --hostname mx.test.example --log stderr \
-    --relay-client 127.0.0.0/8 --tls-cert "$TEST_TMP/missing.pem" --tls-key "$KEY" 2>"$TEST_TMP/err") ||
-    fail "serve with a missing certificate exited $?"
-assert_not_contains "$out" "STARTTLS" "EHLO reply without a loadable certificate"
-assert_contains "$(cat "$TEST_TMP/err")" "event=tls-error reason=\"cannot load the TLS certificate $TEST_TMP/missing.pem" "log"
+step "a certificate that cannot be loaded: STARTTLS gets 454 and the session goes on; with --require-tls no service"
+PORT=$(free_port)
+start_bg "$TEST_TMP/missing.log" tcpserver -R -H -l 0 127.0.0.1 "$PORT" "$SMTPSPOOL_BIN" --spool "$SPOOL" \
+    --hostname mx.test.example --relay-client 127.0.0.0/8 --log stderr --tls-cert "$TEST_TMP/missing.pem" --tls-key "$KEY"
+wait_for_port "$PORT" "$BG_PID" "$TEST_TMP/missing.log"
+PORT=$PORT python3 - <<'PY'
+import os, smtplib
+from e2elib import *
+
+def main():
+    c = smtplib.SMTP("127.0.0.1", int(os.environ["PORT"]), local_hostname="client.test.example", timeout=20)
+    c.ehlo()
+    expect(c.has_extn("starttls"), "EHLO keywords", "STARTTLS (the certificate is read only when asked for)",
+           c.esmtp_features)
+    expect_eq((454, b"4.7.0 TLS not available due to temporary reason"), c.docmd("STARTTLS"), "STARTTLS")
+    expect_eq(250, c.mail("a@client.test.example")[0], "MAIL in the clear after the 454")
+    c.quit()
+
+run(main)
+PY
+assert_contains "$(cat "$TEST_TMP/missing.log")" "event=tls-error reason=\"cannot load the TLS certificate $TEST_TMP/missing.pem" "log"
 set +e
 "$SMTPSPOOL_BIN" --spool "$SPOOL" --hostname mx.test.example --log stderr --require-tls \
     --tls-cert "$CERT" --tls-key "$CERT" </dev/null >"$TEST_TMP/out" 2>"$TEST_TMP/err"

@@ -165,4 +165,26 @@ TEST_SUITE("session_tls")
         f.send("EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\n");
         CHECK(f.policy.tls_seen == std::vector<bool>{true, true});
     }
+
+    TEST_CASE("TLS that cannot be had at STARTTLS: 454, logged, the session goes on in the clear")
+    {
+        struct Unavailable final : public TlsPort {
+            std::optional<std::string> prepare() override
+            {
+                ++asked;
+                return std::string("cannot load the TLS certificate /x: No such file or directory");
+            }
+            int asked = 0;
+        } port;
+        SessionFixture f(tls_config());
+        f.session.use_tls(port);
+        f.send("EHLO c.test\r\n");
+        CHECK(f.send("STARTTLS\r\n") == "454 4.7.0 TLS not available due to temporary reason\r\n");
+        CHECK_FALSE(f.start_tls);
+        CHECK(port.asked == 1);
+        CHECK(f.log.has("event=tls-error reason=\"cannot load the TLS certificate /x"));
+        CHECK(f.session.state() == State::greeted);
+        f.send(k_message);
+        CHECK(f.spool.messages.size() == 1);
+    }
 }
