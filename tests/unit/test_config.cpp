@@ -197,6 +197,18 @@ TEST_SUITE("config")
         CHECK(describe(ok({"--auth-command", "cp -x"})).find("auth-command = cp -x\n") != std::string::npos);
     }
 
+    TEST_CASE("a config key with a placeholder of the option library is refused, not looped on")
+    {
+        // Found by fuzz_config: the library's error message for this unknown
+        // key never finished being built.
+        TempDir dir;
+        std::string path = dir.path() + "/hang.conf";
+        std::ofstream(path) << "# x\nmax-errors%canonical_option% = yes\n";
+        ConfigExit e = exits({"--config", path});
+        CHECK(e.status == k_exit_config);
+        CHECK(e.text.find("line 2: unrecognised option") != std::string::npos);
+    }
+
     TEST_CASE("check-config prints settings the config file can read back")
     {
         TempDir dir;
