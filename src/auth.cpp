@@ -104,7 +104,8 @@ std::optional<PlainCredentials> parse_plain(std::string_view decoded)
     if (second == std::string_view::npos || decoded.find('\0', second + 1) != std::string_view::npos) {
         return std::nullopt;
     }
-    PlainCredentials c{std::string(decoded.substr(0, first)), std::string(decoded.substr(first + 1, second - first - 1)),
+    PlainCredentials c{std::string(decoded.substr(0, first)),
+                       std::string(decoded.substr(first + 1, second - first - 1)),
                        std::string(decoded.substr(second + 1))};
     if (c.user.empty() || c.password.empty()) {
         return std::nullopt;

@@ -118,7 +118,7 @@ po::options_description tls_options()
     po::options_description d("TLS and AUTH options");
     // clang-format off
     d.add_options()
-        ("tls-cert", po::value<std::string>()->value_name("FILE"), "PEM certificate chain: offer STARTTLS (read at each connection)")
+        ("tls-cert", po::value<std::string>()->value_name("FILE"), "PEM certificate chain: offer STARTTLS (read when a client asks for it)")
         ("tls-key", po::value<std::string>()->value_name("FILE"), "PEM private key of --tls-cert")
         ("require-tls", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "530 to MAIL from network clients before STARTTLS")
         ("tls-on-connect", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "TLS from the first octet, no STARTTLS (port 465)")
@@ -287,6 +287,37 @@ private:
     const po::variables_map& m_file;
 };
 
+// Setters for the common kinds of option: each leaves the field as it is when
+// the option is not given, and names the option in its error.
+void set_text(const Sources& s, const char* name, std::optional<std::string>& field)
+{
+    if (auto v = s.get<std::string>(name)) {
+        if (v->empty()) {
+            throw BadConfig{std::string(name) + ": must not be empty"};
+        }
+        field = *v;
+    }
+}
+
+void set_flag(const Sources& s, const char* name, bool& field)
+{
+    if (auto v = s.get<std::string>(name)) {
+        field = to_bool(name, *v);
+    }
+}
+
+void set_networks(const Sources& s, const char* name, std::vector<std::string>& field)
+{
+    if (auto v = s.get<std::vector<std::string>>(name)) {
+        for (const std::string& n : *v) {
+            if (!parse_network(n)) {
+                throw BadConfig{std::string(name) + ": not an address or CIDR network: '" + n + "'"};
+            }
+        }
+        field = *v;
+    }
+}
+
 std::chrono::seconds to_duration(const std::string& name, const std::string& text)
 {
     auto d = parse_duration(text);
@@ -298,32 +329,12 @@ std::chrono::seconds to_duration(const std::string& name, const std::string& tex
 
 void resolve_tls(Config& c, const Sources& s)
 {
-    for (auto [name, field] : {std::pair{"tls-cert", &c.tls_cert}, std::pair{"tls-key", &c.tls_key}}) {
-        if (auto v = s.get<std::string>(name)) {
-            if (v->empty()) {
-                throw BadConfig{std::string(name) + ": must not be empty"};
-            }
-            *field = *v;
-        }
-    }
-    if (auto v = s.get<std::string>("require-tls")) {
-        c.require_tls = to_bool("require-tls", *v);
-    }
-    if (auto v = s.get<std::string>("tls-on-connect")) {
-        c.tls_on_connect = to_bool("tls-on-connect", *v);
-    }
-    if (auto v = s.get<std::string>("auth-passwd")) {
-        if (v->empty()) {
-            throw BadConfig{"auth-passwd: must not be empty"};
-        }
-        c.auth_passwd = *v;
-    }
-    if (auto v = s.get<std::string>("auth-command")) {
-        if (v->empty()) {
-            throw BadConfig{"auth-command: must not be empty"};
-        }
-        c.auth_command = *v;
-    }
+    set_text(s, "tls-cert", c.tls_cert);
+    set_text(s, "tls-key", c.tls_key);
+    set_flag(s, "require-tls", c.require_tls);
+    set_flag(s, "tls-on-connect", c.tls_on_connect);
+    set_text(s, "auth-passwd", c.auth_passwd);
+    set_text(s, "auth-command", c.auth_command);
     if (c.auth_passwd && c.auth_command) {
         throw BadConfig{"auth-command: --auth-passwd and --auth-command exclude each other"};
     }
@@ -331,7 +342,8 @@ void resolve_tls(Config& c, const Sources& s)
         throw BadConfig{c.tls_cert ? "tls-cert: needs --tls-key" : "tls-key: needs --tls-cert"};
     }
     if (!c.tls_cert && (c.require_tls || c.tls_on_connect)) {
-        throw BadConfig{std::string(c.require_tls ? "require-tls" : "tls-on-connect") + ": needs --tls-cert and --tls-key"};
+        throw BadConfig{std::string(c.require_tls ? "require-tls" : "tls-on-connect") +
+                        ": needs --tls-cert and --tls-key"};
     }
     if (c.require_tls && c.tls_on_connect) {
         c.require_tls = false; // every session is encrypted: nothing to require
@@ -340,38 +352,17 @@ void resolve_tls(Config& c, const Sources& s)
 
 void resolve_policy(Config& c, const Sources& s)
 {
-    for (const char* name : {"deny-client", "allow-client"}) {
-        if (auto v = s.get<std::vector<std::string>>(name)) {
-            for (const std::string& n : *v) {
-                if (!parse_network(n)) {
-                    throw BadConfig{std::string(name) + ": not an address or CIDR network: '" + n + "'"};
-                }
-            }
-            (name[0] == 'd' ? c.deny_clients : c.allow_clients) = *v;
-        }
-    }
-    auto text = [&](const char* name, std::optional<std::string>& field) {
-        if (auto v = s.get<std::string>(name)) {
-            if (v->empty()) {
-                throw BadConfig{std::string(name) + ": must not be empty"};
-            }
-            field = *v;
-        }
-    };
-    text("sender-deny", c.sender_deny);
-    text("aliases", c.aliases);
-    text("local-users", c.local_users);
-    text("mail-hook", c.mail_hook);
-    text("rcpt-hook", c.rcpt_hook);
-    text("data-hook", c.data_hook);
-    auto flag = [&](const char* name, bool& field) {
-        if (auto v = s.get<std::string>(name)) {
-            field = to_bool(name, *v);
-        }
-    };
-    flag("reject-unknown-recipients", c.reject_unknown_recipients);
-    flag("add-envelope-to", c.add_envelope_to);
-    flag("check-headers", c.check_headers);
+    set_networks(s, "deny-client", c.deny_clients);
+    set_networks(s, "allow-client", c.allow_clients);
+    set_text(s, "sender-deny", c.sender_deny);
+    set_text(s, "aliases", c.aliases);
+    set_text(s, "local-users", c.local_users);
+    set_text(s, "mail-hook", c.mail_hook);
+    set_text(s, "rcpt-hook", c.rcpt_hook);
+    set_text(s, "data-hook", c.data_hook);
+    set_flag(s, "reject-unknown-recipients", c.reject_unknown_recipients);
+    set_flag(s, "add-envelope-to", c.add_envelope_to);
+    set_flag(s, "check-headers", c.check_headers);
     if (c.reject_unknown_recipients && !c.aliases && !c.local_users) {
         throw BadConfig{"reject-unknown-recipients: needs --local-users or --aliases (or both)"};
     }
@@ -442,9 +433,7 @@ void resolve_delivery(Config& c, const Sources& s, const po::variables_map& cmd)
     if (auto v = s.get<std::string>("pipe-timeout")) {
         c.pipe_timeout = to_duration("pipe-timeout", *v);
     }
-    if (auto v = s.get<std::string>("deliver-now")) {
-        c.deliver_now = to_bool("deliver-now", *v);
-    }
+    set_flag(s, "deliver-now", c.deliver_now);
     if (cmd.count("interval")) {
         if (cmd.count("once")) {
             throw BadConfig{"interval: --once and --interval exclude each other"};
@@ -501,14 +490,7 @@ Config resolve(Subcommand command, const po::variables_map& cmd, const po::varia
         }
         c.local_domains = *v;
     }
-    if (auto v = s.get<std::vector<std::string>>("relay-client")) {
-        for (const std::string& n : *v) {
-            if (!parse_network(n)) {
-                throw BadConfig{"relay-client: not an address or CIDR network: '" + n + "'"};
-            }
-        }
-        c.relay_clients = *v;
-    }
+    set_networks(s, "relay-client", c.relay_clients);
     auto number = [&](const char* name, std::size_t def, std::size_t min) {
         auto v = s.get<std::string>(name);
         return v ? to_number(name, *v, min) : def;
@@ -527,21 +509,10 @@ Config resolve(Subcommand command, const po::variables_map& cmd, const po::varia
         throw BadConfig{"max-session-time: at most 604800 seconds"};
     }
     c.max_session_time = static_cast<unsigned>(session_time);
-    if (auto v = s.get<std::string>("rfc821")) {
-        c.rfc821 = to_bool("rfc821", *v);
-    }
+    set_flag(s, "rfc821", c.rfc821);
     resolve_tls(c, s);
-    if (auto v = s.get<std::string>("proxy-protocol")) {
-        c.proxy_protocol = to_bool("proxy-protocol", *v);
-    }
-    if (auto v = s.get<std::vector<std::string>>("proxy-from")) {
-        for (const std::string& n : *v) {
-            if (!parse_network(n)) {
-                throw BadConfig{"proxy-from: not an address or CIDR network: '" + n + "'"};
-            }
-        }
-        c.proxy_from = *v;
-    }
+    set_flag(s, "proxy-protocol", c.proxy_protocol);
+    set_networks(s, "proxy-from", c.proxy_from);
     if (c.proxy_protocol && c.proxy_from.empty()) {
         throw BadConfig{"proxy-protocol: needs --proxy-from (the load balancers' addresses)"};
     }

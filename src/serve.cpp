@@ -86,25 +86,26 @@ void start_runq(const Config& config, const std::vector<std::string>& ids)
 
 // Loads the certificate and key when first asked, and hands them to the
 // transport for the handshake.
-struct LazyTls final : public TlsPort {
-    explicit LazyTls(const Config& c) : config(c) {}
+class LazyTls final : public TlsPort {
+public:
+    LazyTls(const Config& config, StdioTransport& transport) : m_config(config), m_transport(transport) {}
     std::optional<std::string> prepare() override
     {
-        if (!context) {
-            auto loaded = TlsContext::load(*config.tls_cert, *config.tls_key);
-            if (!loaded) {
-                return loaded.error().message;
+        if (!m_loaded) {
+            auto context = TlsContext::load(*m_config.tls_cert, *m_config.tls_key);
+            if (!context) {
+                return context.error().message;
             }
-            context = loaded.value();
-        }
-        if (transport != nullptr) {
-            transport->use_tls(context, config.tls_on_connect);
+            m_transport.use_tls(context.value(), m_config.tls_on_connect);
+            m_loaded = true;
         }
         return std::nullopt;
     }
-    const Config& config;
-    std::shared_ptr<TlsContext> context;
-    StdioTransport* transport = nullptr;
+
+private:
+    const Config& m_config;
+    StdioTransport& m_transport;
+    bool m_loaded = false;
 };
 
 void say(const Reply& reply)
@@ -246,7 +247,8 @@ int run_serve(Config config)
     // STARTTLS (about 19 million instructions for an RSA key and the library's
     // set-up, which sessions without STARTTLS do not pay), and then a failure
     // is a 454 and the session goes on in the clear.
-    LazyTls lazy(config);
+    StdioTransport transport(0, 1, config.timeout, config.max_session_time);
+    LazyTls lazy(config, transport);
     if (config.tls_cert) {
         if (config.require_tls || config.tls_on_connect) {
             if (auto error = lazy.prepare()) {
@@ -278,11 +280,6 @@ int run_serve(Config config)
         session.use_auth(*passwords);
     } else if (config.auth_command) {
         session.use_auth(checkpassword.emplace(*config.auth_command, config.hook_timeout, *log));
-    }
-    StdioTransport transport(0, 1, config.timeout, config.max_session_time);
-    lazy.transport = &transport;
-    if (lazy.context) {
-        transport.use_tls(lazy.context, config.tls_on_connect);
     }
     if (config.tls_cert) {
         session.use_tls(lazy);

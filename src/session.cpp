@@ -247,7 +247,7 @@ void Session::line(std::string_view raw)
         return;
     }
     if (m_auth_step != AuthStep::none) {
-        auth_response(raw);
+        reply(auth_response(raw));
         return;
     }
     command(raw);
@@ -324,9 +324,7 @@ void Session::command(std::string_view text)
     if (out.success) {
         m_state = successor(cmd.verb, m_state);
     }
-    if (!out.replied) {
-        reply(out.reply);
-    }
+    reply(out.reply);
     if (cmd.verb == Verb::quit && out.success) {
         close("quit");
     } else if (!out.close.empty()) {
@@ -373,7 +371,7 @@ Session::Outcome Session::on_helo(const Command& cmd, bool esmtp)
     m_esmtp = esmtp;
     m_log.log(LogLine(esmtp ? "ehlo" : "helo").add("name", m_helo));
     if (esmtp) {
-        bool starttls = m_config.tls_offered && !m_config.tls && !m_config.peer.local;
+        bool starttls = starttls_offered() && !m_config.tls;
         bool auth = auth_offered() && !m_auth_user;
         return {replies::ehlo_ok(m_config.hostname, header_safe(m_helo), m_config.max_message_size, starttls, auth),
                 true};
@@ -568,8 +566,20 @@ std::size_t Session::data(std::string_view bytes)
 {
     m_chunk.clear();
     std::size_t used = m_data->feed(bytes, m_chunk);
+    store(m_data->refused());
+    if (m_data->done()) {
+        finish_data();
+    }
+    return used;
+}
+
+// The octets a reader let through (m_chunk), DATA's or BDAT's: to the header
+// check and the spool. A refused message frees its disk at once; its data is
+// read to the end anyway.
+void Session::store(bool refused)
+{
     m_headers->feed(m_chunk);
-    bool refused = m_data->refused() || m_spool_error.has_value();
+    refused = refused || m_spool_error.has_value();
     if (!refused && !m_chunk.empty()) {
         if (auto r = m_spool.append(m_chunk); !r) {
             m_spool_error = r.error();
@@ -577,12 +587,27 @@ std::size_t Session::data(std::string_view bytes)
         }
     }
     if (refused) {
-        m_spool.abort(); // free the disk now; the data is read to its end anyway
+        m_spool.abort();
     }
-    if (m_data->done()) {
-        finish_data();
+}
+
+// Why a message whose data has all been read is refused before its checks,
+// if it is: the spool failed, a bare line end, too big.
+std::optional<Reply> Session::read_refusal(bool bare_line_end, bool too_big, std::string_view& reason) const
+{
+    if (m_spool_error) {
+        reason = "local-error";
+        return local_error_reply(*m_spool_error);
     }
-    return used;
+    if (bare_line_end) {
+        reason = "bare-line-end";
+        return replies::bare_line_end_in_data();
+    }
+    if (too_big) {
+        reason = "too-big";
+        return replies::message_too_big(m_config.max_message_size);
+    }
+    return std::nullopt;
 }
 
 Envelope Session::make_envelope() const
@@ -642,18 +667,8 @@ std::optional<Reply> Session::check_message(std::size_t size, std::string_view& 
 void Session::finish_data()
 {
     const DataReader& d = *m_data;
-    std::optional<Reply> refusal;
     std::string_view reason;
-    if (m_spool_error) {
-        refusal = local_error_reply(*m_spool_error);
-        reason = "local-error";
-    } else if (d.bare_line_end()) {
-        refusal = replies::bare_line_end_in_data();
-        reason = "bare-line-end";
-    } else if (d.too_big()) {
-        refusal = replies::message_too_big(m_config.max_message_size);
-        reason = "too-big";
-    }
+    std::optional<Reply> refusal = read_refusal(d.bare_line_end(), d.too_big(), reason);
     std::size_t size = d.size();
     m_data.reset();
     finish_message(std::move(refusal), reason, size);
@@ -670,7 +685,7 @@ void Session::on_bdat(const Command& cmd, std::optional<Reply> refusal)
     if (m_config.rfc821 && !m_config.client_denied) {
         refusal = replies::not_implemented();
     } else if (!refusal && !m_esmtp) {
-        refusal = replies::bdat_needs_ehlo();
+        refusal = replies::needs_ehlo("BDAT");
     }
     if (!refusal) {
         auto parsed = parse_bdat(cmd.argument);
@@ -713,17 +728,7 @@ std::size_t Session::chunk(std::string_view bytes)
     if (!c.refusal) {
         m_chunk.clear();
         m_bdat->feed(bytes.substr(0, n), m_chunk);
-        m_headers->feed(m_chunk);
-        bool refused = m_bdat->refused() || m_spool_error.has_value();
-        if (!refused && !m_chunk.empty()) {
-            if (auto r = m_spool.append(m_chunk); !r) {
-                m_spool_error = r.error();
-                refused = true;
-            }
-        }
-        if (refused) {
-            m_spool.abort(); // free the disk now; the chunk is read to its end anyway
-        }
+        store(m_bdat->refused());
     }
     if (c.remaining == 0) {
         end_chunk();
@@ -748,18 +753,8 @@ void Session::end_chunk()
     if (c.last) {
         b.finish();
     }
-    std::optional<Reply> refusal;
     std::string_view reason;
-    if (m_spool_error) {
-        refusal = local_error_reply(*m_spool_error);
-        reason = "local-error";
-    } else if (b.bare_line_end()) {
-        refusal = replies::bare_line_end_in_data();
-        reason = "bare-line-end";
-    } else if (b.too_big()) {
-        refusal = replies::message_too_big(m_config.max_message_size);
-        reason = "too-big";
-    }
+    std::optional<Reply> refusal = read_refusal(b.bare_line_end(), b.too_big(), reason);
     if (!refusal && !c.last) {
         m_state = successor(Verb::bdat, m_state);
         reply(replies::chunk_received(c.size));
@@ -836,7 +831,7 @@ Session::Outcome Session::on_quit(const Command& cmd)
 
 Session::Outcome Session::on_starttls(const Command& cmd)
 {
-    if (!m_config.tls_offered || m_config.peer.local) {
+    if (!starttls_offered()) {
         return {replies::not_implemented(), false};
     }
     if (m_config.tls) {
@@ -858,6 +853,8 @@ Session::Outcome Session::on_starttls(const Command& cmd)
     m_start_tls = true;
     return {replies::tls_ready(), true};
 }
+
+bool Session::starttls_offered() const { return m_config.tls_offered && !m_config.peer.local; }
 
 bool Session::auth_offered() const { return m_auth != nullptr && (m_config.tls || m_config.peer.local); }
 
@@ -895,24 +892,21 @@ Session::Outcome Session::on_auth(const Command& cmd)
     }
     // RFC 4954 §4: "=" is an empty initial response.
     std::string_view text = *initial == "=" ? std::string_view{} : *initial;
-    auth_response(text);
-    return {Reply{}, true, {}, true};
+    return {auth_response(text), true};
 }
 
 // A line that answers a 334 (or the initial response): "*" cancels.
-void Session::auth_response(std::string_view line)
+Reply Session::auth_response(std::string_view line)
 {
     AuthStep step = std::exchange(m_auth_step, AuthStep::none);
     if (line == "*") {
         m_log.log(LogLine("auth").add("result", "cancelled"));
-        reply(replies::auth_cancelled());
-        return;
+        return replies::auth_cancelled();
     }
     auto decoded = base64_decode(line);
     if (!decoded) {
         m_log.log(LogLine("auth").add("result", "bad-base64"));
-        reply(replies::auth_bad_base64());
-        return;
+        return replies::auth_bad_base64();
     }
     switch (step) {
     case AuthStep::plain: {
@@ -920,23 +914,20 @@ void Session::auth_response(std::string_view line)
         // An authorization identity other than the user is not ours to grant.
         if (!c || (!c->authzid.empty() && c->authzid != c->user)) {
             m_log.log(LogLine("auth").add("mechanism", "PLAIN").add("result", "refused").add("reason", "malformed"));
-            reply(replies::auth_refused());
-            return;
+            return replies::auth_refused();
         }
-        reply(authenticate("PLAIN", c->user, c->password));
-        return;
+        return authenticate("PLAIN", c->user, c->password);
     }
     case AuthStep::login_user:
         m_auth_login = std::move(*decoded);
         m_auth_step = AuthStep::login_password;
-        reply(replies::auth_challenge(base64_encode("Password:")));
-        return;
+        return replies::auth_challenge(base64_encode("Password:"));
     case AuthStep::login_password:
-        reply(authenticate("LOGIN", std::exchange(m_auth_login, {}), *decoded));
-        return;
+        return authenticate("LOGIN", std::exchange(m_auth_login, {}), *decoded);
     case AuthStep::none:
         break;
     }
+    return replies::auth_cancelled(); // not reached: a response comes only after a 334
 }
 
 Reply Session::authenticate(std::string_view mechanism, const std::string& user, const std::string& password)

@@ -117,7 +117,6 @@ private:
         Reply reply;
         bool success;
         std::string_view close = {}; // end the session after the reply, for this reason
-        bool replied = false;        // the handler has replied already (AUTH with an initial response)
     };
     Outcome on_helo(const Command& cmd, bool esmtp);
     Outcome on_mail(const Command& cmd);
@@ -128,9 +127,12 @@ private:
     Outcome on_vrfy(const Command& cmd);
     Outcome on_starttls(const Command& cmd);
     Outcome on_auth(const Command& cmd);
-    void auth_response(std::string_view line);
+    Reply auth_response(std::string_view line); // to a 334, or the initial response
     Reply authenticate(std::string_view mechanism, const std::string& user, const std::string& password);
     bool auth_offered() const;
+    bool starttls_offered() const; // to this client, encrypted already or not
+    void store(bool refused);
+    std::optional<Reply> read_refusal(bool bare_line_end, bool too_big, std::string_view& reason) const;
     void count_error();
 
     bool is_local_domain(std::string_view domain) const;
@@ -179,8 +181,8 @@ private:
     AuthPort* m_auth = nullptr;
     TlsPort* m_tls_port = nullptr;
     enum class AuthStep { none, plain, login_user, login_password };
-    AuthStep m_auth_step = AuthStep::none; // the next line answers a 334
-    std::string m_auth_login;              // LOGIN: the user name given so far
+    AuthStep m_auth_step = AuthStep::none;  // the next line answers a 334
+    std::string m_auth_login;               // LOGIN: the user name given so far
     std::optional<std::string> m_auth_user; // authenticated as
     std::size_t m_errors = 0;
     std::size_t m_messages = 0;

@@ -86,7 +86,10 @@ Reply auth_refused() { return {535, "5.7.8", "authentication credentials invalid
 Reply auth_temporary() { return {454, "4.7.0", "temporary authentication failure"}; }
 Reply auth_cancelled() { return {501, "5.0.0", "authentication cancelled"}; }
 Reply auth_bad_base64() { return {501, "5.5.2", "cannot decode the response (base64)"}; }
-Reply auth_unknown_mechanism() { return {504, "5.5.4", "unrecognized authentication type (PLAIN and LOGIN are offered)"}; }
+Reply auth_unknown_mechanism()
+{
+    return {504, "5.5.4", "unrecognized authentication type (PLAIN and LOGIN are offered)"};
+}
 Reply auth_needs_tls() { return {538, "5.7.11", "encryption required for requested authentication mechanism"}; }
 Reply auth_again() { return {503, "5.5.1", "already authenticated"}; }
 Reply ok() { return {250, "2.0.0", "OK"}; }
@@ -131,7 +134,6 @@ Reply out_of_sequence(Missing missing)
     return {503, "5.5.1", "bad sequence of commands"};
 }
 // RFC 3030 §2: CHUNKING is offered in the EHLO reply only.
-Reply bdat_needs_ehlo() { return {503, "5.5.1", "bad sequence of commands: send EHLO before BDAT"}; }
 // RFC 3030 §3: DATA in a BINARYMIME transaction.
 Reply binarymime_needs_bdat()
 {

@@ -37,7 +37,7 @@ Reply ehlo_ok(std::string_view host, std::string_view helo, std::size_t max_size
 // STARTTLS (RFC 3207).
 Reply tls_ready();
 Reply tls_active();
-Reply needs_ehlo(std::string_view verb); // STARTTLS, AUTH after HELO
+Reply needs_ehlo(std::string_view verb); // STARTTLS, AUTH, BDAT after HELO
 Reply tls_required();
 Reply tls_unavailable();
 // AUTH (RFC 4954).
@@ -63,7 +63,6 @@ Reply expn_refused();
 
 Reply out_of_sequence(Missing missing);
 Reply binarymime_needs_bdat();
-Reply bdat_needs_ehlo();
 Reply unknown_command();
 Reply not_implemented();
 Reply ehlo_disabled();

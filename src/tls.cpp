@@ -182,6 +182,9 @@ TlsStream::Io TlsStream::write(std::string_view bytes)
     return Io::ok;
 }
 
-TlsInfo TlsStream::info() const { return {::SSL_get_version(m_ssl), ::SSL_CIPHER_get_name(::SSL_get_current_cipher(m_ssl))}; }
+TlsInfo TlsStream::info() const
+{
+    return {::SSL_get_version(m_ssl), ::SSL_CIPHER_get_name(::SSL_get_current_cipher(m_ssl))};
+}
 
 } // namespace smtpspool

@@ -574,18 +574,25 @@ def parallel_sessions_get_unique_ids(tmp):
         with open(os.path.join(spool, "queue", i, "envelope.json")) as f:
             expect(json.load(f)["id"] == i, i)
 
+def tcp_connection():
+    """A real TCP connection on 127.0.0.1, as inetd passes one: the client's
+    socket, and the server's end to give smtpspool as fds 0 and 1."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+    return client, conn
+
+
 @test
 def client_that_talks_before_the_greeting_is_answered_in_order(tmp):
     # On a real TCP connection (as inetd passes it), the client sends its
     # commands before reading anything: the greeting still comes first, each
     # command gets its own reply in order, nothing is lost or doubled.
     spool = os.path.join(tmp, "spool")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    client = socket.create_connection(listener.getsockname())
+    client, conn = tcp_connection()
     client.sendall(b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\nQUIT\r\n")
-    conn, _ = listener.accept()
     time.sleep(0.2)  # the commands are in the socket before the server starts
     p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"], stdin=conn, stdout=conn)
     conn.close()
@@ -600,7 +607,6 @@ def client_that_talks_before_the_greeting_is_answered_in_order(tmp):
     expect(rest == [b"250 HELP", b"250 2.1.0 sender OK", b"250 2.1.5 recipient OK",
                     b"221 2.0.0 mx.test closing connection", b""], rest)
     client.close()
-    listener.close()
 
 
 @test
@@ -614,11 +620,7 @@ def bdat_over_a_real_socket_stores_binary_octets_exactly(tmp):
     payload = random.Random(3030).randbytes(300000) + b"\r\n.\r\n\n.\r"
     sizes = [65543, 1, 0, 100000, 7]
     spool = os.path.join(tmp, "spool")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    client = socket.create_connection(listener.getsockname())
-    conn, _ = listener.accept()
+    client, conn = tcp_connection()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT"))}
     env.update({"TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "40000", "PROTO": "TCP"})
     p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"],
@@ -670,7 +672,6 @@ def bdat_over_a_real_socket_stores_binary_octets_exactly(tmp):
     expect(reply() == [b"221 2.0.0 mx.test closing connection"], "QUIT")
     expect(p.wait(timeout=20) == 0, "exit status")
     client.close()
-    listener.close()
     stored = queued_envelopes(spool)
     expect(len(stored) == 1, f"{len(stored)} messages")
     envelope, message = stored[0]
@@ -702,11 +703,7 @@ def proxied_session(tmp, pieces, options, timeout=20):
     peer comes from getpeername), the client sending each piece in turn (the
     first before the server starts). Returns status, replies, log, spool."""
     spool = os.path.join(tmp, "spool")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    client = socket.create_connection(listener.getsockname())
-    conn, _ = listener.accept()
+    client, conn = tcp_connection()
     client.sendall(pieces[0])
     time.sleep(0.1)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT"))}
@@ -729,7 +726,6 @@ def proxied_session(tmp, pieces, options, timeout=20):
     code = p.wait(timeout=timeout)
     err = p.stderr.read().decode()
     client.close()
-    listener.close()
     return code, out, err, spool
 
 

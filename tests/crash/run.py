@@ -149,31 +149,46 @@ def serve_faults(errnum):
             step += 1
 
 
+def queue_and_run(tmp, env, where):
+    """Queues SESSION's 3 recipients, then runs runq (delivering through a pipe
+    into a log) with env, and checks that no recipient was lost: each is
+    delivered or pending in a parsable envelope. Returns what a second run needs."""
+    spool = os.path.join(tmp, "spool")
+    log = os.path.join(tmp, "delivered")
+    run([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"], SESSION, {})
+    route = f"localhost=pipe:cat >/dev/null; echo \"$RECIPIENT\" >> {log}"
+    code, _, _ = run([BIN, "runq", "--spool", spool, "--hostname", "mx.test", "--log", "none", "--route", route],
+                     b"", env)
+    envs = check_queue(spool, where)
+    pending = {r["address"] for e in envs.values() for r in e["recipients"] if r["status"] == "pending"}
+    if (set(delivered(log)) | pending) != RECIPIENTS:
+        failures.append(f"{where}: lost recipients: delivered {delivered(log)}, pending {pending}")
+    # The run after this one finishes the work.
+    run([BIN, "runq", "--spool", spool, "--hostname", "mx.test", "--log", "none", "--route", route, *envs.keys()],
+        b"", {})
+    return spool, log, code
+
+
+def delivered(log):
+    return open(log).read().split() if os.path.exists(log) else []
+
+
+RECIPIENTS = {"u@localhost", "v@localhost", "w@localhost"}
+
+
 def runq_faults(errnum):
     step, total = 0, None  # step 0: no fault
     while True:
         with tempfile.TemporaryDirectory(prefix="smtpspool-fault-") as tmp:
-            spool = os.path.join(tmp, "spool")
-            log = os.path.join(tmp, "delivered")
             count = os.path.join(tmp, "count")
-            run([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"], SESSION, {})
-            expected = {"u@localhost", "v@localhost", "w@localhost"}
-            route = f"localhost=pipe:cat >/dev/null; echo \"$RECIPIENT\" >> {log}"
             where = f"runq, step {step} fails with {errno.errorcode[errnum]}"
-            code, _, err = run([BIN, "runq", "--spool", spool, "--hostname", "mx.test", "--log", "stderr", "--route",
-                                route], b"", {"LD_PRELOAD": SHIM, "SMTPSPOOL_FAIL_AT": str(step),
-                                              "SMTPSPOOL_FAIL_ERRNO": str(errnum), "SMTPSPOOL_CRASH_COUNT": count})
+            spool, log, code = queue_and_run(tmp, {"LD_PRELOAD": SHIM, "SMTPSPOOL_FAIL_AT": str(step),
+                                                   "SMTPSPOOL_FAIL_ERRNO": str(errnum),
+                                                   "SMTPSPOOL_CRASH_COUNT": count}, where)
             if code < 0:
                 failures.append(f"{where}: killed by signal {-code}")
-            envs = check_queue(spool, where)
-            pending = {r["address"] for e in envs.values() for r in e["recipients"] if r["status"] == "pending"}
-            done = open(log).read().split() if os.path.exists(log) else []
-            if (set(done) | pending) != expected:
-                failures.append(f"{where}: lost recipients: delivered {done}, pending {pending}")
-            run([BIN, "runq", "--spool", spool, "--hostname", "mx.test", "--log", "none", "--route", route,
-                 *envs.keys()], b"", {})
-            done = open(log).read().split() if os.path.exists(log) else []
-            if set(done) != expected or check_queue(spool, where + ", after a new run"):
+            done = delivered(log)
+            if set(done) != RECIPIENTS or check_queue(spool, where + ", after a new run"):
                 failures.append(f"{where}: after a new run delivered {done}")
             if total is None:
                 total = int(open(count).read())
@@ -186,25 +201,12 @@ def runq_crashes():
     step, tested = 1, 0
     while True:
         with tempfile.TemporaryDirectory(prefix="smtpspool-crash-") as tmp:
-            spool = os.path.join(tmp, "spool")
-            log = os.path.join(tmp, "delivered")
-            code, out, _ = run([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"], SESSION, {})
-            expected = {"u@localhost", "v@localhost", "w@localhost"}
-            route = f"localhost=pipe:cat >/dev/null; echo \"$RECIPIENT\" >> {log}"
-            code, _, err = run([BIN, "runq", "--spool", spool, "--hostname", "mx.test", "--log", "none", "--route",
-                                route], b"", {"LD_PRELOAD": SHIM, "SMTPSPOOL_CRASH_AT": str(step)})
             where = f"runq crash at step {step}"
-            envs = check_queue(spool, where)
-            pending = {r["address"] for e in envs.values() for r in e["recipients"] if r["status"] == "pending"}
-            done = open(log).read().split() if os.path.exists(log) else []
-            if (set(done) | pending) != expected:
-                failures.append(f"{where}: lost recipients: delivered {done}, pending {pending}")
-            # The run after the crash finishes the work; one recipient may come twice.
-            run([BIN, "runq", "--spool", spool, "--hostname", "mx.test", "--log", "none", "--route", route,
-                 *envs.keys()], b"", {})
-            done = open(log).read().split() if os.path.exists(log) else []
+            spool, log, code = queue_and_run(tmp, {"LD_PRELOAD": SHIM, "SMTPSPOOL_CRASH_AT": str(step)}, where)
+            # One recipient may come twice: the one being delivered at the kill.
+            done = delivered(log)
             repeated = {r for r in done if done.count(r) > 1}
-            if set(done) != expected or any(done.count(r) > 2 for r in done) or \
+            if set(done) != RECIPIENTS or any(done.count(r) > 2 for r in done) or \
                     not any(repeated <= set(group) for group in MESSAGES):
                 failures.append(f"{where}: after a new run delivered {done}")
             if check_queue(spool, where + ", after a new run"):

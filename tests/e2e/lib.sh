@@ -304,6 +304,14 @@ start_tcpserver()
     wait_for_port "$PORT" "$SERVER_PID" "$TEST_TMP/tcpserver.log"
 }
 
+# make_certificate CERT KEY: a self-signed RSA certificate for mx.test.example
+# and its key (PEM), for the TLS tests.
+make_certificate()
+{
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$2" -out "$1" -days 2 \
+        -subj /CN=mx.test.example >/dev/null 2>&1 || fail "openssl req could not make a certificate"
+}
+
 # ---- the spool -------------------------------------------------------------
 
 # mailq_json SPOOL: `smtpspool mailq --json`, checked to exit 0.

@@ -15,8 +15,7 @@ CERT=$TEST_TMP/cert.pem
 KEY=$TEST_TMP/key.pem
 
 step "a self-signed certificate for mx.test.example"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$KEY" -out "$CERT" -days 2 \
-    -subj /CN=mx.test.example >/dev/null 2>&1 || fail "openssl req could not make a certificate"
+make_certificate "$CERT" "$KEY"
 
 # One server offering STARTTLS and requiring it for MAIL; one with implicit TLS.
 COMMON=(--spool "$SPOOL" --hostname mx.test.example --relay-client 127.0.0.0/8 --log stderr
@@ -98,6 +97,17 @@ assert_contains "$out" "250 2.1.0 sender OK" "s_client"
 assert_match "$out" "250 2.0.0 message accepted, queued as" "s_client"
 assert_contains "$out" "221 2.0.0 mx.test.example closing connection" "s_client"
 
+step "TLS 1.1 is refused, TLS 1.2 accepted, renegotiation refused (openssl s_client)"
+# SECLEVEL=0 lets the client offer TLS 1.1 at all: the refusal is the server's.
+out=$(printf 'QUIT\n' | timeout 20 openssl s_client -starttls smtp -crlf -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' \
+    -connect "127.0.0.1:$STARTTLS_PORT" 2>&1) || true
+assert_contains "$out" "alert protocol version" "s_client -tls1_1"
+out=$( (sleep 1; printf 'R\n'; sleep 1) | timeout 20 openssl s_client -starttls smtp -crlf -tls1_2 \
+    -connect "127.0.0.1:$STARTTLS_PORT" 2>&1) || true
+assert_contains "$out" "Protocol  : TLSv1.2" "s_client -tls1_2"
+assert_contains "$out" "RENEGOTIATING" "s_client -tls1_2"
+assert_contains "$out" "no renegotiation" "s_client -tls1_2 (the server's answer to R)"
+
 step "curl --ssl-reqd (STARTTLS) and smtps:// (implicit)"
 printf 'Subject: curl\r\n\r\nbody\r\n' >"$TEST_TMP/mail.txt"
 curl -sS --ssl-reqd -k --max-time 20 "smtp://127.0.0.1:$STARTTLS_PORT/client.test.example" \
@@ -176,6 +186,7 @@ assert_contains "$log" "event=tls-plaintext-discarded octets=$injected_octets" "
 assert_match "$log" "event=tls-error reason=\"TLS handshake failed: " "log"
 assert_contains "$log" "event=disconnect reason=tls-failed" "log"
 assert_match "$log" "event=tls version=TLSv1\.[23] cipher=" "log"
+assert_contains "$log" "event=tls-error reason=\"TLS handshake failed: error:0A000102:SSL routines::unsupported protocol\"" "log (TLS 1.1)"
 assert_contains "$log" "event=mail result=refused reason=tls-required" "log"
 assert_not_contains "$log" "evil@client.test.example" "log (the injected MAIL was never read)"
 

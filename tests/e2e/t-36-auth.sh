@@ -11,8 +11,7 @@ need_tool tcpserver openssl swaks curl python3
 SPOOL=$TEST_TMP/spool
 CERT=$TEST_TMP/cert.pem
 KEY=$TEST_TMP/key.pem
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$KEY" -out "$CERT" -days 2 \
-    -subj /CN=mx.test.example >/dev/null 2>&1 || fail "openssl req could not make a certificate"
+make_certificate "$CERT" "$KEY"
 printf 'alice:%s\nbob:%s\n' "$(openssl passwd -6 's3cret word')" "$(openssl passwd -6 hunter2)" >"$TEST_TMP/passwd"
 
 PORT=$(free_port)
