@@ -40,7 +40,7 @@ BIN_LIBS-sanitize-no = -static-libstdc++ -static-libgcc -Wl,-Bstatic -lboost_pro
 	-Wl,-Bdynamic -lcrypt -ldl -pthread
 BIN_LIBS-sanitize-yes = $(LIBS)
 
-LIB_SRCS := $(filter-out src/main.cpp,$(wildcard src/*.cpp))
+LIB_SRCS := $(filter-out src/cli/main.cpp,$(wildcard src/*/*.cpp))
 LIB_OBJS := $(LIB_SRCS:src/%.cpp=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/unit/*.cpp)
 TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
@@ -59,8 +59,8 @@ HASH := \#
 REVISION_H := $(shell mkdir -p $(BUILD) && echo '$(HASH)define SMTPSPOOL_REVISION "$(REVISION)"' >$(BUILD)/revision.h.tmp && \
 	{ cmp -s $(BUILD)/revision.h.tmp $(BUILD)/revision.h || mv $(BUILD)/revision.h.tmp $(BUILD)/revision.h; }; \
 	rm -f $(BUILD)/revision.h.tmp; echo $(BUILD)/revision.h)
-$(BUILD)/obj/config.o: $(REVISION_H)
-$(BUILD)/obj/config.o: override CXXFLAGS += -I$(BUILD)
+$(BUILD)/obj/cli/config.o: $(REVISION_H)
+$(BUILD)/obj/cli/config.o: override CXXFLAGS += -I$(BUILD)
 
 $(BUILD)/obj/%.o: src/%.cpp
 	@mkdir -p $(@D)
@@ -74,13 +74,13 @@ $(BUILD)/libsmtpspool.a: $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/smtpspool: $(BUILD)/obj/main.o $(BUILD)/libsmtpspool.a
+$(BUILD)/smtpspool: $(BUILD)/obj/cli/main.o $(BUILD)/libsmtpspool.a
 	$(CXX) $(LDFLAGS) -o $@ $^ $(BIN_LIBS-sanitize-$(sanitize))
 
 $(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsmtpspool.a
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/obj/main.d
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/obj/cli/main.d
 
 # libFuzzer targets (clang), over the same sources: make fuzz FUZZ_SECONDS=N
 # runs each for N seconds from its seed corpus (tests/fuzz/corpus/NAME) and
@@ -216,7 +216,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 format:
-	clang-format -i src/*.cpp src/*.hpp tests/unit/*.cpp tests/unit/*.hpp
+	clang-format -i src/*/*.cpp src/*/*.hpp tests/unit/*.cpp tests/unit/*.hpp
 
 clean:
 	rm -rf build build-asan build-fuzz demo-spool

@@ -14,7 +14,7 @@
 // file under the same lock (open, flock, pread and pwrite of 128 KiB, close).
 // Neither fsyncs (the state is advisory), so on a disk file system this is
 // the page cache plus that file system's own bookkeeping, not the device.
-#include "rate_limit.hpp"
+#include "policy/rate_limit.hpp"
 
 #include <algorithm>
 #include <cerrno>

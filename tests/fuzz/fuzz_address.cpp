@@ -3,11 +3,11 @@
 // paths are bounded, contain no control characters, and parse again to
 // themselves; xtext decodes what it encodes; accepted DSN values are bounded
 // printable ASCII that the envelope reader takes back (re-encoded) unchanged.
-#include "dsn.hpp"
+#include "smtp/dsn.hpp"
 #include "fuzz_check.hpp"
-#include "limits.hpp"
-#include "smtp_address.hpp"
-#include "smtp_command.hpp"
+#include "base/limits.hpp"
+#include "smtp/smtp_address.hpp"
+#include "smtp/smtp_command.hpp"
 
 #include <cstdint>
 

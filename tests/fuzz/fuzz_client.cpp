@@ -2,7 +2,7 @@
 // parsed replies carry no CR/LF and valid codes, memory is bounded; the
 // stuffer never emits a bare CR or LF, and its only end mark is the last.
 #include "fuzz_check.hpp"
-#include "smtp_client.hpp"
+#include "delivery/smtp_client.hpp"
 
 #include <cstdint>
 

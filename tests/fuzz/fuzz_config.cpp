@@ -3,7 +3,7 @@
 // file gives settings or a configuration error naming the command, never an
 // exception; accepted settings printed by describe() read back to the same
 // settings (what check-config prints is a config file).
-#include "config.hpp"
+#include "cli/config.hpp"
 #include "fuzz_check.hpp"
 
 #include <cstdint>

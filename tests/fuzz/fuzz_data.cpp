@@ -3,7 +3,7 @@
 // lines (network mode, and BDAT unless BINARYMIME) and its size is what was
 // stored; nothing is stored after the size limit.
 #include "fuzz_check.hpp"
-#include "smtp_data.hpp"
+#include "smtp/smtp_data.hpp"
 
 #include <cstdint>
 

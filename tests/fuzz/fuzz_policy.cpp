@@ -3,9 +3,9 @@
 // a line inside the text; an expansion is bounded, has no duplicates and
 // never contains an empty address; the header check gives the same verdict
 // at any chunking and counts no more Received: fields than there are lines.
-#include "aliases.hpp"
+#include "policy/aliases.hpp"
 #include "fuzz_check.hpp"
-#include "header_check.hpp"
+#include "smtp/header_check.hpp"
 
 #include <algorithm>
 #include <cstdint>

@@ -4,10 +4,10 @@
 // only needs more, never past the header's end; a malformed prefix stays
 // malformed for the same reason; accepted addresses parse again, and written
 // as a version 1 line give the same header back.
-#include "cidr.hpp"
+#include "base/cidr.hpp"
 #include "fuzz_check.hpp"
-#include "limits.hpp"
-#include "proxy_protocol.hpp"
+#include "base/limits.hpp"
+#include "server/proxy_protocol.hpp"
 
 #include <algorithm>
 #include <cstdint>

@@ -5,8 +5,8 @@
 // lower-case field-name characters; an extracted address is trimmed and has
 // no line ends; a mailbox has a domain and parses again as a path.
 #include "fuzz_check.hpp"
-#include "sendmail.hpp"
-#include "smtp_address.hpp"
+#include "cli/sendmail.hpp"
+#include "smtp/smtp_address.hpp"
 
 #include <cstdint>
 #include <string>

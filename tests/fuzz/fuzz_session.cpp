@@ -6,7 +6,7 @@
 // message limits kept, bounded memory, CRLF only unless BINARYMIME.
 #include "../unit/testutil.hpp"
 #include "fuzz_check.hpp"
-#include "session.hpp"
+#include "smtp/session.hpp"
 
 #include <cstdint>
 

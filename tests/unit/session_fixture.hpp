@@ -2,7 +2,7 @@
 // and a FixedClock.
 #pragma once
 
-#include "session.hpp"
+#include "smtp/session.hpp"
 #include "testutil.hpp"
 
 #include <map>

@@ -1,5 +1,5 @@
 // Tests of the sender deny list, the local users list and the aliases file.
-#include "aliases.hpp"
+#include "policy/aliases.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // Tests of AUTH: base64, the PLAIN message, the password file (with real
 // crypt(3) hashes), and the session's AUTH exchanges (RFC 4954).
-#include "auth.hpp"
+#include "smtp/auth.hpp"
 #include "session_fixture.hpp"
 
 #include <doctest/doctest.h>
@@ -221,7 +221,7 @@ TEST_SUITE("auth")
     }
 }
 
-#include "checkpassword.hpp"
+#include "policy/checkpassword.hpp"
 
 #include <fstream>
 #include <sys/stat.h>

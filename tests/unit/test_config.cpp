@@ -1,5 +1,5 @@
 // Tests of option parsing: defaults, config file, precedence, errors.
-#include "config.hpp"
+#include "cli/config.hpp"
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>

@@ -1,5 +1,5 @@
 // Tests of envelope.json: round trip, stable key order, validation of input.
-#include "envelope.hpp"
+#include "model/envelope.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>

@@ -1,5 +1,5 @@
 // Tests of the streaming header section check and the Received: count.
-#include "header_check.hpp"
+#include "smtp/header_check.hpp"
 
 #include <doctest/doctest.h>
 

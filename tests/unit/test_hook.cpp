@@ -1,7 +1,7 @@
 // Tests of policy hooks: run_hook with real /bin/sh children (timeouts,
 // process groups, output bounds, environment, descriptors, zombies) and
 // judge_hook, the pure verdict.
-#include "hook.hpp"
+#include "policy/hook.hpp"
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>

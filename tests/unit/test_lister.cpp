@@ -1,6 +1,6 @@
 // Tests of the mailq table and JSON lines.
-#include "envelope.hpp"
-#include "lister.hpp"
+#include "model/envelope.hpp"
+#include "cli/lister.hpp"
 
 #include <doctest/doctest.h>
 

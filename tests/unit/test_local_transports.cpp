@@ -1,5 +1,5 @@
 // Tests of the maildir and pipe transports with real files and processes.
-#include "local_transports.hpp"
+#include "delivery/local_transports.hpp"
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>

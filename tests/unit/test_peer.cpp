@@ -1,6 +1,6 @@
 // Tests of peer identity precedence, relay permission and CIDR matching.
-#include "cidr.hpp"
-#include "peer.hpp"
+#include "base/cidr.hpp"
+#include "server/peer.hpp"
 
 #include <doctest/doctest.h>
 

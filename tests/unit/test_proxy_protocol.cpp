@@ -2,8 +2,8 @@
 // and every malformed case, each parsed whole, read in chunks of every size
 // (as serve reads it, never more than the parser allows) and at every prefix;
 // then read_proxy_header on a pipe takes the header's octets and no more.
-#include "proxy_protocol.hpp"
-#include "stdio_transport.hpp"
+#include "server/proxy_protocol.hpp"
+#include "server/stdio_transport.hpp"
 
 #include <doctest/doctest.h>
 

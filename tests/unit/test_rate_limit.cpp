@@ -1,7 +1,7 @@
 // Tests of the connection velocity limits on a real temporary spool: the
 // limits, the sliding window, client keys, a bounded file under many clients,
 // damaged files, the clock going back, and the lock across processes.
-#include "rate_limit.hpp"
+#include "policy/rate_limit.hpp"
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>

@@ -1,6 +1,6 @@
 // Tests of routes, transports specs, schedules and durations.
-#include "clock.hpp"
-#include "route.hpp"
+#include "base/clock.hpp"
+#include "delivery/route.hpp"
 
 #include <doctest/doctest.h>
 

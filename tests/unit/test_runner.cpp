@@ -1,7 +1,7 @@
 // Tests of the queue runner over a real spool directory, with scripted
 // transports standing in for the delivery methods.
-#include "runner.hpp"
-#include "spool.hpp"
+#include "delivery/runner.hpp"
+#include "spool/spool.hpp"
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>

@@ -1,6 +1,6 @@
 // Tests of the sendmail(8) interface's pure parts: its flags and the address
 // lists of To:, Cc: and Bcc:.
-#include "sendmail.hpp"
+#include "cli/sendmail.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // Tests of the Path grammar (RFC 5321 §4.1.2, RFC 6531) and its limits.
-#include "smtp_address.hpp"
+#include "smtp/smtp_address.hpp"
 
 #include <doctest/doctest.h>
 

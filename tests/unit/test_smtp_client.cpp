@@ -1,6 +1,6 @@
 // Tests of the outbound client's pure pieces: the reply parser and the
 // dot-stuffer fed at every split point, EHLO keywords, address refusal, details.
-#include "smtp_client.hpp"
+#include "delivery/smtp_client.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // Tests of command splitting and MAIL/RCPT arguments and parameters.
-#include "dsn.hpp"
-#include "smtp_command.hpp"
+#include "smtp/dsn.hpp"
+#include "smtp/smtp_command.hpp"
 
 #include <doctest/doctest.h>
 

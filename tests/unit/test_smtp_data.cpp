@@ -1,6 +1,6 @@
 // Tests of the DATA reader: a table of inputs, each fed whole, at every split
 // point, and one octet at a time; the outcome must not depend on the chunking.
-#include "smtp_data.hpp"
+#include "smtp/smtp_data.hpp"
 
 #include <doctest/doctest.h>
 

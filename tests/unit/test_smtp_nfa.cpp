@@ -2,7 +2,7 @@
 // man page's copy of the table.
 #include "nfa_doc.hpp"
 #include "session_fixture.hpp"
-#include "smtp_nfa.hpp"
+#include "smtp/smtp_nfa.hpp"
 
 #include <doctest/doctest.h>
 

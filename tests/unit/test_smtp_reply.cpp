@@ -1,5 +1,5 @@
 // Tests of reply rendering: codes, enhanced codes, multi-line replies, limits.
-#include "smtp_reply.hpp"
+#include "smtp/smtp_reply.hpp"
 
 #include <doctest/doctest.h>
 

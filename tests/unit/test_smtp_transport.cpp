@@ -1,7 +1,7 @@
 // Tests of SmtpTransport against a scripted fake SMTP server on 127.0.0.1 in a
 // thread: each script plays one connection; the octets it received are compared
 // exactly. Waits in the fake are bounded so a broken client cannot hang the run.
-#include "smtp_transport.hpp"
+#include "delivery/smtp_transport.hpp"
 
 #include "testutil.hpp"
 

@@ -1,6 +1,6 @@
 // Tests of the spool on a real temporary directory: the commit protocol, a
 // failure injected at every step, ids, the stale-tmp sweep, the reader.
-#include "spool.hpp"
+#include "spool/spool.hpp"
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>

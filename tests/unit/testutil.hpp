@@ -2,9 +2,9 @@
 // RecordingLog, FaultyFs (fails the Nth call), TempDir.
 #pragma once
 
-#include "fs.hpp"
-#include "log.hpp"
-#include "spool_port.hpp"
+#include "base/fs.hpp"
+#include "base/log.hpp"
+#include "smtp/spool_port.hpp"
 
 #include <cerrno>
 #include <cstdlib>

@@ -1,0 +1,116 @@
+// config: the command line and the config file -> one plain Config. The only
+// file that includes Boost.ProgramOptions; the command line wins over the file.
+#pragma once
+
+#include "base/limits.hpp"
+#include "base/log.hpp"
+#include "delivery/route.hpp"
+
+#include <chrono>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace smtpspool {
+
+enum class Subcommand { serve, mailq, runq, cat, remove, check_config };
+
+struct Config {
+    Subcommand command = Subcommand::serve;
+    std::optional<std::string> config_file;
+    std::string spool = "/var/spool/smtpspool";
+    std::string hostname;                   // "" until resolved: the machine's FQDN
+    std::optional<std::string> user;        // --user: switch to this user when root
+    std::vector<std::string> local_domains; // empty: the hostname and localhost
+    std::vector<std::string> relay_clients{"127.0.0.0/8", "::1"};
+    std::size_t max_message_size = 0;
+    std::size_t max_recipients = 0;
+    std::size_t max_line_length = 0;
+    unsigned timeout = 0;
+    unsigned max_session_time = 0;
+    std::size_t max_errors = 0;
+    bool rfc821 = false;
+    // --proxy-protocol: a PROXY protocol header from one of proxy_from first.
+    bool proxy_protocol = false;
+    std::vector<std::string> proxy_from;
+    // Policy (smtpspool(8), POLICY).
+    std::vector<std::string> deny_clients;
+    std::vector<std::string> allow_clients;
+    std::optional<std::string> sender_deny; // files
+    std::optional<std::string> aliases;
+    std::optional<std::string> local_users;
+    bool reject_unknown_recipients = false;
+    std::optional<std::string> mail_hook; // commands, run by /bin/sh -c
+    std::optional<std::string> rcpt_hook;
+    std::optional<std::string> data_hook;
+    std::chrono::seconds hook_timeout{limits::k_default_hook_timeout_seconds};
+    bool add_envelope_to = false;
+    bool check_headers = false;
+    std::size_t max_hops = limits::k_default_max_hops;
+    std::size_t max_connections_per_minute = 0; // 0: no limit
+    std::size_t max_connections_per_client_per_minute = 0;
+    std::size_t max_messages_per_session = 0;
+    // TLS (serve).
+    std::optional<std::string> tls_cert; // PEM chain, leaf first
+    std::optional<std::string> tls_key;  // PEM private key
+    bool require_tls = false;
+    bool tls_on_connect = false;
+    std::optional<std::string> auth_passwd;  // AUTH: "user:crypt-hash" lines
+    std::optional<std::string> auth_command; // AUTH: a checkpassword program
+    LogTarget log = LogTarget::syslog;
+    // Delivery (runq; serve with --deliver-now).
+    std::vector<Route> routes;
+    std::vector<std::chrono::seconds> retry_schedule{std::chrono::minutes(30), std::chrono::hours(1),
+                                                     std::chrono::hours(2), std::chrono::hours(4),
+                                                     std::chrono::hours(8)};
+    std::chrono::seconds max_queue_time{5 * 86400};
+    std::optional<std::chrono::seconds> smtp_timeout; // none: RFC 5321 §4.5.3.2 values
+    std::chrono::seconds pipe_timeout{600};
+    bool deliver_now = false;
+    std::optional<std::chrono::seconds> interval; // runq --interval
+    bool json = false;                            // mailq --json
+    std::vector<std::string> ids;                 // mailq, cat, remove
+};
+
+// sysexits(3) values used as exit statuses (smtpspool(8), EXIT STATUS).
+enum ExitStatus : int {
+    k_exit_ok = 0,
+    k_exit_failure = 1,
+    k_exit_usage = 64,
+    k_exit_dataerr = 65,
+    k_exit_noinput = 66,
+    k_exit_nouser = 67,
+    k_exit_unavailable = 69,
+    k_exit_software = 70,
+    k_exit_ioerr = 74,
+    k_exit_tempfail = 75,
+    k_exit_noperm = 77,
+    k_exit_config = 78,
+};
+
+// What to print instead of running: --help/--version (stdout, status 0) or an
+// error (stderr, status 64 or 78).
+struct ConfigExit {
+    int status;
+    std::string text;
+};
+
+std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv);
+
+// Fills in the hostname (when unset) and the default local domains.
+void apply_machine_defaults(Config& config, const std::string& fqdn);
+
+// The effective settings as config-file lines (check-config).
+std::string describe(const Config& config);
+
+// The command line of a `runq` with the same spool, log and delivery settings
+// (serve --deliver-now), without the program name and the ids.
+std::vector<std::string> runq_arguments(const Config& config);
+
+// The machine's fully qualified name: gethostname(), canonicalised when it has no dot.
+std::string machine_fqdn();
+
+} // namespace smtpspool

@@ -1,0 +1,112 @@
+// lister: column layout of the table, escaping, JSON lines.
+#include "cli/lister.hpp"
+
+#include <cstdio>
+
+namespace smtpspool {
+namespace {
+
+// Control and non-ASCII octets become \xNN so a listing cannot drive a terminal.
+std::string printable(std::string_view text)
+{
+    std::string out;
+    for (char c : text) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u >= 0x7f || c == '\\') {
+            char buf[5];
+            std::snprintf(buf, sizeof buf, "\\x%02x", u);
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string pad_right(std::string s, std::size_t width)
+{
+    if (s.size() < width) {
+        s.append(width - s.size(), ' ');
+    }
+    return s;
+}
+
+std::string pad_left(std::string s, std::size_t width)
+{
+    if (s.size() < width) {
+        s.insert(0, width - s.size(), ' ');
+    }
+    return s;
+}
+
+} // namespace
+
+std::string format_table(const std::vector<QueueEntry>& entries)
+{
+    if (entries.empty()) {
+        return "Mail queue is empty\n";
+    }
+    std::size_t id_width = 10;
+    for (const QueueEntry& e : entries) {
+        id_width = std::max(id_width, e.id.size());
+    }
+    const std::size_t indent = id_width + 1 + 10 + 1 + 20 + 1;
+    std::string out = pad_right("-Queue ID-", id_width) + " " + pad_left("--Size--", 10) + " " +
+                      pad_right("----Arrival Time----", 20) + " " + "-Sender/Recipient-\n";
+    std::uint64_t total = 0;
+    std::size_t readable = 0;
+    for (const QueueEntry& e : entries) {
+        if (!e.envelope) {
+            out += pad_right(e.id, id_width) + " (unreadable: " + printable(e.error) + ")\n";
+            continue;
+        }
+        const Envelope& env = *e.envelope;
+        total += env.size;
+        ++readable;
+        out += pad_right(e.id, id_width) + " " + pad_left(std::to_string(env.size), 10) + " " +
+               pad_right(printable(env.received_at), 20) + " <" + printable(env.mail_from) + ">\n";
+        if (env.attempts > 0) {
+            out += std::string(indent, ' ') + "(" + std::to_string(env.attempts) +
+                   (env.attempts == 1 ? " delivery run" : " delivery runs");
+            if (env.last_attempt) {
+                out += ", last " + printable(*env.last_attempt);
+            }
+            if (env.next_attempt) {
+                out += ", next " + printable(*env.next_attempt);
+            }
+            out += ")\n";
+        }
+        for (const Recipient& r : env.recipients) {
+            out += std::string(indent, ' ') + "<" + printable(r.address) + "> " + r.status;
+            if (r.attempts > 0) {
+                out += ", " + std::to_string(r.attempts) + (r.attempts == 1 ? " attempt" : " attempts");
+            }
+            if (r.last_error) {
+                out += ": " + printable(*r.last_error);
+            }
+            out += "\n";
+        }
+    }
+    out += "-- " + std::to_string((total + 1023) / 1024) + " Kbytes in " + std::to_string(readable) +
+           (readable == 1 ? " message" : " messages");
+    if (readable != entries.size()) {
+        out += ", " + std::to_string(entries.size() - readable) + " unreadable";
+    }
+    out += "\n";
+    return out;
+}
+
+std::string format_json_lines(const std::vector<QueueEntry>& entries)
+{
+    std::string out;
+    for (const QueueEntry& e : entries) {
+        if (e.envelope) {
+            out += envelope_to_json_line(*e.envelope) + "\n";
+        } else {
+            out += "{\"id\":" + json_quote(e.id) + ",\"error\":" + json_quote(e.error) + "}\n";
+        }
+    }
+    return out;
+}
+
+} // namespace smtpspool

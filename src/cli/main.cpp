@@ -1,0 +1,192 @@
+// main: parse the command line, run the command, map the outcome to an exit status.
+// Under the names sendmail and mailq the binary behaves as those commands.
+#include "cli/config.hpp"
+#include "cli/privileges.hpp"
+#include "cli/queue_commands.hpp"
+#include "cli/sendmail.hpp"
+#include "cli/serve.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <exception>
+#include <optional>
+#include <iostream>
+#include <string>
+#include <syslog.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+using namespace smtpspool;
+
+// `smtpspool sendmail ...` or sendmail(8) by name: parse its flags, read the
+// configuration (--config, -C, SMTPSPOOL_CONFIG, else /etc/smtpspool.conf when
+// it exists), and run the mode the flags ask for.
+int sendmail_main(const std::vector<std::string>& args)
+{
+    if (std::find(args.begin(), args.end(), "--help") != args.end()) {
+        std::cout << "Usage: smtpspool sendmail [-t] [-i] [-f SENDER] [-F NAME] [OPTIONS] [RECIPIENT...]\n"
+                     "       sendmail -bp | -q[TIME] | -bs\n"
+                     "Queue the message on standard input for the recipients, with the same durable\n"
+                     "commit as serve; Date:, Message-ID: and From: are added when missing. The exit\n"
+                     "status follows sysexits(3). See smtpspool(8), SENDMAIL INTERFACE.\n\n"
+                     "Flags:\n"
+                     "  -t                    recipients also from To:, Cc: and Bcc: (Bcc: is removed)\n"
+                     "  -i, -oi               only the end of input ends the message, not a line \".\"\n"
+                     "  -f SENDER, -r SENDER  the envelope sender (default: login name @ hostname)\n"
+                     "  -F NAME               the full name of an added From:\n"
+                     "  -bp | -q[TIME] | -bs  list the queue | run it (every TIME) | SMTP on stdin\n"
+                     "  -C FILE               the same as --config FILE\n"
+                     "  Ignored: -oX, -v, -U, -Am, -Ac, and -B, -N, -R, -h, -L, -V with a value.\n\n"
+                     "Options:\n"
+                     "  --config FILE         default: $SMTPSPOOL_CONFIG, else /etc/smtpspool.conf if present\n"
+                     "  --spool DIR           the spool directory (default /var/spool/smtpspool)\n"
+                     "  --hostname NAME       for bare recipients, the sender, Received: and Message-ID:\n"
+                     "  --log WHERE           syslog (default), stderr or none\n"
+                     "  --user NAME           as root, become NAME (default: the spool directory's owner)\n"
+                     "  --help                print this help and exit\n";
+        return k_exit_ok;
+    }
+    auto parsed = parse_sendmail_args(args);
+    if (auto* usage = std::get_if<std::string>(&parsed)) {
+        std::cerr << "sendmail: " << *usage << "\n";
+        return k_exit_usage;
+    }
+    SendmailOptions& o = std::get<SendmailOptions>(parsed);
+    std::vector<std::string> argv{"smtpspool"};
+    switch (o.mode) {
+    case SendmailOptions::Mode::list_queue:
+        argv.push_back("mailq");
+        break;
+    case SendmailOptions::Mode::run_queue:
+        argv.push_back("runq");
+        if (o.interval) {
+            argv.insert(argv.end(), {"--interval", *o.interval});
+        }
+        break;
+    case SendmailOptions::Mode::submit:
+    case SendmailOptions::Mode::smtp:
+        argv.push_back("serve");
+        break;
+    }
+    argv.insert(argv.end(), o.ours.begin(), o.ours.end());
+    bool has_config = std::find_if(o.ours.begin(), o.ours.end(), [](const std::string& a) {
+                          return a == "--config" || a.rfind("--config=", 0) == 0;
+                      }) != o.ours.end();
+    if (!has_config) {
+        const char* env = std::getenv("SMTPSPOOL_CONFIG");
+        if (env != nullptr && *env != '\0') {
+            argv.insert(argv.end(), {"--config", env});
+        } else if (::access("/etc/smtpspool.conf", R_OK) == 0) {
+            argv.insert(argv.end(), {"--config", "/etc/smtpspool.conf"});
+        }
+    }
+    std::vector<const char*> cargv;
+    for (const std::string& a : argv) {
+        cargv.push_back(a.c_str());
+    }
+    auto config = parse_config(static_cast<int>(cargv.size()), cargv.data());
+    if (auto* exit = std::get_if<ConfigExit>(&config)) {
+        std::cerr << exit->text;
+        return exit->status == k_exit_ok ? k_exit_usage : exit->status;
+    }
+    Config& c = std::get<Config>(config);
+    // Run by root (cron, say): write as the spool's owner, or as --user, so
+    // that the queue stays readable by the runq that delivers it.
+    std::optional<std::string> user = c.user;
+    struct stat st {};
+    if (!user && ::geteuid() == 0 && ::stat(c.spool.c_str(), &st) == 0 && st.st_uid != 0) {
+        if (const passwd* pw = ::getpwuid(st.st_uid)) {
+            user = pw->pw_name;
+        }
+    }
+    if (user) {
+        if (auto r = drop_privileges(*user); !r) {
+            std::cerr << "sendmail: " << r.error().message << "\n";
+            return r.error().errnum == ENOENT ? k_exit_nouser : k_exit_noperm;
+        }
+    }
+    switch (o.mode) {
+    case SendmailOptions::Mode::list_queue:
+        return run_mailq(c);
+    case SendmailOptions::Mode::run_queue:
+        return run_runq(std::move(c));
+    case SendmailOptions::Mode::smtp:
+        return run_serve(std::move(c));
+    case SendmailOptions::Mode::submit:
+        break;
+    }
+    return run_sendmail(o, std::move(c), 0);
+}
+
+std::string base_name(const char* path)
+{
+    std::string p = path == nullptr ? "" : path;
+    return p.substr(p.rfind('/') == std::string::npos ? 0 : p.rfind('/') + 1);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    using namespace smtpspool;
+    try {
+        std::string name = argc > 0 ? base_name(argv[0]) : "";
+        if (name == "sendmail") {
+            return sendmail_main(std::vector<std::string>(argv + 1, argv + argc));
+        }
+        if (argc > 1 && std::string_view(argv[1]) == "sendmail") {
+            return sendmail_main(std::vector<std::string>(argv + 2, argv + argc));
+        }
+        std::vector<const char*> args(argv, argv + argc);
+        if (name == "mailq") {
+            args.insert(args.begin() + 1, "mailq"); // mailq [OPTIONS] is smtpspool mailq [OPTIONS]
+        }
+        auto parsed = parse_config(static_cast<int>(args.size()), args.data());
+        if (auto* exit = std::get_if<ConfigExit>(&parsed)) {
+            bool serving = argc < 2 || std::string_view(argv[1]) == "serve" || argv[1][0] == '-';
+            if (exit->status == k_exit_ok) {
+                std::cout << exit->text << std::flush;
+            } else if (serving) {
+                return refuse_service(exit->text, exit->status);
+            } else {
+                std::cerr << exit->text;
+            }
+            return exit->status;
+        }
+        Config& config = std::get<Config>(parsed);
+        if (config.user) {
+            if (auto r = drop_privileges(*config.user); !r) {
+                int status = r.error().errnum == ENOENT ? k_exit_nouser : k_exit_noperm;
+                if (config.command == Subcommand::serve) {
+                    return refuse_service("smtpspool: " + r.error().message + "\n", status);
+                }
+                std::cerr << "smtpspool: " << r.error().message << "\n";
+                return status;
+            }
+        }
+        switch (config.command) {
+        case Subcommand::serve:
+            return run_serve(std::move(config));
+        case Subcommand::mailq:
+            return run_mailq(config);
+        case Subcommand::cat:
+            return run_cat(config);
+        case Subcommand::remove:
+            return run_remove(config);
+        case Subcommand::runq:
+            return run_runq(std::move(config));
+        case Subcommand::check_config:
+            return run_check_config(std::move(config));
+        }
+    } catch (const std::exception& e) {
+        ::openlog("smtpspool", LOG_PID, LOG_MAIL);
+        ::syslog(LOG_ERR, "event=fatal reason=%s", e.what());
+        return k_exit_software;
+    }
+    return k_exit_software;
+}

@@ -1,0 +1,40 @@
+// privileges: initgroups(3), setgid(2), setuid(2), in that order, then a check.
+#include "cli/privileges.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+namespace smtpspool {
+
+Result<void> drop_privileges(const std::string& user)
+{
+    errno = 0;
+    const passwd* pw = ::getpwnam(user.c_str());
+    if (pw == nullptr) {
+        return Error{ENOENT, "--user: no such user: " + user};
+    }
+    if (::geteuid() != 0) {
+        if (::geteuid() == pw->pw_uid && ::getuid() == pw->pw_uid) {
+            return {};
+        }
+        return Error{EPERM, "--user " + user + ": only root can switch users"};
+    }
+    if (pw->pw_uid == 0) {
+        return Error{EPERM, "--user " + user + ": names root"};
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (::initgroups(user.c_str(), gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) {
+        return Error{errno, "--user " + user + ": " + std::strerror(errno)};
+    }
+    // setuid(2) from root changes all three user ids; make sure of it.
+    if (::setuid(0) == 0 || ::geteuid() != uid || ::getegid() != gid) {
+        return Error{EPERM, "--user " + user + ": root privileges could not be given up"};
+    }
+    return {};
+}
+
+} // namespace smtpspool

@@ -1,0 +1,181 @@
+// queue_commands: the queue tools. Output on stdout, diagnostics on stderr.
+#include "cli/queue_commands.hpp"
+
+#include "policy/policy.hpp"
+#include "server/tls.hpp"
+
+#include "cli/lister.hpp"
+#include "delivery/runner.hpp"
+#include "spool/spool.hpp"
+#include "delivery/transports.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <thread>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <unistd.h>
+
+namespace smtpspool {
+namespace {
+
+void complain(const std::string& command, const std::string& message)
+{
+    std::cerr << "smtpspool " << command << ": " << message << "\n";
+}
+
+// IDs from the command line name one directory under queue/: no path tricks.
+bool check_ids(const std::string& command, const std::vector<std::string>& ids)
+{
+    for (const std::string& id : ids) {
+        if (!is_valid_queue_id(id)) {
+            complain(command, "invalid queue id '" + id + "' (expected [A-Za-z0-9_-])");
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace
+
+int run_mailq(const Config& config)
+{
+    if (!check_ids("mailq", config.ids)) {
+        return k_exit_usage;
+    }
+    std::vector<std::string> ids = config.ids;
+    if (ids.empty()) {
+        auto listed = list_queue(config.spool);
+        if (!listed) {
+            complain("mailq", listed.error().message);
+            return listed.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
+        }
+        ids = listed.value();
+    }
+    std::vector<QueueEntry> entries;
+    int status = k_exit_ok;
+    for (const std::string& id : ids) {
+        auto e = load_envelope(config.spool, id);
+        if (e) {
+            entries.push_back({id, std::move(e.value()), ""});
+        } else if (e.error().errnum == ENOENT && config.ids.empty()) {
+            continue; // removed or delivered while we listed
+        } else {
+            std::string why = e.error().errnum == ENOENT ? "not in the queue" : e.error().message;
+            complain("mailq", id + ": " + why);
+            entries.push_back({id, std::nullopt, why});
+            status = k_exit_failure;
+        }
+    }
+    std::cout << (config.json ? format_json_lines(entries) : format_table(entries)) << std::flush;
+    return status;
+}
+
+int run_cat(const Config& config)
+{
+    if (!check_ids("cat", config.ids)) {
+        return k_exit_usage;
+    }
+    std::string path = message_path(config.spool, config.ids.front());
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        complain("cat", config.ids.front() + ": " + (e == ENOENT ? "not in the queue" : std::strerror(e)));
+        return e == ENOENT ? k_exit_noinput : k_exit_ioerr;
+    }
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+        std::cout.write(buf, n);
+    }
+    ::close(fd);
+    std::cout.flush();
+    if (n < 0 || !std::cout) {
+        complain("cat", "read or write error");
+        return k_exit_ioerr;
+    }
+    return k_exit_ok;
+}
+
+int run_remove(const Config& config)
+{
+    if (!check_ids("remove", config.ids)) {
+        return k_exit_usage;
+    }
+    auto r = remove_message(config.spool, config.ids.front());
+    if (!r) {
+        bool missing = r.error().errnum == ENOENT;
+        complain("remove", config.ids.front() + ": " + (missing ? "not in the queue" : r.error().message));
+        return missing ? k_exit_noinput : k_exit_ioerr;
+    }
+    return k_exit_ok;
+}
+
+int run_runq(Config config)
+{
+    if (!check_ids("runq", config.ids)) {
+        return k_exit_usage;
+    }
+    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    // A pipe command that exits without reading its input must not kill us:
+    // its exit status decides (EPIPE is handled where we write).
+    std::signal(SIGPIPE, SIG_IGN);
+    auto listed = list_queue(config.spool);
+    if (!listed) {
+        complain("runq", listed.error().message);
+        return listed.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
+    }
+    if (auto r = ensure_spool_layout(config.spool); !r) { // tmp/ is needed for bounces
+        complain("runq", r.error().message);
+        return k_exit_ioerr;
+    }
+    int missing = 0;
+    for (const std::string& id : config.ids) {
+        if (std::find(listed.value().begin(), listed.value().end(), id) == listed.value().end()) {
+            complain("runq", id + ": not in the queue");
+            ++missing;
+        }
+    }
+    auto log = make_log_sink(config.log);
+    SystemClock clock;
+    RunnerConfig rc{config.spool, config.hostname, config.routes, config.retry_schedule, config.max_queue_time};
+    Runner runner(
+        std::move(rc), [&config](const TransportSpec& spec) { return make_transport(spec, config); }, *log, clock);
+    bool tty = ::isatty(2) == 1;
+    for (;;) {
+        RunStats s = runner.run(config.ids);
+        if (tty) {
+            std::cerr << "smtpspool runq: " << s.attempted << " of " << s.messages << " messages tried: " << s.delivered
+                      << " delivered, " << s.deferred << " deferred, " << s.failed << " failed, " << s.bounces
+                      << " bounces; " << s.locked << " locked by another runner, " << s.not_due << " not due\n";
+        }
+        if (!config.interval) {
+            return s.errors > 0 || s.unreadable > 0 || missing > 0 ? k_exit_failure : k_exit_ok;
+        }
+        std::this_thread::sleep_for(*config.interval);
+    }
+}
+
+int run_check_config(Config config)
+{
+    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    // The policy files are read as serve reads them: a bad line is an error here.
+    if (auto files = load_policy_files(config); !files) {
+        std::cerr << "smtpspool check-config: configuration error: " << files.error().message << "\n";
+        return k_exit_config;
+    }
+    // So are the certificate and key: check-config says what serve would log.
+    if (config.tls_cert) {
+        if (auto tls = TlsContext::load(*config.tls_cert, *config.tls_key); !tls) {
+            std::cerr << "smtpspool check-config: configuration error: " << tls.error().message << "\n";
+            return k_exit_config;
+        }
+    }
+    std::cout << describe(config) << std::flush;
+    return k_exit_ok;
+}
+
+} // namespace smtpspool

@@ -1,0 +1,579 @@
+// sendmail: flag parsing, the header section of a submitted message (address
+// extraction, Bcc: removal, the fields added when missing), and the commit.
+#include "cli/sendmail.hpp"
+
+#include "base/clock.hpp"
+#include "base/fs.hpp"
+#include "base/limits.hpp"
+#include "base/log.hpp"
+#include "policy/policy.hpp"
+#include "smtp/smtp_address.hpp"
+#include "spool/spool.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <iterator>
+#include <pwd.h>
+#include <unistd.h>
+
+namespace smtpspool {
+namespace {
+
+// The header section is held in memory to find recipients and missing fields.
+constexpr std::size_t k_max_header_section = 1 << 20;
+
+std::string_view trim(std::string_view s)
+{
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+bool is_ftext(char c)
+{
+    auto u = static_cast<unsigned char>(c);
+    return u >= 33 && u <= 126 && c != ':';
+}
+
+// "Name: value" -> "name"; "" when the line is not a field.
+std::string field_name(std::string_view line)
+{
+    std::size_t colon = line.find(':');
+    if (colon == 0 || colon == std::string_view::npos) {
+        return "";
+    }
+    std::string_view name = line.substr(0, colon);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) {
+        name.remove_suffix(1);
+    }
+    if (name.empty() || !std::all_of(name.begin(), name.end(), is_ftext)) {
+        return "";
+    }
+    return ascii_lower(name);
+}
+
+int fail(int status, const std::string& message)
+{
+    std::cerr << "sendmail: " << message << "\n";
+    return status;
+}
+
+// Reads fd a line at a time through a LineSplitter.
+class LineReader {
+public:
+    explicit LineReader(int fd) : m_fd(fd) {}
+    // false at the end of input; `error` set when read(2) failed.
+    bool next(std::string& line)
+    {
+        for (;;) {
+            std::string_view rest(m_buf + m_pos, m_len - m_pos);
+            bool done = m_split.take(rest, line);
+            m_pos = m_len - rest.size();
+            if (done) {
+                return true;
+            }
+            ssize_t n = ::read(m_fd, m_buf, sizeof m_buf);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                error = n < 0 ? errno : 0;
+                return m_split.finish(line);
+            }
+            m_pos = 0;
+            m_len = static_cast<std::size_t>(n);
+        }
+    }
+    int error = 0;
+
+private:
+    int m_fd;
+    LineSplitter m_split;
+    char m_buf[65536];
+    std::size_t m_pos = 0, m_len = 0;
+};
+
+std::string login_name()
+{
+    if (const passwd* pw = ::getpwuid(::getuid())) {
+        return pw->pw_name;
+    }
+    return "uid" + std::to_string(::getuid());
+}
+
+} // namespace
+
+bool LineSplitter::take(std::string_view& input, std::string& line)
+{
+    if (m_complete) {
+        line.clear();
+        m_complete = false;
+    }
+    while (!input.empty()) {
+        char c = input.front();
+        input.remove_prefix(1);
+        if (m_after_cr) {
+            m_after_cr = false;
+            if (c == '\n') {
+                continue; // the LF of a CRLF: the CR already ended the line
+            }
+        }
+        if (c == '\n' || c == '\r') {
+            m_after_cr = c == '\r';
+            line += "\r\n";
+            m_complete = true;
+            return true;
+        }
+        line.push_back(c);
+    }
+    return false;
+}
+
+bool LineSplitter::finish(std::string& line)
+{
+    if (m_complete || line.empty()) {
+        return false;
+    }
+    line += "\r\n"; // a last line without its line end
+    m_complete = true;
+    return true;
+}
+
+HeaderSection::Step HeaderSection::add(const std::string& line)
+{
+    size += line.size();
+    if (size > k_max_header_section) {
+        return Step::too_long;
+    }
+    if ((line[0] == ' ' || line[0] == '\t') && !fields.empty() && line != "\r\n") {
+        fields.back().text += line;
+        return Step::more;
+    }
+    std::string name = field_name(line);
+    if (name.empty()) {
+        size -= line.size();
+        first_body_line = line;
+        return Step::body;
+    }
+    fields.push_back({std::move(name), line});
+    return Step::more;
+}
+
+std::string submission_mailbox(std::string_view text, const std::string& hostname, bool& non_ascii)
+{
+    std::string a(trim(text));
+    if (a.size() >= 2 && a.front() == '<' && a.back() == '>') {
+        a = a.substr(1, a.size() - 2);
+    }
+    if (a.find('@') == std::string::npos) {
+        a += "@" + hostname;
+    }
+    PathParse p = parse_path("<" + a + ">", PathKind::forward);
+    if (p.error != PathError::none || p.end != a.size() + 2 || p.path.domain.empty()) {
+        return "";
+    }
+    non_ascii = non_ascii || p.path.non_ascii;
+    return p.path.local + "@" + ascii_lower(p.path.domain);
+}
+
+std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector<std::string>& args)
+{
+    SendmailOptions o;
+    // Our own long options (with a value unless listed as flags).
+    static const std::vector<std::string> with_value{"--config", "--spool", "--log", "--hostname", "--user"};
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        auto value = [&](std::size_t skip) -> std::optional<std::string> {
+            if (a.size() > skip) {
+                return a.substr(skip);
+            }
+            if (i + 1 < args.size()) {
+                return args[++i];
+            }
+            return std::nullopt;
+        };
+        if (a == "--") {
+            o.recipients.insert(o.recipients.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+            break;
+        }
+        if (a.rfind("--", 0) == 0) {
+            std::string name = a.substr(0, a.find('='));
+            if (std::find(with_value.begin(), with_value.end(), name) == with_value.end()) {
+                return "unknown option " + a + " (smtpspool's own here: --config, --spool, --log, --hostname, --user)";
+            }
+            o.ours.push_back(a);
+            if (a.find('=') == std::string::npos) {
+                if (i + 1 >= args.size()) {
+                    return a + " needs a value";
+                }
+                o.ours.push_back(args[++i]);
+            }
+            continue;
+        }
+        if (a.size() < 2 || a[0] != '-') {
+            o.recipients.push_back(a);
+            continue;
+        }
+        if (a == "-t") {
+            o.extract = true;
+        } else if (a == "-i" || a == "-oi") {
+            o.dot_ends = false;
+        } else if (a == "-bm") {
+            o.mode = SendmailOptions::Mode::submit;
+        } else if (a == "-bp") {
+            o.mode = SendmailOptions::Mode::list_queue;
+        } else if (a == "-bs") {
+            o.mode = SendmailOptions::Mode::smtp;
+        } else if (a.rfind("-q", 0) == 0) {
+            o.mode = SendmailOptions::Mode::run_queue;
+            if (a.size() > 2) {
+                o.interval = a.substr(2);
+            }
+        } else if (a.rfind("-f", 0) == 0 || a.rfind("-r", 0) == 0) {
+            auto v = value(2);
+            if (!v) {
+                return a + " needs a sender address";
+            }
+            o.sender = *v;
+        } else if (a.rfind("-F", 0) == 0) {
+            auto v = value(2);
+            if (!v) {
+                return "-F needs a name";
+            }
+            o.full_name = *v;
+        } else if (a.rfind("-C", 0) == 0) {
+            auto v = value(2);
+            if (!v) {
+                return "-C needs a configuration file";
+            }
+            o.ours.insert(o.ours.end(), {"--config", *v});
+        } else if (a.rfind("-o", 0) == 0 || a == "-v" || a == "-U" || a == "-Am" || a == "-Ac") {
+            // Other sendmail options (-oem, -odb, ...) and verbosity: ignored.
+        } else if (a.rfind("-B", 0) == 0 || a.rfind("-N", 0) == 0 || a.rfind("-R", 0) == 0 || a.rfind("-h", 0) == 0 ||
+                   a.rfind("-L", 0) == 0 || a.rfind("-V", 0) == 0) {
+            if (!value(2)) {
+                return a + " needs a value";
+            }
+            // Body type, DSN notify and return, hop count, log tag, envelope id: ignored.
+        } else {
+            return "unknown flag " + a;
+        }
+    }
+    return o;
+}
+
+std::vector<std::string> header_addresses(std::string_view folded)
+{
+    // Unfolded first (RFC 5322 2.2.3): no line end survives, not even inside
+    // a quoted string or after a backslash.
+    std::string body;
+    body.reserve(folded.size());
+    std::copy_if(folded.begin(), folded.end(), std::back_inserter(body), [](char c) { return c != '\r' && c != '\n'; });
+    // Split at top-level commas and semicolons (group ends), skipping quoted
+    // strings, comments and the part of a group before its colon.
+    std::vector<std::string> out;
+    std::string item;
+    std::string angle;
+    bool in_angle = false, has_angle = false;
+    int comment = 0;
+    bool quoted = false;
+    auto finish = [&] {
+        std::string a(trim(has_angle ? std::string_view(angle) : std::string_view(item)));
+        if (!a.empty()) {
+            out.push_back(a);
+        }
+        item.clear();
+        angle.clear();
+        has_angle = in_angle = false;
+    };
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        char c = body[i];
+        if (quoted) {
+            if (c == '\\' && i + 1 < body.size()) {
+                (in_angle ? angle : item) += c;
+                c = body[++i];
+            } else if (c == '"') {
+                quoted = false;
+            }
+            (in_angle ? angle : item) += c;
+            continue;
+        }
+        if (comment > 0) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '(') {
+                ++comment;
+            } else if (c == ')') {
+                --comment;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"':
+            quoted = true;
+            (in_angle ? angle : item) += c;
+            break;
+        case '(':
+            comment = 1;
+            break;
+        case '<':
+            in_angle = has_angle = true;
+            angle.clear();
+            break;
+        case '>':
+            in_angle = false;
+            break;
+        case ':':
+            if (in_angle) {
+                angle += c; // a source route; the path parser drops it
+            } else {
+                item.clear(); // "group name:" -- the members follow
+            }
+            break;
+        case ',':
+        case ';':
+            if (in_angle) {
+                angle += c;
+            } else {
+                finish();
+            }
+            break;
+        default:
+            (in_angle ? angle : item) += c;
+        }
+    }
+    finish();
+    return out;
+}
+
+int run_sendmail(const SendmailOptions& options, Config config, int fd)
+{
+    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    auto log = make_log_sink(config.log);
+    const std::string user = login_name();
+    bool non_ascii = false;
+
+    std::string sender;
+    if (options.sender) {
+        std::string s(trim(*options.sender));
+        if (s != "<>" && !s.empty()) {
+            sender = submission_mailbox(s, config.hostname, non_ascii);
+            if (sender.empty()) {
+                return fail(k_exit_dataerr, "not a sender address: '" + *options.sender + "'");
+            }
+        }
+    } else {
+        sender = submission_mailbox(user, config.hostname, non_ascii);
+        if (sender.empty()) {
+            sender = "postmaster@" + config.hostname;
+        }
+    }
+
+    // The header section: whole fields, up to the empty line (or the first
+    // line that is not a field: the body starts there).
+    LineReader in(fd);
+    HeaderSection header;
+    std::string line;
+    bool ended = false; // the message ended ("." or EOF) inside the headers
+    for (;;) {
+        if (!in.next(line) || (options.dot_ends && line == ".\r\n")) {
+            ended = true;
+            break;
+        }
+        HeaderSection::Step step = header.add(line);
+        if (step == HeaderSection::Step::too_long) {
+            return fail(k_exit_dataerr, "the header section is longer than 1 MiB");
+        }
+        if (step == HeaderSection::Step::body) {
+            break;
+        }
+    }
+    const std::vector<HeaderSection::Field>& fields = header.fields;
+    const std::string& first_body_line = header.first_body_line;
+    if (in.error != 0) {
+        return fail(k_exit_ioerr, std::string("cannot read the message: ") + std::strerror(in.error));
+    }
+
+    std::vector<std::string> recipients;
+    auto add = [&](std::string_view text) -> bool {
+        std::string m = submission_mailbox(text, config.hostname, non_ascii);
+        if (m.empty()) {
+            return false;
+        }
+        if (std::find(recipients.begin(), recipients.end(), m) == recipients.end()) {
+            recipients.push_back(m);
+        }
+        return true;
+    };
+    for (const std::string& arg : options.recipients) {
+        for (const std::string& a : header_addresses(arg)) {
+            if (!add(a)) {
+                return fail(k_exit_dataerr, "not a recipient address: '" + a + "'");
+            }
+        }
+    }
+    if (options.extract) {
+        for (const HeaderSection::Field& f : fields) {
+            if (f.name == "to" || f.name == "cc" || f.name == "bcc") {
+                for (const std::string& a : header_addresses(std::string_view(f.text).substr(f.text.find(':') + 1))) {
+                    if (!add(a)) {
+                        return fail(k_exit_dataerr, "not a recipient address in " + f.text.substr(0, f.text.find(':')) +
+                                                        ": '" + a + "'");
+                    }
+                }
+            }
+        }
+    }
+    if (recipients.empty()) {
+        return fail(options.extract ? k_exit_dataerr : k_exit_usage,
+                    options.extract ? "no recipients in To:, Cc: or Bcc:" : "no recipients given (or use -t)");
+    }
+    // --aliases applies to local submissions too (root: admin@...); the
+    // other policy files do not.
+    std::vector<Recipient> targets;
+    auto files = load_policy_files(config);
+    if (!files) {
+        return fail(k_exit_config, files.error().message);
+    }
+    auto is_local = [&](std::string_view d) {
+        return std::any_of(config.local_domains.begin(), config.local_domains.end(),
+                           [&](const std::string& l) { return ascii_lower(l) == ascii_lower(d); });
+    };
+    for (const std::string& r : recipients) {
+        std::vector<std::string> expanded{r};
+        if (files.value().aliases && files.value().aliases->has(r, is_local)) {
+            auto e = files.value().aliases->expand(r, is_local, config.max_recipients, config.hostname);
+            if (auto* refused = std::get_if<Aliases::Refused>(&e)) {
+                return fail(k_exit_dataerr, r + ": " + refused->why);
+            }
+            expanded = std::get<std::vector<std::string>>(e);
+        }
+        for (Recipient& t : new_recipients(targets, std::move(expanded), r)) {
+            targets.push_back(std::move(t));
+        }
+    }
+    if (targets.size() > config.max_recipients) {
+        return fail(k_exit_dataerr, "more than " + std::to_string(config.max_recipients) + " recipients");
+    }
+
+    // Not allowed to write the spool is for the administrator to fix, not a
+    // reason to try again: 77; any other failure is temporary: 75.
+    auto spool_failure = [](const Error& e) {
+        return e.errnum == EACCES || e.errnum == EPERM ? k_exit_noperm : k_exit_tempfail;
+    };
+    if (auto r = ensure_spool_layout(config.spool); !r) {
+        return fail(spool_failure(r.error()), r.error().message);
+    }
+    SystemClock clock;
+    PosixFs fs;
+    SpoolWriter writer(config.spool, fs, clock, static_cast<long>(::getpid()));
+    auto id = writer.begin();
+    if (!id) {
+        log->log(LogLine("spool-error").add("reason", id.error().message));
+        return fail(spool_failure(id.error()), "message not queued: " + id.error().message);
+    }
+    TimePoint now = clock.now();
+    std::size_t size = 0;
+    bool eight_bit = false;
+    Result<void> written;
+    auto put = [&](std::string_view bytes) {
+        if (!written) {
+            return;
+        }
+        size += bytes.size();
+        eight_bit = eight_bit || std::any_of(bytes.begin(), bytes.end(), [](char c) { return c & 0x80; });
+        written = writer.append(bytes);
+    };
+    // RFC 5321 §4.4 for a local submission: by us, with the user's name.
+    put("Received: by " + config.hostname + " (smtpspool sendmail, from userid " + std::to_string(::getuid()) +
+        ")\r\n\tid " + id.value() + "; " + rfc5322_date(now) + "\r\n");
+    auto has = [&](std::string_view name) {
+        return std::any_of(fields.begin(), fields.end(), [&](const HeaderSection::Field& f) { return f.name == name; });
+    };
+    for (const HeaderSection::Field& f : fields) {
+        if (f.name != "bcc") { // never passed on: it would tell every recipient
+            put(f.text);
+        }
+    }
+    if (!has("date")) {
+        put("Date: " + rfc5322_date(now) + "\r\n");
+    }
+    if (!has("message-id")) {
+        put("Message-ID: <" + id.value() + "@" + config.hostname + ">\r\n");
+    }
+    if (!has("from")) {
+        std::string from = "From: ";
+        if (options.full_name && !options.full_name->empty()) {
+            std::string name;
+            for (char c : *options.full_name) {
+                if (c == '"' || c == '\\') {
+                    name += '\\';
+                }
+                name += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+            }
+            from += "\"" + name + "\" ";
+        }
+        from += "<" + (sender.empty() ? user + "@" + config.hostname : sender) + ">\r\n";
+        put(from);
+    }
+    if (!ended) {
+        if (first_body_line != "\r\n") {
+            put("\r\n"); // the body began without the empty line
+        }
+        put(first_body_line);
+        while (in.next(line)) {
+            if (options.dot_ends && line == ".\r\n") {
+                break;
+            }
+            put(line);
+            if (size > config.max_message_size) {
+                writer.abort();
+                return fail(k_exit_dataerr, "the message is larger than max-message-size (" +
+                                                std::to_string(config.max_message_size) + ")");
+            }
+        }
+        if (in.error != 0) {
+            writer.abort();
+            return fail(k_exit_ioerr, std::string("cannot read the message: ") + std::strerror(in.error));
+        }
+    }
+    if (!written) {
+        writer.abort();
+        return fail(k_exit_tempfail, "message not queued: " + written.error().message);
+    }
+    if (size > config.max_message_size) {
+        writer.abort();
+        return fail(k_exit_dataerr, "the message is larger than max-message-size");
+    }
+
+    Envelope e;
+    e.received_at = rfc3339_utc(now);
+    e.hostname = config.hostname;
+    e.client.ident = user;
+    e.client.helo = "";
+    e.client.protocol = "local";
+    e.mail_from = sender;
+    e.body = eight_bit ? "8BITMIME" : "7BIT";
+    e.smtputf8 = non_ascii;
+    e.recipients = std::move(targets);
+    if (auto r = writer.commit(e); !r) {
+        log->log(LogLine("spool-error").add("reason", r.error().message));
+        return fail(k_exit_tempfail, "message not queued: " + r.error().message);
+    }
+    log->log(LogLine("queued")
+                 .add("id", e.id)
+                 .add("size", e.size)
+                 .add("recipients", e.recipients.size())
+                 .add("from", sender)
+                 .add("user", user)
+                 .add("via", "sendmail"));
+    return k_exit_ok;
+}
+
+} // namespace smtpspool

@@ -1,0 +1,75 @@
+// sendmail: the sendmail(8) command-line interface (smtpspool(8), SENDMAIL):
+// `smtpspool sendmail [FLAGS] [RECIPIENT...]`, or the binary under the name
+// sendmail, queues the message on standard input with the same durable commit
+// as serve; -bp, -q and -bs reach mailq, runq and serve.
+#pragma once
+
+#include "cli/config.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace smtpspool {
+
+struct SendmailOptions {
+    enum class Mode { submit, list_queue, run_queue, smtp };
+    Mode mode = Mode::submit;
+    std::optional<std::string> sender;    // -f
+    std::optional<std::string> full_name; // -F
+    bool extract = false;                 // -t: recipients from To:, Cc:, Bcc:
+    bool dot_ends = true;                 // without -i/-oi a line "." ends the message
+    std::optional<std::string> interval;  // -qTIME
+    std::vector<std::string> recipients;
+    std::vector<std::string> ours; // our own long options, for parse_config
+};
+
+// Parses sendmail's flags. Pure; the string is a usage error.
+std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector<std::string>& args);
+
+// The addresses of an RFC 5322 address list (a To:, Cc: or Bcc: field body):
+// display names, comments, quoted strings and groups dropped. Pure.
+std::vector<std::string> header_addresses(std::string_view field_body);
+
+// Splits bytes into lines: LF, CR or CRLF end a line, and every line comes
+// out ending in CRLF. Pure; the same lines whatever the chunking of the input.
+class LineSplitter {
+public:
+    // Moves bytes from `input` into `line` (cleared first when the previous
+    // call completed it); true when `line` is complete.
+    bool take(std::string_view& input, std::string& line);
+    // At the end of input: true (and `line` completed) when bytes were left
+    // without their line end.
+    bool finish(std::string& line);
+
+private:
+    bool m_after_cr = false;
+    bool m_complete = true;
+};
+
+// The header section of a submitted message, a line (ending CRLF) at a time:
+// whole fields (folded lines joined), up to the empty line or the first line
+// that is not a field, where the body starts. Pure.
+class HeaderSection {
+public:
+    struct Field {
+        std::string name; // lower case
+        std::string text; // the whole field, folded lines included, each ending CRLF
+    };
+    enum class Step { more, body, too_long };
+    Step add(const std::string& line);
+    std::vector<Field> fields;
+    std::string first_body_line; // set at Step::body: the empty line, or the body's first line
+    std::size_t size = 0;        // octets taken into the fields
+};
+
+// A command-line or header address as a mailbox: bare local parts get
+// `hostname`; "" when it is not an address. Pure.
+std::string submission_mailbox(std::string_view text, const std::string& hostname, bool& non_ascii);
+
+// Reads the message from fd and queues it; the exit status (sysexits(3)).
+int run_sendmail(const SendmailOptions& options, Config config, int fd);
+
+} // namespace smtpspool

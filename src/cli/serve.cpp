@@ -1,0 +1,305 @@
+// serve: the SMTP service command. Touches fds 0 and 1 only through StdioTransport.
+#include "cli/serve.hpp"
+
+#include "policy/checkpassword.hpp"
+#include "base/fs.hpp"
+#include "server/peer.hpp"
+#include "policy/policy.hpp"
+#include "policy/rate_limit.hpp"
+#include "smtp/session.hpp"
+#include "spool/spool.hpp"
+#include "server/stdio_transport.hpp"
+#include "server/tls.hpp"
+
+#include <tuple>
+#include <variant>
+#include <cerrno>
+#include <csignal>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <cstdlib>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+namespace smtpspool {
+namespace {
+
+// Remembers the ids of committed messages for --deliver-now.
+class CommitRecorder final : public SpoolPort {
+public:
+    explicit CommitRecorder(SpoolPort& inner) : m_inner(inner) {}
+    Result<std::string> begin() override { return m_inner.begin(); }
+    Result<void> append(std::string_view bytes) override { return m_inner.append(bytes); }
+    Result<void> prepend(std::string_view bytes) override { return m_inner.prepend(bytes); }
+    Result<void> commit(Envelope& envelope) override
+    {
+        auto r = m_inner.commit(envelope);
+        if (r) {
+            committed.push_back(envelope.id);
+        }
+        return r;
+    }
+    void abort() override { m_inner.abort(); }
+    std::vector<std::string> committed;
+
+private:
+    SpoolPort& m_inner;
+};
+
+// A runq for one message, detached (double fork, new session, /dev/null for
+// fds 0-2, nothing else inherited) so that the session neither waits for it
+// nor shares its descriptors with it.
+void start_runq(const Config& config, const std::vector<std::string>& ids)
+{
+    std::vector<std::string> args = runq_arguments(config);
+    args.insert(args.begin(), "smtpspool");
+    args.insert(args.end(), ids.begin(), ids.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    pid_t child = ::fork();
+    if (child < 0) {
+        return; // the message stays queued for the next runq
+    }
+    if (child == 0) {
+        ::setsid();
+        if (::fork() != 0) {
+            ::_exit(0);
+        }
+        int null = ::open("/dev/null", O_RDWR);
+        for (int fd = 0; fd < 3; ++fd) {
+            ::dup2(null, fd);
+        }
+        ::closefrom(3);
+        ::signal(SIGPIPE, SIG_DFL);
+        ::execv("/proc/self/exe", argv.data());
+        ::_exit(127);
+    }
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+}
+
+// Loads the certificate and key when first asked, and hands them to the
+// transport for the handshake.
+class LazyTls final : public TlsPort {
+public:
+    LazyTls(const Config& config, StdioTransport& transport) : m_config(config), m_transport(transport) {}
+    std::optional<std::string> prepare() override
+    {
+        if (!m_loaded) {
+            auto context = TlsContext::load(*m_config.tls_cert, *m_config.tls_key);
+            if (!context) {
+                return context.error().message;
+            }
+            m_transport.use_tls(context.value(), m_config.tls_on_connect);
+            m_loaded = true;
+        }
+        return std::nullopt;
+    }
+
+private:
+    const Config& m_config;
+    StdioTransport& m_transport;
+    bool m_loaded = false;
+};
+
+void say(const Reply& reply)
+{
+    std::string wire = render(reply);
+    std::ignore = ::write(1, wire.data(), wire.size());
+}
+
+void say_421(std::string_view host) { say(replies::shutting_down(host)); }
+
+// --max-connections-per-minute and per client: true when this connection is
+// over a limit (the caller says 421 and ends). A state file that cannot be
+// used lets the connection in: the limit is a brake, not an access control.
+bool over_rate_limit(const Config& config, const Peer& peer, LogSink& log, TimePoint now)
+{
+    RateLimits limits{static_cast<unsigned>(config.max_connections_per_minute),
+                      static_cast<unsigned>(config.max_connections_per_client_per_minute)};
+    if (limits.per_minute == 0 && limits.per_client_per_minute == 0) {
+        return false;
+    }
+    auto check = check_connection_rate(config.spool, peer.local ? "local" : peer.address, limits, now);
+    if (!check) {
+        log.log(LogLine("rate-error").add("reason", check.error().message));
+        return false;
+    }
+    if (check.value().verdict == RateVerdict::allowed) {
+        return false;
+    }
+    log.log(LogLine("rate-limited")
+                .add("client", peer.local ? "local" : peer.address)
+                .add("limit", to_string(check.value().verdict))
+                .add("server_rate", static_cast<std::uint64_t>(check.value().server_rate))
+                .add("client_rate", static_cast<std::uint64_t>(check.value().client_rate)));
+    return true;
+}
+
+// --proxy-protocol: the client the load balancer names, or the exit status
+// when the connection ends here, without a greeting (what sends no valid
+// header is no SMTP client, and an untrusted sender may not name one).
+std::variant<Peer, int> proxied_client(const Config& config, const Peer& connection, LogSink& log)
+{
+    std::string balancer = connection.local ? "local" : connection.address;
+    auto refuse = [&](std::string_view reason, std::string_view detail, int status) {
+        LogLine line("proxy-refused");
+        line.add("balancer", balancer).add("reason", reason);
+        if (!detail.empty()) {
+            line.add("detail", detail);
+        }
+        log.log(line);
+        return status;
+    };
+    if (!in_networks(connection, config.proxy_from)) {
+        return refuse("untrusted", "", k_exit_ok);
+    }
+    ProxyRead r = read_proxy_header(0, config.timeout);
+    switch (r.end) {
+    case ProxyRead::End::header:
+        break;
+    case ProxyRead::End::malformed:
+        return refuse("malformed", r.reason, k_exit_ok);
+    case ProxyRead::End::timeout:
+        return refuse("timeout", "", k_exit_ok);
+    case ProxyRead::End::eof:
+        return refuse("eof", "", k_exit_ok);
+    case ProxyRead::End::error:
+        return refuse("read-error", r.reason, k_exit_ioerr);
+    }
+    LogLine line("proxy");
+    line.add("balancer", balancer).add("version", static_cast<std::uint64_t>(r.header.version));
+    Peer client = proxied_peer(connection, r.header);
+    if (r.header.addresses) {
+        line.add("client", client.address).add("port", *client.port);
+    } else {
+        line.add("client", "none");
+    }
+    log.log(line);
+    return client;
+}
+
+} // namespace
+
+int refuse_service(const std::string& message, int status)
+{
+    ::openlog("smtpspool", LOG_PID, LOG_MAIL);
+    ::syslog(LOG_ERR, "event=config-error reason=%s", message.c_str());
+    if (is_socket(0)) {
+        say_421(machine_fqdn());
+    } else {
+        std::ignore = ::write(2, message.data(), message.size());
+    }
+    return status;
+}
+
+int run_serve(Config config)
+{
+    std::signal(SIGPIPE, SIG_IGN);
+    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    auto log = make_log_sink(config.log);
+    EnvLookup env = [](const char* name) -> const char* { return std::getenv(name); };
+    Peer peer = peer_from_environment(env).value_or(peer_from_socket(0));
+    if (config.proxy_protocol) {
+        auto client = proxied_client(config, peer, *log);
+        if (auto* status = std::get_if<int>(&client)) {
+            return *status;
+        }
+        peer = std::get<Peer>(client);
+        // RELAYCLIENT and SMTPSPOOL_DENY, set by the superserver's rules,
+        // judged the balancer, not this client.
+        env = [](const char* name) -> const char* {
+            std::string_view n = name;
+            return n == "RELAYCLIENT" || n == k_deny_variable ? nullptr : std::getenv(name);
+        };
+    }
+
+    SessionConfig sc;
+    sc.hostname = config.hostname;
+    sc.local_domains = config.local_domains;
+    sc.max_message_size = config.max_message_size;
+    sc.max_recipients = config.max_recipients;
+    sc.max_line_length = config.max_line_length;
+    sc.max_errors = config.max_errors;
+    sc.rfc821 = config.rfc821;
+    sc.peer = peer;
+    sc.may_relay = may_relay(sc.peer, config.relay_clients, env);
+    sc.client_denied = client_denied(sc.peer, config.deny_clients, config.allow_clients, env);
+    sc.max_messages = config.max_messages_per_session;
+    sc.check_headers = config.check_headers;
+    sc.max_hops = config.max_hops;
+    sc.add_envelope_to = config.add_envelope_to;
+    sc.require_tls = config.require_tls;
+
+    auto files = load_policy_files(config);
+    if (!files) {
+        return refuse_service("smtpspool: configuration error: " + files.error().message + "\n", k_exit_config);
+    }
+    // The certificate is read by each connection that uses it, so a renewed
+    // one needs no restart. When every session needs TLS it is loaded first,
+    // and one that cannot be loaded means no service; otherwise only at
+    // STARTTLS (about 19 million instructions for an RSA key and the library's
+    // set-up, which sessions without STARTTLS do not pay), and then a failure
+    // is a 454 and the session goes on in the clear.
+    StdioTransport transport(0, 1, config.timeout, config.max_session_time);
+    LazyTls lazy(config, transport);
+    if (config.tls_cert) {
+        if (config.require_tls || config.tls_on_connect) {
+            if (auto error = lazy.prepare()) {
+                return refuse_service("smtpspool: configuration error: " + *error + "\n", k_exit_config);
+            }
+        }
+        sc.tls_offered = !config.tls_on_connect;
+    }
+    SystemClock clock;
+    if (auto r = ensure_spool_layout(config.spool); !r) {
+        log->log(LogLine("spool-error").add("reason", r.error().message));
+        say_421(config.hostname);
+        return k_exit_tempfail;
+    }
+    if (!sc.client_denied && over_rate_limit(config, sc.peer, *log, clock.now())) {
+        say(replies::rate_limited(config.hostname));
+        return k_exit_ok;
+    }
+    sweep_stale_tmp(config.spool, clock.now());
+    PosixFs fs;
+    SpoolWriter writer(config.spool, fs, clock, static_cast<long>(::getpid()));
+    CommitRecorder spool(writer);
+    std::optional<PasswordFile> passwords = std::move(files.value().passwords);
+    Policy policy(
+        config, std::move(files.value()), [&writer] { return writer.readable_message(); }, *log);
+    Session session(std::move(sc), spool, policy, *log, clock);
+    std::optional<CheckPassword> checkpassword;
+    if (passwords) {
+        session.use_auth(*passwords);
+    } else if (config.auth_command) {
+        session.use_auth(checkpassword.emplace(*config.auth_command, config.hook_timeout, *log));
+    }
+    if (config.tls_cert) {
+        session.use_tls(lazy);
+    }
+    auto after_write = [&] {
+        if (config.deliver_now && !spool.committed.empty()) {
+            start_runq(config, std::exchange(spool.committed, {}));
+        }
+    };
+    switch (transport.run(session, after_write)) {
+    case SessionEnd::quit:
+    case SessionEnd::eof:
+    case SessionEnd::timeout:
+    case SessionEnd::tls_failed: // the client's failure, logged by the session
+        return k_exit_ok;
+    case SessionEnd::write_failed:
+    case SessionEnd::read_failed:
+        break;
+    }
+    return k_exit_ioerr;
+}
+
+} // namespace smtpspool

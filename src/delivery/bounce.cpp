@@ -1,0 +1,193 @@
+// bounce: composing the RFC 3464 report (text part, message/delivery-status,
+// text/rfc822-headers of the original). RFC 3834: Auto-Submitted.
+#include "delivery/bounce.hpp"
+
+#include <cctype>
+
+namespace smtpspool {
+namespace {
+
+bool digit(char c) { return c >= '0' && c <= '9'; }
+
+std::string header_safe(std::string_view text)
+{
+    std::string out;
+    for (char c : text.substr(0, 900)) {
+        auto u = static_cast<unsigned char>(c);
+        out.push_back(u < 0x20 || u == 0x7f ? ' ' : c);
+    }
+    return out;
+}
+
+} // namespace
+
+std::string status_code_of(std::string_view detail, std::string_view fallback)
+{
+    // "NNN X.Y.Z ..." with X in 2, 4, 5 (RFC 3463 §2).
+    if (detail.size() >= 9 && digit(detail[0]) && digit(detail[1]) && digit(detail[2]) && detail[3] == ' ') {
+        std::string_view rest = detail.substr(4);
+        std::size_t end = rest.find(' ');
+        std::string_view code = rest.substr(0, end);
+        int dots = 0;
+        bool ok = !code.empty() && (code[0] == '2' || code[0] == '4' || code[0] == '5');
+        for (char c : code) {
+            if (c == '.') {
+                ++dots;
+            } else if (!digit(c)) {
+                ok = false;
+            }
+        }
+        if (ok && dots == 2 && code.size() <= 11) {
+            return std::string(code);
+        }
+    }
+    return std::string(fallback);
+}
+
+std::string header_section(std::string_view message_start, std::size_t max)
+{
+    std::size_t end = message_start.find("\r\n\r\n");
+    std::string_view head = end == std::string_view::npos ? message_start : message_start.substr(0, end + 2);
+    if (head.size() > max) {
+        head = head.substr(0, max);
+        std::size_t last = head.rfind("\r\n");
+        head = last == std::string_view::npos ? std::string_view{} : head.substr(0, last + 2);
+    }
+    return std::string(head);
+}
+
+namespace {
+
+bool has_action(const BounceInput& in, Action a)
+{
+    for (const ReportedRecipient& r : in.recipients) {
+        if (r.action == a) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool is_smtp_reply(std::string_view detail)
+{
+    return detail.size() > 3 && digit(detail[0]) && digit(detail[1]) && digit(detail[2]);
+}
+
+// The text part's list of one action's recipients.
+std::string text_list(const BounceInput& in, Action a)
+{
+    std::string out;
+    for (const ReportedRecipient& r : in.recipients) {
+        if (r.action != a) {
+            continue;
+        }
+        out += "<" + header_safe(r.address) + ">";
+        if (a == Action::failed || (a == Action::relayed && is_smtp_reply(r.detail))) {
+            out += ": " + header_safe(r.detail);
+        }
+        out += "\r\n";
+    }
+    return out;
+}
+
+} // namespace
+
+std::string compose_bounce(const BounceInput& in)
+{
+    const std::string boundary = in.id + "/" + in.hostname;
+    const bool failure = has_action(in, Action::failed);
+    std::string date = rfc5322_date(in.now);
+    const std::string& returned = in.original_message ? *in.original_message : in.original_headers;
+    bool eight_bit = in.original.smtputf8 && in.original_message;
+    for (char c : in.original_message ? header_section(returned, returned.size()) : returned) {
+        eight_bit = eight_bit || static_cast<unsigned char>(c) >= 0x80;
+    }
+    std::string m;
+    m +=
+        "Received: by " + in.hostname + " (smtpspool, delivery status notification) id " + in.id + "; " + date + "\r\n";
+    m += "From: Mail Delivery System <MAILER-DAEMON@" + in.hostname + ">\r\n";
+    m += "To: <" + header_safe(in.original.mail_from) + ">\r\n";
+    m += failure ? "Subject: Undelivered Mail Returned to Sender\r\n" : "Subject: Successful Mail Delivery Report\r\n";
+    m += "Date: " + date + "\r\n";
+    m += "Message-ID: <" + in.id + "@" + in.hostname + ">\r\n";
+    m += "Auto-Submitted: auto-replied\r\n";
+    m += "MIME-Version: 1.0\r\n";
+    m += "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"" + boundary + "\"\r\n";
+    m += "\r\nThis is a MIME-encapsulated message.\r\n\r\n";
+    m += "--" + boundary + "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n";
+    m += "This is the mail system at " + in.hostname + ".\r\n\r\n";
+    const std::string yours = "Your message " + in.original.id + " of " + in.original.received_at;
+    if (failure) {
+        m += yours + " could not be delivered to the following\r\nrecipients:\r\n\r\n" + text_list(in, Action::failed);
+    }
+    if (has_action(in, Action::delivered)) {
+        m += yours + " was delivered to the following\r\nrecipients:\r\n\r\n" + text_list(in, Action::delivered);
+    }
+    if (has_action(in, Action::relayed)) {
+        m +=
+            yours +
+            " was passed on to the following\r\nrecipients by a system that does not send delivery notifications,\r\n" +
+            "so you may hear no more about them:\r\n\r\n" + text_list(in, Action::relayed);
+    }
+    if (in.too_big_to_return) {
+        m += "\r\nThe message was too big to be returned whole; its header section follows.\r\n";
+    }
+    m += "\r\n--" + boundary + "\r\nContent-Type: message/delivery-status\r\n\r\n";
+    // RFC 3464 §2.2: per-message fields.
+    if (in.original.dsn_envid) {
+        m += "Original-Envelope-Id: " + header_safe(*in.original.dsn_envid) + "\r\n";
+    }
+    m += "Reporting-MTA: dns; " + in.hostname + "\r\n";
+    m += "X-Smtpspool-Queue-ID: " + in.original.id + "\r\n";
+    if (auto arrived = parse_rfc3339_utc(in.original.received_at)) {
+        m += "Arrival-Date: " + rfc5322_date(*arrived) + "\r\n";
+    }
+    // RFC 3464 §2.3: per-recipient fields.
+    for (const ReportedRecipient& r : in.recipients) {
+        m += "\r\n";
+        if (r.orcpt) {
+            // RFC 3461 §6.3: the ORCPT parameter as Original-Recipient.
+            std::size_t semi = r.orcpt->find(';');
+            m += "Original-Recipient: " + header_safe(r.orcpt->substr(0, semi)) + "; " +
+                 header_safe(semi == std::string::npos ? "" : r.orcpt->substr(semi + 1)) + "\r\n";
+        }
+        m += "Final-Recipient: rfc822; " + header_safe(r.address) + "\r\n";
+        switch (r.action) {
+        case Action::failed:
+            m += "Action: failed\r\n";
+            m += "Status: " + status_code_of(r.detail, r.expired ? "4.4.7" : "5.0.0") + "\r\n";
+            break;
+        case Action::delivered:
+            m += "Action: delivered\r\nStatus: 2.0.0\r\n";
+            break;
+        case Action::relayed:
+            m += "Action: relayed\r\nStatus: 2.0.0\r\n";
+            break;
+        }
+        if (is_smtp_reply(r.detail)) {
+            m += "Diagnostic-Code: smtp; " + header_safe(r.detail) + "\r\n";
+        } else if (r.action == Action::failed) {
+            // A local delivery's own words (a maildir path, say) are not for the
+            // sender when it succeeded.
+            m += "Diagnostic-Code: x-local; " + header_safe(r.detail) + "\r\n";
+        }
+        m += "Last-Attempt-Date: " + date + "\r\n";
+    }
+    m += "\r\n--" + boundary + "\r\n";
+    // RFC 6533: headers with UTF-8 travel as message/global-headers, RFC 6532
+    // §3.7: such a message as message/global.
+    if (in.original_message) {
+        m += std::string("Content-Type: ") + (eight_bit ? "message/global" : "message/rfc822") + "\r\n\r\n";
+    } else {
+        m +=
+            std::string("Content-Type: ") + (eight_bit ? "message/global-headers" : "text/rfc822-headers") + "\r\n\r\n";
+    }
+    m += returned;
+    if (in.original_message && !returned.empty() && returned.back() != '\n') {
+        m += "\r\n";
+    }
+    m += "\r\n--" + boundary + "--\r\n";
+    return m;
+}
+
+} // namespace smtpspool

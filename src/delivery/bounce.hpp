@@ -1,0 +1,49 @@
+// bounce: the delivery status notifications (RFC 3464 multipart/report) sent
+// to the sender: failures for good, and the successes that RFC 3461 NOTIFY=SUCCESS
+// asks for. Pure: which recipients to report is the runner's decision.
+#pragma once
+
+#include "base/clock.hpp"
+#include "model/envelope.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace smtpspool {
+
+// RFC 3464 §2.3.3, the actions we report (no "delayed" or "expanded").
+enum class Action { failed, delivered, relayed };
+
+struct ReportedRecipient {
+    std::string address;
+    std::string detail; // the remote reply or local reason
+    bool expired = false;
+    Action action = Action::failed;
+    std::optional<std::string> orcpt; // "addr-type;address": Original-Recipient
+};
+
+struct BounceInput {
+    const Envelope& original;
+    std::vector<ReportedRecipient> recipients; // all failed, or none failed
+    std::string original_headers;              // the header section of message.eml, CRLF line ends
+    std::string hostname;                      // our name: Reporting-MTA and MAILER-DAEMON@
+    std::string id;                            // the bounce's own queue id
+    TimePoint now;
+    // RET=FULL: the whole of message.eml, returned as message/rfc822 instead
+    // of the header section as text/rfc822-headers.
+    std::optional<std::string> original_message = std::nullopt;
+    // RET=FULL asked for a message too big to return (only its headers are).
+    bool too_big_to_return = false;
+};
+
+// The whole message with CRLF line ends, a Received: header first.
+std::string compose_bounce(const BounceInput& in);
+
+// The RFC 3463 code in a reply ("550 5.1.1 ..." -> "5.1.1"), or the default.
+std::string status_code_of(std::string_view detail, std::string_view fallback);
+
+// The header section of a message (up to the first empty line), at most max octets.
+std::string header_section(std::string_view message_start, std::size_t max);
+
+} // namespace smtpspool

@@ -1,0 +1,59 @@
+// local_transports: delivery into a Maildir and to a pipe command. Both hand
+// over the message with LF line ends, after Return-Path: and Delivered-To:.
+#pragma once
+
+#include "delivery/transport.hpp"
+
+#include <chrono>
+#include <string>
+
+namespace smtpspool {
+
+// CRLF -> LF over any chunking (a CR at the end of a chunk waits for the next).
+class LfConverter {
+public:
+    std::string convert(std::string_view chunk);
+    std::string finish(); // a CR left waiting
+
+private:
+    bool m_cr = false;
+};
+
+// %u in the path is the recipient's local part made safe for a file name
+// (quotes dropped; '/', NUL and control characters become '_'; no leading
+// dot); %d is the domain, lower case, made safe the same way.
+std::string expand_maildir_path(std::string_view pattern, std::string_view address, std::string_view fallback_domain);
+
+// Local transports deliver one recipient at a time.
+class PerRecipientTransport : public Transport {
+public:
+    std::vector<RecipientOutcome> deliver(const Delivery& delivery) final;
+
+private:
+    virtual RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address) = 0;
+};
+
+class MaildirTransport final : public PerRecipientTransport {
+public:
+    MaildirTransport(std::string pattern, std::string hostname);
+
+private:
+    RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address) override;
+    std::string m_pattern;
+    std::string m_hostname;
+    unsigned long m_sequence = 0;
+};
+
+class PipeTransport final : public PerRecipientTransport {
+public:
+    PipeTransport(std::string command, std::string spool, std::string hostname, std::chrono::seconds timeout);
+
+private:
+    RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address) override;
+    std::string m_command;
+    std::string m_spool;
+    std::string m_hostname;
+    std::chrono::seconds m_timeout;
+};
+
+} // namespace smtpspool

@@ -1,0 +1,185 @@
+// route: parsing of transports, routes and schedules; longest-domain matching.
+#include "delivery/route.hpp"
+
+#include "base/clock.hpp"
+#include "smtp/smtp_address.hpp"
+
+#include <charconv>
+
+namespace smtpspool {
+namespace {
+
+bool parse_host_port(std::string_view text, std::string& host, std::uint16_t& port, std::string& why)
+{
+    std::string_view rest;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string_view::npos) {
+            why = "missing ] after an IPv6 address";
+            return false;
+        }
+        host = std::string(text.substr(1, close - 1));
+        rest = text.substr(close + 1);
+    } else {
+        auto colon = text.find(':');
+        host = std::string(text.substr(0, colon));
+        rest = colon == std::string_view::npos ? std::string_view{} : text.substr(colon);
+    }
+    if (host.empty()) {
+        why = "missing host";
+        return false;
+    }
+    if (!rest.empty()) {
+        if (rest.front() != ':') {
+            why = "junk after the host";
+            return false;
+        }
+        rest.remove_prefix(1);
+        unsigned p = 0;
+        auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), p);
+        if (rest.empty() || ec != std::errc() || ptr != rest.data() + rest.size() || p == 0 || p > 65535) {
+            why = "bad port '" + std::string(rest) + "'";
+            return false;
+        }
+        port = static_cast<std::uint16_t>(p);
+    }
+    return true;
+}
+
+} // namespace
+
+std::optional<TransportSpec> parse_transport(std::string_view text, std::string& why)
+{
+    TransportSpec t;
+    t.text = std::string(text);
+    auto colon = text.find(':');
+    std::string_view kind = text.substr(0, colon);
+    std::string_view arg = colon == std::string_view::npos ? std::string_view{} : text.substr(colon + 1);
+    if (kind == "smtp") {
+        t.kind = TransportKind::smtp;
+        if (!parse_host_port(arg, t.host, t.port, why)) {
+            return std::nullopt;
+        }
+    } else if (kind == "maildir") {
+        t.kind = TransportKind::maildir;
+        if (arg.empty() || arg.front() != '/') {
+            why = "maildir needs an absolute path";
+            return std::nullopt;
+        }
+        t.path = std::string(arg);
+    } else if (kind == "pipe") {
+        t.kind = TransportKind::pipe;
+        if (arg.empty()) {
+            why = "pipe needs a command";
+            return std::nullopt;
+        }
+        t.command = std::string(arg);
+    } else {
+        why = "unknown transport '" + std::string(kind) + "' (smtp, maildir or pipe)";
+        return std::nullopt;
+    }
+    return t;
+}
+
+std::optional<Route> parse_route(std::string_view text, std::string& why)
+{
+    auto eq = text.find('=');
+    if (eq == std::string_view::npos) {
+        why = "expected DOMAIN=TRANSPORT";
+        return std::nullopt;
+    }
+    Route r;
+    r.domain = ascii_lower(text.substr(0, eq));
+    if (r.domain != "*" && !is_domain(r.domain) && !is_address_literal(r.domain)) {
+        why = "not a domain: '" + std::string(text.substr(0, eq)) + "'";
+        return std::nullopt;
+    }
+    auto t = parse_transport(text.substr(eq + 1), why);
+    if (!t) {
+        return std::nullopt;
+    }
+    r.transport = std::move(*t);
+    return r;
+}
+
+std::optional<Route> smarthost_route(std::string_view text, std::string& why)
+{
+    Route r;
+    r.domain = "*";
+    r.transport.kind = TransportKind::smtp;
+    if (!parse_host_port(text, r.transport.host, r.transport.port, why)) {
+        return std::nullopt;
+    }
+    std::string host = r.transport.host.find(':') != std::string::npos ? "[" + r.transport.host + "]" : r.transport.host;
+    r.transport.text = "smtp:" + host + ":" + std::to_string(r.transport.port);
+    return r;
+}
+
+const Route* find_route(const std::vector<Route>& routes, std::string_view domain)
+{
+    std::string d = ascii_lower(domain);
+    const Route* best = nullptr;
+    const Route* fallback = nullptr;
+    for (const Route& r : routes) {
+        if (r.domain == "*") {
+            fallback = fallback ? fallback : &r;
+            continue;
+        }
+        bool exact = d == r.domain;
+        bool sub = d.size() > r.domain.size() && d.compare(d.size() - r.domain.size(), r.domain.size(), r.domain) == 0 &&
+                   d[d.size() - r.domain.size() - 1] == '.';
+        if ((exact || sub) && (best == nullptr || r.domain.size() > best->domain.size())) {
+            best = &r;
+        }
+    }
+    return best ? best : fallback;
+}
+
+std::string recipient_domain(std::string_view address, std::string_view fallback)
+{
+    auto at = address.rfind('@');
+    if (at == std::string_view::npos) {
+        return ascii_lower(fallback);
+    }
+    return ascii_lower(address.substr(at + 1));
+}
+
+std::optional<std::vector<std::chrono::seconds>> parse_schedule(std::string_view text, std::string& why)
+{
+    std::vector<std::chrono::seconds> out;
+    while (true) {
+        auto comma = text.find(',');
+        std::string_view item = text.substr(0, comma);
+        auto d = parse_duration(item);
+        if (!d) {
+            why = "bad duration '" + std::string(item) + "' (like 90s, 30m, 4h, 5d)";
+            return std::nullopt;
+        }
+        out.push_back(*d);
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        text.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
+std::string format_schedule(const std::vector<std::chrono::seconds>& schedule)
+{
+    std::string out;
+    for (auto d : schedule) {
+        out += (out.empty() ? "" : ",") + format_duration(d);
+    }
+    return out;
+}
+
+std::chrono::seconds retry_delay(const std::vector<std::chrono::seconds>& schedule, std::uint64_t attempts)
+{
+    if (schedule.empty()) {
+        return std::chrono::seconds(1800);
+    }
+    std::size_t i = attempts == 0 ? 0 : static_cast<std::size_t>(attempts - 1);
+    return schedule[std::min(i, schedule.size() - 1)];
+}
+
+} // namespace smtpspool

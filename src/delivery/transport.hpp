@@ -1,0 +1,46 @@
+// transport: what the queue runner asks of a delivery method (smtp, maildir,
+// pipe): deliver one queued message to some of its recipients, and say for
+// each recipient whether it was delivered, failed for now, or failed for good.
+#pragma once
+
+#include "model/envelope.hpp"
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace smtpspool {
+
+enum class Outcome { delivered, temporary, permanent };
+
+// Where a delivered recipient went (RFC 3461 §6.2.3: who reports success).
+enum class Handoff {
+    final_delivery, // into a mailbox or to a command: we report success
+    relayed_dsn,    // to a server that offers DSN, with the parameters: it reports
+    relayed,        // to a server without DSN: we report "relayed"
+};
+
+struct RecipientOutcome {
+    Outcome outcome = Outcome::temporary;
+    // For the envelope's last_error and bounces: the remote reply
+    // ("550 5.1.1 <u@x>: no such user") or a local description. Never has CR or LF.
+    std::string detail;
+    Handoff handoff = Handoff::final_delivery; // for Outcome::delivered
+};
+
+struct Delivery {
+    const Envelope& envelope;
+    std::string message_path;            // SPOOL/queue/ID/message.eml (CRLF line ends)
+    std::vector<std::size_t> recipients; // indices into envelope.recipients, all "pending"
+};
+
+class Transport {
+public:
+    virtual ~Transport() = default;
+    // One outcome per entry of delivery.recipients, in the same order.
+    virtual std::vector<RecipientOutcome> deliver(const Delivery& delivery) = 0;
+    // End of the run: close connections (SMTP QUIT) and the like.
+    virtual void finish() {}
+};
+
+} // namespace smtpspool

@@ -1,0 +1,90 @@
+// envelope: the spool's envelope.json (schema version 1, see smtpspool-spool(5)).
+// The only file that knows JSON. Readers validate every field (R8).
+#pragma once
+
+#include "base/result.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace smtpspool {
+
+inline constexpr int k_envelope_version = 1;
+
+struct Recipient {
+    std::string address;
+    std::string status = "pending"; // pending | delivered | failed
+    std::uint64_t attempts = 0;
+    std::optional<std::string> last_error;
+    // The recipient the client named, when an alias replaced it by this one
+    // (written only then).
+    std::optional<std::string> original;
+    // RFC 3461 §4.1-4.2, as the client gave them (written only then): NOTIFY's
+    // keywords, upper case; ORCPT as "addr-type;address", decoded from xtext.
+    std::optional<std::vector<std::string>> notify;
+    std::optional<std::string> orcpt;
+};
+
+// The TLS session a message came over (STARTTLS or --tls-on-connect).
+struct TlsInfo {
+    std::string version; // "TLSv1.3"
+    std::string cipher;  // "TLS_AES_256_GCM_SHA384"
+    bool operator==(const TlsInfo&) const = default;
+};
+
+struct ClientInfo {
+    std::optional<std::string> address; // null for a local client
+    std::optional<std::uint64_t> port;
+    std::optional<std::string> hostname;
+    std::optional<std::string> ident;
+    std::string helo;
+    std::string protocol = "ESMTP"; // SMTP | ESMTP
+    std::optional<TlsInfo> tls;     // "tls" only when the session was encrypted
+    std::optional<std::string> auth; // "auth": the user who authenticated (AUTH), when one did
+};
+
+struct Envelope {
+    std::string id;
+    std::string received_at; // RFC 3339, UTC
+    std::string hostname;
+    ClientInfo client;
+    std::string mail_from;     // "" for <>
+    std::string body = "7BIT"; // 7BIT | 8BITMIME
+    bool smtputf8 = false;
+    // RFC 3461 §4.3-4.4 (written only when given): RET ("FULL" | "HDRS") and
+    // ENVID, decoded from xtext (printable ASCII).
+    std::optional<std::string> dsn_ret;
+    std::optional<std::string> dsn_envid;
+    std::uint64_t size = 0; // octets of message.eml
+    std::vector<Recipient> recipients;
+    // Delivery state, kept by runq (optional when reading: absent = never tried).
+    std::uint64_t attempts = 0;
+    std::optional<std::string> last_attempt; // RFC 3339, UTC
+    std::optional<std::string> next_attempt; // RFC 3339, UTC; null = due now
+};
+
+// A queue id: [A-Za-z0-9_-], 1 to 128 octets, so a single safe path component.
+bool is_valid_queue_id(std::string_view id);
+
+// Keys in a stable order, "version" first; ends with a newline.
+std::string envelope_to_json(const Envelope& envelope);
+
+// The recipients that `addresses` (what the recipient `named` stands for,
+// after aliases) add to `have`: those not in it yet, each with `original`
+// set when it is not `named` itself.
+std::vector<Recipient> new_recipients(const std::vector<Recipient>& have, std::vector<std::string> addresses,
+                                      std::string_view named);
+
+// Rejects unknown versions, missing keys and values of the wrong type or range.
+Result<Envelope> envelope_from_json(std::string_view text);
+
+// One envelope as a single JSON line (for mailq --json).
+std::string envelope_to_json_line(const Envelope& envelope);
+
+// A JSON string literal (quotes and escapes included).
+std::string json_quote(std::string_view text);
+
+} // namespace smtpspool

@@ -1,0 +1,206 @@
+// aliases: parsing aliases(5)-style text and expanding recipients with loop,
+// depth and size limits.
+#include "policy/aliases.hpp"
+
+#include "smtp/smtp_address.hpp"
+
+#include <algorithm>
+
+namespace smtpspool {
+namespace {
+
+std::string_view trim(std::string_view s)
+{
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+// A key or target: "local" or "local@domain" with a valid domain; the local
+// part printable, no spaces. Returns it with the domain in lower case, or ""
+// when invalid.
+std::string normal_form(std::string_view word)
+{
+    if (word.empty() || std::any_of(word.begin(), word.end(), [](char c) {
+            auto u = static_cast<unsigned char>(c);
+            return u <= 0x20 || u == 0x7f || c == ',' || c == ':' || c == '<' || c == '>';
+        })) {
+        return "";
+    }
+    std::size_t at = word.rfind('@');
+    if (at == std::string_view::npos) {
+        return std::string(word);
+    }
+    std::string_view domain = word.substr(at + 1);
+    if (at == 0 || (!is_domain(domain) && !is_address_literal(domain))) {
+        return "";
+    }
+    return std::string(word.substr(0, at + 1)) + ascii_lower(domain);
+}
+
+std::string_view local_of(std::string_view address) { return address.substr(0, address.rfind('@')); }
+
+std::string_view domain_of(std::string_view address)
+{
+    std::size_t at = address.rfind('@');
+    return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
+}
+
+} // namespace
+
+std::variant<Aliases, ListError> Aliases::parse(std::string_view text)
+{
+    // Join continuation lines into logical entries, remembering where each began.
+    struct Entry {
+        std::size_t line;
+        std::string text;
+    };
+    std::vector<Entry> entries;
+    std::size_t number = 0;
+    while (!text.empty()) {
+        ++number;
+        std::size_t nl = text.find('\n');
+        std::string_view line = text.substr(0, nl);
+        text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+        std::string_view content = trim(line);
+        if (content.empty() || content.front() == '#') {
+            continue;
+        }
+        if (line.front() == ' ' || line.front() == '\t') {
+            if (entries.empty()) {
+                return ListError{number, "a continuation line with no entry before it"};
+            }
+            entries.back().text += " ";
+            entries.back().text += content;
+        } else {
+            entries.push_back({number, std::string(content)});
+        }
+    }
+    Aliases aliases;
+    for (const Entry& e : entries) {
+        std::size_t colon = e.text.find(':');
+        if (colon == std::string::npos) {
+            return ListError{e.line, "expected 'name: address, address'"};
+        }
+        std::string key = ascii_lower(normal_form(trim(std::string_view(e.text).substr(0, colon))));
+        if (key.empty()) {
+            return ListError{e.line, "not a local part or address: '" + e.text.substr(0, colon) + "'"};
+        }
+        if (aliases.m_entries.count(key) > 0) {
+            return ListError{e.line, "a second entry for '" + key + "'"};
+        }
+        std::vector<std::string> targets;
+        std::string_view rest = std::string_view(e.text).substr(colon + 1);
+        while (true) {
+            std::size_t comma = rest.find(',');
+            std::string_view word = trim(rest.substr(0, comma));
+            if (!word.empty()) {
+                if (word.front() == '|' || word.front() == '/' || word.front() == ':' || word.front() == '"') {
+                    return ListError{e.line, "only addresses are supported as targets (commands and files are "
+                                             "delivered by routes): '" +
+                                                 std::string(word) + "'"};
+                }
+                std::string target = normal_form(word);
+                if (target.empty()) {
+                    return ListError{e.line, "not an address: '" + std::string(word) + "'"};
+                }
+                if (std::find(targets.begin(), targets.end(), target) == targets.end()) {
+                    targets.push_back(std::move(target));
+                }
+            }
+            if (comma == std::string_view::npos) {
+                break;
+            }
+            rest.remove_prefix(comma + 1);
+        }
+        if (targets.empty()) {
+            return ListError{e.line, "no targets for '" + key + "'"};
+        }
+        aliases.m_entries.emplace(std::move(key), std::move(targets));
+    }
+    return aliases;
+}
+
+const std::vector<std::string>* Aliases::lookup(std::string_view address, const IsLocal& is_local) const
+{
+    std::string key = ascii_lower(address);
+    if (auto it = m_entries.find(key); it != m_entries.end()) {
+        return &it->second;
+    }
+    std::string_view domain = domain_of(key);
+    if (!domain.empty() && is_local(domain)) {
+        if (auto it = m_entries.find(std::string(local_of(key))); it != m_entries.end()) {
+            return &it->second;
+        }
+    }
+    return nullptr;
+}
+
+bool Aliases::has(std::string_view address, const IsLocal& is_local) const
+{
+    return lookup(address, is_local) != nullptr;
+}
+
+std::variant<std::vector<std::string>, Aliases::Refused> Aliases::expand(std::string_view address,
+                                                                         const IsLocal& is_local, std::size_t max,
+                                                                         std::string_view default_domain) const
+{
+    std::vector<std::string> out;
+    std::vector<std::string> chain; // the addresses being expanded, outermost first
+    std::optional<Refused> refused;
+    std::function<void(const std::string&)> walk = [&](const std::string& addr) {
+        if (refused) {
+            return;
+        }
+        const std::vector<std::string>* targets = lookup(addr, is_local);
+        auto emit = [&](const std::string& a) {
+            if (std::find(out.begin(), out.end(), a) == out.end()) {
+                if (out.size() >= max) {
+                    refused = Refused{"expands to more than " + std::to_string(max) + " addresses"};
+                    return;
+                }
+                out.push_back(a);
+            }
+        };
+        if (targets == nullptr) {
+            emit(addr);
+            return;
+        }
+        if (chain.size() >= k_max_depth) {
+            refused = Refused{"alias expansion deeper than " + std::to_string(k_max_depth) + " levels"};
+            return;
+        }
+        chain.push_back(ascii_lower(addr));
+        std::string_view domain = domain_of(addr);
+        if (domain.empty()) {
+            domain = default_domain;
+        }
+        for (const std::string& t : *targets) {
+            // A bare local part takes the domain of the address it came from.
+            std::string target =
+                t.find('@') == std::string::npos && !domain.empty() ? t + "@" + std::string(domain) : t;
+            if (ascii_lower(target) == ascii_lower(addr)) {
+                emit(addr);
+            } else if (std::find(chain.begin(), chain.end(), ascii_lower(target)) != chain.end()) {
+                refused = Refused{"alias loop through " + target};
+            } else {
+                walk(target);
+            }
+            if (refused) {
+                return;
+            }
+        }
+        chain.pop_back();
+    };
+    walk(std::string(address));
+    if (refused) {
+        return *refused;
+    }
+    return out;
+}
+
+} // namespace smtpspool

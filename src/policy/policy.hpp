@@ -1,0 +1,62 @@
+// policy: the PolicyPort that serve gives the session (smtpspool(8), POLICY):
+// the sender deny list, aliases, local users and the three hook programs; and
+// the client access decision made before the greeting. Files are read once per
+// process, that is per connection: an edited file applies from the next one.
+#pragma once
+
+#include "policy/address_list.hpp"
+#include "policy/aliases.hpp"
+#include "smtp/auth.hpp"
+#include "cli/config.hpp"
+#include "base/log.hpp"
+#include "server/peer.hpp"
+#include "smtp/policy_port.hpp"
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace smtpspool {
+
+// The tcprules variable that denies a client the way --deny-client does.
+inline constexpr const char* k_deny_variable = "SMTPSPOOL_DENY";
+
+// True when the client is refused service: SMTPSPOOL_DENY is set, or the most
+// specific network among --deny-client and --allow-client that holds its
+// address is a deny one (allow wins a tie). Local clients have no address and
+// are refused only by the variable. Pure.
+bool client_denied(const Peer& peer, const std::vector<std::string>& deny, const std::vector<std::string>& allow,
+                   const EnvLookup& env);
+
+struct PolicyFiles {
+    std::optional<SenderList> sender_deny;
+    std::optional<Aliases> aliases;
+    std::optional<LocalUsers> local_users;
+    std::optional<PasswordFile> passwords; // --auth-passwd
+};
+
+// Reads the files the configuration names; the error names the file and line.
+Result<PolicyFiles> load_policy_files(const Config& config);
+
+class Policy final : public PolicyPort {
+public:
+    // readable_message: the open message's file (SpoolWriter::readable_message)
+    // for the data hook's standard input.
+    using MessageFile = std::function<Result<std::string>()>;
+    Policy(const Config& config, PolicyFiles files, MessageFile message_file, LogSink& log);
+
+    std::optional<Reply> check_sender(const PolicyFacts& facts) override;
+    RecipientVerdict check_recipient(const PolicyFacts& facts, std::string_view recipient, bool local_domain) override;
+    MessageVerdict check_message(const PolicyFacts& facts) override;
+
+private:
+    bool is_local_domain(std::string_view domain) const;
+
+    const Config& m_config;
+    PolicyFiles m_files;
+    MessageFile m_message_file;
+    LogSink& m_log;
+};
+
+} // namespace smtpspool

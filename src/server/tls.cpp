@@ -1,0 +1,190 @@
+// tls: OpenSSL's SSL_CTX and SSL behind TlsContext and TlsStream.
+#include "server/tls.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+
+namespace smtpspool {
+namespace {
+
+// The first queued library error as text (and the queue emptied).
+std::string library_error(std::string_view fallback)
+{
+    unsigned long e = ::ERR_get_error();
+    ::ERR_clear_error();
+    if (e == 0) {
+        return std::string(fallback);
+    }
+    char text[256];
+    ::ERR_error_string_n(e, text, sizeof text);
+    return text;
+}
+
+bool set_nonblocking(int fd)
+{
+    int flags = ::fcntl(fd, F_GETFL);
+    return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+}
+
+} // namespace
+
+Result<std::shared_ptr<TlsContext>> TlsContext::load(const std::string& cert_file, const std::string& key_file)
+{
+    std::shared_ptr<TlsContext> c(new TlsContext);
+    c->m_ctx = ::SSL_CTX_new(::TLS_server_method());
+    if (c->m_ctx == nullptr) {
+        return Error{0, "cannot set up TLS: " + library_error("SSL_CTX_new failed")};
+    }
+    ::SSL_CTX_set_min_proto_version(c->m_ctx, TLS1_2_VERSION);
+    ::SSL_CTX_set_options(c->m_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    ::SSL_CTX_set_session_cache_mode(c->m_ctx, SSL_SESS_CACHE_OFF);
+    if (::SSL_CTX_use_certificate_chain_file(c->m_ctx, cert_file.c_str()) != 1) {
+        return Error{0, "cannot load the TLS certificate " + cert_file + ": " + library_error("unreadable")};
+    }
+    if (::SSL_CTX_use_PrivateKey_file(c->m_ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+        return Error{0, "cannot load the TLS key " + key_file + ": " + library_error("unreadable")};
+    }
+    if (::SSL_CTX_check_private_key(c->m_ctx) != 1) {
+        return Error{0, "the TLS key " + key_file + " does not match the certificate " + cert_file + ": " +
+                            library_error("mismatch")};
+    }
+    return c;
+}
+
+TlsContext::~TlsContext() { ::SSL_CTX_free(m_ctx); }
+
+Result<std::unique_ptr<TlsStream>> TlsStream::accept(const std::shared_ptr<TlsContext>& context, int in, int out,
+                                                     WaitMs wait_ms)
+{
+    std::unique_ptr<TlsStream> s(new TlsStream);
+    s->m_context = context;
+    s->m_in = in;
+    s->m_out = out;
+    s->m_wait_ms = std::move(wait_ms);
+    if (!set_nonblocking(in) || !set_nonblocking(out)) {
+        return Error{errno, std::string("cannot make the connection non-blocking: ") + std::strerror(errno)};
+    }
+    s->m_ssl = ::SSL_new(context->m_ctx);
+    BIO* rbio = ::BIO_new_fd(in, BIO_NOCLOSE);
+    BIO* wbio = in == out ? rbio : ::BIO_new_fd(out, BIO_NOCLOSE);
+    if (s->m_ssl == nullptr || rbio == nullptr || wbio == nullptr) {
+        ::BIO_free(rbio);
+        if (wbio != rbio) {
+            ::BIO_free(wbio);
+        }
+        return Error{0, "cannot set up TLS: " + library_error("out of memory")};
+    }
+    // One BIO for both sides when in == out: SSL_set_bio then takes one reference.
+    ::SSL_set_bio(s->m_ssl, rbio, wbio);
+    for (;;) {
+        int r = ::SSL_accept(s->m_ssl);
+        if (r == 1) {
+            return s;
+        }
+        Io io = s->wait(::SSL_get_error(s->m_ssl, r), r);
+        if (io == Io::timeout) {
+            return Error{ETIMEDOUT, "TLS handshake timed out"};
+        }
+        if (io != Io::ok) {
+            return Error{0, "TLS handshake failed: " + s->m_error};
+        }
+    }
+}
+
+TlsStream::~TlsStream()
+{
+    if (m_ssl != nullptr) {
+        ::SSL_shutdown(m_ssl); // one try: non-blocking, no waiting for the peer's reply
+        ::SSL_free(m_ssl);
+    }
+}
+
+// After an SSL_* call returned `result` with `ssl_error`: ok to retry (after
+// waiting for the descriptor it needs), or why not.
+TlsStream::Io TlsStream::wait(int ssl_error, int result)
+{
+    int fd = -1;
+    short events = 0;
+    switch (ssl_error) {
+    case SSL_ERROR_WANT_READ:
+        fd = m_in;
+        events = POLLIN;
+        break;
+    case SSL_ERROR_WANT_WRITE:
+        fd = m_out;
+        events = POLLOUT;
+        break;
+    case SSL_ERROR_ZERO_RETURN:
+        return Io::eof;
+    case SSL_ERROR_SYSCALL:
+        if (result == 0 || errno == 0 || errno == ECONNRESET || errno == EPIPE) {
+            m_error = library_error("connection closed");
+            return Io::eof;
+        }
+        m_error = library_error(std::strerror(errno));
+        return Io::error;
+    default:
+        m_error = library_error("protocol error");
+        return Io::error;
+    }
+    for (;;) {
+        pollfd p{fd, events, 0};
+        int r = ::poll(&p, 1, m_wait_ms());
+        if (r > 0) {
+            return Io::ok;
+        }
+        if (r == 0) {
+            return Io::timeout;
+        }
+        if (errno != EINTR) {
+            m_error = std::strerror(errno);
+            return Io::error;
+        }
+    }
+}
+
+TlsStream::Io TlsStream::read(char* buffer, std::size_t capacity, std::size_t& n)
+{
+    for (;;) {
+        errno = 0;
+        int r = ::SSL_read(m_ssl, buffer, static_cast<int>(std::min<std::size_t>(capacity, 1 << 30)));
+        if (r > 0) {
+            n = static_cast<std::size_t>(r);
+            return Io::ok;
+        }
+        if (Io io = wait(::SSL_get_error(m_ssl, r), r); io != Io::ok) {
+            return io;
+        }
+    }
+}
+
+TlsStream::Io TlsStream::write(std::string_view bytes)
+{
+    while (!bytes.empty()) {
+        errno = 0;
+        int r = ::SSL_write(m_ssl, bytes.data(), static_cast<int>(std::min<std::size_t>(bytes.size(), 1 << 30)));
+        if (r > 0) {
+            bytes.remove_prefix(static_cast<std::size_t>(r));
+            continue;
+        }
+        Io io = wait(::SSL_get_error(m_ssl, r), r);
+        if (io == Io::eof) {
+            return Io::error; // a write to a closed connection failed
+        }
+        if (io != Io::ok) {
+            return io;
+        }
+    }
+    return Io::ok;
+}
+
+TlsInfo TlsStream::info() const
+{
+    return {::SSL_get_version(m_ssl), ::SSL_CIPHER_get_name(::SSL_get_current_cipher(m_ssl))};
+}
+
+} // namespace smtpspool

@@ -1,0 +1,161 @@
+// auth: base64, PLAIN and the password file.
+#include "smtp/auth.hpp"
+
+#include <array>
+#include <crypt.h>
+#include <cstring>
+#include <memory>
+
+namespace smtpspool {
+namespace {
+
+constexpr std::string_view k_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int sextet(char c)
+{
+    std::size_t i = k_alphabet.find(c);
+    return i == std::string_view::npos ? -1 : static_cast<int>(i);
+}
+
+// Compares without stopping at the first difference.
+bool same(std::string_view a, std::string_view b)
+{
+    if (a.size() != b.size()) {
+        return false;
+    }
+    unsigned char d = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        d |= static_cast<unsigned char>(a[i] ^ b[i]);
+    }
+    return d == 0;
+}
+
+// A sha512-crypt hash of nothing anyone knows: what an unknown user is checked against.
+constexpr const char* k_dummy_hash =
+    "$6$smtpspool$1rDk8q2nN4e0y5n3J3nS0b4TzF9q7QzVv2K1kq8oZQm1yXb6oYtJ0M7y7rJd0QmE9xw4m2c3bS5n6v7a8b9c0.";
+
+} // namespace
+
+std::optional<std::string> base64_decode(std::string_view text)
+{
+    if (text.size() % 4 != 0) {
+        return std::nullopt;
+    }
+    std::string out;
+    out.reserve(text.size() / 4 * 3);
+    for (std::size_t i = 0; i < text.size(); i += 4) {
+        std::array<int, 4> v{};
+        int pad = 0;
+        for (std::size_t k = 0; k < 4; ++k) {
+            char c = text[i + k];
+            if (c == '=') {
+                // Only in the last group, only at its end (x===, xx==, xxx=).
+                if (i + 4 != text.size() || k < 2) {
+                    return std::nullopt;
+                }
+                ++pad;
+                v[k] = 0;
+                continue;
+            }
+            if (pad > 0 || (v[k] = sextet(c)) < 0) {
+                return std::nullopt;
+            }
+        }
+        unsigned n = (static_cast<unsigned>(v[0]) << 18) | (static_cast<unsigned>(v[1]) << 12) |
+                     (static_cast<unsigned>(v[2]) << 6) | static_cast<unsigned>(v[3]);
+        out.push_back(static_cast<char>(n >> 16));
+        if (pad < 2) {
+            out.push_back(static_cast<char>((n >> 8) & 0xff));
+        }
+        if (pad < 1) {
+            out.push_back(static_cast<char>(n & 0xff));
+        }
+    }
+    return out;
+}
+
+std::string base64_encode(std::string_view octets)
+{
+    std::string out;
+    for (std::size_t i = 0; i < octets.size(); i += 3) {
+        std::size_t left = octets.size() - i;
+        unsigned n = static_cast<unsigned char>(octets[i]) << 16;
+        if (left > 1) {
+            n |= static_cast<unsigned char>(octets[i + 1]) << 8;
+        }
+        if (left > 2) {
+            n |= static_cast<unsigned char>(octets[i + 2]);
+        }
+        out.push_back(k_alphabet[(n >> 18) & 63]);
+        out.push_back(k_alphabet[(n >> 12) & 63]);
+        out.push_back(left > 1 ? k_alphabet[(n >> 6) & 63] : '=');
+        out.push_back(left > 2 ? k_alphabet[n & 63] : '=');
+    }
+    return out;
+}
+
+std::optional<PlainCredentials> parse_plain(std::string_view decoded)
+{
+    std::size_t first = decoded.find('\0');
+    if (first == std::string_view::npos) {
+        return std::nullopt;
+    }
+    std::size_t second = decoded.find('\0', first + 1);
+    if (second == std::string_view::npos || decoded.find('\0', second + 1) != std::string_view::npos) {
+        return std::nullopt;
+    }
+    PlainCredentials c{std::string(decoded.substr(0, first)),
+                       std::string(decoded.substr(first + 1, second - first - 1)),
+                       std::string(decoded.substr(second + 1))};
+    if (c.user.empty() || c.password.empty()) {
+        return std::nullopt;
+    }
+    return c;
+}
+
+std::variant<PasswordFile, ListError> PasswordFile::parse(std::string_view text)
+{
+    PasswordFile f;
+    std::optional<ListError> error;
+    for_each_entry(text, [&](std::size_t line, std::string_view entry) {
+        if (error) {
+            return;
+        }
+        std::size_t colon = entry.find(':');
+        if (colon == 0 || colon == std::string_view::npos) {
+            error = ListError{line, "expected user:hash"};
+            return;
+        }
+        std::string_view user = entry.substr(0, colon);
+        std::string_view hash = entry.substr(colon + 1);
+        if (hash.size() < 3 || hash.front() != '$' || hash.find_first_of(" \t:") != std::string_view::npos) {
+            error = ListError{line, "the hash of " + std::string(user) + " is not in crypt(3) form ($id$...)"};
+            return;
+        }
+        if (!f.m_hashes.emplace(std::string(user), std::string(hash)).second) {
+            error = ListError{line, std::string(user) + " is listed twice"};
+        }
+    });
+    if (error) {
+        return *error;
+    }
+    return f;
+}
+
+AuthVerdict PasswordFile::check(std::string_view user, std::string_view password)
+{
+    auto it = m_hashes.find(std::string(user));
+    const std::string hash = it == m_hashes.end() ? k_dummy_hash : it->second;
+    auto data = std::make_unique<crypt_data>();
+    std::string pass(password);
+    const char* out = ::crypt_r(pass.c_str(), hash.c_str(), data.get());
+    std::memset(pass.data(), 0, pass.size());
+    if (out == nullptr || out[0] == '*') {
+        // An unsupported or malformed hash: the administrator's problem.
+        return it == m_hashes.end() ? AuthVerdict::refused : AuthVerdict::temporary;
+    }
+    bool match = same(out, hash);
+    return it != m_hashes.end() && match ? AuthVerdict::ok : AuthVerdict::refused;
+}
+
+} // namespace smtpspool

@@ -1,0 +1,192 @@
+// session: one SMTP session as a pure state machine: bytes in, replies and
+// spool calls out. No file descriptors, no clock of its own, no files (R2).
+#pragma once
+
+#include "smtp/auth.hpp"
+#include "base/clock.hpp"
+#include "model/envelope.hpp"
+#include "smtp/header_check.hpp"
+#include "base/log.hpp"
+#include "smtp/smtp_command.hpp"
+#include "smtp/smtp_data.hpp"
+#include "smtp/policy_port.hpp"
+#include "smtp/smtp_nfa.hpp"
+#include "smtp/smtp_reply.hpp"
+#include "smtp/spool_port.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace smtpspool {
+
+// Asked before the 220 to STARTTLS: can TLS be had now? serve loads the
+// certificate only then, so sessions that never ask do not pay for it. An
+// error text when not (the session answers 454 and logs it).
+class TlsPort {
+public:
+    virtual ~TlsPort() = default;
+    virtual std::optional<std::string> prepare() = 0;
+};
+
+struct SessionConfig {
+    std::string hostname = "localhost";
+    std::vector<std::string> local_domains; // compared case-insensitively
+    std::size_t max_message_size = 0;
+    std::size_t max_recipients = 0;
+    std::size_t max_line_length = 0;
+    std::size_t max_errors = 0;
+    bool rfc821 = false;
+    bool may_relay = false; // from relay-client, RELAYCLIENT or a local client
+    // Policy (smtpspool(8), POLICY).
+    bool client_denied = false;   // 554 instead of 220, then 503 to all but QUIT
+    std::size_t max_messages = 0; // per session, then 421; 0: no limit
+    bool check_headers = false;   // refuse malformed header sections
+    std::size_t max_hops = 100;   // Received: fields before 554 5.4.6
+    bool add_envelope_to = false; // X-Envelope-To: per recipient
+    Peer peer;
+    // TLS (smtpspool(8), TLS).
+    bool tls_offered = false;   // STARTTLS in the EHLO reply: a certificate is loaded
+    bool require_tls = false;   // 530 to MAIL before STARTTLS (network clients)
+    std::optional<TlsInfo> tls; // already encrypted from the start (--tls-on-connect)
+};
+
+struct Output {
+    std::string wire;   // rendered replies, to be written before reading again
+    bool close = false; // the session is over: write wire, then exit
+    // Octets of the input that feed() used. Less than all of it only right
+    // after the end of a message's data or of a BDAT chunk: its reply is
+    // written before anything after it is looked at, so a 250 never waits
+    // behind later input.
+    std::size_t consumed = 0;
+    // STARTTLS was accepted: write wire, then do the TLS handshake; the input
+    // after `consumed` was sent before it and is discarded (RFC 3207 §6).
+    bool start_tls = false;
+};
+
+class Session {
+public:
+    Session(SessionConfig config, SpoolPort& spool, PolicyPort& policy, LogSink& log, const Clock& clock);
+    // With no policy: AcceptAll.
+    Session(SessionConfig config, SpoolPort& spool, LogSink& log, const Clock& clock);
+
+    Output start();
+    // Call again with the rest when Output::consumed < bytes.size().
+    Output feed(std::string_view bytes);
+    Output end_of_input();
+    Output timeout();
+    // The handshake after Output::start_tls: done, with `discarded` octets of
+    // plaintext that came after STARTTLS thrown away (each such session
+    // counts one client error); or failed, which ends the session.
+    Output tls_started(TlsInfo tls, std::size_t discarded);
+    Output tls_failed(std::string_view reason);
+    // AUTH PLAIN and LOGIN (RFC 4954), offered inside TLS and to local
+    // clients; a client that authenticated may relay.
+    void use_auth(AuthPort& auth) { m_auth = &auth; }
+    // Without one, TLS is taken to be ready whenever it is offered.
+    void use_tls(TlsPort& tls) { m_tls_port = &tls; }
+
+    State state() const { return m_state; }
+
+private:
+    struct Transaction {
+        MailCommand mail;
+        std::vector<std::string> recipients; // as the client named them
+        std::vector<Recipient> targets;      // what they stand for (aliases)
+    };
+
+    void reply(const Reply& r);
+    void close(std::string_view reason);
+    void line(std::string_view raw);
+    void command(std::string_view text);
+    std::size_t data(std::string_view bytes);
+    void finish_data();
+    void on_bdat(const Command& cmd, std::optional<Reply> refusal);
+    std::optional<Reply> begin_message();
+    std::size_t chunk(std::string_view bytes);
+    void end_chunk();
+    void finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size);
+    std::optional<Reply> check_message(std::size_t size, std::string_view& reason);
+    void reset_transaction();
+
+    // Handlers: each returns its reply; success decides the NFA successor.
+    struct Outcome {
+        Reply reply;
+        bool success;
+        std::string_view close = {}; // end the session after the reply, for this reason
+    };
+    Outcome on_helo(const Command& cmd, bool esmtp);
+    Outcome on_mail(const Command& cmd);
+    Outcome on_rcpt(const Command& cmd);
+    Outcome on_data(const Command& cmd);
+    Outcome on_rset(const Command& cmd);
+    Outcome on_quit(const Command& cmd);
+    Outcome on_vrfy(const Command& cmd);
+    Outcome on_starttls(const Command& cmd);
+    Outcome on_auth(const Command& cmd);
+    Reply auth_response(std::string_view line); // to a 334, or the initial response
+    Reply authenticate(std::string_view mechanism, const std::string& user, const std::string& password);
+    bool auth_offered() const;
+    bool starttls_offered() const; // to this client, encrypted already or not
+    void store(bool refused);
+    std::optional<Reply> read_refusal(bool bare_line_end, bool too_big, std::string_view& reason) const;
+    void count_error();
+
+    bool is_local_domain(std::string_view domain) const;
+    std::string received_header(std::string_view id) const;
+    PolicyFacts facts(std::string_view id = {}, std::uint64_t size = 0) const;
+    Envelope make_envelope() const;
+    Reply local_error_reply(const Error& e) const;
+
+    SessionConfig m_config;
+    SpoolPort& m_spool;
+    AcceptAll m_accept_all;
+    PolicyPort& m_policy;
+    LogSink& m_log;
+    const Clock& m_clock;
+
+    State m_state = State::connected;
+    std::string m_helo;
+    bool m_esmtp = false;
+    std::optional<Transaction> m_tx;
+
+    std::string m_line;      // a partial command line, at most max_line_length
+    bool m_overlong = false; // discarding the rest of an over-long line
+
+    std::optional<DataReader> m_data; // set while reading DATA
+    // The octets announced by a BDAT command and not yet read; with a refusal
+    // they are read and thrown away (RFC 3030 §2), then the refusal is sent.
+    struct Chunk {
+        std::uint64_t size = 0;
+        std::uint64_t remaining = 0;
+        bool last = false;
+        std::optional<Reply> refusal;
+    };
+    std::optional<Chunk> m_bdat_chunk;
+    std::optional<ChunkReader> m_bdat; // set while a message comes in BDAT chunks
+    std::size_t m_chunks = 0;          // of the open BDAT message
+    bool m_chunk_ended = false;        // a chunk's reply waits: stop reading
+    std::optional<HeaderCheck> m_headers;
+    std::string m_id;    // the open message's queue id
+    std::string m_chunk; // message octets to append, reused
+    std::optional<Error> m_spool_error;
+    TimePoint m_data_started{};
+
+    std::string m_out;
+    bool m_closed = false;
+    bool m_start_tls = false; // STARTTLS accepted: stop reading at its line
+    AuthPort* m_auth = nullptr;
+    TlsPort* m_tls_port = nullptr;
+    enum class AuthStep { none, plain, login_user, login_password };
+    AuthStep m_auth_step = AuthStep::none;  // the next line answers a 334
+    std::string m_auth_login;               // LOGIN: the user name given so far
+    std::optional<std::string> m_auth_user; // authenticated as
+    std::size_t m_errors = 0;
+    std::size_t m_messages = 0;
+    std::size_t m_recipients_total = 0;
+};
+
+} // namespace smtpspool

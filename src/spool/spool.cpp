@@ -1,0 +1,404 @@
+// spool: the commit protocol (tmp/ID -> fsync files and directory -> one rename
+// into queue/ -> fsync queue/) and the queue reader.
+#include "spool/spool.hpp"
+
+#include "base/limits.hpp"
+
+#include <tuple>
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <algorithm>
+
+namespace smtpspool {
+namespace {
+
+Error sys_error(const std::string& what)
+{
+    int e = errno;
+    return Error{e, what + ": " + std::strerror(e)};
+}
+
+// Deletes a message directory and the files the spool puts in it.
+void remove_tree(const std::string& dir)
+{
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (dirent* ent = ::readdir(d)) {
+            std::string name = ent->d_name;
+            if (name != "." && name != "..") {
+                std::ignore = ::unlink((dir + "/" + name).c_str());
+            }
+        }
+        ::closedir(d);
+    }
+    std::ignore = ::rmdir(dir.c_str());
+}
+
+Result<void> make_dir(const std::string& path)
+{
+    if (::mkdir(path.c_str(), 0750) == 0 || errno == EEXIST) {
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+            return {};
+        }
+        errno = ENOTDIR;
+    }
+    return sys_error("cannot create " + path);
+}
+
+} // namespace
+
+bool is_storage_full(const Error& e) { return e.errnum == ENOSPC || e.errnum == EDQUOT || e.errnum == EFBIG; }
+
+Result<void> ensure_spool_layout(const std::string& spool)
+{
+    // Like mkdir -p for the spool itself; tmp/ and queue/ inside it.
+    for (std::size_t slash = spool.find('/', 1); slash != std::string::npos; slash = spool.find('/', slash + 1)) {
+        std::string parent = spool.substr(0, slash);
+        if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) {
+            break; // make_dir below reports the failure
+        }
+    }
+    for (const std::string& dir : {spool, spool + "/tmp", spool + "/queue"}) {
+        if (auto r = make_dir(dir); !r) {
+            return r;
+        }
+    }
+    return {};
+}
+
+std::size_t sweep_stale_tmp(const std::string& spool, TimePoint now)
+{
+    std::string tmp = spool + "/tmp";
+    DIR* d = ::opendir(tmp.c_str());
+    if (d == nullptr) {
+        return 0;
+    }
+    auto cutoff = std::chrono::system_clock::to_time_t(now) - limits::k_stale_tmp_seconds;
+    std::vector<std::string> stale;
+    while (dirent* ent = ::readdir(d)) {
+        std::string name = ent->d_name;
+        if (name == "." || name == "..") {
+            continue;
+        }
+        struct stat st {};
+        if (::lstat((tmp + "/" + name).c_str(), &st) == 0 && st.st_mtime < cutoff) {
+            stale.push_back(name);
+        }
+    }
+    ::closedir(d);
+    for (const std::string& name : stale) {
+        std::string path = tmp + "/" + name;
+        if (::unlink(path.c_str()) != 0) {
+            remove_tree(path);
+        }
+    }
+    return stale.size();
+}
+
+SpoolWriter::SpoolWriter(std::string spool, Fs& fs, const Clock& clock, long pid)
+    : m_spool(std::move(spool)), m_fs(fs), m_clock(clock), m_pid(pid)
+{
+}
+
+SpoolWriter::~SpoolWriter() { abort(); }
+
+std::string SpoolWriter::tmp_dir() const { return m_spool + "/tmp/" + m_id; }
+
+Error SpoolWriter::failure(const char* what)
+{
+    Error e = sys_error(std::string(what) + " " + tmp_dir());
+    abort();
+    return e;
+}
+
+Result<std::string> SpoolWriter::begin()
+{
+    abort();
+    std::string stamp = id_timestamp(m_clock.now());
+    // The id is unique across processes: time to the microsecond, our pid, and
+    // a per-process sequence; mkdir(2) is exclusive, so a clash moves on.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        std::string id = stamp + "-" + std::to_string(m_pid) + "-" + std::to_string(m_sequence++);
+        std::string dir = m_spool + "/tmp/" + id;
+        struct stat st {};
+        if (::lstat((m_spool + "/queue/" + id).c_str(), &st) == 0) {
+            continue; // taken by a process that had our pid before, with the clock set back
+        }
+        if (m_fs.mkdir(dir, 0700) == 0) {
+            m_id = id;
+            break;
+        }
+        if (errno != EEXIST) {
+            return sys_error("cannot create " + dir);
+        }
+    }
+    if (m_id.empty()) {
+        return Error{EEXIST, "cannot find a free queue id"};
+    }
+    m_fd = m_fs.open(tmp_dir() + "/message.eml", O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (m_fd < 0) {
+        return failure("cannot create message.eml in");
+    }
+    m_buffer.clear();
+    m_written = 0;
+    return m_id;
+}
+
+Result<void> SpoolWriter::write_all(int fd, std::string_view bytes, const char* what)
+{
+    while (!bytes.empty()) {
+        ssize_t n = m_fs.write(fd, bytes.data(), bytes.size());
+        if (n <= 0) {
+            if (n == 0) {
+                errno = EIO;
+            }
+            return failure(what);
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return {};
+}
+
+Result<void> SpoolWriter::flush()
+{
+    auto r = write_all(m_fd, m_buffer, "cannot write message.eml in");
+    m_written += m_buffer.size();
+    m_buffer.clear();
+    return r;
+}
+
+Result<void> SpoolWriter::append(std::string_view bytes)
+{
+    if (m_id.empty()) {
+        return Error{EBADF, "no message is open"};
+    }
+    if (m_buffer.size() + bytes.size() > limits::k_write_buffer) {
+        if (auto r = flush(); !r) {
+            return r;
+        }
+        if (bytes.size() >= limits::k_write_buffer) {
+            auto r = write_all(m_fd, bytes, "cannot write message.eml in");
+            m_written += bytes.size();
+            return r;
+        }
+    }
+    m_buffer.append(bytes);
+    return {};
+}
+
+Result<void> SpoolWriter::fsync_dir(const std::string& path)
+{
+    int fd = m_fs.open(path, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0) {
+        return sys_error("cannot open " + path);
+    }
+    int r = m_fs.fsync(fd);
+    int saved = errno;
+    m_fs.close(fd);
+    if (r != 0) {
+        errno = saved;
+        return sys_error("cannot fsync " + path);
+    }
+    return {};
+}
+
+Result<std::string> SpoolWriter::readable_message()
+{
+    if (m_id.empty()) {
+        return Error{EBADF, "no message is open"};
+    }
+    if (auto r = flush(); !r) {
+        return r.error();
+    }
+    return tmp_dir() + "/message.eml";
+}
+
+Result<void> SpoolWriter::prepend(std::string_view bytes)
+{
+    if (m_id.empty()) {
+        return Error{EBADF, "no message is open"};
+    }
+    if (auto r = flush(); !r) {
+        return r;
+    }
+    // A new file with the bytes, then the message so far; it replaces the old
+    // one inside tmp/ID, which nobody else reads, so a crash leaves only tmp/.
+    std::string old_path = tmp_dir() + "/message.eml";
+    std::string new_path = tmp_dir() + "/message.new";
+    int in = ::open(old_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        return failure("cannot read message.eml in");
+    }
+    int out = m_fs.open(new_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (out < 0) {
+        ::close(in);
+        return failure("cannot create message.new in");
+    }
+    m_fs.close(m_fd);
+    m_fd = out; // so that failure() closes it
+    auto r = write_all(out, bytes, "cannot write message.new in");
+    std::string buffer(limits::k_write_buffer, '\0');
+    while (r) {
+        ssize_t n = ::read(in, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            r = failure("cannot read message.eml in");
+        }
+        if (n <= 0) {
+            break;
+        }
+        r = write_all(out, std::string_view(buffer.data(), static_cast<std::size_t>(n)), "cannot write message.new in");
+    }
+    ::close(in);
+    if (!r) {
+        return r;
+    }
+    if (::rename(new_path.c_str(), old_path.c_str()) != 0) {
+        return failure("cannot rename message.new in");
+    }
+    m_written += bytes.size();
+    return {};
+}
+
+Result<void> SpoolWriter::commit(Envelope& envelope)
+{
+    if (m_id.empty()) {
+        return Error{EBADF, "no message is open"};
+    }
+    if (auto r = flush(); !r) {
+        return r;
+    }
+    if (m_fs.fsync(m_fd) != 0) {
+        return failure("cannot fsync message.eml in");
+    }
+    int fd = m_fd;
+    m_fd = -1;
+    if (m_fs.close(fd) != 0) {
+        return failure("cannot close message.eml in");
+    }
+    envelope.id = m_id;
+    envelope.size = m_written;
+    std::string json = envelope_to_json(envelope);
+    int efd = m_fs.open(tmp_dir() + "/envelope.json", O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (efd < 0) {
+        return failure("cannot create envelope.json in");
+    }
+    m_fd = efd; // so that failure() closes it
+    if (auto r = write_all(efd, json, "cannot write envelope.json in"); !r) {
+        return r;
+    }
+    if (m_fs.fsync(efd) != 0) {
+        return failure("cannot fsync envelope.json in");
+    }
+    m_fd = -1;
+    if (m_fs.close(efd) != 0) {
+        return failure("cannot close envelope.json in");
+    }
+    if (auto r = fsync_dir(tmp_dir()); !r) {
+        abort();
+        return r;
+    }
+    std::string queued = m_spool + "/queue/" + m_id;
+    if (m_fs.rename_noreplace(tmp_dir(), queued) != 0) {
+        return failure("cannot move into the queue:");
+    }
+    // The rename is the commit point; it is durable once queue/ is synced.
+    if (auto r = fsync_dir(m_spool + "/queue"); !r) {
+        // Not known to be durable: take it back out rather than say 250.
+        if (m_fs.rename_noreplace(queued, tmp_dir()) != 0) {
+            remove_tree(queued);
+        }
+        abort();
+        return r;
+    }
+    m_id.clear();
+    return {};
+}
+
+void SpoolWriter::abort()
+{
+    if (m_fd >= 0) {
+        m_fs.close(m_fd);
+        m_fd = -1;
+    }
+    if (!m_id.empty()) {
+        std::string dir = tmp_dir();
+        m_fs.unlink(dir + "/message.eml");
+        m_fs.unlink(dir + "/message.new");
+        m_fs.unlink(dir + "/envelope.json");
+        if (m_fs.rmdir(dir) != 0) {
+            remove_tree(dir);
+        }
+        m_id.clear();
+    }
+    m_buffer.clear();
+}
+
+Result<std::vector<std::string>> list_queue(const std::string& spool)
+{
+    std::string queue = spool + "/queue";
+    DIR* d = ::opendir(queue.c_str());
+    if (d == nullptr) {
+        return sys_error("cannot read " + queue);
+    }
+    std::vector<std::string> ids;
+    while (dirent* ent = ::readdir(d)) {
+        std::string name = ent->d_name;
+        if (is_valid_queue_id(name)) {
+            ids.push_back(name);
+        }
+    }
+    ::closedir(d);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+}
+
+std::string message_path(const std::string& spool, std::string_view id)
+{
+    return spool + "/queue/" + std::string(id) + "/message.eml";
+}
+
+std::string envelope_path(const std::string& spool, std::string_view id)
+{
+    return spool + "/queue/" + std::string(id) + "/envelope.json";
+}
+
+Result<Envelope> load_envelope(const std::string& spool, std::string_view id)
+{
+    std::string path = envelope_path(spool, id);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return sys_error("cannot read " + path);
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto e = envelope_from_json(text.str());
+    if (!e) {
+        return Error{0, path + ": " + e.error().message};
+    }
+    if (e.value().id != id) {
+        return Error{0, path + ": \"id\" does not match the directory name"};
+    }
+    return e;
+}
+
+Result<void> remove_message(const std::string& spool, std::string_view id)
+{
+    std::string from = spool + "/queue/" + std::string(id);
+    std::string to = spool + "/tmp/removed-" + std::string(id);
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+        return sys_error("cannot remove " + from);
+    }
+    remove_tree(to);
+    return {};
+}
+
+} // namespace smtpspool
