@@ -48,7 +48,7 @@ TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
 	libssl-dev openssl libnet-ssleay-perl python3 python3-aiosmtpd ucspi-tcp swaks curl mandoc groff-base systemd strace valgrind
 
-.PHONY: all check demo install uninstall integration package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build bench
+.PHONY: lint-layers all check demo install uninstall integration package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build bench
 
 all: $(BUILD)/smtpspool
 
@@ -178,8 +178,13 @@ lint-man:
 	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	done; echo "man pages: lint clean"
 
+# The dependency directions between the folders of src/ (ARCHITECTURE.md).
+lint-layers:
+	python3 tests/lint/layers.py
+
 # The builds use both cores; the tests run one tier at a time.
 check: deps
+	$(MAKE) lint-layers
 	$(MAKE) -j2 all $(BUILD)/unit-tests
 	$(MAKE) unit
 	$(MAKE) sessions

@@ -78,4 +78,9 @@ inline constexpr std::size_t k_max_orcpt = 500;
 // one it returns the header section only (and says so).
 inline constexpr std::size_t k_max_returned_message = 10 << 20;
 
+// Of a pipe command's output (stdout and stderr together), the last octets
+// kept, and how many of those a failure's detail names.
+inline constexpr std::size_t k_pipe_output_kept = 4096;
+inline constexpr std::size_t k_pipe_output_shown = 300;
+
 } // namespace smtpspool::limits

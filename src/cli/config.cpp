@@ -765,4 +765,22 @@ std::string machine_fqdn()
     return host;
 }
 
+PolicyConfig policy_config(const Config& config)
+{
+    PolicyConfig p;
+    p.hostname = config.hostname;
+    p.local_domains = config.local_domains;
+    p.max_recipients = config.max_recipients;
+    p.sender_deny = config.sender_deny;
+    p.aliases = config.aliases;
+    p.local_users = config.local_users;
+    p.auth_passwd = config.auth_passwd;
+    p.reject_unknown_recipients = config.reject_unknown_recipients;
+    p.mail_hook = config.mail_hook;
+    p.rcpt_hook = config.rcpt_hook;
+    p.data_hook = config.data_hook;
+    p.hook_timeout = config.hook_timeout;
+    return p;
+}
+
 } // namespace smtpspool

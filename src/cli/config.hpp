@@ -4,6 +4,7 @@
 
 #include "base/limits.hpp"
 #include "base/log.hpp"
+#include "policy/policy.hpp"
 #include "delivery/route.hpp"
 
 #include <chrono>
@@ -112,5 +113,8 @@ std::vector<std::string> runq_arguments(const Config& config);
 
 // The machine's fully qualified name: gethostname(), canonicalised when it has no dot.
 std::string machine_fqdn();
+
+// What the policy layer reads of the configuration.
+PolicyConfig policy_config(const Config& config);
 
 } // namespace smtpspool

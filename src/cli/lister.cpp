@@ -1,5 +1,6 @@
 // lister: column layout of the table, escaping, JSON lines.
 #include "cli/lister.hpp"
+#include "spool/envelope_json.hpp"
 
 #include <cstdio>
 

@@ -7,7 +7,7 @@
 #include "cli/lister.hpp"
 #include "delivery/runner.hpp"
 #include "spool/spool.hpp"
-#include "delivery/transports.hpp"
+#include "cli/transports.hpp"
 
 #include <algorithm>
 #include <csignal>
@@ -163,7 +163,7 @@ int run_check_config(Config config)
 {
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
     // The policy files are read as serve reads them: a bad line is an error here.
-    if (auto files = load_policy_files(config); !files) {
+    if (auto files = load_policy_files(policy_config(config)); !files) {
         std::cerr << "smtpspool check-config: configuration error: " << files.error().message << "\n";
         return k_exit_config;
     }

@@ -437,7 +437,7 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
     // --aliases applies to local submissions too (root: admin@...); the
     // other policy files do not.
     std::vector<Recipient> targets;
-    auto files = load_policy_files(config);
+    auto files = load_policy_files(policy_config(config));
     if (!files) {
         return fail(k_exit_config, files.error().message);
     }

@@ -237,7 +237,7 @@ int run_serve(Config config)
     sc.add_envelope_to = config.add_envelope_to;
     sc.require_tls = config.require_tls;
 
-    auto files = load_policy_files(config);
+    auto files = load_policy_files(policy_config(config));
     if (!files) {
         return refuse_service("smtpspool: configuration error: " + files.error().message + "\n", k_exit_config);
     }
@@ -273,7 +273,7 @@ int run_serve(Config config)
     CommitRecorder spool(writer);
     std::optional<PasswordFile> passwords = std::move(files.value().passwords);
     Policy policy(
-        config, std::move(files.value()), [&writer] { return writer.readable_message(); }, *log);
+        policy_config(config), std::move(files.value()), [&writer] { return writer.readable_message(); }, *log);
     Session session(std::move(sc), spool, policy, *log, clock);
     std::optional<CheckPassword> checkpassword;
     if (passwords) {

@@ -1,17 +1,21 @@
 // local_transports: Maildir (tmp -> fsync -> new, per the maildir(5) convention)
-// and pipe (/bin/sh -c as a ChildProcess, hook.hpp, with a clean environment; exit 75 = try later).
+// and pipe (/bin/sh -c through run_child, base/child_process, with a clean
+// environment; exit 75 = try later).
 #include "delivery/local_transports.hpp"
 
-#include "policy/hook.hpp"
+#include "base/child_process.hpp"
+#include "base/fd.hpp"
+#include "base/limits.hpp"
+#include "base/text.hpp"
 #include "delivery/route.hpp"
 
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
+#include <optional>
 #include <tuple>
+#include <utility>
 #include <unistd.h>
 
 namespace smtpspool {
@@ -75,20 +79,6 @@ std::string trace_headers(const Envelope& e, const std::string& address)
     return "Return-Path: <" + e.mail_from + ">\nDelivered-To: " + address + "\n";
 }
 
-std::string printable_tail(const std::string& text, std::size_t max)
-{
-    std::string tail = text.size() > max ? text.substr(text.size() - max) : text;
-    for (char& c : tail) {
-        auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7f) {
-            c = ' ';
-        }
-    }
-    while (!tail.empty() && tail.back() == ' ') {
-        tail.pop_back();
-    }
-    return tail;
-}
 
 } // namespace
 
@@ -212,24 +202,34 @@ PipeTransport::PipeTransport(std::string command, std::string spool, std::string
 
 RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std::string& address)
 {
-    int in = ::open(delivery.message_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (in < 0) {
+    Fd in(::open(delivery.message_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) {
         return temporary(errno_text("cannot read " + delivery.message_path));
     }
-    int to_child[2], from_child[2];
-    if (::pipe2(to_child, O_CLOEXEC) != 0) {
-        ::close(in);
-        return temporary(errno_text("pipe"));
-    }
-    if (::pipe2(from_child, O_CLOEXEC) != 0) {
-        ::close(in);
-        ::close(to_child[0]);
-        ::close(to_child[1]);
-        return temporary(errno_text("pipe"));
-    }
+    // The command reads the trace fields, then the message with LF line ends.
+    std::string first = trace_headers(delivery.envelope, address);
+    LfConverter lf;
+    bool input_done = false;
+    auto produce = [&]() -> std::optional<std::string> {
+        if (!first.empty()) {
+            return std::exchange(first, {});
+        }
+        if (input_done) {
+            return std::nullopt;
+        }
+        char buf[65536];
+        ssize_t n = ::read(in.get(), buf, sizeof buf);
+        if (n > 0) {
+            return lf.convert(std::string_view(buf, static_cast<std::size_t>(n)));
+        }
+        input_done = true;
+        return lf.finish();
+    };
     // Addresses reach the command only through its environment, never its command line.
     auto at = address.rfind('@');
-    auto env = child_environment({
+    ChildRequest request;
+    request.command = m_command;
+    request.environment = {
         {"SENDER", delivery.envelope.mail_from},
         {"RECIPIENT", address},
         {"LOCAL", at == std::string::npos ? address : address.substr(0, at)},
@@ -237,102 +237,33 @@ RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std:
         {"MESSAGE_ID", delivery.envelope.id},
         {"SMTPSPOOL_SPOOL", m_spool},
         {"SMTPSPOOL_HOSTNAME", m_hostname},
-    });
-    auto child = env ? ChildProcess::spawn(m_command, env.value(), {to_child[0], from_child[1], from_child[1]})
-                     : Result<ChildProcess>(env.error());
-    if (!child) {
-        ::close(in);
-        for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) {
-            ::close(fd);
-        }
-        return temporary(child.error().message);
-    }
-    ::close(to_child[0]);
-    ::close(from_child[1]);
-    int out = to_child[1];
-    int err = from_child[0];
-    ::fcntl(out, F_SETFL, O_NONBLOCK);
-    std::string pending = trace_headers(delivery.envelope, address);
-    std::string output;
-    LfConverter lf;
-    bool input_done = false;
-    bool timed_out = false;
-    auto deadline = std::chrono::steady_clock::now() + m_timeout;
-    while (err >= 0) {
-        if (!input_done && pending.empty()) {
-            char buf[65536];
-            ssize_t n = ::read(in, buf, sizeof buf);
-            if (n > 0) {
-                pending = lf.convert(std::string_view(buf, static_cast<std::size_t>(n)));
-            } else {
-                pending = lf.finish();
-                input_done = true;
-            }
-        }
-        if (input_done && pending.empty() && out >= 0) {
-            ::close(out);
-            out = -1;
-        }
-        pollfd fds[2] = {{err, POLLIN, 0}, {out, POLLOUT, 0}};
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-            timed_out = true;
-            break;
-        }
-        if (::poll(fds, out >= 0 ? 2 : 1, static_cast<int>(left.count())) < 0 && errno != EINTR) {
-            break;
-        }
-        if (out >= 0 && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-            ssize_t n = ::write(out, pending.data(), pending.size());
-            if (n > 0) {
-                pending.erase(0, static_cast<std::size_t>(n));
-            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                // The command stopped reading (EPIPE): its exit status decides.
-                ::close(out);
-                out = -1;
-                input_done = true;
-                pending.clear();
-            }
-        }
-        if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            char buf[4096];
-            ssize_t n = ::read(err, buf, sizeof buf);
-            if (n > 0) {
-                output.append(buf, static_cast<std::size_t>(n));
-                if (output.size() > 8192) {
-                    output.erase(0, output.size() - 4096);
-                }
-            } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-                ::close(err);
-                err = -1;
-            }
-        }
-    }
-    if (out >= 0) {
-        ::close(out);
-    }
-    if (err >= 0) {
-        ::close(err);
-    }
-    ::close(in);
-    // The command may have closed its output and still be running: wait for
-    // it until the same deadline.
-    timed_out = timed_out || !child.value().wait_until(deadline);
-    int status = timed_out ? child.value().stop() : child.value().reap();
-    std::string tail = printable_tail(output, 300);
-    if (timed_out) {
+    };
+    request.input.produce = produce;
+    request.merge_err = true;
+    request.keep_out = {limits::k_pipe_output_kept, true};
+    request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout);
+    request.kill_group_on_exit = false;
+    ChildRun run = run_child(request);
+    std::string tail = text::printable_tail(run.out, limits::k_pipe_output_shown);
+    switch (run.end) {
+    case ChildRun::End::timed_out:
         return temporary("pipe command timed out after " + std::to_string(m_timeout.count()) + " s");
+    case ChildRun::End::signaled:
+        return temporary("pipe command killed by signal " + std::to_string(run.status));
+    case ChildRun::End::failed_to_start:
+        if (run.status != 126 && run.status != 127) {
+            return temporary(run.error);
+        }
+        break; // the shell's own exit status, reported as any other
+    case ChildRun::End::exited:
+        break;
     }
-    if (WIFSIGNALED(status)) {
-        return temporary("pipe command killed by signal " + std::to_string(WTERMSIG(status)));
-    }
-    int code = WEXITSTATUS(status);
-    if (code == 0) {
+    if (run.status == 0) {
         return {Outcome::delivered, "delivered to pipe"};
     }
-    std::string detail = "pipe command exited " + std::to_string(code) + (tail.empty() ? "" : ": " + tail);
+    std::string detail = "pipe command exited " + std::to_string(run.status) + (tail.empty() ? "" : ": " + tail);
     // sysexits(3): EX_TEMPFAIL asks for another try.
-    return {code == 75 ? Outcome::temporary : Outcome::permanent, detail};
+    return {run.status == 75 ? Outcome::temporary : Outcome::permanent, detail};
 }
 
 } // namespace smtpspool

@@ -1,5 +1,6 @@
 // runner: lock, load, expire, route, deliver, record, bounce, remove.
 #include "delivery/runner.hpp"
+#include "spool/envelope_json.hpp"
 
 #include "delivery/bounce.hpp"
 #include "smtp/dsn.hpp"

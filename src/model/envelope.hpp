@@ -1,5 +1,5 @@
-// envelope: the spool's envelope.json (schema version 1, see smtpspool-spool(5)).
-// The only file that knows JSON. Readers validate every field (R8).
+// envelope: what the session learns of a message besides its octets, and what
+// runq records of its delivery; its JSON form is spool/envelope_json.
 #pragma once
 
 #include "base/result.hpp"
@@ -69,8 +69,6 @@ struct Envelope {
 // A queue id: [A-Za-z0-9_-], 1 to 128 octets, so a single safe path component.
 bool is_valid_queue_id(std::string_view id);
 
-// Keys in a stable order, "version" first; ends with a newline.
-std::string envelope_to_json(const Envelope& envelope);
 
 // The recipients that `addresses` (what the recipient `named` stands for,
 // after aliases) add to `have`: those not in it yet, each with `original`
@@ -78,13 +76,7 @@ std::string envelope_to_json(const Envelope& envelope);
 std::vector<Recipient> new_recipients(const std::vector<Recipient>& have, std::vector<std::string> addresses,
                                       std::string_view named);
 
-// Rejects unknown versions, missing keys and values of the wrong type or range.
-Result<Envelope> envelope_from_json(std::string_view text);
 
-// One envelope as a single JSON line (for mailq --json).
-std::string envelope_to_json_line(const Envelope& envelope);
 
-// A JSON string literal (quotes and escapes included).
-std::string json_quote(std::string_view text);
 
 } // namespace smtpspool

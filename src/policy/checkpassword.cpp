@@ -1,13 +1,13 @@
 // checkpassword: one child per check, its credentials on a pipe at fd 3.
 #include "policy/checkpassword.hpp"
 
-#include "policy/hook.hpp"
+#include "base/child_process.hpp"
+#include "base/fd.hpp"
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 namespace smtpspool {
@@ -15,14 +15,6 @@ namespace {
 
 // The checkpassword interface reads at most this much from fd 3.
 constexpr std::size_t k_max_credentials = 512;
-
-void close_fd(int& fd)
-{
-    if (fd >= 0) {
-        ::close(fd);
-        fd = -1;
-    }
-}
 
 } // namespace
 
@@ -54,44 +46,41 @@ AuthVerdict CheckPassword::run(std::string_view user, std::string_view password)
         m_failure = std::string("pipe: ") + std::strerror(errno);
         return AuthVerdict::temporary;
     }
+    Fd read_end(p[0]);
+    Fd write_end(p[1]);
     // At most 512 octets: the pipe holds them all before the child reads.
-    ssize_t n = ::write(p[1], credentials.data(), credentials.size());
+    ssize_t n = ::write(write_end.get(), credentials.data(), credentials.size());
     std::memset(credentials.data(), 0, credentials.size());
-    close_fd(p[1]);
+    write_end.reset();
     if (n != static_cast<ssize_t>(credentials.size())) {
-        close_fd(p[0]);
         m_failure = std::string("write: ") + std::strerror(errno);
         return AuthVerdict::temporary;
     }
-    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    auto env = child_environment({});
-    if (null < 0 || !env) {
-        close_fd(p[0]);
-        close_fd(null);
-        m_failure = "cannot set up the child";
+    ChildRequest request;
+    request.command = m_command + " true";
+    request.input.fd3 = read_end.get();
+    request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(m_timeout);
+    ChildRun child = run_child(request);
+    switch (child.end) {
+    case ChildRun::End::exited:
+        if (child.status == 0) {
+            return AuthVerdict::ok;
+        }
+        if (child.status == 1) {
+            return AuthVerdict::refused;
+        }
+        m_failure = "exit status " + std::to_string(child.status);
         return AuthVerdict::temporary;
-    }
-    auto child = ChildProcess::spawn(m_command + " true", env.value(), {null, null, null}, p[0]);
-    close_fd(p[0]);
-    close_fd(null);
-    if (!child) {
-        m_failure = child.error().message;
-        return AuthVerdict::temporary;
-    }
-    if (!child.value().wait_until(std::chrono::steady_clock::now() + m_timeout)) {
-        child.value().stop();
+    case ChildRun::End::timed_out:
         m_failure = "timed out";
         return AuthVerdict::temporary;
+    case ChildRun::End::signaled:
+        m_failure = "killed by signal " + std::to_string(child.status);
+        return AuthVerdict::temporary;
+    case ChildRun::End::failed_to_start:
+        break;
     }
-    int status = child.value().stop(); // reaps it, and ends whatever it left behind
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        return AuthVerdict::ok;
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 1) {
-        return AuthVerdict::refused;
-    }
-    m_failure = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
-                                  : "killed by signal " + std::to_string(WTERMSIG(status));
+    m_failure = child.error;
     return AuthVerdict::temporary;
 }
 

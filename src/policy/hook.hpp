@@ -1,19 +1,17 @@
 // hook: policy hook programs. run_hook runs one admin-configured command
-// (/bin/sh -c) with a bounded time and bounded output; judge_hook (pure) turns
-// what it did into accept, a reply, or a temporary failure. ChildProcess, the
-// process-group child both hooks and the pipe transport run, lives here too.
+// (/bin/sh -c, through run_child) with a bounded time and bounded output;
+// judge_hook (pure) turns what it did into accept, a reply, or a temporary
+// failure.
 #pragma once
 
+#include "base/child_process.hpp"
 #include "base/result.hpp"
 #include "smtp/smtp_reply.hpp"
 
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
-#include <sys/types.h>
-#include <utility>
 #include <vector>
 
 namespace smtpspool {
@@ -30,63 +28,6 @@ inline constexpr std::size_t k_max_field_name = 76;
 // Ignored stdout lines listed for the log, each cut to this many octets.
 inline constexpr std::size_t k_hook_max_ignored_lines = 10;
 inline constexpr std::size_t k_hook_max_ignored_line = 200;
-// Between SIGTERM and SIGKILL when a child is stopped.
-inline constexpr std::chrono::milliseconds k_child_stop_grace{500};
-
-using EnvironmentVariables = std::vector<std::pair<std::string, std::string>>;
-
-// The whole environment of a child program: PATH=/usr/local/bin:/usr/bin:/bin
-// and `variables` ("NAME=value"; a later name replaces an earlier one, PATH
-// included). Nothing is inherited: the receiver's own environment holds the
-// superserver's variables (TCPREMOTEIP, ...), and a child sees only what it is
-// given. Error for an empty name, a name with '=', or a NUL anywhere (execve(2)
-// would cut the string there without a word).
-Result<std::vector<std::string>> child_environment(const EnvironmentVariables& variables);
-
-// A `/bin/sh -c command` child leading a process group of its own, so that
-// stopping it stops whatever it started. It is spawned with default signal
-// dispositions and an empty signal mask, and no descriptor but its 0, 1, 2.
-// A ChildProcess not yet reaped is killed (the group, SIGKILL) and reaped on
-// destruction: no zombies, whatever path the caller takes.
-class ChildProcess {
-public:
-    // stdio: the descriptors that become the child's 0, 1 and 2 (the caller
-    // still owns and closes them). Error when /bin/sh cannot be started.
-    // fd3, when not -1, becomes the child's descriptor 3 (the checkpassword
-    // interface reads the credentials there).
-    static Result<ChildProcess> spawn(const std::string& command, const std::vector<std::string>& environment,
-                                      std::array<int, 3> stdio, int fd3 = -1);
-
-    ChildProcess(ChildProcess&& other) noexcept;
-    ChildProcess& operator=(ChildProcess&&) = delete;
-    ChildProcess(const ChildProcess&) = delete;
-    ChildProcess& operator=(const ChildProcess&) = delete;
-    ~ChildProcess();
-
-    pid_t pid() const { return m_pid; }
-    // Readable once the child has exited (pidfd_open(2)), for poll(2); -1
-    // where the kernel has none (callers then poll in short steps).
-    int exit_fd() const { return m_exit_fd; }
-    // True once the child has exited; it is not reaped yet, so its process
-    // group id stays its own (waitid(2) WNOWAIT).
-    bool exited();
-    // Until the child has exited or the deadline has passed; true if it exited.
-    bool wait_until(std::chrono::steady_clock::time_point deadline);
-    // kill(2) to the whole process group, before the child is reaped.
-    void signal_group(int signal);
-    // Waits for the child and returns its wait status; whatever else runs in
-    // its group is left alone (signal_group first to end it).
-    int reap();
-    // SIGTERM to the group, up to `grace` for the child to exit, then SIGKILL
-    // to the group; reaps the child and returns its wait status.
-    int stop(std::chrono::milliseconds grace = k_child_stop_grace);
-
-private:
-    ChildProcess(pid_t pid, int exit_fd) : m_pid(pid), m_exit_fd(exit_fd) {}
-    pid_t m_pid = -1;
-    int m_exit_fd = -1;
-};
-
 // Hook stages are the policy stages of the reply catalogue.
 using HookStage = replies::Stage;
 
@@ -104,21 +45,9 @@ struct HookRequest {
     std::chrono::milliseconds timeout{30000};
 };
 
-struct HookRun {
-    enum class End { exited, signaled, timed_out, failed_to_start };
-    End end = End::failed_to_start;
-    // The exit status (126 or 127 too when failed_to_start by the shell),
-    // or the signal that ended it (signaled, timed_out).
-    int status = 0;
-    std::string out;            // stdout, the first k_hook_max_out octets
-    std::string err;            // stderr, the first k_hook_max_err octets
-    bool out_truncated = false; // stdout had more than was kept
-    bool err_truncated = false;
-    // Why it failed to start: pipe, /proc, environment or spawn errors, and
-    // the shell's own "command not found" (exit 127) and "not executable"
-    // (126), POSIX XCU 2.8.2, with status set to that exit code.
-    std::string error;
-};
+// What a hook did: how it ended, its status, and its output within
+// k_hook_max_out / k_hook_max_err.
+using HookRun = ChildRun;
 
 // Runs the hook until it exits or request.timeout has passed; then the whole
 // process group is stopped (SIGTERM, k_child_stop_grace, SIGKILL). When the

@@ -67,7 +67,7 @@ std::string joined(const std::vector<std::string>& list)
 
 // The session facts a hook sees (smtpspool(8), HOOKS). Client text reaches a
 // hook only here, never in its command line.
-EnvironmentVariables hook_environment(const Config& config, const PolicyFacts& facts, HookStage stage)
+EnvironmentVariables hook_environment(const PolicyConfig& config, const PolicyFacts& facts, HookStage stage)
 {
     EnvironmentVariables env{
         {"SMTPSPOOL_STAGE", stage_name(stage)},
@@ -90,7 +90,7 @@ EnvironmentVariables hook_environment(const Config& config, const PolicyFacts& f
 }
 
 // Runs a hook and logs what it did; the verdict decides.
-HookVerdict run_and_judge(const Config& config, const std::string& command, EnvironmentVariables env, HookStage stage,
+HookVerdict run_and_judge(const PolicyConfig& config, const std::string& command, EnvironmentVariables env, HookStage stage,
                           int stdin_fd, LogSink& log)
 {
     HookRequest request{command, std::move(env), stdin_fd,
@@ -138,7 +138,7 @@ bool client_denied(const Peer& peer, const std::vector<std::string>& deny, const
     return denied >= 0 && denied > longest_match(allow, *ip);
 }
 
-Result<PolicyFiles> load_policy_files(const Config& config)
+Result<PolicyFiles> load_policy_files(const PolicyConfig& config)
 {
     PolicyFiles files;
     if (config.sender_deny) {
@@ -172,7 +172,7 @@ Result<PolicyFiles> load_policy_files(const Config& config)
     return files;
 }
 
-Policy::Policy(const Config& config, PolicyFiles files, MessageFile message_file, LogSink& log)
+Policy::Policy(const PolicyConfig& config, PolicyFiles files, MessageFile message_file, LogSink& log)
     : m_config(config), m_files(std::move(files)), m_message_file(std::move(message_file)), m_log(log)
 {
 }

@@ -4,14 +4,16 @@
 // process, that is per connection: an edited file applies from the next one.
 #pragma once
 
+#include "base/result.hpp"
 #include "policy/address_list.hpp"
 #include "policy/aliases.hpp"
-#include "smtp/auth.hpp"
-#include "cli/config.hpp"
+#include "policy/password_file.hpp"
 #include "base/log.hpp"
-#include "server/peer.hpp"
+#include "model/peer.hpp"
 #include "smtp/policy_port.hpp"
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -29,6 +31,23 @@ inline constexpr const char* k_deny_variable = "SMTPSPOOL_DENY";
 bool client_denied(const Peer& peer, const std::vector<std::string>& deny, const std::vector<std::string>& allow,
                    const EnvLookup& env);
 
+// What the policy reads of the configuration (smtpspool.conf(5)); the
+// command-line layer fills it in from its options.
+struct PolicyConfig {
+    std::string hostname;
+    std::vector<std::string> local_domains;
+    std::size_t max_recipients = 0;
+    std::optional<std::string> sender_deny; // files
+    std::optional<std::string> aliases;
+    std::optional<std::string> local_users;
+    std::optional<std::string> auth_passwd;
+    bool reject_unknown_recipients = false;
+    std::optional<std::string> mail_hook; // commands, run by /bin/sh -c
+    std::optional<std::string> rcpt_hook;
+    std::optional<std::string> data_hook;
+    std::chrono::seconds hook_timeout{0};
+};
+
 struct PolicyFiles {
     std::optional<SenderList> sender_deny;
     std::optional<Aliases> aliases;
@@ -37,14 +56,14 @@ struct PolicyFiles {
 };
 
 // Reads the files the configuration names; the error names the file and line.
-Result<PolicyFiles> load_policy_files(const Config& config);
+Result<PolicyFiles> load_policy_files(const PolicyConfig& config);
 
 class Policy final : public PolicyPort {
 public:
     // readable_message: the open message's file (SpoolWriter::readable_message)
     // for the data hook's standard input.
     using MessageFile = std::function<Result<std::string>()>;
-    Policy(const Config& config, PolicyFiles files, MessageFile message_file, LogSink& log);
+    Policy(const PolicyConfig& config, PolicyFiles files, MessageFile message_file, LogSink& log);
 
     std::optional<Reply> check_sender(const PolicyFacts& facts) override;
     RecipientVerdict check_recipient(const PolicyFacts& facts, std::string_view recipient, bool local_domain) override;
@@ -53,7 +72,7 @@ public:
 private:
     bool is_local_domain(std::string_view domain) const;
 
-    const Config& m_config;
+    PolicyConfig m_config;
     PolicyFiles m_files;
     MessageFile m_message_file;
     LogSink& m_log;

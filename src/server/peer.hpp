@@ -3,7 +3,7 @@
 #pragma once
 
 #include "server/proxy_protocol.hpp"
-#include "smtp/session.hpp"
+#include "model/peer.hpp"
 
 #include <functional>
 #include <optional>
@@ -11,8 +11,6 @@
 #include <vector>
 
 namespace smtpspool {
-
-using EnvLookup = std::function<const char*(const char*)>;
 
 // The peer the environment names, or nullopt when it names none.
 std::optional<Peer> peer_from_environment(const EnvLookup& env);

@@ -1,15 +1,11 @@
 // auth: SMTP AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms:
-// base64, the PLAIN message, and what verifies a user's password. Pure but
-// for PasswordFile::check, which runs crypt(3).
+// base64, the PLAIN message, and the port that verifies a user's password
+// (policy/password_file, policy/checkpassword). Pure.
 #pragma once
-
-#include "policy/address_list.hpp"
 
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <variant>
 
 namespace smtpspool {
 
@@ -35,18 +31,5 @@ public:
     virtual AuthVerdict check(std::string_view user, std::string_view password) = 0;
 };
 
-// --auth-passwd: "user:hash" lines, the hash in crypt(3) form (yescrypt "$y$",
-// sha512-crypt "$6$", ...); '#' comments. User names are compared exactly.
-class PasswordFile final : public AuthPort {
-public:
-    static std::variant<PasswordFile, ListError> parse(std::string_view text);
-    // An unknown user costs a hash computation too, so that timing does not
-    // tell which users exist.
-    AuthVerdict check(std::string_view user, std::string_view password) override;
-    std::size_t size() const { return m_hashes.size(); }
-
-private:
-    std::unordered_map<std::string, std::string> m_hashes;
-};
 
 } // namespace smtpspool

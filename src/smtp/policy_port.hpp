@@ -4,6 +4,7 @@
 // fakes and AcceptAll implement it too.
 #pragma once
 
+#include "model/peer.hpp"
 #include "smtp/smtp_reply.hpp"
 
 #include <cstdint>
@@ -13,17 +14,6 @@
 #include <vector>
 
 namespace smtpspool {
-
-// Who is on the other end, as main found out (smtpspool(8), PEER IDENTITY).
-struct Peer {
-    bool local = true;   // a pipe, file or terminal: no network peer
-    std::string address; // "192.0.2.7" or "2001:db8::1"; "" when local
-    std::optional<std::uint64_t> port;
-    std::optional<std::string> hostname;
-    std::optional<std::string> ident;
-    std::optional<std::string> local_address; // our end, when the superserver says (TCPLOCALIP)
-    std::optional<std::uint64_t> local_port;
-};
 
 // The session's facts at the moment of a check; views into the session.
 struct PolicyFacts {

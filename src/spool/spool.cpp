@@ -1,6 +1,7 @@
 // spool: the commit protocol (tmp/ID -> fsync files and directory -> one rename
 // into queue/ -> fsync queue/) and the queue reader.
 #include "spool/spool.hpp"
+#include "spool/envelope_json.hpp"
 
 #include "base/limits.hpp"
 

@@ -1,6 +1,7 @@
 // fuzz_envelope: the envelope reader (spool files are input too). Invariant:
 // whatever it accepts, it writes back and reads again to the same JSON.
 #include "model/envelope.hpp"
+#include "spool/envelope_json.hpp"
 #include "fuzz_check.hpp"
 
 #include <cstdint>

@@ -1,5 +1,6 @@
 // Tests of envelope.json: round trip, stable key order, validation of input.
 #include "model/envelope.hpp"
+#include "spool/envelope_json.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>

@@ -1,5 +1,6 @@
 // Tests of the mailq table and JSON lines.
 #include "model/envelope.hpp"
+#include "spool/envelope_json.hpp"
 #include "cli/lister.hpp"
 
 #include <doctest/doctest.h>

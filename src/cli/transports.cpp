@@ -1,5 +1,5 @@
 // transports: smtp -> SmtpTransport, maildir -> MaildirTransport, pipe -> PipeTransport.
-#include "delivery/transports.hpp"
+#include "cli/transports.hpp"
 
 #include "delivery/local_transports.hpp"
 #include "delivery/smtp_transport.hpp"

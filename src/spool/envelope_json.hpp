@@ -1,0 +1,25 @@
+// envelope_json: envelope.json (schema version 1, smtpspool-spool(5)) read
+// and written; the only code that knows JSON. Readers validate every field.
+#pragma once
+
+#include "base/result.hpp"
+#include "model/envelope.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace smtpspool {
+
+// Keys in a stable order, "version" first; ends with a newline.
+std::string envelope_to_json(const Envelope& envelope);
+
+// Rejects unknown versions, missing keys and values of the wrong type or range.
+Result<Envelope> envelope_from_json(std::string_view text);
+
+// One envelope as a single JSON line (for mailq --json).
+std::string envelope_to_json_line(const Envelope& envelope);
+
+// A JSON string literal (quotes and escapes included).
+std::string json_quote(std::string_view text);
+
+} // namespace smtpspool
