@@ -203,8 +203,8 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DOCDIR)/examples \
 	  $(DESTDIR)$(BASHCOMPDIR)
 	install -m 755 $(BUILD)/smtpspool $(DESTDIR)$(SBINDIR)/smtpspool
-	install -m 644 man/smtpspool.8 $(DESTDIR)$(MANDIR)/man8/smtpspool.8
-	install -m 644 man/smtpspool-spool.5 $(DESTDIR)$(MANDIR)/man5/smtpspool-spool.5
+	install -m 644 man/smtpspool.8 man/smtpspool-runq.8 man/smtpspool-sendmail.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 man/smtpspool.conf.5 man/smtpspool-spool.5 $(DESTDIR)$(MANDIR)/man5/
 	cp -R examples/. $(DESTDIR)$(DOCDIR)/examples/
 	install -m 644 completion/smtpspool $(DESTDIR)$(BASHCOMPDIR)/smtpspool
 
@@ -212,7 +212,9 @@ install: all
 # $(MANDIR)/man8, ...) stay.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smtpspool $(DESTDIR)$(MANDIR)/man8/smtpspool.8 \
-	  $(DESTDIR)$(MANDIR)/man5/smtpspool-spool.5 $(DESTDIR)$(BASHCOMPDIR)/smtpspool
+	  $(DESTDIR)$(MANDIR)/man8/smtpspool-runq.8 $(DESTDIR)$(MANDIR)/man8/smtpspool-sendmail.8 \
+	  $(DESTDIR)$(MANDIR)/man5/smtpspool.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpspool-spool.5 \
+	  $(DESTDIR)$(BASHCOMPDIR)/smtpspool
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 format:
