@@ -33,8 +33,8 @@ override CXXFLAGS += -std=c++20 -MMD -MP
 LDFLAGS += $(LDFLAGS-sanitize-$(sanitize))
 LIBS = -lboost_program_options -lssl -lcrypto -lcrypt
 # The binary starts once per connection: with libstdc++, libgcc and Boost
-# linked in, the dynamic loader has less to do (start-up to the greeting
-# 1.47 -> 0.93 ms in bench/); so is OpenSSL. glibc stays shared (getaddrinfo
+# linked in, the dynamic loader has less to do and the greeting comes
+# sooner (measured with bench/); so is OpenSSL. glibc stays shared (getaddrinfo
 # needs it).
 BIN_LIBS-sanitize-no = -static-libstdc++ -static-libgcc -Wl,-Bstatic -lboost_program_options -lssl -lcrypto \
 	-Wl,-Bdynamic -lcrypt -ldl -pthread
