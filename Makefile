@@ -33,8 +33,8 @@ override CXXFLAGS += -std=c++20 -MMD -MP
 LDFLAGS += $(LDFLAGS-sanitize-$(sanitize))
 LIBS = -lboost_program_options -lssl -lcrypto -lcrypt
 # The binary starts once per connection: with libstdc++, libgcc and Boost
-# linked in, the dynamic loader has less to do (start-up to the greeting
-# 1.47 -> 0.93 ms in bench/); so is OpenSSL. glibc stays shared (getaddrinfo
+# linked in, the dynamic loader has less to do and the greeting comes
+# sooner (measured with bench/); so is OpenSSL. glibc stays shared (getaddrinfo
 # needs it).
 BIN_LIBS-sanitize-no = -static-libstdc++ -static-libgcc -Wl,-Bstatic -lboost_program_options -lssl -lcrypto \
 	-Wl,-Bdynamic -lcrypt -ldl -pthread
@@ -208,8 +208,8 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DOCDIR)/examples \
 	  $(DESTDIR)$(BASHCOMPDIR)
 	install -m 755 $(BUILD)/smtpspool $(DESTDIR)$(SBINDIR)/smtpspool
-	install -m 644 man/smtpspool.8 $(DESTDIR)$(MANDIR)/man8/smtpspool.8
-	install -m 644 man/smtpspool-spool.5 $(DESTDIR)$(MANDIR)/man5/smtpspool-spool.5
+	install -m 644 man/smtpspool.8 man/smtpspool-runq.8 man/smtpspool-sendmail.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 man/smtpspool.conf.5 man/smtpspool-spool.5 $(DESTDIR)$(MANDIR)/man5/
 	cp -R examples/. $(DESTDIR)$(DOCDIR)/examples/
 	install -m 644 completion/smtpspool $(DESTDIR)$(BASHCOMPDIR)/smtpspool
 
@@ -217,7 +217,9 @@ install: all
 # $(MANDIR)/man8, ...) stay.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smtpspool $(DESTDIR)$(MANDIR)/man8/smtpspool.8 \
-	  $(DESTDIR)$(MANDIR)/man5/smtpspool-spool.5 $(DESTDIR)$(BASHCOMPDIR)/smtpspool
+	  $(DESTDIR)$(MANDIR)/man8/smtpspool-runq.8 $(DESTDIR)$(MANDIR)/man8/smtpspool-sendmail.8 \
+	  $(DESTDIR)$(MANDIR)/man5/smtpspool.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpspool-spool.5 \
+	  $(DESTDIR)$(BASHCOMPDIR)/smtpspool
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 format:

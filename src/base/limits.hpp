@@ -1,4 +1,5 @@
-// limits: every protocol and resource limit, each with its source.
+// limits: the shared protocol and resource limits, each with its source. Hooks, the SMTP client,
+// sendmail and delivery keep theirs next to their code.
 // Configurable limits keep their defaults here; the option parser reads them.
 #pragma once
 

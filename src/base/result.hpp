@@ -1,5 +1,6 @@
 // result: Result<T>, the value-or-error of local operations (spool, files).
-// Refusals of the client are Reply values, not Results; fatal errors throw Fatal.
+// Refusals of the client are Reply values, not Results; an internal error is an exception,
+// which main logs as event=fatal (exit status 70).
 #pragma once
 
 #include <stdexcept>

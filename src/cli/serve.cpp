@@ -1,4 +1,5 @@
-// serve: the SMTP service command. Touches fds 0 and 1 only through StdioTransport.
+// serve: the SMTP service command. The session reads fd 0 and writes fd 1 through StdioTransport;
+// only the PROXY header and the refusals before the session use them directly.
 #include "cli/serve.hpp"
 
 #include "policy/checkpassword.hpp"
@@ -244,8 +245,8 @@ int run_serve(Config config)
     // The certificate is read by each connection that uses it, so a renewed
     // one needs no restart. When every session needs TLS it is loaded first,
     // and one that cannot be loaded means no service; otherwise only at
-    // STARTTLS (about 19 million instructions for an RSA key and the library's
-    // set-up, which sessions without STARTTLS do not pay), and then a failure
+    // STARTTLS (loading an RSA key and setting up the library is costly, and
+    // sessions without STARTTLS do not pay for it), and then a failure
     // is a 454 and the session goes on in the clear.
     StdioTransport transport(0, 1, config.timeout, config.max_session_time);
     LazyTls lazy(config, transport);

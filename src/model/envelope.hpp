@@ -52,7 +52,7 @@ struct Envelope {
     std::string hostname;
     ClientInfo client;
     std::string mail_from;     // "" for <>
-    std::string body = "7BIT"; // 7BIT | 8BITMIME
+    std::string body = "7BIT"; // 7BIT | 8BITMIME | BINARYMIME
     bool smtputf8 = false;
     // RFC 3461 §4.3-4.4 (written only when given): RET ("FULL" | "HDRS") and
     // ENVID, decoded from xtext (printable ASCII).

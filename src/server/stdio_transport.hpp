@@ -1,4 +1,4 @@
-// stdio_transport: the only code that reads fd 0 and writes fd 1. Reads into a
+// stdio_transport: the session's reads of fd 0 and writes to fd 1. Reads into a
 // bounded buffer with a timeout; writes each batch of replies in full before
 // reading again (RFC 2920: flush when no more input is waiting).
 #pragma once

@@ -1,5 +1,5 @@
 // session: one SMTP session as a pure state machine: bytes in, replies and
-// spool calls out. No file descriptors, no clock of its own, no files (R2).
+// spool calls out. No file descriptors, no clock of its own, no files.
 #pragma once
 
 #include "smtp/auth.hpp"

@@ -1,6 +1,6 @@
 // smtp_data: the DATA reader (CRLF framing, the end-of-data mark, dot-unstuffing,
 // the size cap) and the BDAT chunk reader (line ends and the size cap over all
-// chunks), fed any chunking. Pure; neither looks at headers (R9).
+// chunks), fed any chunking. Pure; neither looks at headers.
 #pragma once
 
 #include <cstddef>

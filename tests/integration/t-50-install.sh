@@ -1,6 +1,6 @@
 #!/bin/bash
-# make install DESTDIR=... PREFIX=/usr installs exactly the binary, both man
-# pages, the examples under share/doc/smtpspool and the bash completion (the
+# make install DESTDIR=... PREFIX=/usr installs exactly the binary, the five
+# man pages, the examples under share/doc/smtpspool and the bash completion (the
 # list is compared file by file), the installed binary runs; make uninstall
 # with the same variables leaves no file behind, only the shared directories.
 # shellcheck source=tests/integration/lib.sh
@@ -26,6 +26,9 @@ expected=$(
     {
         echo ./usr/sbin/smtpspool
         echo ./usr/share/man/man8/smtpspool.8
+        echo ./usr/share/man/man8/smtpspool-runq.8
+        echo ./usr/share/man/man8/smtpspool-sendmail.8
+        echo ./usr/share/man/man5/smtpspool.conf.5
         echo ./usr/share/man/man5/smtpspool-spool.5
         echo ./usr/share/bash-completion/completions/smtpspool
         (cd "$REPO_ROOT/examples" && git ls-files . 2>/dev/null || find . -type f) |
@@ -34,7 +37,9 @@ expected=$(
 )
 assert_eq "$expected" "$found" "installed files"
 assert_eq 755 "$(stat -c %a "$DEST/usr/sbin/smtpspool")" "mode of the binary"
-assert_eq 644 "$(stat -c %a "$DEST/usr/share/man/man8/smtpspool.8")" "mode of smtpspool.8"
+for page in man8/smtpspool.8 man8/smtpspool-runq.8 man8/smtpspool-sendmail.8 man5/smtpspool.conf.5 man5/smtpspool-spool.5; do
+    assert_eq 644 "$(stat -c %a "$DEST/usr/share/man/$page")" "mode of $page"
+done
 assert_eq 755 "$(stat -c %a "$DEST/usr/share/doc/smtpspool/examples/tcpserver/run")" "mode of the tcpserver run script"
 cmp "$REPO_ROOT/completion/smtpspool" "$DEST/usr/share/bash-completion/completions/smtpspool" ||
     fail "the installed completion differs"
