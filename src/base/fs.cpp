@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -50,5 +51,41 @@ int PosixFs::rename_noreplace(const std::string& from, const std::string& to)
 int PosixFs::unlink(const std::string& path) { return ::unlink(path.c_str()); }
 
 int PosixFs::rmdir(const std::string& path) { return ::rmdir(path.c_str()); }
+
+int PosixFs::openat(int dir, const std::string& name, int flags, mode_t mode)
+{
+    int fd;
+    do {
+        fd = ::openat(dir, name.c_str(), flags | O_CLOEXEC, mode);
+    } while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+int PosixFs::renameat(int from_dir, const std::string& from, int to_dir, const std::string& to)
+{
+    return ::renameat(from_dir, from.c_str(), to_dir, to.c_str());
+}
+
+int PosixFs::unlinkat(int dir, const std::string& name, int flags) { return ::unlinkat(dir, name.c_str(), flags); }
+
+ssize_t PosixFs::read(int fd, char* data, std::size_t size)
+{
+    ssize_t n;
+    do {
+        n = ::read(fd, data, size);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+int PosixFs::fstat(int fd, struct stat* st) { return ::fstat(fd, st); }
+
+int PosixFs::flock(int fd, int operation)
+{
+    int r;
+    do {
+        r = ::flock(fd, operation);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
 
 } // namespace smtpspool

@@ -1,9 +1,11 @@
 // fs: the file system calls the spool makes, behind an interface so tests can
-// inject a failure at any step of the commit protocol. PosixFs is the real one.
+// inject a failure at any step of the commit protocol and of runq's rewrite of
+// an envelope. PosixFs is the real one; it opens everything close-on-exec.
 #pragma once
 
 #include <cstddef>
 #include <string>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 namespace smtpspool {
@@ -21,6 +23,14 @@ public:
     virtual int rename_noreplace(const std::string& from, const std::string& to) = 0;
     virtual int unlink(const std::string& path) = 0;
     virtual int rmdir(const std::string& path) = 0;
+    // Relative to a directory descriptor: openat(2), renameat(2) (replacing
+    // the target), unlinkat(2), read(2), fstat(2), flock(2).
+    virtual int openat(int dir, const std::string& name, int flags, mode_t mode) = 0;
+    virtual int renameat(int from_dir, const std::string& from, int to_dir, const std::string& to) = 0;
+    virtual int unlinkat(int dir, const std::string& name, int flags) = 0;
+    virtual ssize_t read(int fd, char* data, std::size_t size) = 0;
+    virtual int fstat(int fd, struct stat* st) = 0;
+    virtual int flock(int fd, int operation) = 0;
 };
 
 class PosixFs final : public Fs {
@@ -33,6 +43,12 @@ public:
     int rename_noreplace(const std::string& from, const std::string& to) override;
     int unlink(const std::string& path) override;
     int rmdir(const std::string& path) override;
+    int openat(int dir, const std::string& name, int flags, mode_t mode) override;
+    int renameat(int from_dir, const std::string& from, int to_dir, const std::string& to) override;
+    int unlinkat(int dir, const std::string& name, int flags) override;
+    ssize_t read(int fd, char* data, std::size_t size) override;
+    int fstat(int fd, struct stat* st) override;
+    int flock(int fd, int operation) override;
 };
 
 } // namespace smtpspool

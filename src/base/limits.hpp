@@ -79,6 +79,15 @@ inline constexpr std::size_t k_max_orcpt = 500;
 // one it returns the header section only (and says so).
 inline constexpr std::size_t k_max_returned_message = 10 << 20;
 
+// envelope.json is read up to this size; a larger one is refused as damaged
+// (ten thousand recipients with long DSN parameters stay far below it).
+inline constexpr std::size_t k_max_envelope_size = 16 << 20;
+
+// A notice that returns only the header section reads this much of the
+// message, and returns at most this much of its header section.
+inline constexpr std::size_t k_notice_read = 256 << 10;
+inline constexpr std::size_t k_notice_header_section = 64 << 10;
+
 // Of a pipe command's output (stdout and stderr together), the last octets
 // kept, and how many of those a failure's detail names.
 inline constexpr std::size_t k_pipe_output_kept = 4096;

@@ -97,14 +97,7 @@ int sendmail_main(const std::vector<std::string>& args)
     Config& c = std::get<Config>(config);
     // Run by root (cron, say): write as the spool's owner, or as --user, so
     // that the queue stays readable by the runq that delivers it.
-    std::optional<std::string> user = c.user;
-    struct stat st {};
-    if (!user && ::geteuid() == 0 && ::stat(c.spool.c_str(), &st) == 0 && st.st_uid != 0) {
-        if (const passwd* pw = ::getpwuid(st.st_uid)) {
-            user = pw->pw_name;
-        }
-    }
-    if (user) {
+    if (auto user = user_to_become(c.user, c.spool)) {
         if (auto r = drop_privileges(*user); !r) {
             std::cerr << "sendmail: " << r.error().message << "\n";
             return r.error().errnum == ENOENT ? k_exit_nouser : k_exit_noperm;
@@ -159,8 +152,14 @@ int main(int argc, char** argv)
             return exit->status;
         }
         Config& config = std::get<Config>(parsed);
-        if (config.user) {
-            if (auto r = drop_privileges(*config.user); !r) {
+        // The queue tools, run by root, act as the spool's owner: what they
+        // write stays the owner's, and nothing under the spool can make root
+        // touch a file elsewhere.
+        bool queue_tool = config.command == Subcommand::mailq || config.command == Subcommand::cat ||
+                          config.command == Subcommand::remove || config.command == Subcommand::runq;
+        std::optional<std::string> user = queue_tool ? user_to_become(config.user, config.spool) : config.user;
+        if (user) {
+            if (auto r = drop_privileges(*user); !r) {
                 int status = r.error().errnum == ENOENT ? k_exit_nouser : k_exit_noperm;
                 if (config.command == Subcommand::serve) {
                     return refuse_service("smtpspool: " + r.error().message + "\n", status);

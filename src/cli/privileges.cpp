@@ -5,6 +5,7 @@
 #include <cstring>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace smtpspool {
@@ -35,6 +36,21 @@ Result<void> drop_privileges(const std::string& user)
         return Error{EPERM, "--user " + user + ": root privileges could not be given up"};
     }
     return {};
+}
+
+std::optional<std::string> user_to_become(const std::optional<std::string>& user, const std::string& spool)
+{
+    if (user) {
+        return user;
+    }
+    struct stat st {};
+    if (::geteuid() != 0 || ::stat(spool.c_str(), &st) != 0 || st.st_uid == 0) {
+        return std::nullopt;
+    }
+    if (const passwd* pw = ::getpwuid(st.st_uid)) {
+        return std::string(pw->pw_name);
+    }
+    return std::nullopt;
 }
 
 } // namespace smtpspool

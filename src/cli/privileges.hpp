@@ -4,6 +4,7 @@
 
 #include "base/result.hpp"
 
+#include <optional>
 #include <string>
 
 namespace smtpspool {
@@ -12,5 +13,11 @@ namespace smtpspool {
 // that root cannot be regained). As another user: succeeds only when that is
 // the user named. errnum ENOENT when there is no such user, EPERM otherwise.
 Result<void> drop_privileges(const std::string& user);
+
+// Who a command started as root should become before it touches the spool:
+// `user` when given (--user), else the owner of the spool directory when that
+// is not root; nullopt when there is no one to become (not root, or a spool
+// owned by root).
+std::optional<std::string> user_to_become(const std::optional<std::string>& user, const std::string& spool);
 
 } // namespace smtpspool

@@ -7,6 +7,7 @@
 #include "cli/lister.hpp"
 #include "delivery/runner.hpp"
 #include "spool/spool.hpp"
+#include "spool/spool_entry.hpp"
 #include "cli/transports.hpp"
 
 #include <algorithm>
@@ -15,7 +16,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <iostream>
 #include <unistd.h>
 
@@ -46,19 +46,19 @@ int run_mailq(const Config& config)
     if (!check_ids("mailq", config.ids)) {
         return k_exit_usage;
     }
-    std::vector<std::string> ids = config.ids;
-    if (ids.empty()) {
-        auto listed = list_queue(config.spool);
-        if (!listed) {
-            complain("mailq", listed.error().message);
-            return listed.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
-        }
-        ids = listed.value();
+    PosixFs fs;
+    auto queue = QueueDir::open(config.spool, fs);
+    auto listed = queue ? queue.value().list() : Result<std::vector<std::string>>(queue.error());
+    if (!listed) {
+        complain("mailq", listed.error().message);
+        return listed.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
     }
+    std::vector<std::string> ids = config.ids.empty() ? listed.value() : config.ids;
     std::vector<QueueEntry> entries;
     int status = k_exit_ok;
     for (const std::string& id : ids) {
-        auto e = load_envelope(config.spool, id);
+        auto entry = queue.value().entry(id);
+        auto e = entry ? entry.value().load() : Result<Envelope>(entry.error());
         if (e) {
             entries.push_back({id, std::move(e.value()), ""});
         } else if (e.error().errnum == ENOENT && config.ids.empty()) {
@@ -79,19 +79,21 @@ int run_cat(const Config& config)
     if (!check_ids("cat", config.ids)) {
         return k_exit_usage;
     }
-    std::string path = message_path(config.spool, config.ids.front());
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        complain("cat", config.ids.front() + ": " + (e == ENOENT ? "not in the queue" : std::strerror(e)));
+    const std::string& id = config.ids.front();
+    PosixFs fs;
+    auto queue = QueueDir::open(config.spool, fs);
+    auto entry = queue ? queue.value().entry(id) : Result<SpoolEntry>(queue.error());
+    auto file = entry ? entry.value().open_message() : Result<Fd>(entry.error());
+    if (!file) {
+        int e = file.error().errnum;
+        complain("cat", id + ": " + (e == ENOENT ? "not in the queue" : file.error().message));
         return e == ENOENT ? k_exit_noinput : k_exit_ioerr;
     }
     char buf[65536];
     ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+    while ((n = fs.read(file.value().get(), buf, sizeof buf)) > 0) {
         std::cout.write(buf, n);
     }
-    ::close(fd);
     std::cout.flush();
     if (n < 0 || !std::cout) {
         complain("cat", "read or write error");
@@ -105,10 +107,14 @@ int run_remove(const Config& config)
     if (!check_ids("remove", config.ids)) {
         return k_exit_usage;
     }
-    auto r = remove_message(config.spool, config.ids.front());
+    const std::string& id = config.ids.front();
+    PosixFs fs;
+    auto queue = QueueDir::open(config.spool, fs);
+    auto entry = queue ? queue.value().entry(id) : Result<SpoolEntry>(queue.error());
+    auto r = entry ? entry.value().remove() : Result<void>(entry.error());
     if (!r) {
         bool missing = r.error().errnum == ENOENT;
-        complain("remove", config.ids.front() + ": " + (missing ? "not in the queue" : r.error().message));
+        complain("remove", id + ": " + (missing ? "not in the queue" : r.error().message));
         return missing ? k_exit_noinput : k_exit_ioerr;
     }
     return k_exit_ok;

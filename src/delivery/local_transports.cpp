@@ -3,8 +3,10 @@
 // environment; exit 75 = try later).
 #include "delivery/local_transports.hpp"
 
+#include "base/atomic_file.hpp"
 #include "base/child_process.hpp"
 #include "base/fd.hpp"
+#include "base/fs.hpp"
 #include "base/limits.hpp"
 #include "base/text.hpp"
 #include "delivery/route.hpp"
@@ -58,20 +60,6 @@ bool make_dirs(const std::string& path)
     }
 }
 
-bool write_all(int fd, std::string_view bytes)
-{
-    while (!bytes.empty()) {
-        ssize_t n = ::write(fd, bytes.data(), bytes.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return false;
-        }
-        bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
 
 std::string trace_headers(const Envelope& e, const std::string& address)
 {
@@ -153,45 +141,46 @@ RecipientOutcome MaildirTransport::deliver_one(const Delivery& delivery, const s
     auto usec = std::chrono::duration_cast<std::chrono::microseconds>(now - sec).count();
     std::string name = std::to_string(sec.count()) + ".M" + std::to_string(usec) + "P" + std::to_string(::getpid()) +
                        "Q" + std::to_string(++m_sequence) + "." + safe_component(m_hostname);
-    std::string tmp = dir + "/tmp/" + name;
-    int in = ::open(delivery.message_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (in < 0) {
-        return temporary(errno_text("cannot read " + delivery.message_path));
+    auto opened = delivery.open_message();
+    if (!opened) {
+        return temporary("cannot read the message: " + std::string(std::strerror(opened.error().errnum)));
     }
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        ::close(in);
-        return temporary(errno_text("cannot create " + tmp));
+    Fd in = std::move(opened.value());
+    PosixFs fs;
+    Fd tmp_dir(fs.open(dir + "/tmp", O_RDONLY | O_DIRECTORY, 0));
+    Fd new_dir(tmp_dir ? fs.open(dir + "/new", O_RDONLY | O_DIRECTORY, 0) : -1);
+    if (!tmp_dir || !new_dir) {
+        return temporary(errno_text("cannot open maildir " + dir));
     }
-    LfConverter lf;
-    bool ok = write_all(fd, trace_headers(delivery.envelope, address));
-    char buf[65536];
-    ssize_t n = 0;
-    while (ok && (n = ::read(in, buf, sizeof buf)) > 0) {
-        ok = write_all(fd, lf.convert(std::string_view(buf, static_cast<std::size_t>(n))));
-    }
-    ok = ok && n == 0 && write_all(fd, lf.finish()) && ::fsync(fd) == 0;
-    std::string detail = ok ? "" : errno_text("cannot write " + tmp);
-    ok = ::close(fd) == 0 && ok;
-    ::close(in);
-    if (ok && ::rename(tmp.c_str(), (dir + "/new/" + name).c_str()) != 0) {
-        ok = false;
-        detail = errno_text("cannot move " + tmp + " into new/");
-    }
-    if (ok) {
-        int d = ::open((dir + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        ok = d >= 0 && ::fsync(d) == 0;
-        if (d >= 0) {
-            ::close(d);
+    AtomicTarget target;
+    target.temp_dir = tmp_dir.get();
+    target.temp_name = name;
+    target.final_dir = new_dir.get();
+    target.final_name = name;
+    target.shown = dir + "/new/" + name;
+    auto fill = [&](int fd) -> Result<void> {
+        LfConverter lf;
+        if (auto r = write_all(fs, fd, trace_headers(delivery.envelope, address), target.shown); !r) {
+            return r;
         }
-        if (!ok) {
-            // The file is in new/ already; without the fsync it may not survive a crash.
-            return temporary(errno_text("cannot fsync " + dir + "/new"));
+        char buf[65536];
+        for (;;) {
+            ssize_t n = fs.read(in.get(), buf, sizeof buf);
+            if (n < 0) {
+                return Error{errno, errno_text("cannot read the message")};
+            }
+            std::string_view chunk(buf, static_cast<std::size_t>(n));
+            auto r = write_all(fs, fd, n == 0 ? lf.finish() : lf.convert(chunk), target.shown);
+            if (!r || n == 0) {
+                return r;
+            }
         }
-        return {Outcome::delivered, "delivered to maildir " + dir};
+    };
+    // tmp/NAME, fsync, rename into new/, fsync new/ (maildir(5)).
+    if (auto r = write_file_atomically(fs, target, fill); !r) {
+        return temporary(r.error().message);
     }
-    std::ignore = ::unlink(tmp.c_str());
-    return temporary(detail.empty() ? errno_text("cannot deliver to " + dir) : detail);
+    return {Outcome::delivered, "delivered to maildir " + dir};
 }
 
 PipeTransport::PipeTransport(std::string command, std::string spool, std::string hostname,
@@ -202,10 +191,11 @@ PipeTransport::PipeTransport(std::string command, std::string spool, std::string
 
 RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std::string& address)
 {
-    Fd in(::open(delivery.message_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!in) {
-        return temporary(errno_text("cannot read " + delivery.message_path));
+    auto opened = delivery.open_message();
+    if (!opened) {
+        return temporary("cannot read the message: " + std::string(std::strerror(opened.error().errnum)));
     }
+    Fd in = std::move(opened.value());
     // The command reads the trace fields, then the message with LF line ends.
     std::string first = trace_headers(delivery.envelope, address);
     LfConverter lf;

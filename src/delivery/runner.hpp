@@ -1,7 +1,8 @@
 // runner: one pass of `smtpspool runq` over the queue. Each message is taken
-// under an exclusive flock(2) on its directory, its pending recipients are
-// delivered through their routes, and its envelope is rewritten atomically
-// (or the message removed when nothing is pending). Bounces are queued here.
+// under an exclusive flock(2) on its directory (SpoolEntry), its pending
+// recipients are delivered through their routes, and its envelope is
+// rewritten atomically (or the message removed when nothing is pending).
+// Bounces are queued here, through SpoolWriter.
 #pragma once
 
 #include "delivery/bounce.hpp"
@@ -9,11 +10,14 @@
 #include "base/log.hpp"
 #include "delivery/route.hpp"
 #include "delivery/transport.hpp"
+#include "base/fs.hpp"
+#include "spool/spool_entry.hpp"
 
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,14 +50,38 @@ using TransportFactory = std::function<std::unique_ptr<Transport>(const Transpor
 class Runner {
 public:
     Runner(RunnerConfig config, TransportFactory factory, LogSink& log, const Clock& clock);
+    // With the file system calls of the spool made through fs (tests inject failures).
+    Runner(RunnerConfig config, TransportFactory factory, LogSink& log, const Clock& clock, Fs& fs);
     ~Runner();
     // ids empty: every message in the queue that is due. With ids: those, due or not.
     RunStats run(const std::vector<std::string>& ids);
 
 private:
-    void process(const std::string& id, bool force, RunStats& stats);
-    bool queue_notice(int dir, const Envelope& e, const std::vector<ReportedRecipient>& reported, TimePoint now,
-                      RunStats& stats);
+    struct Locked {
+        SpoolEntry entry; // locked until destroyed
+        Envelope envelope;
+    };
+    struct Routed {
+        std::map<std::string, std::vector<std::size_t>> by_route; // route's transport text -> recipient indices
+        std::map<std::string, const TransportSpec*> specs;
+    };
+    struct Reports {
+        std::vector<ReportedRecipient> failed;    // RFC 3461: those whose NOTIFY asks for FAILURE
+        std::vector<ReportedRecipient> succeeded; // and SUCCESS, when we are the last to know
+    };
+
+    // The steps of one message: lock and load, due or not, expire or route
+    // each pending recipient, deliver, tell the sender, remove or reschedule.
+    void process(const QueueDir& queue, const std::string& id, bool force, RunStats& stats);
+    std::optional<Locked> load_locked(const QueueDir& queue, const std::string& id, RunStats& stats);
+    bool is_due(const Envelope& e, TimePoint now) const;
+    Routed expire_and_route(Envelope& e, TimePoint now, Reports& reports, RunStats& stats);
+    void deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& routed, Reports& reports,
+                        RunStats& stats);
+    void send_notices(const SpoolEntry& entry, Envelope& e, const Reports& reports, TimePoint now, RunStats& stats);
+    void finish_message(SpoolEntry& entry, Envelope& e, TimePoint now, RunStats& stats);
+    bool queue_notice(const SpoolEntry& entry, const Envelope& e, const std::vector<ReportedRecipient>& reported,
+                      TimePoint now, RunStats& stats);
     Transport& transport_for(const TransportSpec& spec);
     void finish_transports();
 
@@ -61,6 +89,8 @@ private:
     TransportFactory m_factory;
     LogSink& m_log;
     const Clock& m_clock;
+    PosixFs m_posix_fs;
+    Fs& m_fs;
     std::map<std::string, std::unique_ptr<Transport>> m_transports;
 };
 

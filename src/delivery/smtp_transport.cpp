@@ -4,6 +4,7 @@
 // Connection trouble is thrown as Lost inside this file and never escapes it.
 #include "delivery/smtp_transport.hpp"
 
+#include "base/fd.hpp"
 #include "smtp/dsn.hpp"
 #include "base/limits.hpp"
 
@@ -55,21 +56,6 @@ Outcome outcome_of(const ServerReply& reply)
     return klass(reply) == 2 ? Outcome::delivered : klass(reply) == 4 ? Outcome::temporary : Outcome::permanent;
 }
 
-class FileCloser {
-public:
-    explicit FileCloser(int fd) : m_fd(fd) {}
-    ~FileCloser()
-    {
-        if (m_fd >= 0) {
-            ::close(m_fd);
-        }
-    }
-    FileCloser(const FileCloser&) = delete;
-    FileCloser& operator=(const FileCloser&) = delete;
-
-private:
-    int m_fd;
-};
 
 } // namespace
 
@@ -450,13 +436,14 @@ std::vector<RecipientOutcome> SmtpTransport::deliver(const Delivery& delivery)
         return tx.out;
     }
 
-    tx.file = ::open(delivery.message_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (tx.file < 0) {
-        tx.decide_open(Outcome::temporary,
-                       clean_detail("cannot open the message file: " + std::string(std::strerror(errno))), false);
+    auto opened = delivery.open_message();
+    if (!opened) {
+        tx.decide_open(Outcome::temporary, clean_detail("cannot open the message file: " + std::string(std::strerror(opened.error().errnum))),
+                       false);
         return tx.out;
     }
-    FileCloser closer(tx.file);
+    Fd file = std::move(opened.value());
+    tx.file = file.get();
     struct stat st {};
     if (::fstat(tx.file, &st) != 0) {
         tx.decide_open(Outcome::temporary,

@@ -3,9 +3,12 @@
 // each recipient whether it was delivered, failed for now, or failed for good.
 #pragma once
 
+#include "base/fd.hpp"
+#include "base/result.hpp"
 #include "model/envelope.hpp"
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,9 +31,13 @@ struct RecipientOutcome {
     Handoff handoff = Handoff::final_delivery; // for Outcome::delivered
 };
 
+// Opens the message (CRLF line ends) for reading from its start, a fresh
+// descriptor per call; the spool entry does it without following links.
+using MessageOpener = std::function<Result<Fd>()>;
+
 struct Delivery {
     const Envelope& envelope;
-    std::string message_path;            // SPOOL/queue/ID/message.eml (CRLF line ends)
+    MessageOpener open_message;
     std::vector<std::size_t> recipients; // indices into envelope.recipients, all "pending"
 };
 

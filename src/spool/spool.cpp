@@ -1,7 +1,10 @@
 // spool: the commit protocol (tmp/ID -> fsync files and directory -> one rename
-// into queue/ -> fsync queue/) and the queue reader.
+// into queue/ -> fsync queue/); the queue is read through spool_entry.
 #include "spool/spool.hpp"
 #include "spool/envelope_json.hpp"
+#include "spool/spool_entry.hpp"
+
+#include "base/fd.hpp"
 
 #include "base/limits.hpp"
 
@@ -10,8 +13,6 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <fstream>
-#include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
@@ -25,26 +26,23 @@ Error sys_error(const std::string& what)
     return Error{e, what + ": " + std::strerror(e)};
 }
 
-// Deletes a message directory and the files the spool puts in it.
-void remove_tree(const std::string& dir)
+// Deletes SPOOL/tmp/NAME or SPOOL/queue/NAME and the files in it, never
+// following a link (remove_spool_dir).
+void remove_tree(const std::string& parent, const std::string& name)
 {
-    if (DIR* d = ::opendir(dir.c_str())) {
-        while (dirent* ent = ::readdir(d)) {
-            std::string name = ent->d_name;
-            if (name != "." && name != "..") {
-                std::ignore = ::unlink((dir + "/" + name).c_str());
-            }
-        }
-        ::closedir(d);
+    PosixFs fs;
+    Fd dir(fs.open(parent, O_RDONLY | O_DIRECTORY, 0));
+    if (dir) {
+        remove_spool_dir(fs, dir.get(), name);
     }
-    std::ignore = ::rmdir(dir.c_str());
 }
 
 Result<void> make_dir(const std::string& path)
 {
     if (::mkdir(path.c_str(), 0750) == 0 || errno == EEXIST) {
+        // lstat: a link in place of tmp/ or queue/ is refused, not followed.
         struct stat st {};
-        if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
             return {};
         }
         errno = ENOTDIR;
@@ -75,9 +73,18 @@ Result<void> ensure_spool_layout(const std::string& spool)
 
 std::size_t sweep_stale_tmp(const std::string& spool, TimePoint now)
 {
-    std::string tmp = spool + "/tmp";
-    DIR* d = ::opendir(tmp.c_str());
+    PosixFs fs;
+    Fd root(fs.open(spool, O_RDONLY | O_DIRECTORY, 0));
+    Fd tmp(root ? fs.openat(root.get(), "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0) : -1);
+    if (!tmp) {
+        return 0;
+    }
+    int copy = ::fcntl(tmp.get(), F_DUPFD_CLOEXEC, 3);
+    DIR* d = copy < 0 ? nullptr : ::fdopendir(copy);
     if (d == nullptr) {
+        if (copy >= 0) {
+            ::close(copy);
+        }
         return 0;
     }
     auto cutoff = std::chrono::system_clock::to_time_t(now) - limits::k_stale_tmp_seconds;
@@ -88,15 +95,14 @@ std::size_t sweep_stale_tmp(const std::string& spool, TimePoint now)
             continue;
         }
         struct stat st {};
-        if (::lstat((tmp + "/" + name).c_str(), &st) == 0 && st.st_mtime < cutoff) {
+        if (::fstatat(tmp.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime < cutoff) {
             stale.push_back(name);
         }
     }
     ::closedir(d);
     for (const std::string& name : stale) {
-        std::string path = tmp + "/" + name;
-        if (::unlink(path.c_str()) != 0) {
-            remove_tree(path);
+        if (fs.unlinkat(tmp.get(), name, 0) != 0) {
+            remove_spool_dir(fs, tmp.get(), name);
         }
     }
     return stale.size();
@@ -142,7 +148,7 @@ Result<std::string> SpoolWriter::begin()
     if (m_id.empty()) {
         return Error{EEXIST, "cannot find a free queue id"};
     }
-    m_fd = m_fs.open(tmp_dir() + "/message.eml", O_WRONLY | O_CREAT | O_EXCL, 0600);
+    m_fd = m_fs.open(tmp_dir() + "/message.eml", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
     if (m_fd < 0) {
         return failure("cannot create message.eml in");
     }
@@ -195,7 +201,7 @@ Result<void> SpoolWriter::append(std::string_view bytes)
 
 Result<void> SpoolWriter::fsync_dir(const std::string& path)
 {
-    int fd = m_fs.open(path, O_RDONLY | O_DIRECTORY, 0);
+    int fd = m_fs.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
     if (fd < 0) {
         return sys_error("cannot open " + path);
     }
@@ -232,11 +238,11 @@ Result<void> SpoolWriter::prepend(std::string_view bytes)
     // one inside tmp/ID, which nobody else reads, so a crash leaves only tmp/.
     std::string old_path = tmp_dir() + "/message.eml";
     std::string new_path = tmp_dir() + "/message.new";
-    int in = ::open(old_path.c_str(), O_RDONLY | O_CLOEXEC);
+    int in = ::open(old_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (in < 0) {
         return failure("cannot read message.eml in");
     }
-    int out = m_fs.open(new_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    int out = m_fs.open(new_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
     if (out < 0) {
         ::close(in);
         return failure("cannot create message.new in");
@@ -288,7 +294,7 @@ Result<void> SpoolWriter::commit(Envelope& envelope)
     envelope.id = m_id;
     envelope.size = m_written;
     std::string json = envelope_to_json(envelope);
-    int efd = m_fs.open(tmp_dir() + "/envelope.json", O_WRONLY | O_CREAT | O_EXCL, 0600);
+    int efd = m_fs.open(tmp_dir() + "/envelope.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
     if (efd < 0) {
         return failure("cannot create envelope.json in");
     }
@@ -315,7 +321,7 @@ Result<void> SpoolWriter::commit(Envelope& envelope)
     if (auto r = fsync_dir(m_spool + "/queue"); !r) {
         // Not known to be durable: take it back out rather than say 250.
         if (m_fs.rename_noreplace(queued, tmp_dir()) != 0) {
-            remove_tree(queued);
+            remove_tree(m_spool + "/queue", m_id);
         }
         abort();
         return r;
@@ -336,7 +342,7 @@ void SpoolWriter::abort()
         m_fs.unlink(dir + "/message.new");
         m_fs.unlink(dir + "/envelope.json");
         if (m_fs.rmdir(dir) != 0) {
-            remove_tree(dir);
+            remove_tree(m_spool + "/tmp", m_id);
         }
         m_id.clear();
     }
@@ -345,21 +351,12 @@ void SpoolWriter::abort()
 
 Result<std::vector<std::string>> list_queue(const std::string& spool)
 {
-    std::string queue = spool + "/queue";
-    DIR* d = ::opendir(queue.c_str());
-    if (d == nullptr) {
-        return sys_error("cannot read " + queue);
+    PosixFs fs;
+    auto queue = QueueDir::open(spool, fs);
+    if (!queue) {
+        return queue.error();
     }
-    std::vector<std::string> ids;
-    while (dirent* ent = ::readdir(d)) {
-        std::string name = ent->d_name;
-        if (is_valid_queue_id(name)) {
-            ids.push_back(name);
-        }
-    }
-    ::closedir(d);
-    std::sort(ids.begin(), ids.end());
-    return ids;
+    return queue.value().list();
 }
 
 std::string message_path(const std::string& spool, std::string_view id)
@@ -367,39 +364,32 @@ std::string message_path(const std::string& spool, std::string_view id)
     return spool + "/queue/" + std::string(id) + "/message.eml";
 }
 
-std::string envelope_path(const std::string& spool, std::string_view id)
-{
-    return spool + "/queue/" + std::string(id) + "/envelope.json";
-}
-
 Result<Envelope> load_envelope(const std::string& spool, std::string_view id)
 {
-    std::string path = envelope_path(spool, id);
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return sys_error("cannot read " + path);
+    PosixFs fs;
+    auto queue = QueueDir::open(spool, fs);
+    if (!queue) {
+        return queue.error();
     }
-    std::ostringstream text;
-    text << in.rdbuf();
-    auto e = envelope_from_json(text.str());
-    if (!e) {
-        return Error{0, path + ": " + e.error().message};
+    auto entry = queue.value().entry(id);
+    if (!entry) {
+        return entry.error();
     }
-    if (e.value().id != id) {
-        return Error{0, path + ": \"id\" does not match the directory name"};
-    }
-    return e;
+    return entry.value().load();
 }
 
 Result<void> remove_message(const std::string& spool, std::string_view id)
 {
-    std::string from = spool + "/queue/" + std::string(id);
-    std::string to = spool + "/tmp/removed-" + std::string(id);
-    if (::rename(from.c_str(), to.c_str()) != 0) {
-        return sys_error("cannot remove " + from);
+    PosixFs fs;
+    auto queue = QueueDir::open(spool, fs);
+    if (!queue) {
+        return queue.error();
     }
-    remove_tree(to);
-    return {};
+    auto entry = queue.value().entry(id);
+    if (!entry) {
+        return entry.error();
+    }
+    return entry.value().remove();
 }
 
 } // namespace smtpspool

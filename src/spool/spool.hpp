@@ -1,5 +1,5 @@
 // spool: the spool directory on disk (smtpspool-spool(5)). SpoolWriter runs the
-// commit protocol; the reader functions serve mailq, cat and remove.
+// commit protocol; spool_entry.hpp reads, rewrites and removes queued messages.
 #pragma once
 
 #include "base/clock.hpp"
@@ -55,13 +55,13 @@ private:
     std::uint64_t m_written = 0;
 };
 
-// --- reading the queue (mailq, cat, remove) ---
+// --- shorthands over QueueDir and SpoolEntry (spool_entry.hpp) ---
 
 // Queue ids present in SPOOL/queue, sorted (that is, by arrival).
 Result<std::vector<std::string>> list_queue(const std::string& spool);
 
+// SPOOL/queue/ID/message.eml, to name it; the spool layer opens it by descriptor.
 std::string message_path(const std::string& spool, std::string_view id);
-std::string envelope_path(const std::string& spool, std::string_view id);
 
 // Reads and validates SPOOL/queue/ID/envelope.json. errnum ENOENT when absent.
 Result<Envelope> load_envelope(const std::string& spool, std::string_view id);

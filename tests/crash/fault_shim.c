@@ -1,6 +1,6 @@
 /* fault_shim: an LD_PRELOAD library for the crash-consistency tests. It counts
  * the file-system calls that make up the spool's commit protocol (mkdir, open
- * with O_CREAT, write to a file, fsync, rename, renameat2) and, at the call
+ * and openat with O_CREAT, write to a file, fsync, rename, renameat, renameat2) and, at the call
  * numbered SMTPSPOOL_CRASH_AT, kills the process with SIGKILL before the call
  * happens: the state on disk is exactly what a crash at that point leaves.
  * With SMTPSPOOL_FAIL_AT instead, the call numbered so fails without being
@@ -69,6 +69,18 @@ int open(const char* path, int flags, ...)
     va_end(ap);
     if ((flags & O_CREAT) && step()) return -1;
     return real(path, flags, mode);
+}
+
+int openat(int dir, const char* path, int flags, ...)
+{
+    static int (*real)(int, const char*, int, ...);
+    if (!real) real = dlsym(RTLD_NEXT, "openat");
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = (flags & O_CREAT) ? va_arg(ap, mode_t) : 0;
+    va_end(ap);
+    if ((flags & O_CREAT) && step()) return -1;
+    return real(dir, path, flags, mode);
 }
 
 ssize_t write(int fd, const void* buf, size_t n)

@@ -49,7 +49,7 @@ TEST_SUITE("local_transports")
     {
         Message m;
         MaildirTransport t(m.dir.path() + "/mail/%d/%u", "mx.test");
-        auto out = t.deliver(Delivery{m.e, m.path, {0, 1}});
+        auto out = t.deliver(Delivery{m.e, open_file(m.path), {0, 1}});
         REQUIRE(out.size() == 2);
         CHECK(out[0].outcome == Outcome::delivered);
         CHECK(out[1].outcome == Outcome::delivered);
@@ -68,7 +68,7 @@ TEST_SUITE("local_transports")
         Message m;
         std::ofstream(m.dir.path() + "/file") << "x";
         MaildirTransport t(m.dir.path() + "/file/%u", "mx.test");
-        auto out = t.deliver(Delivery{m.e, m.path, {0}});
+        auto out = t.deliver(Delivery{m.e, open_file(m.path), {0}});
         CHECK(out[0].outcome == Outcome::temporary);
         CHECK(out[0].detail.find("cannot create maildir") != std::string::npos);
     }
@@ -79,19 +79,19 @@ TEST_SUITE("local_transports")
         std::string log = m.dir.path() + "/log";
         PipeTransport ok("{ echo \"$SENDER|$RECIPIENT|$LOCAL|$DOMAIN|$MESSAGE_ID|$SMTPSPOOL_SPOOL\"; cat; } >> " + log,
                          "/spool", "mx.test", 10s);
-        auto out = ok.deliver(Delivery{m.e, m.path, {0}});
+        auto out = ok.deliver(Delivery{m.e, open_file(m.path), {0}});
         REQUIRE(out.size() == 1);
         CHECK(out[0].outcome == Outcome::delivered);
         CHECK(slurp(log) == "alice@b.test|bob@x.test|bob|x.test|ID-1|/spool\nReturn-Path: <alice@b.test>\n"
                             "Delivered-To: bob@x.test\nReceived: x\nSubject: s\n\nline\n.dot\n");
         PipeTransport later("cat >/dev/null; exit 75", "/spool", "mx.test", 10s);
-        CHECK(later.deliver(Delivery{m.e, m.path, {0}})[0].outcome == Outcome::temporary);
+        CHECK(later.deliver(Delivery{m.e, open_file(m.path), {0}})[0].outcome == Outcome::temporary);
         PipeTransport refuse("echo 'no such list' >&2; exit 67", "/spool", "mx.test", 10s);
-        auto r = refuse.deliver(Delivery{m.e, m.path, {1}});
+        auto r = refuse.deliver(Delivery{m.e, open_file(m.path), {1}});
         CHECK(r[0].outcome == Outcome::permanent);
         CHECK(r[0].detail == "pipe command exited 67: no such list");
         PipeTransport slow("sleep 5", "/spool", "mx.test", 1s);
-        auto s = slow.deliver(Delivery{m.e, m.path, {0}});
+        auto s = slow.deliver(Delivery{m.e, open_file(m.path), {0}});
         CHECK(s[0].outcome == Outcome::temporary);
         CHECK(s[0].detail == "pipe command timed out after 1 s");
     }
@@ -102,7 +102,7 @@ TEST_SUITE("local_transports")
         std::string marker = m.dir.path() + "/pwned";
         m.e.recipients[0].address = "\"$(touch " + marker + ")\"@x.test";
         PipeTransport t("cat >/dev/null; test -n \"$RECIPIENT\"", "/spool", "mx.test", 10s);
-        CHECK(t.deliver(Delivery{m.e, m.path, {0}})[0].outcome == Outcome::delivered);
+        CHECK(t.deliver(Delivery{m.e, open_file(m.path), {0}})[0].outcome == Outcome::delivered);
         CHECK_FALSE(std::filesystem::exists(marker));
     }
 }

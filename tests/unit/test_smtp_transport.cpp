@@ -223,7 +223,7 @@ struct Fixture {
         for (std::size_t i = 0; i < envelope.recipients.size(); ++i) {
             all.push_back(i);
         }
-        return Delivery{envelope, path, all};
+        return Delivery{envelope, testutil::open_file(path), all};
     }
 };
 
@@ -455,7 +455,7 @@ TEST_SUITE("smtp_transport")
             answer_quit(c);
         }});
         auto t = transport_to(server.port());
-        auto out = t.deliver(Delivery{f.envelope, f.path, {2, 0}});
+        auto out = t.deliver(Delivery{f.envelope, testutil::open_file(f.path), {2, 0}});
         t.finish();
         server.join();
         REQUIRE(out.size() == 2);

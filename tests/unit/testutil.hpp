@@ -3,10 +3,13 @@
 #pragma once
 
 #include "base/fs.hpp"
+#include "delivery/transport.hpp"
 #include "base/log.hpp"
 #include "smtp/spool_port.hpp"
 
 #include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -129,6 +132,15 @@ public:
     }
     int unlink(const std::string& p) override { return m_real.unlink(p); }
     int rmdir(const std::string& p) override { return m_real.rmdir(p); }
+    int openat(int d, const std::string& p, int f, mode_t m) override { return trip() ? -1 : m_real.openat(d, p, f, m); }
+    int renameat(int fd1, const std::string& a, int fd2, const std::string& b) override
+    {
+        return trip() ? -1 : m_real.renameat(fd1, a, fd2, b);
+    }
+    int unlinkat(int d, const std::string& p, int f) override { return m_real.unlinkat(d, p, f); }
+    ssize_t read(int fd, char* d, std::size_t n) override { return trip() ? -1 : m_real.read(fd, d, n); }
+    int fstat(int fd, struct stat* st) override { return m_real.fstat(fd, st); }
+    int flock(int fd, int op) override { return m_real.flock(fd, op); }
 
 private:
     bool trip()
@@ -170,6 +182,19 @@ inline std::size_t count_entries(const std::string& dir)
         ++n;
     }
     return n;
+}
+
+// A MessageOpener over a file named by path (the runner's opens it through
+// the spool entry).
+inline smtpspool::MessageOpener open_file(const std::string& path)
+{
+    return [path]() -> smtpspool::Result<smtpspool::Fd> {
+        smtpspool::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) {
+            return smtpspool::Error{errno, path + ": " + std::strerror(errno)};
+        }
+        return fd;
+    };
 }
 
 } // namespace testutil
