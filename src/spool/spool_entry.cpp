@@ -58,8 +58,12 @@ Result<Fd> open_subdir(Fs& fs, int parent, const std::string& name, const std::s
 {
     Fd fd(fs.openat(parent, name, k_dir_flags, 0));
     if (!fd) {
-        // O_NOFOLLOW on a link gives ELOOP; O_DIRECTORY on anything else ENOTDIR.
+        // With O_DIRECTORY, Linux answers ENOTDIR for a link too: tell them apart.
         int e = errno;
+        struct stat st {};
+        if (e == ENOTDIR && ::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+            e = ELOOP;
+        }
         std::string why = e == ELOOP ? "a symbolic link, not followed" : std::strerror(e);
         return Error{e, shown + ": " + why};
     }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <filesystem>
 #include <sys/file.h>
 
 using namespace smtpspool;
@@ -68,8 +69,7 @@ struct Fixture {
     std::string queue(const std::string& sender, std::vector<std::string> rcpts,
                       const std::string& data = "Subject: test\r\n\r\nbody\r\n")
     {
-        PosixFs fs;
-        SpoolWriter w(dir.path(), fs, clock, 77);
+        SpoolWriter w(dir.path(), posix, clock, 77);
         auto id = w.begin();
         REQUIRE(id.ok());
         REQUIRE(w.append("Received: by test\r\n" + data).ok());
@@ -100,7 +100,7 @@ struct Fixture {
                 ++script.created;
                 return std::make_unique<ScriptedTransport>(script, spec.text);
             },
-            log, clock);
+            log, clock, fs != nullptr ? *fs : posix);
         return runner.run(ids);
     }
 
@@ -132,6 +132,8 @@ struct Fixture {
     Script script;
     std::vector<Route> routes;
     std::function<void(Envelope&)> tweak; // applied to each envelope queue() writes
+    PosixFs posix;
+    Fs* fs = nullptr; // the runner's file system calls, when not posix
 };
 
 using Notify = std::vector<std::string>;
@@ -505,5 +507,59 @@ TEST_SUITE("runner")
         CHECK(m.find("Action: delivered") != std::string::npos);
         CHECK(m.find("the body line") == std::string::npos);
         CHECK(m.find("text/rfc822-headers") != std::string::npos);
+    }
+
+    TEST_CASE("runq's rewrite of an envelope fails at each step: the old envelope stays whole, nothing lost")
+    {
+        // Count the runner's calls in a run that defers one recipient and
+        // delivers the other (so that the envelope is rewritten), then fail
+        // each call in turn.
+        auto setup = [](Fixture& f) {
+            f.script.answers["later@far.test"] = {Outcome::temporary, "451 4.3.0 try again"};
+            return f.queue("a@b.test", {"now@far.test", "later@far.test"});
+        };
+        Fixture probe;
+        setup(probe);
+        FaultyFs counting;
+        probe.fs = &counting;
+        RunStats clean = probe.run();
+        REQUIRE(clean.errors == 0);
+        const int total = counting.calls;
+        REQUIRE(total >= 6); // open spool, queue, tmp, entry, envelope read(s), .new, write, fsync, close, rename, fsync
+        int rewrites_failed = 0;
+        for (int step = 1; step <= total; ++step) {
+            for (int err : {EIO, ENOSPC}) {
+                INFO("failing call " << step << " of " << total << " with errno " << err);
+                Fixture f;
+                std::string id = setup(f);
+                Envelope before = f.envelope(id);
+                FaultyFs fs;
+                fs.fail_at = step;
+                fs.err = err;
+                f.fs = &fs;
+                RunStats s = f.run();
+                // Whatever failed, the envelope on disk parses and names both recipients.
+                auto after = load_envelope(f.dir.path(), id);
+                REQUIRE(after.ok());
+                REQUIRE(after.value().recipients.size() == 2);
+                CHECK(after.value().recipients[1].status == "pending");
+                // No temporary file is left beside it.
+                CHECK_FALSE(std::filesystem::exists(f.dir.path() + "/queue/" + id + "/envelope.json.new"));
+                if (s.errors > 0) {
+                    ++rewrites_failed;
+                    CHECK(f.log.has("event=runq-error"));
+                    // Before the rename the old envelope is still there, whole.
+                    if (after.value().attempts == before.attempts) {
+                        CHECK(after.value().recipients[0].status == "pending");
+                    }
+                }
+                // A later run finishes the job: nothing was lost.
+                f.fs = nullptr;
+                f.script.answers.clear();
+                f.run({id});
+                CHECK(f.queued().empty());
+            }
+        }
+        CHECK(rewrites_failed >= 2 * 4); // create, write, fsync, rename (and the directory fsync) each reported
     }
 }
