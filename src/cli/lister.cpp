@@ -104,7 +104,7 @@ std::string format_json_lines(const std::vector<QueueEntry>& entries)
         if (e.envelope) {
             out += envelope_to_json_line(*e.envelope) + "\n";
         } else {
-            out += "{\"id\":" + json_quote(e.id) + ",\"error\":" + json_quote(e.error) + "}\n";
+            out += json_object_line({{"id", e.id}, {"error", e.error}}) + "\n";
         }
     }
     return out;

@@ -5,7 +5,9 @@
 #include "base/result.hpp"
 #include "model/envelope.hpp"
 
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <string_view>
 
 namespace smtpspool {
@@ -19,7 +21,7 @@ Result<Envelope> envelope_from_json(std::string_view text);
 // One envelope as a single JSON line (for mailq --json).
 std::string envelope_to_json_line(const Envelope& envelope);
 
-// A JSON string literal (quotes and escapes included).
-std::string json_quote(std::string_view text);
+// A one-line JSON object of string members, in the order given.
+std::string json_object_line(std::initializer_list<std::pair<const char*, std::string_view>> members);
 
 } // namespace smtpspool

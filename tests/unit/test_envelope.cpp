@@ -256,7 +256,8 @@ TEST_SUITE("envelope")
         e.client.helo = "bad\xff";
         std::string json = envelope_to_json(e);
         CHECK(envelope_from_json(json).ok());
-        CHECK(json_quote("a\"b") == "\"a\\\"b\"");
+        CHECK(json_object_line({{"id", "a\"b"}, {"error", "bad\xff"}}) ==
+              "{\"id\":\"a\\\"b\",\"error\":\"bad\xef\xbf\xbd\"}");
     }
 
     TEST_CASE("the envelope writer gives the octets of a pretty-printed JSON tree")
