@@ -203,22 +203,22 @@ Result<std::vector<std::string>> child_environment(const EnvironmentVariables& v
 Result<ChildProcess> ChildProcess::spawn(const std::string& command, const std::vector<std::string>& environment,
                                          std::array<int, 3> stdio, int fd3)
 {
-    return start({"/bin/sh", "-c", command}, environment, stdio, fd3);
+    return start("/bin/sh", {"/bin/sh", "-c", command}, environment, stdio, fd3, false);
 }
 
-Result<ChildProcess> ChildProcess::spawn_program(const std::vector<std::string>& argv,
+Result<ChildProcess> ChildProcess::spawn_program(const std::string& path, const std::vector<std::string>& argv,
                                                  const std::vector<std::string>& environment,
-                                                 std::array<int, 3> stdio)
+                                                 std::array<int, 3> stdio, bool new_session)
 {
     if (argv.empty()) {
-        return Error{EINVAL, "no program to run"};
+        return Error{EINVAL, "no arguments for " + path};
     }
-    return start(argv, environment, stdio, -1);
+    return start(path, argv, environment, stdio, -1, new_session);
 }
 
-Result<ChildProcess> ChildProcess::start(const std::vector<std::string>& arguments,
+Result<ChildProcess> ChildProcess::start(const std::string& path, const std::vector<std::string>& arguments,
                                          const std::vector<std::string>& environment, std::array<int, 3> stdio,
-                                         int fd3)
+                                         int fd3, bool new_session)
 {
     // The dup2 actions onto 0, 1, 2 would clobber a source that is itself one
     // of them (fresh descriptors are that low when our own stdio is closed):
@@ -271,9 +271,11 @@ Result<ChildProcess> ChildProcess::start(const std::vector<std::string>& argumen
     rc = rc != 0 ? rc : ::posix_spawnattr_setpgroup(&attr, 0);
     rc = rc != 0 ? rc : ::posix_spawnattr_setsigdefault(&attr, &all);
     rc = rc != 0 ? rc : ::posix_spawnattr_setsigmask(&attr, &none);
+    // A new session makes it the leader of a new process group as well.
+    short group = new_session ? POSIX_SPAWN_SETSID : POSIX_SPAWN_SETPGROUP;
     rc = rc != 0 ? rc
-                 : ::posix_spawnattr_setflags(&attr,
-                                              POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+                 : ::posix_spawnattr_setflags(&attr, static_cast<short>(group | POSIX_SPAWN_SETSIGDEF |
+                                                                        POSIX_SPAWN_SETSIGMASK));
     std::vector<std::string> args = arguments;
     std::vector<char*> argv;
     for (std::string& a : args) {
@@ -287,11 +289,11 @@ Result<ChildProcess> ChildProcess::start(const std::vector<std::string>& argumen
     }
     envp.push_back(nullptr);
     pid_t pid = -1;
-    rc = rc != 0 ? rc : ::posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+    rc = rc != 0 ? rc : ::posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), envp.data());
     ::posix_spawnattr_destroy(&attr);
     ::posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {
-        return Error{rc, errno_text("cannot run " + arguments.front(), rc)};
+        return Error{rc, errno_text("cannot run " + path, rc)};
     }
     return ChildProcess(pid, open_pidfd(pid));
 }

@@ -47,9 +47,12 @@ public:
     // interface reads the credentials there).
     static Result<ChildProcess> spawn(const std::string& command, const std::vector<std::string>& environment,
                                       std::array<int, 3> stdio, int fd3 = -1);
-    // argv[0] is run as it is (no shell), for programs we start ourselves.
-    static Result<ChildProcess> spawn_program(const std::vector<std::string>& argv,
-                                              const std::vector<std::string>& environment, std::array<int, 3> stdio);
+    // The program at `path` (no shell) with these arguments (argv[0] first),
+    // for programs we start ourselves. With new_session it leads a session of
+    // its own (setsid(2)), so that nothing sent to ours (a hangup) reaches it.
+    static Result<ChildProcess> spawn_program(const std::string& path, const std::vector<std::string>& argv,
+                                              const std::vector<std::string>& environment, std::array<int, 3> stdio,
+                                              bool new_session = false);
     ChildProcess(ChildProcess&& other) noexcept;
     ChildProcess& operator=(ChildProcess&&) = delete;
     ChildProcess(const ChildProcess&) = delete;
@@ -79,8 +82,9 @@ public:
 
 private:
     ChildProcess(pid_t pid, int exit_fd) : m_pid(pid), m_exit_fd(exit_fd) {}
-    static Result<ChildProcess> start(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
-                                      std::array<int, 3> stdio, int fd3);
+    static Result<ChildProcess> start(const std::string& path, const std::vector<std::string>& argv,
+                                      const std::vector<std::string>& environment, std::array<int, 3> stdio, int fd3,
+                                      bool new_session);
     pid_t m_pid = -1;
     int m_exit_fd = -1;
 };

@@ -2,6 +2,9 @@
 // only the PROXY header and the refusals before the session use them directly.
 #include "cli/serve.hpp"
 
+#include "base/child_process.hpp"
+#include "base/fd.hpp"
+
 #include "policy/checkpassword.hpp"
 #include "base/fs.hpp"
 #include "server/peer.hpp"
@@ -52,36 +55,32 @@ private:
 // A runq for one message, detached (double fork, new session, /dev/null for
 // fds 0-2, nothing else inherited) so that the session neither waits for it
 // nor shares its descriptors with it.
+// The runq processes --deliver-now started, reaped once they have exited.
+std::vector<pid_t> g_runq_children;
+
+void reap_runq_children()
+{
+    std::erase_if(g_runq_children, [](pid_t pid) { return ::waitpid(pid, nullptr, WNOHANG) != 0; });
+}
+
+// A runq for these ids, in a session of its own, with a clean
+// environment and /dev/null for its standard descriptors: it outlives the
+// session, and its log goes where --log says.
 void start_runq(const Config& config, const std::vector<std::string>& ids)
 {
-    std::vector<std::string> args = runq_arguments(config);
-    args.insert(args.begin(), "smtpspool");
-    args.insert(args.end(), ids.begin(), ids.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    pid_t child = ::fork();
-    if (child < 0) {
+    reap_runq_children();
+    std::vector<std::string> argv = runq_arguments(config);
+    argv.insert(argv.begin(), "smtpspool");
+    argv.insert(argv.end(), ids.begin(), ids.end());
+    auto env = child_environment({});
+    Fd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!env || !null) {
         return; // the message stays queued for the next runq
     }
-    if (child == 0) {
-        ::setsid();
-        if (::fork() != 0) {
-            ::_exit(0);
-        }
-        int null = ::open("/dev/null", O_RDWR);
-        for (int fd = 0; fd < 3; ++fd) {
-            ::dup2(null, fd);
-        }
-        ::closefrom(3);
-        ::signal(SIGPIPE, SIG_DFL);
-        ::execv("/proc/self/exe", argv.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    auto child = ChildProcess::spawn_program("/proc/self/exe", argv, env.value(), {null.get(), null.get(), null.get()},
+                                              true);
+    if (child) {
+        g_runq_children.push_back(child.value().release());
     }
 }
 
