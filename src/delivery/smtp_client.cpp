@@ -2,6 +2,8 @@
 // (transparency), §2.3.8 (CRLF only), §4.1.2 (paths) for the outbound client.
 #include "delivery/smtp_client.hpp"
 
+#include "smtp/dsn.hpp"
+
 #include "base/limits.hpp"
 #include "smtp/smtp_address.hpp"
 
@@ -238,6 +240,43 @@ std::string reply_detail(const ServerReply& reply)
         }
     }
     return clean_detail(text);
+}
+
+std::string mail_command(const Envelope& envelope, const EhloFeatures& features, std::uint64_t size)
+{
+    std::string mail = "MAIL FROM:<" + envelope.mail_from + ">";
+    if (features.size) {
+        mail += " SIZE=" + std::to_string(size);
+    }
+    if (envelope.body == "8BITMIME") {
+        mail += " BODY=8BITMIME";
+    }
+    if (envelope.smtputf8) {
+        mail += " SMTPUTF8";
+    }
+    if (features.dsn && envelope.dsn_ret) {
+        mail += " RET=" + *envelope.dsn_ret;
+    }
+    if (features.dsn && envelope.dsn_envid) {
+        mail += " ENVID=" + xtext_encode(*envelope.dsn_envid);
+    }
+    return mail + "\r\n";
+}
+
+std::string rcpt_command(const Recipient& recipient, const EhloFeatures& features)
+{
+    std::string rcpt = "RCPT TO:<" + recipient.address + ">";
+    if (features.dsn && recipient.notify) {
+        std::string joined;
+        for (const std::string& k : *recipient.notify) {
+            joined += (joined.empty() ? "" : ",") + k;
+        }
+        rcpt += " NOTIFY=" + joined;
+    }
+    if (features.dsn && recipient.orcpt) {
+        rcpt += " ORCPT=" + orcpt_parameter(*recipient.orcpt);
+    }
+    return rcpt + "\r\n";
 }
 
 } // namespace smtpspool

@@ -3,6 +3,8 @@
 // the one-line "detail" of a reply. No descriptors; fed any chunking.
 #pragma once
 
+#include "model/envelope.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -71,6 +73,16 @@ struct EhloFeatures {
 };
 
 EhloFeatures parse_ehlo(const ServerReply& reply);
+
+// The MAIL command for `envelope` to a server with `features`, CRLF included:
+// SIZE=size when the server offers SIZE (RFC 1870), BODY=8BITMIME (RFC 6152
+// §3), SMTPUTF8 (RFC 6531 §3.4), and, to a server that offers DSN, RET and
+// ENVID as received (RFC 3461 §6.2.1). The caller has checked the address.
+std::string mail_command(const Envelope& envelope, const EhloFeatures& features, std::uint64_t size);
+
+// The RCPT command for one recipient, CRLF included: with NOTIFY and ORCPT as
+// received when the server offers DSN.
+std::string rcpt_command(const Recipient& recipient, const EhloFeatures& features);
 
 // Turns stored message octets into the DATA wire form (RFC 5321 §4.5.2): a '.'
 // at the start of a line is doubled, and a bare CR or bare LF becomes CRLF

@@ -504,40 +504,11 @@ void SmtpTransport::run_transaction(Transaction& tx)
         std::size_t pos = 0; // for RCPT: the position in delivery.recipients
     };
 
-    std::string mail = "MAIL FROM:<" + envelope.mail_from + ">";
-    if (m_features.size) {
-        mail += " SIZE=" + std::to_string(tx.size); // RFC 1870
-    }
-    if (envelope.body == "8BITMIME") {
-        mail += " BODY=8BITMIME"; // RFC 6152 §3
-    }
-    if (envelope.smtputf8) {
-        mail += " SMTPUTF8"; // RFC 6531 §3.4
-    }
-    // RFC 3461 §6.2.1: to a server that offers DSN, the parameters as received.
-    const bool dsn = m_features.dsn;
-    if (dsn && envelope.dsn_ret) {
-        mail += " RET=" + *envelope.dsn_ret;
-    }
-    if (dsn && envelope.dsn_envid) {
-        mail += " ENVID=" + xtext_encode(*envelope.dsn_envid);
-    }
     std::vector<Command> commands;
-    commands.push_back({Kind::mail, mail + "\r\n"});
+    commands.push_back({Kind::mail, mail_command(envelope, m_features, tx.size)});
     for (std::size_t pos : tx.sent) {
         const Recipient& r = envelope.recipients[tx.delivery.recipients[pos]];
-        std::string rcpt = "RCPT TO:<" + r.address + ">";
-        if (dsn && r.notify) {
-            std::string joined;
-            for (const std::string& k : *r.notify) {
-                joined += (joined.empty() ? "" : ",") + k;
-            }
-            rcpt += " NOTIFY=" + joined;
-        }
-        if (dsn && r.orcpt) {
-            rcpt += " ORCPT=" + orcpt_parameter(*r.orcpt);
-        }
-        commands.push_back({Kind::rcpt, rcpt + "\r\n", pos});
+        commands.push_back({Kind::rcpt, rcpt_command(r, m_features), pos});
     }
     commands.push_back({Kind::data, "DATA\r\n"});
 
@@ -638,7 +609,7 @@ void SmtpTransport::run_transaction(Transaction& tx)
     for (std::size_t pos = 0; pos < tx.state.size(); ++pos) {
         if (tx.state[pos] == Transaction::St::accepted) {
             tx.decide(pos, outcome_of(done), reply_detail(done));
-            tx.out[pos].handoff = dsn ? Handoff::relayed_dsn : Handoff::relayed;
+            tx.out[pos].handoff = m_features.dsn ? Handoff::relayed_dsn : Handoff::relayed;
         }
     }
 }

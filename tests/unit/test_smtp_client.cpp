@@ -382,4 +382,31 @@ TEST_SUITE("smtp_client")
         CHECK(clean_detail("a\r\nb") == "a??b");
         CHECK(clean_detail("abcdef", 5) == "ab...");
     }
+
+    TEST_CASE("MAIL and RCPT carry the parameters the server offers, DSN's only to a DSN server")
+    {
+        Envelope e;
+        e.mail_from = "a@b.test";
+        e.body = "8BITMIME";
+        e.smtputf8 = true;
+        e.dsn_ret = "HDRS";
+        e.dsn_envid = "id+1 x";
+        Recipient r;
+        r.address = "u@c.test";
+        r.notify = std::vector<std::string>{"SUCCESS", "FAILURE"};
+        r.orcpt = "rfc822;u@c.test";
+        EhloFeatures plain;
+        CHECK(mail_command(e, plain, 1234) == "MAIL FROM:<a@b.test> BODY=8BITMIME SMTPUTF8\r\n");
+        CHECK(rcpt_command(r, plain) == "RCPT TO:<u@c.test>\r\n");
+        EhloFeatures rich;
+        rich.size = true;
+        rich.dsn = true;
+        CHECK(mail_command(e, rich, 1234) ==
+              "MAIL FROM:<a@b.test> SIZE=1234 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id+2B1+20x\r\n");
+        CHECK(rcpt_command(r, rich) == "RCPT TO:<u@c.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;u@c.test\r\n");
+        Envelope bare;
+        bare.mail_from = "";
+        bare.body = "7BIT";
+        CHECK(mail_command(bare, rich, 0) == "MAIL FROM:<> SIZE=0\r\n");
+    }
 }
