@@ -31,7 +31,7 @@ struct Lost {
     std::string detail;
 };
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 // Commands written at once with PIPELINING. RFC 2920 §3.1: a client that
 // writes without reading can deadlock once the server's replies fill the
@@ -40,9 +40,9 @@ inline constexpr std::size_t k_pipeline_group = 100;
 
 std::string seconds(std::chrono::seconds s) { return std::to_string(s.count()) + " s"; }
 
-int remaining_ms(Clock::time_point deadline)
+int remaining_ms(SteadyClock::time_point deadline)
 {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
     if (left <= 0) {
         return 0;
     }
@@ -166,7 +166,7 @@ void SmtpTransport::connect_socket()
             err = errno;
         }
         if (err == EINPROGRESS || err == EINTR) {
-            auto deadline = Clock::now() + m_timeouts.connect;
+            auto deadline = SteadyClock::now() + m_timeouts.connect;
             for (;;) {
                 pollfd p{fd, POLLOUT, 0};
                 int r = ::poll(&p, 1, remaining_ms(deadline));
@@ -324,7 +324,7 @@ void SmtpTransport::send_all(std::string_view bytes, std::chrono::seconds timeou
     if (m_fd < 0) {
         throw Lost{"connection to " + where() + " is closed"};
     }
-    auto deadline = Clock::now() + timeout;
+    auto deadline = SteadyClock::now() + timeout;
     while (!bytes.empty()) {
         ssize_t n = ::send(m_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
         if (n > 0) {
@@ -359,7 +359,7 @@ ServerReply SmtpTransport::read_reply(std::chrono::seconds timeout, std::string_
     if (m_fd < 0) {
         throw Lost{"connection to " + where() + " is closed"};
     }
-    auto deadline = Clock::now() + timeout;
+    auto deadline = SteadyClock::now() + timeout;
     for (;;) {
         std::size_t used = m_parser.feed(m_in);
         m_in.erase(0, used);
