@@ -1,5 +1,6 @@
-// session: dispatch through the NFA table, the verb handlers, DATA streaming to
-// the spool, the error budget. Replies come only from smtp_reply.
+// session: the input modes, dispatch through the NFA table to the verb
+// handlers, the message to the spool (DATA's and BDAT's), the error budget.
+// Replies come only from smtp_reply; ordering only from smtp_nfa.
 #include "smtp/session.hpp"
 
 #include "base/limits.hpp"
@@ -8,29 +9,6 @@
 
 namespace smtpspool {
 namespace {
-
-// Client-supplied text for a trace header: printable ASCII only, no comment
-// or literal delimiters, bounded (RFC 5322 §2.1.1 lines stay under 998).
-std::string header_safe(std::string_view text)
-{
-    std::string out;
-    for (char c : text.substr(0, 255)) {
-        auto u = static_cast<unsigned char>(c);
-        bool ok =
-            u > 0x20 && u < 0x7f && c != '(' && c != ')' && c != '[' && c != ']' && c != '\\' && c != ';' && c != '"';
-        out.push_back(ok ? c : '?');
-    }
-    return out;
-}
-
-// RFC 5321 §4.1.3 address literal for the FROM clause.
-std::string address_literal(std::string_view address)
-{
-    if (address.find(':') != std::string_view::npos) {
-        return "[IPv6:" + std::string(address) + "]";
-    }
-    return "[" + std::string(address) + "]";
-}
 
 // A HELO/EHLO argument: one word of printable octets (RFC 5321 §4.1.1.1 asks
 // for a domain or address literal; §4.1.4 forbids refusing mail over it).
@@ -63,7 +41,7 @@ Session::Session(SessionConfig config, SpoolPort& spool, PolicyPort& policy, Log
 void Session::reply(const Reply& r)
 {
     m_out += render(r);
-    if (is_client_error(r) && !m_closed) {
+    if (is_client_error(r) && m_mode != Mode::closed) {
         count_error();
     }
 }
@@ -79,16 +57,15 @@ void Session::count_error()
 
 void Session::close(std::string_view reason)
 {
-    if (m_closed) {
+    if (m_mode == Mode::closed) {
         return;
     }
-    if (m_data || m_bdat) {
+    if (message_open()) {
         m_spool.abort();
-        m_data.reset();
-        m_bdat.reset();
     }
-    m_bdat_chunk.reset();
-    m_closed = true;
+    m_data.reset();
+    m_bdat.clear();
+    m_mode = Mode::closed;
     m_log.log(LogLine("disconnect")
                   .add("reason", reason)
                   .add("messages", m_messages)
@@ -121,68 +98,67 @@ Output Session::start()
     if (m_config.client_denied) {
         m_log.log(LogLine("client-denied").add("client", m_config.peer.local ? "local" : m_config.peer.address));
         m_out += render(replies::client_denied(m_config.hostname)); // not the client's error
+        m_state = State::denied;
     } else {
         reply(replies::greeting(m_config.hostname, !m_config.rfc821));
     }
-    return {std::exchange(m_out, {}), m_closed};
+    return {std::exchange(m_out, {}), m_mode == Mode::closed};
 }
 
 Output Session::feed(std::string_view bytes)
 {
     const std::size_t total = bytes.size();
-    while (!bytes.empty() && !m_closed) {
-        if (m_bdat_chunk) {
-            bytes.remove_prefix(chunk(bytes));
-            if (std::exchange(m_chunk_ended, false)) {
-                break; // the reply to the chunk goes out first
-            }
-            continue;
-        }
-        if (m_data) {
-            bytes.remove_prefix(data(bytes));
-            if (!m_data) {
-                break; // the reply to the data goes out first
-            }
-            continue;
-        }
-        std::size_t lf = bytes.find('\n');
-        if (lf == std::string_view::npos) {
-            // A partial line: keep at most max_line_length octets of it.
-            if (!m_overlong && m_line.size() + bytes.size() <= m_config.max_line_length) {
-                m_line.append(bytes);
-            } else {
-                m_overlong = true;
-                m_line.clear();
-            }
-            bytes = {};
+    m_reply_first = false;
+    while (!bytes.empty() && !m_reply_first && m_mode != Mode::closed) {
+        switch (m_mode) {
+        case Mode::command:
+        case Mode::auth_reply:
+            bytes.remove_prefix(read_line(bytes));
+            break;
+        case Mode::data:
+            bytes.remove_prefix(read_data(bytes));
+            break;
+        case Mode::bdat_octets:
+            bytes.remove_prefix(read_bdat_octets(bytes));
+            break;
+        case Mode::closed:
             break;
         }
-        std::string_view piece = bytes.substr(0, lf + 1);
-        bytes.remove_prefix(lf + 1);
-        if (m_overlong || m_line.size() + piece.size() > m_config.max_line_length) {
-            m_overlong = false;
-            m_line.clear();
-            // RFC 5321 §4.5.3.1.4 and §4.2.2: 500 line too long.
-            reply(replies::line_too_long());
-            continue;
-        }
-        if (m_line.empty()) {
-            line(piece);
-        } else {
-            m_line.append(piece);
-            std::string whole = std::exchange(m_line, {});
-            line(whole);
-        }
-        if (m_start_tls) {
-            break; // what follows STARTTLS is not to be read as plaintext
-        }
-        if (std::exchange(m_chunk_ended, false)) {
-            break; // BDAT 0: its reply goes out first
-        }
     }
-    Output out{std::exchange(m_out, {}), m_closed, m_closed ? total : total - bytes.size()};
+    const bool closed = m_mode == Mode::closed;
+    Output out{std::exchange(m_out, {}), closed, closed ? total : total - bytes.size()};
     out.start_tls = std::exchange(m_start_tls, false);
     return out;
+}
+
+// A command line, or an answer to a 334, among `bytes`; returns how many
+// octets it took. A partial line is kept (at most max_line_length of it).
+std::size_t Session::read_line(std::string_view bytes)
+{
+    std::size_t lf = bytes.find('\n');
+    if (lf == std::string_view::npos) {
+        if (!m_overlong && m_line.size() + bytes.size() <= m_config.max_line_length) {
+            m_line.append(bytes);
+        } else {
+            m_overlong = true;
+            m_line.clear();
+        }
+        return bytes.size();
+    }
+    std::string_view piece = bytes.substr(0, lf + 1);
+    if (m_overlong || m_line.size() + piece.size() > m_config.max_line_length) {
+        m_overlong = false;
+        m_line.clear();
+        // RFC 5321 §4.5.3.1.4 and §4.2.2: 500 line too long.
+        reply(replies::line_too_long());
+    } else if (m_line.empty()) {
+        line(piece);
+    } else {
+        m_line.append(piece);
+        std::string whole = std::exchange(m_line, {});
+        line(whole);
+    }
+    return lf + 1;
 }
 
 Output Session::tls_started(TlsInfo tls, std::size_t discarded)
@@ -195,7 +171,10 @@ Output Session::tls_started(TlsInfo tls, std::size_t discarded)
     m_esmtp = false;
     m_line.clear();
     m_overlong = false;
-    m_auth_step = AuthStep::none;
+    m_auth_dialogue.reset();
+    if (m_mode != Mode::closed) {
+        m_mode = Mode::command;
+    }
     m_state = State::connected;
     if (discarded > 0) {
         // Commands sent before the handshake (the STARTTLS injection): never
@@ -203,7 +182,7 @@ Output Session::tls_started(TlsInfo tls, std::size_t discarded)
         m_log.log(LogLine("tls-plaintext-discarded").add("octets", discarded));
         count_error();
     }
-    return {std::exchange(m_out, {}), m_closed};
+    return {std::exchange(m_out, {}), m_mode == Mode::closed};
 }
 
 Output Session::tls_failed(std::string_view reason)
@@ -215,20 +194,22 @@ Output Session::tls_failed(std::string_view reason)
 
 Output Session::end_of_input()
 {
-    close(m_data ? "eof-in-data" : m_bdat_chunk || m_bdat ? "eof-in-bdat" : "eof");
+    close(m_mode == Mode::data                                     ? "eof-in-data"
+          : m_mode == Mode::bdat_octets || m_bdat.message_open() ? "eof-in-bdat"
+                                                                   : "eof");
     return {std::exchange(m_out, {}), true};
 }
 
 Output Session::timeout()
 {
-    if (!m_closed) {
+    if (m_mode != Mode::closed) {
         reply(replies::timeout(m_config.hostname));
         close("timeout");
     }
     return {std::exchange(m_out, {}), true};
 }
 
-// One command line including its LF.
+// One line including its LF: a command, or the answer to a 334.
 void Session::line(std::string_view raw)
 {
     raw.remove_suffix(1); // LF
@@ -246,86 +227,85 @@ void Session::line(std::string_view raw)
         reply(replies::bare_line_end_in_command());
         return;
     }
-    if (m_auth_step != AuthStep::none) {
-        reply(auth_response(raw));
+    if (m_mode == Mode::auth_reply) {
+        auth_reply(raw);
         return;
     }
     command(raw);
 }
 
+constexpr std::array<Session::Handler, k_verb_count> Session::make_handlers()
+{
+    std::array<Handler, k_verb_count> h{};
+    auto at = [&h](Verb v, Handler f) { h[static_cast<std::size_t>(v)] = f; };
+    at(Verb::helo, &Session::on_helo);
+    at(Verb::ehlo, &Session::on_ehlo);
+    at(Verb::mail, &Session::on_mail);
+    at(Verb::rcpt, &Session::on_rcpt);
+    at(Verb::data, &Session::on_data);
+    at(Verb::bdat, &Session::on_bdat);
+    at(Verb::rset, &Session::on_rset);
+    at(Verb::noop, &Session::on_noop);
+    at(Verb::quit, &Session::on_quit);
+    at(Verb::help, &Session::on_help);
+    at(Verb::vrfy, &Session::on_vrfy);
+    at(Verb::expn, &Session::on_expn);
+    at(Verb::starttls, &Session::on_starttls);
+    at(Verb::auth, &Session::on_auth);
+    at(Verb::unimplemented, &Session::on_unimplemented);
+    at(Verb::unknown, &Session::on_unknown);
+    return h;
+}
+
+// The facts the NFA table's guards read.
+GuardSet Session::guards() const
+{
+    const bool cleartext = !m_config.tls && !m_config.peer.local;
+    GuardSet g = 0;
+    auto set = [&g](Guard guard, bool on) {
+        if (on) {
+            g = static_cast<GuardSet>(g | bit(guard));
+        }
+    };
+    set(Guard::ehlo, m_esmtp);
+    set(Guard::tls_active, m_config.tls.has_value());
+    set(Guard::authenticated, m_auth_user.has_value());
+    set(Guard::tls_required, m_config.require_tls && cleartext);
+    set(Guard::cleartext, cleartext);
+    set(Guard::starttls_offered, starttls_offered());
+    set(Guard::auth_configured, m_auth != nullptr);
+    set(Guard::rfc821, m_config.rfc821);
+    return g;
+}
+
 void Session::command(std::string_view text)
 {
+    static constexpr std::array<Handler, k_verb_count> k_handlers = make_handlers();
+    static_assert(std::find(k_handlers.begin(), k_handlers.end(), nullptr) == k_handlers.end(),
+                  "every verb has a handler");
     Command cmd = parse_command(text);
-    std::optional<Reply> refusal;
-    // RFC 5321 §3.1: after a 554 greeting, only QUIT.
-    if (m_config.client_denied && cmd.verb != Verb::quit) {
-        refusal = replies::session_refused();
-    } else if (!allowed(cmd.verb, m_state)) {
-        refusal = replies::out_of_sequence(missing_for(cmd.verb, m_state));
-    }
-    if (cmd.verb == Verb::bdat) {
-        on_bdat(cmd, std::move(refusal)); // its octets are read even when refused
+    if (Refusal why = refusal_for(cmd.verb, m_state, guards()); why != Refusal::none) {
+        if (why == Refusal::tls_required) {
+            m_log.log(LogLine("mail").add("result", "refused").add("reason", "tls-required"));
+        }
+        Reply refusal = replies::refusal(why, verb_label(cmd.verb));
+        std::optional<std::uint64_t> size;
+        if (cmd.verb == Verb::bdat && (size = bdat_chunk_size(cmd.argument))) {
+            // RFC 3030 §2: its octets are read and discarded before the reply.
+            expect_bdat_octets(*size, false, std::move(refusal));
+        } else {
+            reply(refusal);
+        }
         return;
     }
-    if (refusal) {
-        reply(*refusal);
-        return;
-    }
-    Outcome out{replies::ok(), true};
-    switch (cmd.verb) {
-    case Verb::helo:
-        out = on_helo(cmd, false);
-        break;
-    case Verb::ehlo:
-        out = on_helo(cmd, true);
-        break;
-    case Verb::mail:
-        out = on_mail(cmd);
-        break;
-    case Verb::rcpt:
-        out = on_rcpt(cmd);
-        break;
-    case Verb::data:
-        out = on_data(cmd);
-        break;
-    case Verb::bdat:
-        break; // on_bdat, above
-    case Verb::rset:
-        out = on_rset(cmd);
-        break;
-    case Verb::noop:
-        out = {replies::ok(), true};
-        break;
-    case Verb::quit:
-        out = on_quit(cmd);
-        break;
-    case Verb::help:
-        out = {replies::help(), true};
-        break;
-    case Verb::vrfy:
-        out = on_vrfy(cmd);
-        break;
-    case Verb::expn:
-        out = {replies::expn_refused(), false};
-        break;
-    case Verb::starttls:
-        out = on_starttls(cmd);
-        break;
-    case Verb::auth:
-        out = on_auth(cmd);
-        break;
-    case Verb::unimplemented:
-        out = {replies::not_implemented(), false};
-        break;
-    case Verb::unknown:
-        out = {replies::unknown_command(), false};
-        break;
-    }
+    const Outcome out = (this->*k_handlers[static_cast<std::size_t>(cmd.verb)])(cmd);
     if (out.success) {
         m_state = successor(cmd.verb, m_state);
     }
-    reply(out.reply);
-    if (cmd.verb == Verb::quit && out.success) {
+    if (out.reply) {
+        reply(*out.reply);
+    }
+    if (rule_for(cmd.verb).next == Next::closing && out.success) {
         close("quit");
     } else if (!out.close.empty()) {
         close(out.close);
@@ -334,10 +314,10 @@ void Session::command(std::string_view text)
 
 void Session::reset_transaction()
 {
-    if (m_data || m_bdat) {
+    if (message_open()) {
         m_spool.abort();
         m_data.reset();
-        m_bdat.reset();
+        m_bdat.close_message();
     }
     m_headers.reset();
     m_tx.reset();
@@ -357,7 +337,18 @@ PolicyFacts Session::facts(std::string_view id, std::uint64_t size) const
                        m_config.tls.has_value()};
 }
 
-Session::Outcome Session::on_helo(const Command& cmd, bool esmtp)
+MessageFacts Session::message_facts() const
+{
+    return MessageFacts{m_config.hostname, m_config.peer,   m_config.tls,       m_helo,
+                        m_esmtp,           m_auth_user,     m_tx->mail,         m_tx->recipients,
+                        m_tx->targets,     m_data_started, m_config.add_envelope_to};
+}
+
+Session::Outcome Session::on_helo(const Command& cmd) { return greet(cmd, false); }
+
+Session::Outcome Session::on_ehlo(const Command& cmd) { return greet(cmd, true); }
+
+Session::Outcome Session::greet(const Command& cmd, bool esmtp)
 {
     if (esmtp && m_config.rfc821) {
         return {replies::ehlo_disabled(), false};
@@ -384,10 +375,6 @@ Session::Outcome Session::on_mail(const Command& cmd)
     if (m_config.max_messages > 0 && m_messages >= m_config.max_messages) {
         m_log.log(LogLine("mail").add("result", "refused").add("reason", "max-messages-per-session"));
         return {replies::too_many_messages(m_config.hostname), false, "max-messages-per-session"};
-    }
-    if (m_config.require_tls && !m_config.tls && !m_config.peer.local) {
-        m_log.log(LogLine("mail").add("result", "refused").add("reason", "tls-required"));
-        return {replies::tls_required(), false};
     }
     auto parsed = parse_mail(cmd.argument, MailOptions{m_esmtp, m_config.max_message_size, auth_offered()});
     if (auto* refusal = std::get_if<Reply>(&parsed)) {
@@ -480,46 +467,6 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
     return {replies::recipient_ok(), true};
 }
 
-std::string Session::received_header(std::string_view id) const
-{
-    // RFC 5321 §4.4: from the EHLO name and the peer's address literal, by our
-    // name, with the protocol, id, for the recipient when there is only one.
-    std::string h = "Received: from " + header_safe(m_helo);
-    if (!m_config.peer.local) {
-        h += " (";
-        if (m_config.peer.hostname) {
-            h += header_safe(*m_config.peer.hostname) + " ";
-        }
-        h += address_literal(m_config.peer.address) + ")";
-    }
-    h += "\r\n\tby " + header_safe(m_config.hostname) + " (smtpspool";
-    if (m_config.tls) {
-        h += ", " + header_safe(m_config.tls->version) + " " + header_safe(m_config.tls->cipher);
-    }
-    h += m_config.peer.local ? ", from a local client)" : ")";
-    std::string with = m_esmtp ? "ESMTP" : "SMTP";
-    if (m_tx->mail.smtputf8) {
-        with = "UTF8SMTP"; // RFC 6531 §3.7.3
-    }
-    if (m_config.tls && m_esmtp) {
-        with += "S"; // RFC 3848: ESMTPS, UTF8SMTPS
-    }
-    if (m_auth_user && m_esmtp) {
-        with += "A"; // RFC 3848: ESMTPA, ESMTPSA, UTF8SMTPSA
-    }
-    h += " with " + with + " id " + std::string(id);
-    if (m_tx->recipients.size() == 1) {
-        h += "\r\n\tfor <" + m_tx->recipients.front() + ">";
-    }
-    h += "; " + rfc5322_date(m_data_started) + "\r\n";
-    if (m_config.add_envelope_to) {
-        for (const std::string& r : m_tx->recipients) {
-            h += "X-Envelope-To: <" + r + ">\r\n";
-        }
-    }
-    return h;
-}
-
 Reply Session::local_error_reply(const Error& e) const
 {
     return is_storage_full(e) ? replies::storage_full() : replies::local_error();
@@ -537,8 +484,8 @@ Session::Outcome Session::on_data(const Command& cmd)
         return {*refusal, false};
     }
     m_data.emplace(m_config.peer.local ? LineEnds::lf_accepted : LineEnds::crlf_only, m_config.max_message_size);
-    // The state moves on when the data ends (finish_data), not at 354.
-    return {replies::start_data(), false};
+    m_mode = Mode::data;
+    return {replies::start_data(), true};
 }
 
 // The spool file of a new message, with the Received: header; DATA and the
@@ -556,32 +503,40 @@ std::optional<Reply> Session::begin_message()
     m_id = id.value();
     m_headers.emplace(HeaderCheck::Options{
         m_config.check_headers, m_tx->mail.smtputf8 || m_tx->mail.body != Body::seven_bit, m_config.max_hops});
-    if (auto r = m_spool.append(received_header(id.value())); !r) {
+    if (auto r = m_spool.append(received_header(message_facts(), id.value())); !r) {
         m_spool_error = r.error();
     }
     return std::nullopt;
 }
 
-std::size_t Session::data(std::string_view bytes)
+// DATA's octets among `bytes`, up to the end-of-data mark; returns how many
+// it took.
+std::size_t Session::read_data(std::string_view bytes)
 {
-    m_chunk.clear();
-    std::size_t used = m_data->feed(bytes, m_chunk);
+    m_message_octets.clear();
+    std::size_t used = m_data->feed(bytes, m_message_octets);
     store(m_data->refused());
     if (m_data->done()) {
-        finish_data();
+        const DataReader& d = *m_data;
+        std::string_view reason;
+        std::optional<Reply> refusal = read_refusal(d.bare_line_end(), d.too_big(), reason);
+        std::size_t size = d.size();
+        m_data.reset();
+        m_mode = Mode::command;
+        finish_message(std::move(refusal), reason, size, 0);
     }
     return used;
 }
 
-// The octets a reader let through (m_chunk), DATA's or BDAT's: to the header
-// check and the spool. A refused message frees its disk at once; its data is
-// read to the end anyway.
+// The octets a reader let through (m_message_octets), DATA's or BDAT's: to
+// the header check and the spool. A refused message frees its disk at once;
+// its data is read to the end anyway.
 void Session::store(bool refused)
 {
-    m_headers->feed(m_chunk);
+    m_headers->feed(m_message_octets);
     refused = refused || m_spool_error.has_value();
-    if (!refused && !m_chunk.empty()) {
-        if (auto r = m_spool.append(m_chunk); !r) {
+    if (!refused && !m_message_octets.empty()) {
+        if (auto r = m_spool.append(m_message_octets); !r) {
             m_spool_error = r.error();
             refused = true;
         }
@@ -608,32 +563,6 @@ std::optional<Reply> Session::read_refusal(bool bare_line_end, bool too_big, std
         return replies::message_too_big(m_config.max_message_size);
     }
     return std::nullopt;
-}
-
-Envelope Session::make_envelope() const
-{
-    Envelope e;
-    e.received_at = rfc3339_utc(m_data_started); // the instant of the id and the Received: date
-    e.hostname = m_config.hostname;
-    if (!m_config.peer.local) {
-        e.client.address = m_config.peer.address;
-        e.client.port = m_config.peer.port;
-        e.client.hostname = m_config.peer.hostname;
-        e.client.ident = m_config.peer.ident;
-    }
-    e.client.helo = m_helo;
-    e.client.protocol = m_esmtp ? "ESMTP" : "SMTP";
-    e.client.tls = m_config.tls;
-    e.client.auth = m_auth_user;
-    e.mail_from = m_tx->mail.path.mailbox;
-    e.body = std::string(body_name(m_tx->mail.body));
-    e.smtputf8 = m_tx->mail.smtputf8;
-    if (!m_tx->mail.ret.empty()) {
-        e.dsn_ret = m_tx->mail.ret;
-    }
-    e.dsn_envid = m_tx->mail.envid;
-    e.recipients = m_tx->targets;
-    return e;
 }
 
 // The checks of a complete message that the data reader let through: the
@@ -664,74 +593,63 @@ std::optional<Reply> Session::check_message(std::size_t size, std::string_view& 
     return std::nullopt;
 }
 
-void Session::finish_data()
+// RFC 3030 §2: BDAT <size> [LAST], where the NFA table allows it. The
+// announced octets follow the command line whatever the reply; a BDAT refused
+// here (its size known) has them read and discarded before its reply, so that
+// the session stays in step.
+Session::Outcome Session::on_bdat(const Command& cmd)
 {
-    const DataReader& d = *m_data;
-    std::string_view reason;
-    std::optional<Reply> refusal = read_refusal(d.bare_line_end(), d.too_big(), reason);
-    std::size_t size = d.size();
-    m_data.reset();
-    finish_message(std::move(refusal), reason, size);
-}
-
-// RFC 3030 §2: BDAT <size> [LAST]. The announced octets follow the command
-// line whatever the reply; a refused BDAT (its size known) has them read and
-// discarded before its reply, so that the session stays in step.
-void Session::on_bdat(const Command& cmd, std::optional<Reply> refusal)
-{
-    const std::optional<std::uint64_t> size = bdat_chunk_size(cmd.argument);
-    BdatCommand bdat;
-    // RFC 3030 §2: BDAT only where CHUNKING was offered, that is after EHLO.
-    if (m_config.rfc821 && !m_config.client_denied) {
-        refusal = replies::not_implemented();
-    } else if (!refusal && !m_esmtp) {
-        refusal = replies::needs_ehlo("BDAT");
-    }
-    if (!refusal) {
-        auto parsed = parse_bdat(cmd.argument);
-        if (auto* r = std::get_if<Reply>(&parsed)) {
-            refusal = std::move(*r);
-        } else {
-            bdat = std::get<BdatCommand>(parsed);
+    auto parsed = parse_bdat(cmd.argument);
+    if (auto* r = std::get_if<Reply>(&parsed)) {
+        if (auto size = bdat_chunk_size(cmd.argument)) {
+            expect_bdat_octets(*size, false, std::move(*r));
+            return {std::nullopt, false};
         }
+        return {std::move(*r), false}; // where the chunk ends is unknown: nothing to discard
     }
-    if (!size) {
-        reply(*refusal); // where the chunk ends is unknown: nothing to discard
-        return;
-    }
-    if (!refusal && !m_bdat) {
+    const BdatCommand bdat = std::get<BdatCommand>(parsed);
+    std::optional<Reply> refusal;
+    if (!m_bdat.message_open()) {
         // The first chunk of the message.
         refusal = begin_message();
         if (!refusal) {
-            m_bdat.emplace(m_tx->mail.body == Body::binary_mime, m_config.max_message_size);
-            m_chunks = 0;
+            m_bdat.open_message(m_tx->mail.body == Body::binary_mime, m_config.max_message_size);
         }
     }
+    const bool accepted = !refusal;
+    expect_bdat_octets(bdat.size, bdat.last, std::move(refusal));
+    // The state moves on when the octets are in (end_bdat_chunk).
+    return {std::nullopt, accepted};
+}
+
+// The octets of a BDAT command follow: in Mode::bdat_octets until they are
+// all in, then the reply (at once for BDAT 0).
+void Session::expect_bdat_octets(std::uint64_t size, bool last, std::optional<Reply> refusal)
+{
     if (refusal && m_log.enabled()) {
         m_log.log(LogLine("bdat")
-                      .add("size", *size)
+                      .add("size", size)
                       .add("result", "refused")
                       .add("code", static_cast<std::uint64_t>(refusal->code)));
     }
-    m_bdat_chunk = Chunk{*size, *size, bdat.last, std::move(refusal)};
-    if (*size == 0) {
-        end_chunk();
+    m_bdat.announce(size, last, std::move(refusal));
+    m_mode = Mode::bdat_octets;
+    if (size == 0) {
+        end_bdat_chunk();
     }
 }
 
-// The octets of the current chunk among `bytes`; returns how many it took.
-std::size_t Session::chunk(std::string_view bytes)
+// The announced chunk's octets among `bytes`; returns how many it took.
+std::size_t Session::read_bdat_octets(std::string_view bytes)
 {
-    Chunk& c = *m_bdat_chunk;
-    const std::size_t n = c.remaining < bytes.size() ? static_cast<std::size_t>(c.remaining) : bytes.size();
-    c.remaining -= n;
-    if (!c.refusal) {
-        m_chunk.clear();
-        m_bdat->feed(bytes.substr(0, n), m_chunk);
-        store(m_bdat->refused());
+    m_message_octets.clear();
+    const bool accepted = m_bdat.accepted();
+    const std::size_t n = m_bdat.take(bytes, m_message_octets);
+    if (accepted) {
+        store(m_bdat.reader().refused());
     }
-    if (c.remaining == 0) {
-        end_chunk();
+    if (m_bdat.complete()) {
+        end_bdat_chunk();
     }
     return n;
 }
@@ -739,42 +657,40 @@ std::size_t Session::chunk(std::string_view bytes)
 // All octets of a chunk are in: its reply. A refused message ends the
 // transaction at once (RFC 3030 §2: the client sends no more chunks, and any
 // already pipelined get 503 and are discarded).
-void Session::end_chunk()
+void Session::end_bdat_chunk()
 {
-    Chunk c = std::move(*m_bdat_chunk);
-    m_bdat_chunk.reset();
-    m_chunk_ended = true;
+    BdatTransfer::Chunk c = m_bdat.end_chunk();
+    m_mode = Mode::command;
+    m_reply_first = true;
     if (c.refusal) {
         reply(*c.refusal); // nothing changes
         return;
     }
-    ++m_chunks;
-    ChunkReader& b = *m_bdat;
-    if (c.last) {
-        b.finish();
-    }
+    const ChunkReader& b = m_bdat.reader();
     std::string_view reason;
     std::optional<Reply> refusal = read_refusal(b.bare_line_end(), b.too_big(), reason);
     if (!refusal && !c.last) {
-        m_state = successor(Verb::bdat, m_state);
+        m_state = after_chunk(false);
         reply(replies::chunk_received(c.size));
         return;
     }
-    std::size_t size = b.size();
-    m_bdat.reset();
-    finish_message(std::move(refusal), reason, size);
+    const std::size_t size = b.size();
+    const std::size_t chunks = m_bdat.accepted_chunks();
+    m_bdat.close_message();
+    finish_message(std::move(refusal), reason, size, chunks);
 }
 
 // The end of a message, by DATA or BDAT: the checks, the commit and the reply.
-void Session::finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size)
+void Session::finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size,
+                             std::size_t chunks)
 {
-    const std::size_t chunks = std::exchange(m_chunks, 0);
+    m_reply_first = true;
     if (!refusal) {
         refusal = check_message(size, reason);
     }
     m_headers.reset();
     if (!refusal) {
-        Envelope e = make_envelope();
+        Envelope e = make_envelope(message_facts());
         if (auto r = m_spool.commit(e); r) {
             ++m_messages;
             m_recipients_total += e.recipients.size();
@@ -809,7 +725,9 @@ void Session::finish_message(std::optional<Reply> refusal, std::string_view reas
     // RFC 5321 §4.1.1.4: the transaction ends with the reply to the data.
     m_tx.reset();
     m_spool_error.reset();
-    m_state = successor(Verb::data, m_state);
+    if (m_mode != Mode::closed) {
+        m_state = k_after_message;
+    }
 }
 
 Session::Outcome Session::on_rset(const Command& cmd)
@@ -821,6 +739,8 @@ Session::Outcome Session::on_rset(const Command& cmd)
     return {replies::reset_ok(), true};
 }
 
+Session::Outcome Session::on_noop(const Command&) { return {replies::ok(), true}; }
+
 Session::Outcome Session::on_quit(const Command& cmd)
 {
     if (cmd.has_argument) {
@@ -829,19 +749,27 @@ Session::Outcome Session::on_quit(const Command& cmd)
     return {replies::closing(m_config.hostname), true};
 }
 
+Session::Outcome Session::on_help(const Command&) { return {replies::help(), true}; }
+
+Session::Outcome Session::on_vrfy(const Command& cmd)
+{
+    if (!cmd.has_argument || cmd.argument.empty()) {
+        return {replies::syntax("VRFY <address>"), false};
+    }
+    // RFC 5321 §3.5.3 and §7.3: 252 when we will not verify.
+    return {replies::cannot_verify(), true};
+}
+
+Session::Outcome Session::on_expn(const Command&) { return {replies::expn_refused(), false}; }
+
+Session::Outcome Session::on_unimplemented(const Command&) { return {replies::not_implemented(), false}; }
+
+Session::Outcome Session::on_unknown(const Command&) { return {replies::unknown_command(), false}; }
+
 Session::Outcome Session::on_starttls(const Command& cmd)
 {
-    if (!starttls_offered()) {
-        return {replies::not_implemented(), false};
-    }
-    if (m_config.tls) {
-        return {replies::tls_active(), false};
-    }
     if (cmd.has_argument) {
         return {replies::no_arguments("STARTTLS"), false};
-    }
-    if (!m_esmtp) {
-        return {replies::needs_ehlo("STARTTLS"), false};
     }
     if (m_tls_port != nullptr) {
         if (auto error = m_tls_port->prepare()) {
@@ -851,6 +779,7 @@ Session::Outcome Session::on_starttls(const Command& cmd)
         }
     }
     m_start_tls = true;
+    m_reply_first = true; // what follows STARTTLS is not to be read as plaintext
     return {replies::tls_ready(), true};
 }
 
@@ -860,104 +789,28 @@ bool Session::auth_offered() const { return m_auth != nullptr && (m_config.tls |
 
 Session::Outcome Session::on_auth(const Command& cmd)
 {
-    if (m_auth == nullptr) {
-        return {replies::not_implemented(), false};
-    }
-    if (!m_esmtp) {
-        return {replies::needs_ehlo("AUTH"), false};
-    }
-    if (m_auth_user) {
-        return {replies::auth_again(), false};
-    }
-    if (!auth_offered()) {
-        return {replies::auth_needs_tls(), false};
-    }
-    std::string_view arg = cmd.argument;
-    std::size_t sp = arg.find(' ');
-    std::string mechanism = ascii_lower(arg.substr(0, sp));
-    std::optional<std::string_view> initial;
-    if (sp != std::string_view::npos) {
-        initial = arg.substr(sp + 1);
-    }
-    if (mechanism.empty()) {
-        return {replies::syntax("AUTH mechanism [initial-response]"), false};
-    }
-    if (mechanism != "plain" && mechanism != "login") {
-        return {replies::auth_unknown_mechanism(), false};
-    }
-    m_auth_step = mechanism == "plain" ? AuthStep::plain : AuthStep::login_user;
-    if (!initial) {
-        // RFC 4616 §2: an empty challenge; LOGIN asks "Username:".
-        return {replies::auth_challenge(m_auth_step == AuthStep::plain ? "" : base64_encode("Username:")), true};
-    }
-    // RFC 4954 §4: "=" is an empty initial response.
-    std::string_view text = *initial == "=" ? std::string_view{} : *initial;
-    return {auth_response(text), true};
+    AuthDialogue::Result r = m_auth_dialogue.begin(cmd.argument, *m_auth, m_log);
+    authenticated(r);
+    return {std::move(r.reply), true};
 }
 
-// A line that answers a 334 (or the initial response): "*" cancels.
-Reply Session::auth_response(std::string_view line)
+// A line that answers a 334: "*" cancels.
+void Session::auth_reply(std::string_view line)
 {
-    AuthStep step = std::exchange(m_auth_step, AuthStep::none);
-    if (line == "*") {
-        m_log.log(LogLine("auth").add("result", "cancelled"));
-        return replies::auth_cancelled();
-    }
-    auto decoded = base64_decode(line);
-    if (!decoded) {
-        m_log.log(LogLine("auth").add("result", "bad-base64"));
-        return replies::auth_bad_base64();
-    }
-    switch (step) {
-    case AuthStep::plain: {
-        auto c = parse_plain(*decoded);
-        // An authorization identity other than the user is not ours to grant.
-        if (!c || (!c->authzid.empty() && c->authzid != c->user)) {
-            m_log.log(LogLine("auth").add("mechanism", "PLAIN").add("result", "refused").add("reason", "malformed"));
-            return replies::auth_refused();
-        }
-        return authenticate("PLAIN", c->user, c->password);
-    }
-    case AuthStep::login_user:
-        m_auth_login = std::move(*decoded);
-        m_auth_step = AuthStep::login_password;
-        return replies::auth_challenge(base64_encode("Password:"));
-    case AuthStep::login_password:
-        return authenticate("LOGIN", std::exchange(m_auth_login, {}), *decoded);
-    case AuthStep::none:
-        break;
-    }
-    return replies::auth_cancelled(); // not reached: a response comes only after a 334
+    AuthDialogue::Result r = m_auth_dialogue.respond(line, *m_auth, m_log);
+    authenticated(r);
+    reply(r.reply);
 }
 
-Reply Session::authenticate(std::string_view mechanism, const std::string& user, const std::string& password)
+// After each step of the AUTH dialogue: the next line is another answer, or
+// a command again; a client that authenticated may relay.
+void Session::authenticated(const AuthDialogue::Result& r)
 {
-    AuthVerdict v = user.empty() || password.empty() ? AuthVerdict::refused : m_auth->check(user, password);
-    LogLine line("auth");
-    line.add("mechanism", mechanism).add("user", user); // never the password
-    switch (v) {
-    case AuthVerdict::ok:
-        m_auth_user = user;
+    m_mode = m_auth_dialogue.waiting() ? Mode::auth_reply : Mode::command;
+    if (r.user) {
+        m_auth_user = r.user;
         m_config.may_relay = true;
-        m_log.log(line.add("result", "ok"));
-        return replies::auth_ok();
-    case AuthVerdict::temporary:
-        m_log.log(line.add("result", "temporary"));
-        return replies::auth_temporary();
-    case AuthVerdict::refused:
-        break;
     }
-    m_log.log(line.add("result", "refused"));
-    return replies::auth_refused();
-}
-
-Session::Outcome Session::on_vrfy(const Command& cmd)
-{
-    if (!cmd.has_argument || cmd.argument.empty()) {
-        return {replies::syntax("VRFY <address>"), false};
-    }
-    // RFC 5321 §3.5.3 and §7.3: 252 when we will not verify.
-    return {replies::cannot_verify(), true};
 }
 
 } // namespace smtpspool

@@ -3,6 +3,9 @@
 #pragma once
 
 #include "smtp/auth.hpp"
+#include "smtp/auth_dialogue.hpp"
+#include "smtp/bdat_transfer.hpp"
+#include "smtp/message_facts.hpp"
 #include "base/clock.hpp"
 #include "model/envelope.hpp"
 #include "smtp/header_check.hpp"
@@ -14,6 +17,7 @@
 #include "smtp/smtp_reply.hpp"
 #include "smtp/spool_port.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -92,53 +96,79 @@ public:
     State state() const { return m_state; }
 
 private:
+    // What the next input octets are. The NFA state says which commands may
+    // come; the mode says whether a command comes at all.
+    enum class Mode {
+        command,     // command lines
+        data,        // a message after DATA's 354, up to the end-of-data mark
+        bdat_octets, // the octets a BDAT command announced
+        auth_reply,  // a line that answers AUTH's 334
+        closed,      // nothing more is read
+    };
+
     struct Transaction {
         MailCommand mail;
         std::vector<std::string> recipients; // as the client named them
         std::vector<Recipient> targets;      // what they stand for (aliases)
     };
 
-    void reply(const Reply& r);
-    void close(std::string_view reason);
-    void line(std::string_view raw);
-    void command(std::string_view text);
-    std::size_t data(std::string_view bytes);
-    void finish_data();
-    void on_bdat(const Command& cmd, std::optional<Reply> refusal);
-    std::optional<Reply> begin_message();
-    std::size_t chunk(std::string_view bytes);
-    void end_chunk();
-    void finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size);
-    std::optional<Reply> check_message(std::size_t size, std::string_view& reason);
-    void reset_transaction();
-
-    // Handlers: each returns its reply; success decides the NFA successor.
+    // A handler's result; the NFA table has allowed the command already.
     struct Outcome {
-        Reply reply;
-        bool success;
+        std::optional<Reply> reply;  // none: the reply comes later (BDAT, after its octets)
+        bool success;                // the NFA successor applies
         std::string_view close = {}; // end the session after the reply, for this reason
     };
-    Outcome on_helo(const Command& cmd, bool esmtp);
+    using Handler = Outcome (Session::*)(const Command&);
+    static constexpr std::array<Handler, k_verb_count> make_handlers();
+
+    void reply(const Reply& r);
+    void close(std::string_view reason);
+    std::size_t read_line(std::string_view bytes);
+    void line(std::string_view raw);
+    void command(std::string_view text);
+    GuardSet guards() const;
+
+    Outcome on_helo(const Command& cmd);
+    Outcome on_ehlo(const Command& cmd);
+    Outcome greet(const Command& cmd, bool esmtp);
     Outcome on_mail(const Command& cmd);
     Outcome on_rcpt(const Command& cmd);
     Outcome on_data(const Command& cmd);
+    Outcome on_bdat(const Command& cmd);
     Outcome on_rset(const Command& cmd);
+    Outcome on_noop(const Command& cmd);
     Outcome on_quit(const Command& cmd);
+    Outcome on_help(const Command& cmd);
     Outcome on_vrfy(const Command& cmd);
+    Outcome on_expn(const Command& cmd);
     Outcome on_starttls(const Command& cmd);
     Outcome on_auth(const Command& cmd);
-    Reply auth_response(std::string_view line); // to a 334, or the initial response
-    Reply authenticate(std::string_view mechanism, const std::string& user, const std::string& password);
+    Outcome on_unimplemented(const Command& cmd);
+    Outcome on_unknown(const Command& cmd);
+
+    void auth_reply(std::string_view line);
+    void authenticated(const AuthDialogue::Result& r);
     bool auth_offered() const;
     bool starttls_offered() const; // to this client, encrypted already or not
+
+    // The message: DATA's and BDAT's.
+    std::optional<Reply> begin_message();
+    bool message_open() const { return m_data || m_bdat.message_open(); }
+    std::size_t read_data(std::string_view bytes);
+    void expect_bdat_octets(std::uint64_t size, bool last, std::optional<Reply> refusal);
+    std::size_t read_bdat_octets(std::string_view bytes);
+    void end_bdat_chunk();
     void store(bool refused);
     std::optional<Reply> read_refusal(bool bare_line_end, bool too_big, std::string_view& reason) const;
+    std::optional<Reply> check_message(std::size_t size, std::string_view& reason);
+    void finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size,
+                        std::size_t chunks);
+    void reset_transaction();
     void count_error();
 
     bool is_local_domain(std::string_view domain) const;
-    std::string received_header(std::string_view id) const;
+    MessageFacts message_facts() const;
     PolicyFacts facts(std::string_view id = {}, std::uint64_t size = 0) const;
-    Envelope make_envelope() const;
     Reply local_error_reply(const Error& e) const;
 
     SessionConfig m_config;
@@ -149,6 +179,7 @@ private:
     const Clock& m_clock;
 
     State m_state = State::connected;
+    Mode m_mode = Mode::command;
     std::string m_helo;
     bool m_esmtp = false;
     std::optional<Transaction> m_tx;
@@ -156,33 +187,22 @@ private:
     std::string m_line;      // a partial command line, at most max_line_length
     bool m_overlong = false; // discarding the rest of an over-long line
 
-    std::optional<DataReader> m_data; // set while reading DATA
-    // The octets announced by a BDAT command and not yet read; with a refusal
-    // they are read and thrown away (RFC 3030 §2), then the refusal is sent.
-    struct Chunk {
-        std::uint64_t size = 0;
-        std::uint64_t remaining = 0;
-        bool last = false;
-        std::optional<Reply> refusal;
-    };
-    std::optional<Chunk> m_bdat_chunk;
-    std::optional<ChunkReader> m_bdat; // set while a message comes in BDAT chunks
-    std::size_t m_chunks = 0;          // of the open BDAT message
-    bool m_chunk_ended = false;        // a chunk's reply waits: stop reading
+    std::optional<DataReader> m_data; // the reader of DATA's octets, in Mode::data
+    BdatTransfer m_bdat;
     std::optional<HeaderCheck> m_headers;
-    std::string m_id;    // the open message's queue id
-    std::string m_chunk; // message octets to append, reused
+    std::string m_id;             // the open message's queue id
+    std::string m_message_octets; // what a reader let through, to be stored; reused
     std::optional<Error> m_spool_error;
     TimePoint m_data_started{};
 
     std::string m_out;
-    bool m_closed = false;
-    bool m_start_tls = false; // STARTTLS accepted: stop reading at its line
+    // A reply must go out before more input is read: after the end of a
+    // message's data, of a BDAT chunk, and after STARTTLS.
+    bool m_reply_first = false;
+    bool m_start_tls = false; // STARTTLS accepted: the handshake comes next
     AuthPort* m_auth = nullptr;
     TlsPort* m_tls_port = nullptr;
-    enum class AuthStep { none, plain, login_user, login_password };
-    AuthStep m_auth_step = AuthStep::none;  // the next line answers a 334
-    std::string m_auth_login;               // LOGIN: the user name given so far
+    AuthDialogue m_auth_dialogue;
     std::optional<std::string> m_auth_user; // authenticated as
     std::size_t m_errors = 0;
     std::size_t m_messages = 0;

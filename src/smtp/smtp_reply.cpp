@@ -113,25 +113,48 @@ Reply cannot_verify()
 }
 Reply expn_refused() { return {502, "5.5.1", "EXPN not available"}; }
 
-Reply out_of_sequence(Missing missing)
+Reply out_of_sequence(Refusal missing)
 {
     switch (missing) {
-    case Missing::greeting:
+    case Refusal::greeting:
         return {503, "5.5.1", "bad sequence of commands: send HELO or EHLO first"};
-    case Missing::mail:
+    case Refusal::mail:
         return {503, "5.5.1", "bad sequence of commands: send MAIL first"};
-    case Missing::recipient:
+    case Refusal::recipient:
         // RFC 5321 §3.3: DATA without an accepted recipient.
         return {554, "5.5.1", "no valid recipients"};
-    case Missing::no_nested_mail:
+    case Refusal::nested_mail:
         return {503, "5.5.1", "bad sequence of commands: nested MAIL (send RSET to start over)"};
-    case Missing::no_transaction:
+    case Refusal::transaction:
         return {503, "5.5.1", "bad sequence of commands: not inside a transaction (send RSET first)"};
-    case Missing::last_chunk:
+    case Refusal::last_chunk:
         // RFC 3030 §2: the chunks end with BDAT LAST, or the transaction with RSET.
         return {503, "5.5.1", "bad sequence of commands: send BDAT ... LAST to end the message, or RSET"};
+    default:
+        break;
     }
     return {503, "5.5.1", "bad sequence of commands"};
+}
+Reply refusal(Refusal why, std::string_view verb)
+{
+    switch (why) {
+    case Refusal::denied:
+        return session_refused();
+    case Refusal::not_offered:
+        return not_implemented();
+    case Refusal::needs_ehlo:
+        return needs_ehlo(verb);
+    case Refusal::tls_active:
+        return tls_active();
+    case Refusal::authenticated:
+        return auth_again();
+    case Refusal::tls_required:
+        return tls_required();
+    case Refusal::needs_tls:
+        return auth_needs_tls();
+    default:
+        return out_of_sequence(why);
+    }
 }
 // RFC 3030 §2: CHUNKING is offered in the EHLO reply only.
 // RFC 3030 §3: DATA in a BINARYMIME transaction.

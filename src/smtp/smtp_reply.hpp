@@ -61,7 +61,10 @@ Reply help();
 Reply cannot_verify();
 Reply expn_refused();
 
-Reply out_of_sequence(Missing missing);
+// A command refused by the NFA table: by state (what is missing) ...
+Reply out_of_sequence(Refusal missing);
+// ... or by any reason of the table; verb names the command (send EHLO before it).
+Reply refusal(Refusal why, std::string_view verb);
 Reply binarymime_needs_bdat();
 Reply unknown_command();
 Reply not_implemented();

@@ -1,11 +1,14 @@
-// Tests of the NFA table: the golden matrix through the dispatcher, and the
-// man page's copy of the table.
+// Tests of the NFA table: the golden matrix through the dispatcher, each
+// refusal the table gives as the session sends it, and the man page's copy of
+// the table. NFA_REGENERATE=1 writes the matrix and the man page block instead
+// of comparing them (then review the diff).
 #include "nfa_doc.hpp"
 #include "session_fixture.hpp"
 #include "smtp/smtp_nfa.hpp"
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -34,13 +37,53 @@ const std::map<std::string, std::string> k_commands{
     {"FOO", "FOO bar\r\n"},
 };
 
-const std::map<std::string, std::string> k_setup{
-    {"connected", ""},
-    {"greeted", "EHLO client.test\r\n"},
-    {"in_mail", "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\n"},
-    {"in_rcpt", "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\n"},
-    {"in_bdat", "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\nBDAT 1\r\nx"},
+const TlsInfo k_tls{"TLSv1.3", "TLS_AES_128_GCM_SHA256"};
+
+// A session brought into one of the matrix's setups.
+struct Setup {
+    explicit Setup(const std::string& name)
+        : f([&] {
+              SessionConfig c = test_config();
+              c.tls_offered = true; // STARTTLS as a server with a certificate has it
+              c.client_denied = name == "denied";
+              return c;
+          }())
+    {
+        const std::string ehlo = "EHLO client.test\r\n";
+        const std::string mail = "MAIL FROM:<a@b.test>\r\n";
+        const std::string rcpt = "RCPT TO:<u@mx.test>\r\n";
+        if (name == "greeted") {
+            f.send(ehlo);
+        } else if (name == "greeted/helo") {
+            f.send("HELO client.test\r\n");
+        } else if (name == "greeted/tls") {
+            f.send(ehlo + "STARTTLS\r\n");
+            REQUIRE(f.start_tls);
+            f.session.tls_started(k_tls, 0);
+            f.send(ehlo);
+        } else if (name == "in_mail") {
+            f.send(ehlo + mail);
+        } else if (name == "in_rcpt") {
+            f.send(ehlo + mail + rcpt);
+        } else if (name == "in_bdat") {
+            f.send(ehlo + mail + rcpt + "BDAT 1\r\nx");
+        }
+        std::string state = name.substr(0, name.find('/'));
+        REQUIRE(state_name(f.session.state()) == state);
+        guards_before = name;
+    }
+    SessionFixture f;
+    std::string guards_before;
 };
+
+std::string observe(const std::string& verb, const std::string& setup)
+{
+    Setup s(setup);
+    std::string out = s.f.send(k_commands.at(verb));
+    auto codes = SessionFixture::codes(out);
+    REQUIRE(codes.size() == 1);
+    return std::to_string(codes[0]) + ":" + std::string(state_name(s.f.session.state()));
+}
 
 std::string read_file(const std::string& path)
 {
@@ -50,50 +93,95 @@ std::string read_file(const std::string& path)
     return s.str();
 }
 
+bool regenerate()
+{
+    const char* v = std::getenv("NFA_REGENERATE");
+    return v != nullptr && std::string_view(v) == "1";
+}
+
+const std::string k_man = "../../man/smtpspool.8";
+const std::string k_begin = ".\\\" BEGIN NFA TABLE";
+const std::string k_end = ".\\\" END NFA TABLE";
+
 } // namespace
 
 TEST_SUITE("smtp_nfa")
 {
     TEST_CASE("every verb in every state matches the golden matrix")
     {
-        std::istringstream golden(read_file("data/nfa-matrix.txt"));
-        REQUIRE(golden.str().size() > 0);
-        std::string line;
-        std::vector<std::string> states;
-        int cells = 0;
-        while (std::getline(golden, line)) {
-            if (line.empty() || line[0] == '#') {
-                continue;
-            }
-            std::istringstream row(line);
-            std::string verb;
-            row >> verb;
-            if (verb == "verb") {
-                std::string s;
-                while (row >> s) {
-                    states.push_back(s);
+        const std::string golden = read_file("data/nfa-matrix.txt");
+        const std::string actual = nfa_matrix_text(observe);
+        if (regenerate()) {
+            std::ofstream("data/nfa-matrix.txt") << actual;
+            MESSAGE("wrote tests/unit/data/nfa-matrix.txt");
+            return;
+        }
+        REQUIRE(golden.size() > 0);
+        // Line by line, so that a difference names its verb.
+        std::istringstream g(golden), a(actual);
+        std::string gl, al;
+        while (std::getline(g, gl) && std::getline(a, al)) {
+            CHECK(al == gl);
+        }
+        CHECK(golden == actual);
+        CHECK(nfa_matrix_verbs().size() == k_verb_count);
+    }
+
+    TEST_CASE("each refusal of the table is the session's reply, and changes nothing")
+    {
+        // Every (verb, setup) that the table refuses, with the guards the
+        // setup has: the reply is exactly replies::refusal, the state stays.
+        int refused = 0;
+        for (const std::string& setup : nfa_matrix_setups()) {
+            for (std::size_t v = 0; v < k_verb_count; ++v) {
+                const Verb verb = static_cast<Verb>(v);
+                const std::string label = nfa_matrix_verbs()[v];
+                Setup s(setup);
+                GuardSet g = bit(Guard::starttls_offered) | bit(Guard::cleartext);
+                if (setup == "greeted/tls") {
+                    g = bit(Guard::starttls_offered) | bit(Guard::tls_active) | bit(Guard::ehlo);
+                } else if (setup != "greeted/helo" && setup != "connected" && setup != "denied") {
+                    g |= bit(Guard::ehlo);
                 }
-                continue;
-            }
-            REQUIRE(k_commands.count(verb) == 1);
-            for (const std::string& state : states) {
-                std::string expected;
-                row >> expected;
-                SessionConfig config = test_config();
-                config.tls_offered = true; // STARTTLS as a server with a certificate has it
-                SessionFixture f(config);
-                f.send(k_setup.at(state));
-                REQUIRE(state_name(f.session.state()) == state);
-                std::string out = f.send(k_commands.at(verb));
-                auto codes = SessionFixture::codes(out);
-                REQUIRE(codes.size() == 1);
-                std::string actual = std::to_string(codes[0]) + ":" + std::string(state_name(f.session.state()));
-                INFO("verb " << verb << " in state " << state);
-                CHECK(actual == expected);
-                ++cells;
+                const State before = s.f.session.state();
+                const Refusal why = refusal_for(verb, before, g);
+                if (why == Refusal::none) {
+                    continue;
+                }
+                ++refused;
+                INFO("verb " << label << " in " << setup << ": " << refusal_name(why));
+                std::string out = s.f.send(k_commands.at(label));
+                CHECK(out == render(replies::refusal(why, verb_label(verb))));
+                CHECK(s.f.session.state() == before);
             }
         }
-        CHECK(cells == static_cast<int>(k_verb_count * k_state_count));
+        CHECK(refused > 40);
+    }
+
+    TEST_CASE("guards: HELO is not EHLO, TLS once, AUTH once and only where offered")
+    {
+        constexpr GuardSet ehlo = bit(Guard::ehlo);
+        constexpr GuardSet tls = bit(Guard::starttls_offered) | ehlo;
+        CHECK(refusal_for(Verb::starttls, State::greeted, tls) == Refusal::none);
+        CHECK(refusal_for(Verb::starttls, State::greeted, bit(Guard::starttls_offered)) == Refusal::needs_ehlo);
+        CHECK(refusal_for(Verb::starttls, State::greeted, tls | bit(Guard::tls_active)) == Refusal::tls_active);
+        CHECK(refusal_for(Verb::starttls, State::greeted, ehlo) == Refusal::not_offered);
+        // The state comes first: not offered, yet "send HELO or EHLO first".
+        CHECK(refusal_for(Verb::starttls, State::connected, 0) == Refusal::greeting);
+        constexpr GuardSet auth = bit(Guard::auth_configured) | ehlo;
+        CHECK(refusal_for(Verb::auth, State::greeted, auth) == Refusal::none);
+        CHECK(refusal_for(Verb::auth, State::greeted, auth | bit(Guard::cleartext)) == Refusal::needs_tls);
+        CHECK(refusal_for(Verb::auth, State::greeted, auth | bit(Guard::authenticated)) == Refusal::authenticated);
+        CHECK(refusal_for(Verb::auth, State::greeted, bit(Guard::auth_configured)) == Refusal::needs_ehlo);
+        CHECK(refusal_for(Verb::auth, State::in_mail, auth) == Refusal::transaction);
+        CHECK(refusal_for(Verb::mail, State::greeted, bit(Guard::tls_required)) == Refusal::tls_required);
+        CHECK(refusal_for(Verb::mail, State::greeted, bit(Guard::tls_active)) == Refusal::none);
+        // --rfc821 takes BDAT away in every state but denied.
+        CHECK(refusal_for(Verb::bdat, State::connected, bit(Guard::rfc821)) == Refusal::not_offered);
+        CHECK(refusal_for(Verb::bdat, State::in_rcpt, bit(Guard::rfc821)) == Refusal::not_offered);
+        CHECK(refusal_for(Verb::bdat, State::denied, bit(Guard::rfc821)) == Refusal::denied);
+        CHECK(refusal_for(Verb::bdat, State::in_rcpt, 0) == Refusal::needs_ehlo);
+        CHECK(refusal_for(Verb::bdat, State::in_rcpt, ehlo) == Refusal::none);
     }
 
     TEST_CASE("a refused command changes nothing")
@@ -108,28 +196,39 @@ TEST_SUITE("smtp_nfa")
         CHECK(f.spool.messages[0].envelope.mail_from == "a@b.test");
     }
 
-    TEST_CASE("NOOP, RSET, HELP and QUIT are allowed before HELO")
+    TEST_CASE("NOOP, RSET, HELP and QUIT are allowed before HELO; only QUIT after a 554 greeting")
     {
         for (Verb v : {Verb::noop, Verb::rset, Verb::help, Verb::quit, Verb::vrfy}) {
             CHECK(allowed(v, State::connected));
         }
         CHECK_FALSE(allowed(Verb::mail, State::connected));
+        for (std::size_t v = 0; v < k_verb_count; ++v) {
+            CHECK(allowed(static_cast<Verb>(v), State::denied) == (static_cast<Verb>(v) == Verb::quit));
+        }
         CHECK(successor(Verb::rset, State::connected) == State::connected);
         CHECK(successor(Verb::rset, State::in_rcpt) == State::greeted);
         CHECK(successor(Verb::noop, State::in_mail) == State::in_mail);
+        // DATA and BDAT move on when their octets are in, not at their reply.
+        CHECK(successor(Verb::data, State::in_rcpt) == State::in_rcpt);
+        CHECK(successor(Verb::bdat, State::in_rcpt) == State::in_rcpt);
+        CHECK(after_chunk(false) == State::in_bdat);
+        CHECK(after_chunk(true) == k_after_message);
     }
 
     TEST_CASE("the man page prints the table as the code has it")
     {
-        std::string page = read_file("../../man/smtpspool.8");
+        std::string page = read_file(k_man);
         REQUIRE_MESSAGE(!page.empty(), "man/smtpspool.8 is missing");
-        const std::string begin = ".\\\" BEGIN NFA TABLE";
-        const std::string end = ".\\\" END NFA TABLE";
-        auto b = page.find(begin);
-        auto e = page.find(end);
+        auto b = page.find(k_begin);
+        auto e = page.find(k_end);
         REQUIRE(b != std::string::npos);
         REQUIRE(e != std::string::npos);
         b = page.find('\n', b) + 1;
+        if (regenerate()) {
+            std::ofstream(k_man) << page.substr(0, b) + nfa_table_roff() + page.substr(e);
+            MESSAGE("wrote the NFA TABLE block of man/smtpspool.8");
+            return;
+        }
         CHECK(page.substr(b, e - b) == nfa_table_roff());
     }
 }

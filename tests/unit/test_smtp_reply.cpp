@@ -44,10 +44,10 @@ TEST_SUITE("smtp_reply")
     TEST_CASE("5xx replies count as client errors, others do not")
     {
         CHECK(is_client_error(replies::unknown_command()));
-        CHECK(is_client_error(replies::out_of_sequence(Missing::mail)));
+        CHECK(is_client_error(replies::out_of_sequence(Refusal::mail)));
         CHECK_FALSE(is_client_error(replies::too_many_recipients()));
         CHECK_FALSE(is_client_error(replies::local_error()));
-        CHECK(replies::out_of_sequence(Missing::recipient).code == 554);
+        CHECK(replies::out_of_sequence(Refusal::recipient).code == 554);
         CHECK(replies::storage_full().code == 452);
         CHECK(replies::storage_full().status == "4.3.1");
         CHECK(replies::local_error().status == "4.3.0");

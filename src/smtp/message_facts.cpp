@@ -1,0 +1,96 @@
+// message_facts: the Received: header and the envelope of a message.
+#include "smtp/message_facts.hpp"
+
+namespace smtpspool {
+namespace {
+
+// RFC 5321 §4.1.3 address literal for the FROM clause.
+std::string address_literal(std::string_view address)
+{
+    if (address.find(':') != std::string_view::npos) {
+        return "[IPv6:" + std::string(address) + "]";
+    }
+    return "[" + std::string(address) + "]";
+}
+
+} // namespace
+
+std::string header_safe(std::string_view text)
+{
+    std::string out;
+    for (char c : text.substr(0, 255)) {
+        auto u = static_cast<unsigned char>(c);
+        bool ok =
+            u > 0x20 && u < 0x7f && c != '(' && c != ')' && c != '[' && c != ']' && c != '\\' && c != ';' && c != '"';
+        out.push_back(ok ? c : '?');
+    }
+    return out;
+}
+
+std::string received_header(const MessageFacts& f, std::string_view id)
+{
+    // RFC 5321 §4.4: from the EHLO name and the peer's address literal, by our
+    // name, with the protocol, id, for the recipient when there is only one.
+    std::string h = "Received: from " + header_safe(f.helo);
+    if (!f.peer.local) {
+        h += " (";
+        if (f.peer.hostname) {
+            h += header_safe(*f.peer.hostname) + " ";
+        }
+        h += address_literal(f.peer.address) + ")";
+    }
+    h += "\r\n\tby " + header_safe(f.hostname) + " (smtpspool";
+    if (f.tls) {
+        h += ", " + header_safe(f.tls->version) + " " + header_safe(f.tls->cipher);
+    }
+    h += f.peer.local ? ", from a local client)" : ")";
+    std::string with = f.esmtp ? "ESMTP" : "SMTP";
+    if (f.mail.smtputf8) {
+        with = "UTF8SMTP"; // RFC 6531 §3.7.3
+    }
+    if (f.tls && f.esmtp) {
+        with += "S"; // RFC 3848: ESMTPS, UTF8SMTPS
+    }
+    if (f.auth_user && f.esmtp) {
+        with += "A"; // RFC 3848: ESMTPA, ESMTPSA, UTF8SMTPSA
+    }
+    h += " with " + with + " id " + std::string(id);
+    if (f.recipients.size() == 1) {
+        h += "\r\n\tfor <" + f.recipients.front() + ">";
+    }
+    h += "; " + rfc5322_date(f.started) + "\r\n";
+    if (f.add_envelope_to) {
+        for (const std::string& r : f.recipients) {
+            h += "X-Envelope-To: <" + r + ">\r\n";
+        }
+    }
+    return h;
+}
+
+Envelope make_envelope(const MessageFacts& f)
+{
+    Envelope e;
+    e.received_at = rfc3339_utc(f.started); // the instant of the id and the Received: date
+    e.hostname = std::string(f.hostname);
+    if (!f.peer.local) {
+        e.client.address = f.peer.address;
+        e.client.port = f.peer.port;
+        e.client.hostname = f.peer.hostname;
+        e.client.ident = f.peer.ident;
+    }
+    e.client.helo = std::string(f.helo);
+    e.client.protocol = f.esmtp ? "ESMTP" : "SMTP";
+    e.client.tls = f.tls;
+    e.client.auth = f.auth_user;
+    e.mail_from = f.mail.path.mailbox;
+    e.body = std::string(body_name(f.mail.body));
+    e.smtputf8 = f.mail.smtputf8;
+    if (!f.mail.ret.empty()) {
+        e.dsn_ret = f.mail.ret;
+    }
+    e.dsn_envid = f.mail.envid;
+    e.recipients = f.targets;
+    return e;
+}
+
+} // namespace smtpspool

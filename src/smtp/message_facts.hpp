@@ -1,0 +1,44 @@
+// message_facts: what the session knows of a message when it stores it (our
+// name, the client, its greeting, TLS, AUTH, the transaction), and the two
+// things built from that alone: the Received: header (RFC 5321 §4.4) and the
+// envelope. Pure functions.
+#pragma once
+
+#include "base/clock.hpp"
+#include "model/envelope.hpp"
+#include "model/peer.hpp"
+#include "smtp/smtp_command.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace smtpspool {
+
+struct MessageFacts {
+    std::string_view hostname; // ours
+    const Peer& peer;
+    const std::optional<TlsInfo>& tls;
+    std::string_view helo;  // the HELO/EHLO argument
+    bool esmtp;             // EHLO, not HELO
+    const std::optional<std::string>& auth_user;
+    const MailCommand& mail;
+    const std::vector<std::string>& recipients; // as the client named them
+    const std::vector<Recipient>& targets;      // what they stand for (aliases)
+    TimePoint started;                          // when the data began
+    bool add_envelope_to;                       // X-Envelope-To: per recipient
+};
+
+// Received: (and X-Envelope-To:) lines, each ending in CRLF, for queue id `id`.
+std::string received_header(const MessageFacts& facts, std::string_view id);
+
+// The envelope, without its id and size (the spool sets those at commit).
+Envelope make_envelope(const MessageFacts& facts);
+
+// Client-supplied text for a trace header or a reply: printable ASCII only,
+// no comment or literal delimiters, bounded (RFC 5322 §2.1.1 lines stay under
+// 998).
+std::string header_safe(std::string_view text);
+
+} // namespace smtpspool
