@@ -63,7 +63,7 @@ void Session::close(std::string_view reason)
     if (message_open()) {
         m_spool.abort();
     }
-    m_data.reset();
+    m_data_reader.reset();
     m_bdat.clear();
     m_mode = Mode::closed;
     m_log.log(LogLine("disconnect")
@@ -316,7 +316,7 @@ void Session::reset_transaction()
 {
     if (message_open()) {
         m_spool.abort();
-        m_data.reset();
+        m_data_reader.reset();
         m_bdat.close_message();
     }
     m_headers.reset();
@@ -483,7 +483,7 @@ Session::Outcome Session::on_data(const Command& cmd)
     if (auto refusal = begin_message()) {
         return {*refusal, false};
     }
-    m_data.emplace(m_config.peer.local ? LineEnds::lf_accepted : LineEnds::crlf_only, m_config.max_message_size);
+    m_data_reader.emplace(m_config.peer.local ? LineEnds::lf_accepted : LineEnds::crlf_only, m_config.max_message_size);
     m_mode = Mode::data;
     return {replies::start_data(), true};
 }
@@ -514,14 +514,14 @@ std::optional<Reply> Session::begin_message()
 std::size_t Session::read_data(std::string_view bytes)
 {
     m_message_octets.clear();
-    std::size_t used = m_data->feed(bytes, m_message_octets);
-    store(m_data->refused());
-    if (m_data->done()) {
-        const DataReader& d = *m_data;
+    std::size_t used = m_data_reader->feed(bytes, m_message_octets);
+    store(m_data_reader->refused());
+    if (m_data_reader->done()) {
+        const DataReader& d = *m_data_reader;
         std::string_view reason;
         std::optional<Reply> refusal = read_refusal(d.bare_line_end(), d.too_big(), reason);
         std::size_t size = d.size();
-        m_data.reset();
+        m_data_reader.reset();
         m_mode = Mode::command;
         finish_message(std::move(refusal), reason, size, 0);
     }
@@ -725,9 +725,7 @@ void Session::finish_message(std::optional<Reply> refusal, std::string_view reas
     // RFC 5321 §4.1.1.4: the transaction ends with the reply to the data.
     m_tx.reset();
     m_spool_error.reset();
-    if (m_mode != Mode::closed) {
-        m_state = k_after_message;
-    }
+    m_state = k_after_message;
 }
 
 Session::Outcome Session::on_rset(const Command& cmd)

@@ -153,7 +153,7 @@ private:
 
     // The message: DATA's and BDAT's.
     std::optional<Reply> begin_message();
-    bool message_open() const { return m_data || m_bdat.message_open(); }
+    bool message_open() const { return m_data_reader || m_bdat.message_open(); }
     std::size_t read_data(std::string_view bytes);
     void expect_bdat_octets(std::uint64_t size, bool last, std::optional<Reply> refusal);
     std::size_t read_bdat_octets(std::string_view bytes);
@@ -187,7 +187,7 @@ private:
     std::string m_line;      // a partial command line, at most max_line_length
     bool m_overlong = false; // discarding the rest of an over-long line
 
-    std::optional<DataReader> m_data; // the reader of DATA's octets, in Mode::data
+    std::optional<DataReader> m_data_reader; // the reader of DATA's octets, in Mode::data
     BdatTransfer m_bdat;
     std::optional<HeaderCheck> m_headers;
     std::string m_id;             // the open message's queue id

@@ -24,6 +24,7 @@ TEST_SUITE("session policy")
         c.client_denied = true;
         SessionFixture f(c);
         CHECK(f.wire == "554 5.7.1 mx.test no SMTP service for this client\r\n");
+        CHECK(f.session.state() == State::denied);
         std::string out = f.send("EHLO x\r\nMAIL FROM:<a@b.test>\r\nNOOP\r\nQUIT\r\n");
         CHECK(out == "503 5.5.1 no SMTP service for this client; only QUIT\r\n"
                      "503 5.5.1 no SMTP service for this client; only QUIT\r\n"

@@ -64,6 +64,15 @@ TEST_SUITE("session_tls")
         CHECK_FALSE(f.start_tls);
     }
 
+    TEST_CASE("STARTTLS after HELO: the ordering refusal comes before the argument's")
+    {
+        // The NFA table is asked before the handler looks at the argument.
+        SessionFixture f(tls_config());
+        f.send("HELO c.test\r\n");
+        CHECK(f.send("STARTTLS now\r\n") == "503 5.5.1 bad sequence of commands: send EHLO before STARTTLS\r\n");
+        CHECK(f.session.state() == State::greeted);
+    }
+
     TEST_CASE("the session stops reading at STARTTLS; what follows is never answered")
     {
         SessionFixture f(tls_config());
