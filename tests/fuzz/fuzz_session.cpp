@@ -108,6 +108,8 @@ Run drive(std::string_view input, Flags f, std::size_t step)
             FUZZ_CHECK(o.consumed > 0 || o.close || chunk.empty());
             r.wire += o.wire;
             closed = o.close;
+            // A denied client never leaves the denied state (only QUIT is taken).
+            FUZZ_CHECK(!f.denied || s.state() == State::denied);
             if (o.start_tls) {
                 // The client waits for 220, then goes on inside TLS: the rest
                 // of the input is what it sends after the handshake.
