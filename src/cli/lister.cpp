@@ -78,7 +78,7 @@ std::string format_table(const std::vector<QueueEntry>& entries)
             out += ")\n";
         }
         for (const Recipient& r : env.recipients) {
-            out += std::string(indent, ' ') + "<" + printable(r.address) + "> " + r.status;
+            out += std::string(indent, ' ') + "<" + printable(r.address) + "> " + std::string(status_name(r.status));
             if (r.attempts > 0) {
                 out += ", " + std::to_string(r.attempts) + (r.attempts == 1 ? " attempt" : " attempts");
             }

@@ -559,7 +559,7 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
     e.client.helo = "";
     e.client.protocol = "local";
     e.mail_from = sender;
-    e.body = eight_bit ? "8BITMIME" : "7BIT";
+    e.body = eight_bit ? Body::eight_bit_mime : Body::seven_bit;
     e.smtputf8 = non_ascii;
     e.recipients = std::move(targets);
     if (auto r = writer.commit(e); !r) {

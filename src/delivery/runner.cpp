@@ -94,7 +94,7 @@ bool Runner::queue_notice(const SpoolEntry& entry, const Envelope& e, const std:
     const bool failure = reported.front().action == Action::failed;
     // A BINARYMIME message cannot travel inside a notice sent with DATA:
     // only its header section is returned.
-    const bool full = failure && e.dsn_ret == "FULL" && e.body != "BINARYMIME";
+    const bool full = failure && e.dsn_ret == "FULL" && e.body != Body::binary_mime;
     SpoolWriter writer(m_config.spool, m_fs, m_clock, static_cast<long>(::getpid()));
     auto bid = writer.begin();
     auto text = entry.read_message(full ? limits::k_max_returned_message : limits::k_notice_read);
@@ -116,7 +116,7 @@ bool Runner::queue_notice(const SpoolEntry& entry, const Envelope& e, const std:
             b.hostname = m_config.hostname;
             b.client.helo = m_config.hostname;
             b.mail_from = "";
-            b.body = has_high_bit(report) ? "8BITMIME" : "7BIT";
+            b.body = has_high_bit(report) ? Body::eight_bit_mime : Body::seven_bit;
             b.smtputf8 = has_high_bit(e.mail_from);
             Recipient to;
             to.address = e.mail_from;
@@ -182,11 +182,11 @@ Runner::Routed Runner::expire_and_route(Envelope& e, TimePoint now, Reports& rep
     bool expired = arrived && now - *arrived >= m_config.max_queue_time;
     for (std::size_t i = 0; i < e.recipients.size(); ++i) {
         Recipient& r = e.recipients[i];
-        if (r.status != "pending") {
+        if (r.status != RecipientStatus::pending) {
             continue;
         }
         if (expired) {
-            r.status = "failed";
+            r.status = RecipientStatus::failed;
             std::string last = r.last_error ? "; last error: " + *r.last_error : "";
             r.last_error = "message expired after " + format_duration(m_config.max_queue_time) + " in the queue" + last;
             if (notify_failure(r.notify)) {
@@ -226,7 +226,7 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
             ++r.attempts;
             const char* result = "deferred";
             if (o.outcome == Outcome::delivered) {
-                r.status = "delivered";
+                r.status = RecipientStatus::delivered;
                 r.last_error.reset();
                 ++stats.delivered;
                 result = "delivered";
@@ -236,7 +236,7 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
                     reports.succeeded.push_back({r.address, o.detail, false, a, r.orcpt});
                 }
             } else if (o.outcome == Outcome::permanent) {
-                r.status = "failed";
+                r.status = RecipientStatus::failed;
                 r.last_error = o.detail;
                 if (notify_failure(r.notify)) {
                     reports.failed.push_back({r.address, o.detail, false, Action::failed, r.orcpt});
@@ -269,8 +269,8 @@ void Runner::send_notices(const SpoolEntry& entry, Envelope& e, const Reports& r
         // tried again) rather than lose them; the rest is recorded.
         for (const ReportedRecipient& f : reports.failed) {
             for (Recipient& r : e.recipients) {
-                if (r.address == f.address && r.status == "failed") {
-                    r.status = "pending";
+                if (r.address == f.address && r.status == RecipientStatus::failed) {
+                    r.status = RecipientStatus::pending;
                 }
             }
         }
@@ -285,7 +285,7 @@ void Runner::send_notices(const SpoolEntry& entry, Envelope& e, const Reports& r
 void Runner::finish_message(SpoolEntry& entry, Envelope& e, TimePoint now, RunStats& stats)
 {
     bool pending = std::any_of(e.recipients.begin(), e.recipients.end(),
-                               [](const Recipient& r) { return r.status == "pending"; });
+                               [](const Recipient& r) { return r.status == RecipientStatus::pending; });
     if (!pending) {
         if (auto r = entry.remove(); !r) {
             m_log.log(LogLine("runq-error").add("id", e.id).add("reason", r.error().message));

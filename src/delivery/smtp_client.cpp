@@ -248,7 +248,7 @@ std::string mail_command(const Envelope& envelope, const EhloFeatures& features,
     if (features.size) {
         mail += " SIZE=" + std::to_string(size);
     }
-    if (envelope.body == "8BITMIME") {
+    if (envelope.body == Body::eight_bit_mime) {
         mail += " BODY=8BITMIME";
     }
     if (envelope.smtputf8) {

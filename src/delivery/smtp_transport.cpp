@@ -461,7 +461,7 @@ std::vector<RecipientOutcome> SmtpTransport::deliver(const Delivery& delivery)
                 false);
             return tx.out;
         }
-        if (envelope.body == "BINARYMIME") {
+        if (envelope.body == Body::binary_mime) {
             // RFC 3030 §3: a BINARYMIME message goes only by BDAT to a server
             // that offers BINARYMIME, or is converted, or is returned. We send
             // by DATA alone and convert nothing: it is returned.
@@ -471,7 +471,7 @@ std::vector<RecipientOutcome> SmtpTransport::deliver(const Delivery& delivery)
                            false);
             return tx.out;
         }
-        if (envelope.body == "8BITMIME" && !m_features.eight_bit_mime) {
+        if (envelope.body == Body::eight_bit_mime && !m_features.eight_bit_mime) {
             tx.decide_open(
                 Outcome::permanent,
                 clean_detail("554 5.6.3 not sent: " + where() + " does not offer 8BITMIME, which the message needs"),

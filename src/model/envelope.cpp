@@ -6,6 +6,52 @@
 
 namespace smtpspool {
 
+std::string_view body_name(Body body)
+{
+    switch (body) {
+    case Body::seven_bit:
+        break;
+    case Body::eight_bit_mime:
+        return "8BITMIME";
+    case Body::binary_mime:
+        return "BINARYMIME";
+    }
+    return "7BIT";
+}
+
+std::optional<Body> body_from_name(std::string_view name)
+{
+    for (Body b : {Body::seven_bit, Body::eight_bit_mime, Body::binary_mime}) {
+        if (body_name(b) == name) {
+            return b;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string_view status_name(RecipientStatus status)
+{
+    switch (status) {
+    case RecipientStatus::pending:
+        break;
+    case RecipientStatus::delivered:
+        return "delivered";
+    case RecipientStatus::failed:
+        return "failed";
+    }
+    return "pending";
+}
+
+std::optional<RecipientStatus> status_from_name(std::string_view name)
+{
+    for (RecipientStatus s : {RecipientStatus::pending, RecipientStatus::delivered, RecipientStatus::failed}) {
+        if (status_name(s) == name) {
+            return s;
+        }
+    }
+    return std::nullopt;
+}
+
 bool is_valid_queue_id(std::string_view id)
 {
     if (id.empty() || id.size() > 128) {

@@ -14,9 +14,23 @@ namespace smtpspool {
 
 inline constexpr int k_envelope_version = 1;
 
+// MAIL's BODY parameter (RFC 6152, RFC 3030 §3).
+enum class Body { seven_bit, eight_bit_mime, binary_mime };
+
+// "7BIT", "8BITMIME", "BINARYMIME": the BODY= value, as the envelope keeps it.
+std::string_view body_name(Body body);
+std::optional<Body> body_from_name(std::string_view name);
+
+// Where a recipient stands: runq tries the pending ones.
+enum class RecipientStatus { pending, delivered, failed };
+
+// "pending", "delivered", "failed", as the envelope keeps it.
+std::string_view status_name(RecipientStatus status);
+std::optional<RecipientStatus> status_from_name(std::string_view name);
+
 struct Recipient {
     std::string address;
-    std::string status = "pending"; // pending | delivered | failed
+    RecipientStatus status = RecipientStatus::pending;
     std::uint64_t attempts = 0;
     std::optional<std::string> last_error;
     // The recipient the client named, when an alias replaced it by this one
@@ -52,7 +66,7 @@ struct Envelope {
     std::string hostname;
     ClientInfo client;
     std::string mail_from;     // "" for <>
-    std::string body = "7BIT"; // 7BIT | 8BITMIME | BINARYMIME
+    Body body = Body::seven_bit;
     bool smtputf8 = false;
     // RFC 3461 §4.3-4.4 (written only when given): RET ("FULL" | "HDRS") and
     // ENVID, decoded from xtext (printable ASCII).

@@ -83,7 +83,7 @@ Envelope make_envelope(const MessageFacts& f)
     e.client.tls = f.tls;
     e.client.auth = f.auth_user;
     e.mail_from = f.mail.path.mailbox;
-    e.body = std::string(body_name(f.mail.body));
+    e.body = f.mail.body;
     e.smtputf8 = f.mail.smtputf8;
     if (!f.mail.ret.empty()) {
         e.dsn_ret = f.mail.ret;

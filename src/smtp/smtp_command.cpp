@@ -218,19 +218,6 @@ std::variant<MailCommand, Reply> parse_mail(std::string_view argument, const Mai
     return mail;
 }
 
-std::string_view body_name(Body body)
-{
-    switch (body) {
-    case Body::seven_bit:
-        break;
-    case Body::eight_bit_mime:
-        return "8BITMIME";
-    case Body::binary_mime:
-        return "BINARYMIME";
-    }
-    return "7BIT";
-}
-
 std::optional<std::uint64_t> bdat_chunk_size(std::string_view argument)
 {
     std::string_view digits = argument.substr(0, argument.find(' '));

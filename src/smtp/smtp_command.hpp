@@ -2,6 +2,7 @@
 // path and ESMTP parameters (SIZE, BODY, SMTPUTF8, the DSN ones). Pure. Refusals come back as Reply values.
 #pragma once
 
+#include "model/envelope.hpp"
 #include "smtp/smtp_address.hpp"
 #include "smtp/smtp_nfa.hpp"
 #include "smtp/smtp_reply.hpp"
@@ -27,11 +28,6 @@ Command parse_command(std::string_view line);
 
 // A first line that looks like an HTTP request: the session ends at once.
 bool is_http_request(std::string_view line);
-
-enum class Body { seven_bit, eight_bit_mime, binary_mime };
-
-// "7BIT", "8BITMIME", "BINARYMIME": the BODY= value, as the envelope keeps it.
-std::string_view body_name(Body body);
 
 struct MailCommand {
     Path path;

@@ -55,8 +55,6 @@ void one_of(const std::string& value, const char* key, std::initializer_list<con
 }
 
 void check_protocol(const std::string& v) { one_of(v, "protocol", {"SMTP", "ESMTP", "local"}); }
-void check_body(const std::string& v) { one_of(v, "body", {"7BIT", "8BITMIME", "BINARYMIME"}); }
-void check_status(const std::string& v) { one_of(v, "status", {"pending", "delivered", "failed"}); }
 void check_ret(const std::string& v) { one_of(v, "dsn_ret", {"FULL", "HDRS"}); }
 
 void check_envid(const std::string& v)
@@ -123,14 +121,14 @@ void visit_fields(E& e, V& v)
         v.text("auth", e.client.auth, Presence::when_set);
     });
     v.text("mail_from", e.mail_from, Presence::required);
-    v.text("body", e.body, Presence::required, check_body);
+    v.named("body", e.body, body_name, body_from_name);
     v.flag("smtputf8", e.smtputf8);
     v.text("dsn_ret", e.dsn_ret, Presence::when_set, check_ret);
     v.text("dsn_envid", e.dsn_envid, Presence::when_set, check_envid);
     v.count("size", e.size, Presence::required);
     v.array("recipients", e.recipients, [&](auto& r) {
         v.text("address", r.address, Presence::required);
-        v.text("status", r.status, Presence::required, check_status);
+        v.named("status", r.status, status_name, status_from_name);
         v.count("attempts", r.attempts, Presence::required);
         v.text("last_error", r.last_error, Presence::nullable);
         v.text("original", r.original, Presence::when_set_or_null);
@@ -160,6 +158,11 @@ public:
     void port(const char* key, const std::optional<std::uint64_t>& value)
     {
         (*m_current)[key] = value ? Json(*value) : Json(nullptr);
+    }
+    template <class T>
+    void named(const char* key, T value, std::string_view (*name)(T), std::optional<T> (*)(std::string_view))
+    {
+        (*m_current)[key] = std::string(name(value));
     }
     void count(const char* key, std::uint64_t value, Presence) { (*m_current)[key] = value; }
     void flag(const char* key, bool value) { (*m_current)[key] = value; }
@@ -236,6 +239,12 @@ public:
             start(key);
             m_out += "null";
         }
+    }
+    template <class T>
+    void named(const char* key, T value, std::string_view (*name)(T), std::optional<T> (*)(std::string_view))
+    {
+        start(key);
+        string(name(value));
     }
     void port(const char* key, const std::optional<std::uint64_t>& value)
     {
@@ -418,6 +427,15 @@ public:
         if (check != nullptr) {
             check(*value);
         }
+    }
+    template <class T>
+    void named(const char* key, T& value, std::string_view (*)(T), std::optional<T> (*from_name)(std::string_view))
+    {
+        auto parsed = from_name(string_of(member(key), key));
+        if (!parsed) {
+            throw Invalid{std::string("\"") + key + "\" has an unknown value"};
+        }
+        value = *parsed;
     }
     void port(const char* key, std::optional<std::uint64_t>& value)
     {

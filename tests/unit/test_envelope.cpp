@@ -21,14 +21,14 @@ Envelope sample()
     e.client.helo = "client.test";
     e.client.protocol = "ESMTP";
     e.mail_from = "a@b.test";
-    e.body = "8BITMIME";
+    e.body = Body::eight_bit_mime;
     e.smtputf8 = true;
     e.size = 1234;
     Recipient r1;
     r1.address = "u@mx.test";
     Recipient r2;
     r2.address = "v@mx.test";
-    r2.status = "failed";
+    r2.status = RecipientStatus::failed;
     r2.attempts = 3;
     r2.last_error = "550 5.1.1 no such user";
     e.recipients = {r1, r2};
@@ -44,7 +44,7 @@ std::string reference_json(const Envelope& e)
     Json recipients = Json::array();
     for (const Recipient& r : e.recipients) {
         Json rc{
-            {"address", r.address}, {"status", r.status}, {"attempts", r.attempts}, {"last_error", opt(r.last_error)}};
+            {"address", r.address}, {"status", std::string(status_name(r.status))}, {"attempts", r.attempts}, {"last_error", opt(r.last_error)}};
         if (r.original) {
             rc["original"] = *r.original;
         }
@@ -74,7 +74,7 @@ std::string reference_json(const Envelope& e)
               {"hostname", e.hostname},
               {"client", client},
               {"mail_from", e.mail_from},
-              {"body", e.body},
+              {"body", std::string(body_name(e.body))},
               {"smtputf8", e.smtputf8}};
     if (e.dsn_ret) {
         tree["dsn_ret"] = *e.dsn_ret;
@@ -115,7 +115,7 @@ TEST_SUITE("envelope")
         CHECK(b.smtputf8);
         CHECK(b.size == 1234);
         REQUIRE(b.recipients.size() == 2);
-        CHECK(b.recipients[1].status == "failed");
+        CHECK(b.recipients[1].status == RecipientStatus::failed);
         CHECK(b.recipients[1].attempts == 3);
         CHECK(b.recipients[1].last_error == "550 5.1.1 no such user");
         CHECK(envelope_to_json(b) == envelope_to_json(e));
@@ -220,11 +220,17 @@ TEST_SUITE("envelope")
     {
         for (const char* body : {"7BIT", "8BITMIME", "BINARYMIME"}) {
             Envelope e = sample();
-            e.body = body;
-            auto back = envelope_from_json(envelope_to_json(e));
+            REQUIRE(body_from_name(body));
+            e.body = *body_from_name(body);
+            std::string json = envelope_to_json(e);
+            CHECK(json.find(std::string("\"body\": \"") + body + "\"") != std::string::npos);
+            auto back = envelope_from_json(json);
             REQUIRE(back.ok());
-            CHECK(back.value().body == body);
+            CHECK(back.value().body == e.body);
         }
+        CHECK_FALSE(body_from_name("8bitmime"));
+        CHECK(status_from_name("failed") == RecipientStatus::failed);
+        CHECK_FALSE(status_from_name("bounced"));
     }
 
     TEST_CASE("delivery keys: written always, optional when read, times validated")

@@ -22,7 +22,7 @@ Envelope env(const std::string& id, std::uint64_t size)
     r.address = "u@mx.test";
     Recipient f;
     f.address = "v\x1b[31m@mx.test";
-    f.status = "failed";
+    f.status = RecipientStatus::failed;
     f.attempts = 2;
     f.last_error = "550 no";
     e.recipients = {r, f};

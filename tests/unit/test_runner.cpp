@@ -172,9 +172,9 @@ TEST_SUITE("runner")
         CHECK(e.attempts == 1);
         CHECK(e.last_attempt == "2026-11-18T11:06:40Z");
         CHECK(e.next_attempt == "2026-11-18T11:36:40Z"); // +30m, the schedule's first wait
-        CHECK(e.recipients[0].status == "delivered");
+        CHECK(e.recipients[0].status == RecipientStatus::delivered);
         CHECK(e.recipients[0].attempts == 1);
-        CHECK(e.recipients[1].status == "pending");
+        CHECK(e.recipients[1].status == RecipientStatus::pending);
         CHECK(e.recipients[1].last_error == "451 4.3.0 try later");
         // Not due yet: nothing happens.
         f.script.calls.clear();
@@ -477,7 +477,7 @@ TEST_SUITE("runner")
         Fixture f;
         f.tweak = [](Envelope& e) {
             e.dsn_ret = "FULL";
-            e.body = "BINARYMIME";
+            e.body = Body::binary_mime;
         };
         f.queue("alice@b.test", {"u@far.test"}, std::string("Subject: bin\r\n\r\nraw\0\n\roctets", 28));
         f.script.answers["u@far.test"] = {Outcome::permanent, "554 5.6.3 not sent"};
@@ -542,7 +542,7 @@ TEST_SUITE("runner")
                 auto after = load_envelope(f.dir.path(), id);
                 REQUIRE(after.ok());
                 REQUIRE(after.value().recipients.size() == 2);
-                CHECK(after.value().recipients[1].status == "pending");
+                CHECK(after.value().recipients[1].status == RecipientStatus::pending);
                 // No temporary file is left beside it.
                 CHECK_FALSE(std::filesystem::exists(f.dir.path() + "/queue/" + id + "/envelope.json.new"));
                 if (s.errors > 0) {
@@ -550,7 +550,7 @@ TEST_SUITE("runner")
                     CHECK(f.log.has("event=runq-error"));
                     // Before the rename the old envelope is still there, whole.
                     if (after.value().attempts == before.attempts) {
-                        CHECK(after.value().recipients[0].status == "pending");
+                        CHECK(after.value().recipients[0].status == RecipientStatus::pending);
                     }
                 }
                 // A later run finishes the job: nothing was lost.

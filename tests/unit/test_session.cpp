@@ -31,7 +31,7 @@ TEST_SUITE("session")
         CHECK(m.envelope.mail_from == "a@b.test");
         REQUIRE(m.envelope.recipients.size() == 1);
         CHECK(m.envelope.recipients[0].address == "u@mx.test");
-        CHECK(m.envelope.recipients[0].status == "pending");
+        CHECK(m.envelope.recipients[0].status == RecipientStatus::pending);
         CHECK(m.envelope.client.address == "192.0.2.7");
         CHECK(m.envelope.client.port == 40000u);
         CHECK(m.envelope.client.helo == "client.test");
@@ -354,7 +354,7 @@ TEST_SUITE("session")
                "DATA\r\nx\r\n.\r\n");
         REQUIRE(f.spool.messages.size() == 1);
         CHECK(f.spool.messages[0].envelope.smtputf8);
-        CHECK(f.spool.messages[0].envelope.body == "8BITMIME");
+        CHECK(f.spool.messages[0].envelope.body == Body::eight_bit_mime);
         CHECK(f.spool.messages[0].data.find("with UTF8SMTP id") != std::string::npos);
     }
 }

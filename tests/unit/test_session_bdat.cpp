@@ -64,7 +64,7 @@ TEST_SUITE("session")
         CHECK(after_received(m.data) == one + two + three);
         CHECK(m.data.rfind("Received: from client.test ([192.0.2.7])\r\n\tby mx.test (smtpspool) with ESMTP id ID1\r\n",
                            0) == 0);
-        CHECK(m.envelope.body == "BINARYMIME");
+        CHECK(m.envelope.body == Body::binary_mime);
         CHECK(m.envelope.size == m.data.size());
         CHECK(f.log.has("event=mail from=a@b.test size=0 body=BINARYMIME"));
         CHECK(f.log.has("event=queued id=ID1 size=" + std::to_string(m.data.size()) + " recipients=1 chunks=3"));
@@ -83,7 +83,7 @@ TEST_SUITE("session")
         REQUIRE(whole.spool.messages.size() == 2);
         CHECK(after_received(whole.spool.messages[0].data) == std::string("ab\r\nc\n\r\0", 8));
         CHECK(after_received(whole.spool.messages[1].data) == "hi");
-        CHECK(whole.spool.messages[1].envelope.body == "7BIT");
+        CHECK(whole.spool.messages[1].envelope.body == Body::seven_bit);
         CHECK(whole.closed);
         for (std::size_t split = 0; split <= input.size(); ++split) {
             SessionFixture f;
@@ -242,7 +242,7 @@ TEST_SUITE("session")
         REQUIRE(f.spool.messages.size() == 1);
         CHECK(after_received(f.spool.messages[0].data) == "ok");
         CHECK(f.spool.messages[0].envelope.mail_from == "b@b.test");
-        CHECK(f.spool.messages[0].envelope.body == "7BIT");
+        CHECK(f.spool.messages[0].envelope.body == Body::seven_bit);
         CHECK(f.spool.aborts == 1);
     }
 

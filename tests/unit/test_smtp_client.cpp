@@ -387,7 +387,7 @@ TEST_SUITE("smtp_client")
     {
         Envelope e;
         e.mail_from = "a@b.test";
-        e.body = "8BITMIME";
+        e.body = Body::eight_bit_mime;
         e.smtputf8 = true;
         e.dsn_ret = "HDRS";
         e.dsn_envid = "id+1 x";
@@ -406,7 +406,7 @@ TEST_SUITE("smtp_client")
         CHECK(rcpt_command(r, rich) == "RCPT TO:<u@c.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;u@c.test\r\n");
         Envelope bare;
         bare.mail_from = "";
-        bare.body = "7BIT";
+        bare.body = Body::seven_bit;
         CHECK(mail_command(bare, rich, 0) == "MAIL FROM:<> SIZE=0\r\n");
     }
 }

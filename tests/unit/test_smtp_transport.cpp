@@ -260,7 +260,7 @@ TEST_SUITE("smtp_transport")
     {
         const std::string message = "Subject: t\r\n\r\n.leading dot\r\nbody \xc3\xa9\r\n.\r\nlast";
         Fixture f(message);
-        f.envelope.body = "8BITMIME";
+        f.envelope.body = Body::eight_bit_mime;
         FakeServer server({[](FakeConn& c) {
             greet(c, k_ehlo_all);
             // No reply until DATA is in: a client that waited for replies would stall here.
@@ -516,7 +516,7 @@ TEST_SUITE("smtp_transport")
         auto out = t.deliver(f.delivery());
         CHECK(out.at(0).outcome == Outcome::delivered);
         Fixture eight("caf\xc3\xa9\r\n");
-        eight.envelope.body = "8BITMIME";
+        eight.envelope.body = Body::eight_bit_mime;
         out = t.deliver(eight.delivery());
         CHECK(out.at(0).outcome == Outcome::permanent);
         CHECK(out.at(0).detail ==
@@ -567,7 +567,7 @@ TEST_SUITE("smtp_transport")
     TEST_CASE("a BINARYMIME message is never sent with DATA: permanent, even to a server that offers it all")
     {
         Fixture f(std::string("bin\0ary\nbare\r", 13));
-        f.envelope.body = "BINARYMIME";
+        f.envelope.body = Body::binary_mime;
         const std::string ehlo = "250-fake.test hello\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-CHUNKING\r\n"
                                  "250 BINARYMIME\r\n";
         FakeServer server({[&](FakeConn& c) {
