@@ -174,12 +174,6 @@ struct Feed {
 
 } // namespace
 
-bool set_nonblocking(int fd)
-{
-    int flags = ::fcntl(fd, F_GETFL);
-    return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
-}
-
 Result<std::vector<std::string>> child_environment(const EnvironmentVariables& variables)
 {
     std::vector<std::string> env{"PATH=/usr/local/bin:/usr/bin:/bin"};

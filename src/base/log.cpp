@@ -1,6 +1,8 @@
 // log: LogLine formatting and the syslog/stderr/none sinks. Never writes stdout.
 #include "base/log.hpp"
 
+#include "base/text.hpp"
+
 #include <charconv>
 #include <tuple>
 #include <syslog.h>
@@ -33,55 +35,6 @@ public:
 
 } // namespace
 
-namespace {
-
-bool needs_quotes(std::string_view value)
-{
-    if (value.empty()) {
-        return true;
-    }
-    for (char c : value) {
-        auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u >= 0x7f || c == '"' || c == '=' || c == '\\') {
-            return true;
-        }
-    }
-    return false;
-}
-
-// Appends value to out, quoted and escaped when it needs to be.
-void append_escaped(std::string& out, std::string_view value)
-{
-    if (!needs_quotes(value)) {
-        out += value;
-        return;
-    }
-    static constexpr char k_hex[] = "0123456789abcdef";
-    out += '"';
-    for (char c : value) {
-        auto u = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (u < 0x20 || u >= 0x7f) {
-            const char esc[4] = {'\\', 'x', k_hex[u >> 4], k_hex[u & 0xf]};
-            out.append(esc, sizeof esc);
-        } else {
-            out += c;
-        }
-    }
-    out += '"';
-}
-
-} // namespace
-
-std::string log_escape(std::string_view value)
-{
-    std::string out;
-    append_escaped(out, value);
-    return out;
-}
-
 LogLine::LogLine(std::string_view event)
 {
     m_text.reserve(128);
@@ -94,7 +47,7 @@ LogLine& LogLine::add(std::string_view key, std::string_view value)
     m_text += ' ';
     m_text += key;
     m_text += '=';
-    append_escaped(m_text, value);
+    text::append_log_value(m_text, value);
     return *this;
 }
 

@@ -1,5 +1,5 @@
 // log: one key=value line per event. LogLine formats (pure, escapes untrusted
-// text); LogSink is where lines go: syslog (facility mail), stderr, or nowhere.
+// text with text::log_value); LogSink is where lines go: syslog (facility mail), stderr, or nowhere.
 #pragma once
 
 #include <memory>
@@ -31,8 +31,5 @@ enum class LogTarget { syslog, stderr_, none };
 
 // The sinks that main builds; "program" names the syslog ident.
 std::unique_ptr<LogSink> make_log_sink(LogTarget target);
-
-// Values with spaces, quotes, '=' or non-printable octets are quoted and escaped.
-std::string log_escape(std::string_view value);
 
 } // namespace smtpspool

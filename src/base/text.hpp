@@ -1,6 +1,19 @@
 // text: the named sanitizers of untrusted text. Each says what it guarantees
-// of its result; code that prints or stores text from a client, a child
-// program or a file picks the one whose contract fits, never a loop of its own.
+// of its result; code that prints or stores text from a client, a server, a
+// child program or a file picks the one whose contract fits, never a loop of
+// its own.
+//
+//   function              for                         bad octets      bound
+//   header_word           a word of a trace header    '?' (1 for 1)   255
+//   header_value          a header field body         ' ' (1 for 1)   900, UTF-8 cut
+//   detail_line           a one-line error detail     '?' (1 for 1)   max, UTF-8 cut + "..."
+//   printable_line        one line of a program/file  '?' (1 for 1)   max, first line only
+//   printable_tail        the end of a program's out  ' ' (1 for 1)   last max, no trailing ' '
+//   log_value             a key=value log value       \xNN, quoted    none
+//   terminal_text         a listing on a terminal     \xNN            none
+//   file_name_component   one path component          '_' (1 for 1)   none
+//
+// None of them returns CR, LF or NUL.
 #pragma once
 
 #include <cstddef>
@@ -8,6 +21,30 @@
 #include <string_view>
 
 namespace smtpspool::text {
+
+inline constexpr std::size_t k_max_header_word = 255;
+inline constexpr std::size_t k_max_header_value = 900;
+
+// A word of a header we compose from what a client said (the HELO name, the
+// peer's host name in Received:; the name echoed in the EHLO reply): the first
+// 255 octets of `text`, each octet that is not printable US-ASCII (0x21-0x7e)
+// or is one of the comment, literal and quoting delimiters ( ) [ ] \ ; "
+// replaced by '?'. The result cannot end the line, open a comment or a domain
+// literal, or add a clause, and keeps its line under RFC 5322's 998 octets.
+std::string header_word(std::string_view text);
+
+// The body of a header field (or a delivery-status field, or a line of a
+// bounce's text part) that holds an address or a server's reply: at most 900
+// octets (cut before an incomplete UTF-8 character), each control octet
+// (< 0x20, 0x7f) replaced by a space. Octets >= 0x80 are kept (SMTPUTF8
+// addresses, UTF-8 replies).
+std::string header_value(std::string_view text);
+
+// A one-line detail for a log, a reply or an envelope (what a server or a
+// system call said): each control octet (< 0x20, 0x7f) replaced by '?',
+// octets >= 0x80 kept. Longer than `max`: cut to max - 3 octets, before an
+// incomplete UTF-8 character, and "..." appended (at most `max` octets in all).
+std::string detail_line(std::string_view text, std::size_t max = std::string_view::npos);
 
 // The first line of `text` (up to the first LF), at most `max` octets, with
 // every octet outside printable US-ASCII (0x20-0x7e) replaced by '?'. For
@@ -19,7 +56,30 @@ std::string printable_line(std::string_view text, std::size_t max);
 // (where its error usually is), on one line.
 std::string printable_tail(std::string_view text, std::size_t max);
 
-// `text` without leading and trailing spaces and tabs.
+// A value of a key=value log line: as it is when it is non-empty printable
+// US-ASCII without space, '"', '=' or '\'; otherwise in double quotes, with
+// '"' and '\' escaped by '\' and every octet outside 0x20-0x7e written \xNN
+// (lower-case hex). A reader splits the line on spaces outside quotes.
+std::string log_value(std::string_view text);
+void append_log_value(std::string& out, std::string_view text);
+
+// Text for a terminal (the queue listing): printable US-ASCII as it is; '\'
+// and every octet outside 0x20-0x7e written \xNN (lower-case hex), so the
+// result cannot drive the terminal and can be decoded back.
+std::string terminal_text(std::string_view text);
+
+// One component of a file path made from an address or a host name (a
+// maildir folder, a unique file name): '"' dropped; '/', '\' and control
+// octets (< 0x20, 0x7f) replaced by '_'; leading dots replaced by '_'; "_"
+// for an empty result. Never empty, never ".", ".." or a hidden name, never a
+// path separator. Octets >= 0x80 are kept; the length is the caller's to bound.
+std::string file_name_component(std::string_view text);
+
+// `text` without leading and trailing spaces and tabs (RFC 5234 WSP).
 std::string_view trim(std::string_view text);
+
+// `text` without leading and trailing spaces, tabs, CRs and LFs: a value that
+// may carry a line end (a command-line argument, an unfolded header field).
+std::string_view trim_space(std::string_view text);
 
 } // namespace smtpspool::text

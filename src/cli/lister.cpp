@@ -1,28 +1,13 @@
 // lister: column layout of the table, escaping, JSON lines.
 #include "cli/lister.hpp"
+
+#include "base/text.hpp"
 #include "spool/envelope_json.hpp"
 
 #include <cstdio>
 
 namespace smtpspool {
 namespace {
-
-// Control and non-ASCII octets become \xNN so a listing cannot drive a terminal.
-std::string printable(std::string_view text)
-{
-    std::string out;
-    for (char c : text) {
-        auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u >= 0x7f || c == '\\') {
-            char buf[5];
-            std::snprintf(buf, sizeof buf, "\\x%02x", u);
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
 
 std::string pad_right(std::string s, std::size_t width)
 {
@@ -58,32 +43,32 @@ std::string format_table(const std::vector<QueueEntry>& entries)
     std::size_t readable = 0;
     for (const QueueEntry& e : entries) {
         if (!e.envelope) {
-            out += pad_right(e.id, id_width) + " (unreadable: " + printable(e.error) + ")\n";
+            out += pad_right(e.id, id_width) + " (unreadable: " + text::terminal_text(e.error) + ")\n";
             continue;
         }
         const Envelope& env = *e.envelope;
         total += env.size;
         ++readable;
         out += pad_right(e.id, id_width) + " " + pad_left(std::to_string(env.size), 10) + " " +
-               pad_right(printable(env.received_at), 20) + " <" + printable(env.mail_from) + ">\n";
+               pad_right(text::terminal_text(env.received_at), 20) + " <" + text::terminal_text(env.mail_from) + ">\n";
         if (env.attempts > 0) {
             out += std::string(indent, ' ') + "(" + std::to_string(env.attempts) +
                    (env.attempts == 1 ? " delivery run" : " delivery runs");
             if (env.last_attempt) {
-                out += ", last " + printable(*env.last_attempt);
+                out += ", last " + text::terminal_text(*env.last_attempt);
             }
             if (env.next_attempt) {
-                out += ", next " + printable(*env.next_attempt);
+                out += ", next " + text::terminal_text(*env.next_attempt);
             }
             out += ")\n";
         }
         for (const Recipient& r : env.recipients) {
-            out += std::string(indent, ' ') + "<" + printable(r.address) + "> " + std::string(status_name(r.status));
+            out += std::string(indent, ' ') + "<" + text::terminal_text(r.address) + "> " + std::string(status_name(r.status));
             if (r.attempts > 0) {
                 out += ", " + std::to_string(r.attempts) + (r.attempts == 1 ? " attempt" : " attempts");
             }
             if (r.last_error) {
-                out += ": " + printable(*r.last_error);
+                out += ": " + text::terminal_text(*r.last_error);
             }
             out += "\n";
         }

@@ -6,7 +6,9 @@
 #include "base/fs.hpp"
 #include "base/limits.hpp"
 #include "base/log.hpp"
+#include "base/text.hpp"
 #include "policy/policy.hpp"
+#include "smtp/header_check.hpp"
 #include "smtp/smtp_address.hpp"
 #include "spool/spool.hpp"
 
@@ -24,23 +26,6 @@ namespace {
 // The header section is held in memory to find recipients and missing fields.
 constexpr std::size_t k_max_header_section = 1 << 20;
 
-std::string_view trim(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
-bool is_ftext(char c)
-{
-    auto u = static_cast<unsigned char>(c);
-    return u >= 33 && u <= 126 && c != ':';
-}
-
 // "Name: value" -> "name"; "" when the line is not a field.
 std::string field_name(std::string_view line)
 {
@@ -52,7 +37,7 @@ std::string field_name(std::string_view line)
     while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) {
         name.remove_suffix(1);
     }
-    if (name.empty() || !std::all_of(name.begin(), name.end(), is_ftext)) {
+    if (!is_field_name(name)) {
         return "";
     }
     return ascii_lower(name);
@@ -167,7 +152,7 @@ HeaderSection::Step HeaderSection::add(const std::string& line)
 
 std::string submission_mailbox(std::string_view text, const std::string& hostname, bool& non_ascii)
 {
-    std::string a(trim(text));
+    std::string a(text::trim_space(text));
     if (a.size() >= 2 && a.front() == '<' && a.back() == '>') {
         a = a.substr(1, a.size() - 2);
     }
@@ -284,7 +269,7 @@ std::vector<std::string> header_addresses(std::string_view folded)
     int comment = 0;
     bool quoted = false;
     auto finish = [&] {
-        std::string a(trim(has_angle ? std::string_view(angle) : std::string_view(item)));
+        std::string a(text::trim_space(has_angle ? std::string_view(angle) : std::string_view(item)));
         if (!a.empty()) {
             out.push_back(a);
         }
@@ -361,7 +346,7 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
 
     std::string sender;
     if (options.sender) {
-        std::string s(trim(*options.sender));
+        std::string s(text::trim_space(*options.sender));
         if (s != "<>" && !s.empty()) {
             sender = submission_mailbox(s, config.hostname, non_ascii);
             if (sender.empty()) {

@@ -2,22 +2,14 @@
 // text/rfc822-headers of the original). RFC 3834: Auto-Submitted.
 #include "delivery/bounce.hpp"
 
+#include "base/text.hpp"
+
 #include <cctype>
 
 namespace smtpspool {
 namespace {
 
 bool digit(char c) { return c >= '0' && c <= '9'; }
-
-std::string header_safe(std::string_view text)
-{
-    std::string out;
-    for (char c : text.substr(0, 900)) {
-        auto u = static_cast<unsigned char>(c);
-        out.push_back(u < 0x20 || u == 0x7f ? ' ' : c);
-    }
-    return out;
-}
 
 } // namespace
 
@@ -81,9 +73,9 @@ std::string text_list(const BounceInput& in, Action a)
         if (r.action != a) {
             continue;
         }
-        out += "<" + header_safe(r.address) + ">";
+        out += "<" + text::header_value(r.address) + ">";
         if (a == Action::failed || (a == Action::relayed && is_smtp_reply(r.detail))) {
-            out += ": " + header_safe(r.detail);
+            out += ": " + text::header_value(r.detail);
         }
         out += "\r\n";
     }
@@ -106,7 +98,7 @@ std::string compose_bounce(const BounceInput& in)
     m +=
         "Received: by " + in.hostname + " (smtpspool, delivery status notification) id " + in.id + "; " + date + "\r\n";
     m += "From: Mail Delivery System <MAILER-DAEMON@" + in.hostname + ">\r\n";
-    m += "To: <" + header_safe(in.original.mail_from) + ">\r\n";
+    m += "To: <" + text::header_value(in.original.mail_from) + ">\r\n";
     m += failure ? "Subject: Undelivered Mail Returned to Sender\r\n" : "Subject: Successful Mail Delivery Report\r\n";
     m += "Date: " + date + "\r\n";
     m += "Message-ID: <" + in.id + "@" + in.hostname + ">\r\n";
@@ -135,7 +127,7 @@ std::string compose_bounce(const BounceInput& in)
     m += "\r\n--" + boundary + "\r\nContent-Type: message/delivery-status\r\n\r\n";
     // RFC 3464 §2.2: per-message fields.
     if (in.original.dsn_envid) {
-        m += "Original-Envelope-Id: " + header_safe(*in.original.dsn_envid) + "\r\n";
+        m += "Original-Envelope-Id: " + text::header_value(*in.original.dsn_envid) + "\r\n";
     }
     m += "Reporting-MTA: dns; " + in.hostname + "\r\n";
     m += "X-Smtpspool-Queue-ID: " + in.original.id + "\r\n";
@@ -148,10 +140,10 @@ std::string compose_bounce(const BounceInput& in)
         if (r.orcpt) {
             // RFC 3461 §6.3: the ORCPT parameter as Original-Recipient.
             std::size_t semi = r.orcpt->find(';');
-            m += "Original-Recipient: " + header_safe(r.orcpt->substr(0, semi)) + "; " +
-                 header_safe(semi == std::string::npos ? "" : r.orcpt->substr(semi + 1)) + "\r\n";
+            m += "Original-Recipient: " + text::header_value(r.orcpt->substr(0, semi)) + "; " +
+                 text::header_value(semi == std::string::npos ? "" : r.orcpt->substr(semi + 1)) + "\r\n";
         }
-        m += "Final-Recipient: rfc822; " + header_safe(r.address) + "\r\n";
+        m += "Final-Recipient: rfc822; " + text::header_value(r.address) + "\r\n";
         switch (r.action) {
         case Action::failed:
             m += "Action: failed\r\n";
@@ -165,11 +157,11 @@ std::string compose_bounce(const BounceInput& in)
             break;
         }
         if (is_smtp_reply(r.detail)) {
-            m += "Diagnostic-Code: smtp; " + header_safe(r.detail) + "\r\n";
+            m += "Diagnostic-Code: smtp; " + text::header_value(r.detail) + "\r\n";
         } else if (r.action == Action::failed) {
             // A local delivery's own words (a maildir path, say) are not for the
             // sender when it succeeded.
-            m += "Diagnostic-Code: x-local; " + header_safe(r.detail) + "\r\n";
+            m += "Diagnostic-Code: x-local; " + text::header_value(r.detail) + "\r\n";
         }
         m += "Last-Attempt-Date: " + date + "\r\n";
     }

@@ -23,22 +23,6 @@
 namespace smtpspool {
 namespace {
 
-std::string safe_component(std::string_view text)
-{
-    std::string out;
-    for (char c : text) {
-        auto u = static_cast<unsigned char>(c);
-        if (c == '"') {
-            continue;
-        }
-        out.push_back(u < 0x20 || u == 0x7f || c == '/' || c == '\\' ? '_' : c);
-    }
-    for (std::size_t i = 0; i < out.size() && out[i] == '.'; ++i) {
-        out[i] = '_'; // no ".", "..", or hidden names
-    }
-    return out.empty() ? "_" : out;
-}
-
 std::string errno_text(const std::string& what)
 {
     return what + ": " + std::strerror(errno);
@@ -104,7 +88,7 @@ std::string expand_maildir_path(std::string_view pattern, std::string_view addre
     std::string out;
     for (std::size_t i = 0; i < pattern.size(); ++i) {
         if (pattern[i] == '%' && i + 1 < pattern.size() && (pattern[i + 1] == 'u' || pattern[i + 1] == 'd')) {
-            out += safe_component(pattern[i + 1] == 'u' ? local : std::string_view(domain));
+            out += text::file_name_component(pattern[i + 1] == 'u' ? local : std::string_view(domain));
             ++i;
         } else {
             out.push_back(pattern[i]);
@@ -140,7 +124,7 @@ RecipientOutcome MaildirTransport::deliver_one(const Delivery& delivery, const s
     auto sec = std::chrono::duration_cast<std::chrono::seconds>(now);
     auto usec = std::chrono::duration_cast<std::chrono::microseconds>(now - sec).count();
     std::string name = std::to_string(sec.count()) + ".M" + std::to_string(usec) + "P" + std::to_string(::getpid()) +
-                       "Q" + std::to_string(++m_sequence) + "." + safe_component(m_hostname);
+                       "Q" + std::to_string(++m_sequence) + "." + text::file_name_component(m_hostname);
     auto opened = delivery.open_message();
     if (!opened) {
         return temporary("cannot read the message: " + std::string(std::strerror(opened.error().errnum)));

@@ -5,6 +5,7 @@
 #include "smtp/dsn.hpp"
 
 #include "base/limits.hpp"
+#include "base/text.hpp"
 #include "smtp/smtp_address.hpp"
 
 #include <algorithm>
@@ -28,7 +29,7 @@ void ReplyParser::end_line()
 {
     std::string_view line = m_line;
     if (!is_reply_code(line) || (line.size() > 3 && line[3] != '-' && line[3] != ' ')) {
-        fail("malformed reply line \"" + clean_detail(line, 60) + "\"");
+        fail("malformed reply line \"" + text::detail_line(line, 60) + "\"");
         return;
     }
     int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
@@ -202,28 +203,6 @@ std::string address_refusal(std::string_view address, bool smtputf8)
     return "";
 }
 
-std::string clean_detail(std::string_view text, std::size_t max)
-{
-    std::string out;
-    std::size_t n = std::min(text.size(), max);
-    if (text.size() > max) {
-        // Cut on a UTF-8 character boundary and mark the cut.
-        n = max >= 3 ? max - 3 : 0;
-        while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) {
-            --n;
-        }
-    }
-    out.reserve(n + 3);
-    for (char c : text.substr(0, n)) {
-        auto u = static_cast<unsigned char>(c);
-        out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
-    }
-    if (n < text.size()) {
-        out.append(std::min<std::size_t>(3, max - out.size()), '.');
-    }
-    return out;
-}
-
 std::string reply_detail(const ServerReply& reply)
 {
     std::string text = std::to_string(reply.code);
@@ -239,7 +218,7 @@ std::string reply_detail(const ServerReply& reply)
             break;
         }
     }
-    return clean_detail(text);
+    return text::detail_line(text, k_max_detail);
 }
 
 std::string mail_command(const Envelope& envelope, const EhloFeatures& features, std::uint64_t size)

@@ -119,8 +119,4 @@ bool is_bare_postmaster(std::string_view address);
 // character boundary). Never has CR or LF.
 std::string reply_detail(const ServerReply& reply);
 
-// Text made safe for a detail: control characters replaced by '?', cut to
-// `max` octets on a UTF-8 character boundary.
-std::string clean_detail(std::string_view text, std::size_t max = k_max_detail);
-
 } // namespace smtpspool

@@ -7,6 +7,7 @@
 #include "base/fd.hpp"
 #include "smtp/dsn.hpp"
 #include "base/limits.hpp"
+#include "base/text.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -152,7 +153,7 @@ void SmtpTransport::connect_socket()
     int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &list);
     if (rc != 0) {
         std::string why = rc == EAI_SYSTEM ? std::strerror(errno) : ::gai_strerror(rc);
-        throw Lost{clean_detail("cannot resolve " + host + ": " + why)};
+        throw Lost{text::detail_line("cannot resolve " + host + ": " + why, k_max_detail)};
     }
     std::string failure = "cannot connect to " + where() + ": no address";
     for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
@@ -204,7 +205,7 @@ void SmtpTransport::connect_socket()
         }
     }
     ::freeaddrinfo(list);
-    throw Lost{clean_detail(failure)};
+    throw Lost{text::detail_line(failure, k_max_detail)};
 }
 
 // A greeting or EHLO/HELO the server refuses: QUIT politely unless it is
@@ -216,7 +217,7 @@ void SmtpTransport::refuse_session(const ServerReply& reply, std::string_view wh
         quit();
     }
     drop();
-    throw Lost{clean_detail(detail)};
+    throw Lost{text::detail_line(detail, k_max_detail)};
 }
 
 // Connect, read the greeting, EHLO (HELO when EHLO gets 5xx, RFC 5321 §3.2).
@@ -316,7 +317,7 @@ std::string SmtpTransport::closed_detail(std::string_view doing)
     if (m_parser.ready()) {
         detail += ": " + reply_detail(m_parser.take());
     }
-    return clean_detail(detail);
+    return text::detail_line(detail, k_max_detail);
 }
 
 void SmtpTransport::send_all(std::string_view bytes, std::chrono::seconds timeout, std::string_view what)
@@ -339,17 +340,19 @@ void SmtpTransport::send_all(std::string_view bytes, std::chrono::seconds timeou
             if (err == EPIPE || err == ECONNRESET) {
                 throw Lost{closed_detail("sending " + std::string(what))};
             }
-            throw Lost{
-                clean_detail("error sending " + std::string(what) + " to " + where() + ": " + std::strerror(err))};
+            throw Lost{text::detail_line(
+                "error sending " + std::string(what) + " to " + where() + ": " + std::strerror(err), k_max_detail)};
         }
         pollfd p{m_fd, POLLOUT, 0};
         int r = ::poll(&p, 1, remaining_ms(deadline));
         if (r == 0) {
-            throw Lost{
-                clean_detail("timeout sending " + std::string(what) + " to " + where() + " after " + seconds(timeout))};
+            throw Lost{text::detail_line("timeout sending " + std::string(what) + " to " + where() + " after " +
+                                             seconds(timeout),
+                                         k_max_detail)};
         }
         if (r < 0 && errno != EINTR) {
-            throw Lost{clean_detail("error waiting to send to " + where() + ": " + std::strerror(errno))};
+            throw Lost{
+                text::detail_line("error waiting to send to " + where() + ": " + std::strerror(errno), k_max_detail)};
         }
     }
 }
@@ -367,21 +370,24 @@ ServerReply SmtpTransport::read_reply(std::chrono::seconds timeout, std::string_
             return m_parser.take();
         }
         if (m_parser.failed()) {
-            throw Lost{clean_detail("malformed " + std::string(what) + " from " + where() + ": " + m_parser.error())};
+            throw Lost{text::detail_line(
+                "malformed " + std::string(what) + " from " + where() + ": " + m_parser.error(), k_max_detail)};
         }
         // The parser has consumed all of m_in: read more.
         pollfd p{m_fd, POLLIN, 0};
         int r = ::poll(&p, 1, remaining_ms(deadline));
         if (r == 0) {
-            throw Lost{clean_detail("timeout waiting for " + std::string(what) + " from " + where() + " after " +
-                                    seconds(timeout))};
+            throw Lost{text::detail_line("timeout waiting for " + std::string(what) + " from " + where() + " after " +
+                                             seconds(timeout),
+                                         k_max_detail)};
         }
         if (r < 0) {
             if (errno == EINTR) {
                 continue;
             }
-            throw Lost{clean_detail("error waiting for " + std::string(what) + " from " + where() + ": " +
-                                    std::strerror(errno))};
+            throw Lost{text::detail_line("error waiting for " + std::string(what) + " from " + where() + ": " +
+                                             std::strerror(errno),
+                                         k_max_detail)};
         }
         ssize_t n = ::recv(m_fd, m_buffer.data(), m_buffer.size(), 0);
         if (n > 0) {
@@ -389,11 +395,12 @@ ServerReply SmtpTransport::read_reply(std::chrono::seconds timeout, std::string_
             continue;
         }
         if (n == 0 || errno == ECONNRESET) {
-            throw Lost{clean_detail("connection to " + where() + " closed while waiting for " + std::string(what))};
+            throw Lost{text::detail_line("connection to " + where() + " closed while waiting for " + std::string(what),
+                                         k_max_detail)};
         }
         if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-            throw Lost{
-                clean_detail("error reading " + std::string(what) + " from " + where() + ": " + std::strerror(errno))};
+            throw Lost{text::detail_line(
+                "error reading " + std::string(what) + " from " + where() + ": " + std::strerror(errno), k_max_detail)};
         }
     }
 }
@@ -438,16 +445,21 @@ std::vector<RecipientOutcome> SmtpTransport::deliver(const Delivery& delivery)
 
     auto opened = delivery.open_message();
     if (!opened) {
-        tx.decide_open(Outcome::temporary, clean_detail("cannot open the message file: " + std::string(std::strerror(opened.error().errnum))),
-                       false);
+        tx.decide_open(
+            Outcome::temporary,
+            text::detail_line("cannot open the message file: " + std::string(std::strerror(opened.error().errnum)),
+                              k_max_detail),
+            false);
         return tx.out;
     }
     Fd file = std::move(opened.value());
     tx.file = file.get();
     struct stat st {};
     if (::fstat(tx.file, &st) != 0) {
-        tx.decide_open(Outcome::temporary,
-                       clean_detail("cannot stat the message file: " + std::string(std::strerror(errno))), false);
+        tx.decide_open(
+            Outcome::temporary,
+            text::detail_line("cannot stat the message file: " + std::string(std::strerror(errno)), k_max_detail),
+            false);
         return tx.out;
     }
     tx.size = static_cast<std::uint64_t>(st.st_size);
@@ -455,34 +467,39 @@ std::vector<RecipientOutcome> SmtpTransport::deliver(const Delivery& delivery)
     try {
         ensure_session();
         if (envelope.smtputf8 && !m_features.smtputf8) {
-            tx.decide_open(
-                Outcome::permanent,
-                clean_detail("553 5.6.7 not sent: " + where() + " does not offer SMTPUTF8, which the message needs"),
-                false);
+            tx.decide_open(Outcome::permanent,
+                           text::detail_line("553 5.6.7 not sent: " + where() +
+                                                 " does not offer SMTPUTF8, which the message needs",
+                                             k_max_detail),
+                           false);
             return tx.out;
         }
         if (envelope.body == Body::binary_mime) {
             // RFC 3030 §3: a BINARYMIME message goes only by BDAT to a server
             // that offers BINARYMIME, or is converted, or is returned. We send
             // by DATA alone and convert nothing: it is returned.
-            tx.decide_open(Outcome::permanent,
-                           clean_detail("554 5.6.3 not sent: the message is BODY=BINARYMIME, which needs BDAT (RFC "
-                                        "3030), and runq sends with DATA only"),
-                           false);
+            tx.decide_open(
+                Outcome::permanent,
+                text::detail_line("554 5.6.3 not sent: the message is BODY=BINARYMIME, which needs BDAT (RFC "
+                                  "3030), and runq sends with DATA only",
+                                  k_max_detail),
+                false);
             return tx.out;
         }
         if (envelope.body == Body::eight_bit_mime && !m_features.eight_bit_mime) {
-            tx.decide_open(
-                Outcome::permanent,
-                clean_detail("554 5.6.3 not sent: " + where() + " does not offer 8BITMIME, which the message needs"),
-                false);
+            tx.decide_open(Outcome::permanent,
+                           text::detail_line("554 5.6.3 not sent: " + where() +
+                                                 " does not offer 8BITMIME, which the message needs",
+                                             k_max_detail),
+                           false);
             return tx.out;
         }
         if (m_features.size && m_features.max_size != 0 && tx.size > m_features.max_size) {
             tx.decide_open(Outcome::permanent,
-                           clean_detail("552 5.3.4 not sent: the message (" + std::to_string(tx.size) +
-                                        " octets) exceeds the size limit of " + where() + " (" +
-                                        std::to_string(m_features.max_size) + " octets)"),
+                           text::detail_line("552 5.3.4 not sent: the message (" + std::to_string(tx.size) +
+                                                 " octets) exceeds the size limit of " + where() + " (" +
+                                                 std::to_string(m_features.max_size) + " octets)",
+                                             k_max_detail),
                            false);
             return tx.out;
         }
@@ -547,7 +564,8 @@ void SmtpTransport::run_transaction(Transaction& tx)
                     tx.decide_open(outcome_of(r), reply_detail(r), false);
                     mail_refused = true;
                 } else if (klass(r) != 2) {
-                    throw Lost{clean_detail("unexpected reply to MAIL from " + where() + ": " + reply_detail(r))};
+                    throw Lost{text::detail_line("unexpected reply to MAIL from " + where() + ": " + reply_detail(r),
+                                                 k_max_detail)};
                 }
                 break;
             }
@@ -564,7 +582,8 @@ void SmtpTransport::run_transaction(Transaction& tx)
                 } else if (klass(r) == 4 || klass(r) == 5) {
                     tx.decide(cmd.pos, outcome_of(r), reply_detail(r));
                 } else {
-                    throw Lost{clean_detail("unexpected reply to RCPT from " + where() + ": " + reply_detail(r))};
+                    throw Lost{text::detail_line("unexpected reply to RCPT from " + where() + ": " + reply_detail(r),
+                                                 k_max_detail)};
                 }
                 break;
             }
@@ -597,14 +616,16 @@ void SmtpTransport::run_transaction(Transaction& tx)
             abort_transaction();
             return;
         }
-        throw Lost{clean_detail("unexpected reply to DATA from " + where() + ": " + reply_detail(data_reply))};
+        throw Lost{text::detail_line("unexpected reply to DATA from " + where() + ": " + reply_detail(data_reply),
+                                     k_max_detail)};
     }
     send_data(tx);
     ServerReply done = read_reply(m_timeouts.data_done, "reply to the end of data");
     if (done.code == 421 || klass(done) == 3) {
-        throw Lost{clean_detail(klass(done) == 3
-                                    ? "unexpected reply to the end of data from " + where() + ": " + reply_detail(done)
-                                    : reply_detail(done))};
+        throw Lost{text::detail_line(klass(done) == 3 ? "unexpected reply to the end of data from " + where() + ": " +
+                                                            reply_detail(done)
+                                                      : reply_detail(done),
+                                     k_max_detail)};
     }
     for (std::size_t pos = 0; pos < tx.state.size(); ++pos) {
         if (tx.state[pos] == Transaction::St::accepted) {
@@ -627,7 +648,8 @@ void SmtpTransport::send_data(Transaction& tx)
             }
             // The server has the message half-sent; only closing the
             // connection keeps it from taking a truncated one.
-            throw Lost{clean_detail("cannot read the message file: " + std::string(std::strerror(errno)))};
+            throw Lost{
+                text::detail_line("cannot read the message file: " + std::string(std::strerror(errno)), k_max_detail)};
         }
         if (n == 0) {
             break;

@@ -18,8 +18,15 @@ struct ListError {
     std::string message;
 };
 
-// The logical lines of a policy file: '#' starts a comment at the start of a
-// line or after white space; blank lines are skipped. Calls f(line_number, text).
+// The lines of a policy file (the sender deny list, the local users, the
+// aliases): '#' starts a comment at the start of a line or after a space or a
+// tab; what is left is trimmed of spaces and tabs (and the CR of a CRLF line
+// end); lines left empty are skipped. Calls f(line_number, text, indented),
+// indented when the line began with a space or a tab (an aliases continuation).
+template <typename F>
+void for_each_line(std::string_view text, F&& f);
+
+// The same, for files without continuation lines: calls f(line_number, text).
 template <typename F>
 void for_each_entry(std::string_view text, F&& f);
 
@@ -53,7 +60,7 @@ private:
 // --- implementation of the template ---
 
 template <typename F>
-void for_each_entry(std::string_view text, F&& f)
+void for_each_line(std::string_view text, F&& f)
 {
     std::size_t number = 0;
     while (!text.empty()) {
@@ -61,6 +68,7 @@ void for_each_entry(std::string_view text, F&& f)
         std::size_t nl = text.find('\n');
         std::string_view line = text.substr(0, nl);
         text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+        bool indented = !line.empty() && (line.front() == ' ' || line.front() == '\t');
         for (std::size_t i = 0; i < line.size(); ++i) {
             if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
                 line = line.substr(0, i);
@@ -74,9 +82,15 @@ void for_each_entry(std::string_view text, F&& f)
             line.remove_prefix(1);
         }
         if (!line.empty()) {
-            f(number, line);
+            f(number, line, indented);
         }
     }
+}
+
+template <typename F>
+void for_each_entry(std::string_view text, F&& f)
+{
+    for_each_line(text, [&](std::size_t number, std::string_view line, bool) { f(number, line); });
 }
 
 } // namespace smtpspool

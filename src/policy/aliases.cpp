@@ -2,23 +2,13 @@
 // depth and size limits.
 #include "policy/aliases.hpp"
 
+#include "base/text.hpp"
 #include "smtp/smtp_address.hpp"
 
 #include <algorithm>
 
 namespace smtpspool {
 namespace {
-
-std::string_view trim(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 // A key or target: "local" or "local@domain" with a valid domain; the local
 // part printable, no spaces. Returns it with the domain in lower case, or ""
@@ -60,25 +50,22 @@ std::variant<Aliases, ListError> Aliases::parse(std::string_view text)
         std::string text;
     };
     std::vector<Entry> entries;
-    std::size_t number = 0;
-    while (!text.empty()) {
-        ++number;
-        std::size_t nl = text.find('\n');
-        std::string_view line = text.substr(0, nl);
-        text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-        std::string_view content = trim(line);
-        if (content.empty() || content.front() == '#') {
-            continue;
+    std::optional<ListError> error;
+    for_each_line(text, [&](std::size_t number, std::string_view content, bool indented) {
+        if (error) {
+            return;
         }
-        if (line.front() == ' ' || line.front() == '\t') {
-            if (entries.empty()) {
-                return ListError{number, "a continuation line with no entry before it"};
-            }
+        if (!indented) {
+            entries.push_back({number, std::string(content)});
+        } else if (entries.empty()) {
+            error = ListError{number, "a continuation line with no entry before it"};
+        } else {
             entries.back().text += " ";
             entries.back().text += content;
-        } else {
-            entries.push_back({number, std::string(content)});
         }
+    });
+    if (error) {
+        return *error;
     }
     Aliases aliases;
     for (const Entry& e : entries) {
@@ -86,7 +73,7 @@ std::variant<Aliases, ListError> Aliases::parse(std::string_view text)
         if (colon == std::string::npos) {
             return ListError{e.line, "expected 'name: address, address'"};
         }
-        std::string key = ascii_lower(normal_form(trim(std::string_view(e.text).substr(0, colon))));
+        std::string key = ascii_lower(normal_form(text::trim(std::string_view(e.text).substr(0, colon))));
         if (key.empty()) {
             return ListError{e.line, "not a local part or address: '" + e.text.substr(0, colon) + "'"};
         }
@@ -97,7 +84,7 @@ std::variant<Aliases, ListError> Aliases::parse(std::string_view text)
         std::string_view rest = std::string_view(e.text).substr(colon + 1);
         while (true) {
             std::size_t comma = rest.find(',');
-            std::string_view word = trim(rest.substr(0, comma));
+            std::string_view word = text::trim(rest.substr(0, comma));
             if (!word.empty()) {
                 if (word.front() == '|' || word.front() == '/' || word.front() == ':' || word.front() == '"') {
                     return ListError{e.line, "only addresses are supported as targets (commands and files are "

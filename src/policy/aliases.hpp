@@ -18,7 +18,9 @@ namespace smtpspool {
 // "local: target, target" applies to that local part in every local domain;
 // "user@domain: target" to that address only. Targets are addresses or bare
 // local parts (which take the domain of the address being expanded). Lines
-// that start with white space continue the previous entry; '#' comments.
+// are read by for_each_line, as the other policy files: '#' at the start of a
+// line or after white space starts a comment ("root: alice # the admin");
+// lines that start with white space continue the previous entry.
 class Aliases {
 public:
     static constexpr std::size_t k_max_depth = 10;

@@ -3,6 +3,7 @@
 #include "policy/hook.hpp"
 
 #include "base/limits.hpp"
+#include "smtp/header_check.hpp"
 
 #include <algorithm>
 #include <string_view>
@@ -27,13 +28,8 @@ bool header_line_ok(std::string_view line)
 bool field_start_ok(std::string_view line)
 {
     std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0 || colon > k_max_field_name || !header_line_ok(line)) {
-        return false;
-    }
-    return std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(colon), [](char c) {
-        auto u = static_cast<unsigned char>(c);
-        return u > 0x20 && u < 0x7f;
-    });
+    return colon != std::string_view::npos && colon <= k_max_field_name && is_field_name(line.substr(0, colon)) &&
+           header_line_ok(line);
 }
 
 // RFC 5322 §2.2.3: a folded line starts with WSP, and is not WSP only (§3.2.2).

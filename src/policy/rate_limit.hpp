@@ -109,7 +109,66 @@ inline constexpr std::int64_t k_rate_max_backstep_minutes = 2;
 // SPOOL/state/connections.
 std::string rate_state_path(const std::string& spool);
 
-// SipHash-2-4 (Aumasson and Bernstein) of data under a 128-bit key.
-std::uint64_t siphash24(const std::array<std::uint64_t, 2>& key, std::string_view data);
+// The counting itself, apart from the file (which check_connection_rate
+// opens, locks, checks, reads and writes): pure, for tests.
+namespace rate {
 
+// The header and a slot of the file, as stored (the layout above).
+struct Header {
+    char magic[8];
+    std::uint32_t version;
+    std::uint32_t slot_count;
+    std::uint32_t slot_size;
+    std::uint32_t header_size;
+    std::uint64_t seed[2];
+    std::int64_t server_minute;
+    std::uint32_t server_current;
+    std::uint32_t server_previous;
+    std::uint8_t zero[8];
+};
+
+struct Slot {
+    std::uint8_t key[16];
+    std::int64_t minute;
+    std::uint32_t current;
+    std::uint32_t previous;
+};
+
+using Key = std::array<std::uint8_t, 16>;
+using Seed = std::array<std::uint64_t, 2>;
+// The k_rate_probe slots from a key's home slot on (wrapping at the end).
+using Window = std::array<Slot, k_rate_probe>;
+
+// The key a client is counted under: IPv4 by address, IPv6 by /64, anything
+// else by a keyed hash under ff00::/16.
+Key key_of(std::string_view client, const Seed& seed);
+// The first slot of the key's probe window.
+std::size_t home_slot(const Key& key, const Seed& seed);
+
+// Minutes since the epoch, and the fraction (0 to 1) of that minute elapsed.
+struct Minute {
+    std::int64_t minute = 0;
+    double elapsed = 0;
+};
+Minute minute_of(TimePoint now);
+
+// True when the header's counters are more than k_rate_max_backstep_minutes
+// ahead of `minute` (the clock went far back): the file is to be rebuilt.
+bool clock_went_back(const Header& header, std::int64_t minute);
+
+struct Count {
+    double server_rate = 0; // this connection included
+    double client_rate = 0; // 0 without a window
+    std::size_t slot = 0;   // the index in the window of the client's slot
+};
+
+// Counts one connection at `minute` (`elapsed` of it gone): in the header's
+// server counters, and, when `window` is given, in the client's slot of it
+// (its own live slot, else the first free one, else the live one with the
+// oldest minute, then the fewest connections, is taken over). A minute
+// behind the header's (a small step back of the clock) counts in the
+// header's minute with none of it elapsed.
+Count count(Header& header, Window* window, const Key& key, std::int64_t minute, double elapsed);
+
+} // namespace rate
 } // namespace smtpspool

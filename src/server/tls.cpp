@@ -1,9 +1,10 @@
 // tls: OpenSSL's SSL_CTX and SSL behind TlsContext and TlsStream.
 #include "server/tls.hpp"
 
+#include "base/fd.hpp"
+
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -22,12 +23,6 @@ std::string library_error(std::string_view fallback)
     char text[256];
     ::ERR_error_string_n(e, text, sizeof text);
     return text;
-}
-
-bool set_nonblocking(int fd)
-{
-    int flags = ::fcntl(fd, F_GETFL);
-    return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
 
 } // namespace

@@ -16,6 +16,13 @@ int sextet(char c)
 
 } // namespace
 
+// Ours, not OpenSSL's: smtp/ is pure (no OpenSSL), and neither of OpenSSL's
+// decoders is this strict. EVP_DecodeBlock skips leading and trailing white
+// space (" QUJD", "QUJD\r\n"), decodes '=' anywhere as zero bits ("=QQ=",
+// "QQ==QUJD", "QUJD====") and leaves the padding's zero octets in its output
+// ("QQ==" gives 3 octets); EVP_DecodeUpdate also takes white space and line
+// breaks between groups ("QU JD", "QUJD\nQUJD"). Each would need our checks
+// of the alphabet, the length and the padding first, which is the decoder.
 std::optional<std::string> base64_decode(std::string_view text)
 {
     if (text.size() % 4 != 0) {

@@ -4,6 +4,7 @@
 
 #include "base/limits.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace smtpspool {
@@ -11,10 +12,12 @@ namespace {
 
 constexpr std::string_view k_received = "received";
 
-// RFC 5322 §3.6.8: ftext is printable US-ASCII except ':'.
-bool is_ftext(unsigned char c) { return c >= 33 && c <= 126 && c != ':'; }
-
 } // namespace
+
+bool is_field_name(std::string_view name)
+{
+    return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) { return is_ftext(c); });
+}
 
 void HeaderCheck::problem(std::string why)
 {

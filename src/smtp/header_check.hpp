@@ -9,6 +9,18 @@
 
 namespace smtpspool {
 
+// RFC 5322 §3.6.8: ftext, an octet of a field name, is printable US-ASCII
+// (33-126) except ':'.
+constexpr bool is_ftext(char c)
+{
+    auto u = static_cast<unsigned char>(c);
+    return u >= 33 && u <= 126 && c != ':';
+}
+
+// A field name (RFC 5322 §3.6.8): one or more ftext octets. The one check of
+// header_check's scanner, the hook's added fields and sendmail's header reader.
+bool is_field_name(std::string_view name);
+
 class HeaderCheck {
 public:
     struct Options {

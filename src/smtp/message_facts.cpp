@@ -1,6 +1,8 @@
 // message_facts: the Received: header and the envelope of a message.
 #include "smtp/message_facts.hpp"
 
+#include "base/text.hpp"
+
 namespace smtpspool {
 namespace {
 
@@ -15,33 +17,21 @@ std::string address_literal(std::string_view address)
 
 } // namespace
 
-std::string header_safe(std::string_view text)
-{
-    std::string out;
-    for (char c : text.substr(0, 255)) {
-        auto u = static_cast<unsigned char>(c);
-        bool ok =
-            u > 0x20 && u < 0x7f && c != '(' && c != ')' && c != '[' && c != ']' && c != '\\' && c != ';' && c != '"';
-        out.push_back(ok ? c : '?');
-    }
-    return out;
-}
-
 std::string received_header(const MessageFacts& f, std::string_view id)
 {
     // RFC 5321 §4.4: from the EHLO name and the peer's address literal, by our
     // name, with the protocol, id, for the recipient when there is only one.
-    std::string h = "Received: from " + header_safe(f.helo);
+    std::string h = "Received: from " + text::header_word(f.helo);
     if (!f.peer.local) {
         h += " (";
         if (f.peer.hostname) {
-            h += header_safe(*f.peer.hostname) + " ";
+            h += text::header_word(*f.peer.hostname) + " ";
         }
         h += address_literal(f.peer.address) + ")";
     }
-    h += "\r\n\tby " + header_safe(f.hostname) + " (smtpspool";
+    h += "\r\n\tby " + text::header_word(f.hostname) + " (smtpspool";
     if (f.tls) {
-        h += ", " + header_safe(f.tls->version) + " " + header_safe(f.tls->cipher);
+        h += ", " + text::header_word(f.tls->version) + " " + text::header_word(f.tls->cipher);
     }
     h += f.peer.local ? ", from a local client)" : ")";
     std::string with = f.esmtp ? "ESMTP" : "SMTP";

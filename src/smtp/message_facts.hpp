@@ -36,9 +36,4 @@ std::string received_header(const MessageFacts& facts, std::string_view id);
 // The envelope, without its id and size (the spool sets those at commit).
 Envelope make_envelope(const MessageFacts& facts);
 
-// Client-supplied text for a trace header or a reply: printable ASCII only,
-// no comment or literal delimiters, bounded (RFC 5322 §2.1.1 lines stay under
-// 998).
-std::string header_safe(std::string_view text);
-
 } // namespace smtpspool

@@ -4,6 +4,7 @@
 #include "smtp/session.hpp"
 
 #include "base/limits.hpp"
+#include "base/text.hpp"
 
 #include <algorithm>
 
@@ -364,10 +365,10 @@ Session::Outcome Session::greet(const Command& cmd, bool esmtp)
     if (esmtp) {
         bool starttls = starttls_offered() && !m_config.tls;
         bool auth = auth_offered() && !m_auth_user;
-        return {replies::ehlo_ok(m_config.hostname, header_safe(m_helo), m_config.max_message_size, starttls, auth),
+        return {replies::ehlo_ok(m_config.hostname, text::header_word(m_helo), m_config.max_message_size, starttls, auth),
                 true};
     }
-    return {replies::helo_ok(m_config.hostname, header_safe(m_helo)), true};
+    return {replies::helo_ok(m_config.hostname, text::header_word(m_helo)), true};
 }
 
 Session::Outcome Session::on_mail(const Command& cmd)

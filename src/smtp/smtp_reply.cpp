@@ -2,23 +2,9 @@
 #include "smtp/smtp_reply.hpp"
 
 #include "base/limits.hpp"
+#include "base/text.hpp"
 
 namespace smtpspool {
-namespace {
-
-std::string clean_line(std::string_view line)
-{
-    std::string out;
-    out.reserve(line.size());
-    for (char c : line) {
-        auto u = static_cast<unsigned char>(c);
-        out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
-    }
-    return out;
-}
-
-} // namespace
-
 std::string render(const Reply& reply)
 {
     std::string out;
@@ -33,7 +19,7 @@ std::string render(const Reply& reply)
             line += reply.status;
             line += ' ';
         }
-        line += clean_line(last ? rest : rest.substr(0, nl));
+        line += text::detail_line(last ? rest : rest.substr(0, nl));
         // RFC 5321 §4.5.3.1.5: at most 512 octets including CRLF.
         if (line.size() > limits::k_max_reply_line - 2) {
             line.resize(limits::k_max_reply_line - 2);
@@ -274,11 +260,7 @@ std::optional<Reply> parse_hook_reply(std::string_view line)
             return std::nullopt;
         }
     }
-    std::string clean;
-    for (char c : text.substr(0, 400)) {
-        auto u = static_cast<unsigned char>(c);
-        clean.push_back(u < 0x20 || u >= 0x7f ? '?' : c);
-    }
+    std::string clean = text::printable_line(text, 400);
     if (clean.empty()) {
         clean = "refused by local policy";
     }

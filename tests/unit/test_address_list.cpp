@@ -113,6 +113,28 @@ TEST_SUITE("aliases")
         CHECK(error_of<Aliases>("a: b,\n c\n d\n").message.find("not an address") != std::string::npos);
     }
 
+    TEST_CASE("comments as in the other lists: '#' at the start of a line or after white space")
+    {
+        // The same text is one entry with a comment in every policy file.
+        CHECK(parsed<SenderList>("@spam.example # comment\n").matches("x@spam.example"));
+        auto a = parsed<Aliases>("# the admins\n"
+                                 "root: alice # the admin\n"
+                                 "staff: bob,\t# first\n"
+                                 "  # a comment between continuation lines\n"
+                                 "    carol # second\n"
+                                 "hash: d#e\r\n");
+        CHECK(a.size() == 3);
+        CHECK(expand(a, "root@example.com") == std::vector<std::string>{"alice@example.com"});
+        CHECK(expand(a, "staff@example.com") == std::vector<std::string>{"bob@example.com", "carol@example.com"});
+        // Not after white space: part of the word, in both parsers.
+        CHECK(expand(a, "hash@example.com") == std::vector<std::string>{"d#e@example.com"});
+        CHECK(parsed<LocalUsers>("d#e\n").contains("d#e"));
+        CHECK(error_of<Aliases>("# only a comment\n  indented: x\n").line == 2);
+        CHECK(error_of<Aliases>("root: # nobody\n").message == "no targets for 'root'");
+        // A CR inside a line is not white space (the CR of a CRLF end is).
+        CHECK(error_of<Aliases>("root: alice\r, bob\n").message.find("not an address") != std::string::npos);
+    }
+
     TEST_CASE("an entry naming itself delivers there too; other cycles are loops")
     {
         auto a = parsed<Aliases>("bob: bob, archive\n"

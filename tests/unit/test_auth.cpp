@@ -59,6 +59,22 @@ TEST_SUITE("auth")
         }
     }
 
+    TEST_CASE("base64: what OpenSSL's decoders take and ours refuses")
+    {
+        // EVP_DecodeBlock: white space around, '=' inside or in excess.
+        for (const char* bad : {" QUJD", "QUJD ", "QUJD\r\n", "\tQUJD", "=QQ=", "Q=Q=", "QQ==QUJD", "QUJD===="}) {
+            CAPTURE(bad);
+            CHECK_FALSE(base64_decode(bad));
+        }
+        // EVP_DecodeUpdate: white space and line breaks between groups.
+        for (const char* bad : {"QU JD", "QUJD\nQUJD", "QQ==\n\n"}) {
+            CAPTURE(bad);
+            CHECK_FALSE(base64_decode(bad));
+        }
+        CHECK(base64_decode("QUJD") == "ABC");
+        CHECK(base64_decode("QUI=") == "AB"); // the padding adds no octets
+    }
+
     TEST_CASE("PLAIN: authzid NUL user NUL password")
     {
         auto c = parse_plain(std::string("\0alice\0s3cret", 13));

@@ -42,6 +42,26 @@ std::string received(std::size_t n)
 
 TEST_SUITE("header_check")
 {
+    TEST_CASE("field names: one or more octets of printable US-ASCII but ':' (RFC 5322 3.6.8)")
+    {
+        CHECK(is_field_name("Subject"));
+        CHECK(is_field_name("X-Spam-Score"));
+        CHECK(is_field_name("!#$%&'*+-.^_`|~0"));
+        CHECK_FALSE(is_field_name(""));
+        CHECK_FALSE(is_field_name("X A"));
+        CHECK_FALSE(is_field_name("X:A"));
+        CHECK_FALSE(is_field_name("X\tA"));
+        CHECK_FALSE(is_field_name(std::string("X\0A", 3)));
+        CHECK_FALSE(is_field_name("X\x7f"));
+        CHECK_FALSE(is_field_name("Caf\xc3\xa9"));
+        CHECK_FALSE(is_field_name("X\r\n"));
+        int ftext = 0;
+        for (int c = 0; c < 256; ++c) {
+            ftext += is_ftext(static_cast<char>(c)) ? 1 : 0;
+        }
+        CHECK(ftext == 93); // 33..126 without ':'
+    }
+
     TEST_CASE("well-formed header sections pass in any chunking")
     {
         std::string m = "From: a@b.test\r\nSubject: hi\r\n  folded\r\nX-Empty:\r\nObs-Name : value\r\n\r\n"

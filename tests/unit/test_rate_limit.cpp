@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -93,15 +94,97 @@ int allowed_across_processes(const std::string& spool, int children, int each, R
 
 TEST_SUITE("rate_limit")
 {
-    TEST_CASE("SipHash-2-4 gives the reference outputs")
+    TEST_CASE("count, without a file: the server counters and the sliding window")
     {
-        std::array<std::uint64_t, 2> key{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
-        CHECK(siphash24(key, "") == 0x726fdb47dd0e0e31ULL);
-        std::string fifteen;
-        for (char c = 0; c < 15; ++c) {
-            fifteen += c;
+        rate::Header h{};
+        const std::int64_t m = 29916667;
+        for (int i = 1; i <= 5; ++i) {
+            CHECK(rate::count(h, nullptr, {}, m, 0.25).server_rate == doctest::Approx(i));
         }
-        CHECK(siphash24(key, fifteen) == 0xa129ca6149be45e5ULL);
+        CHECK(h.server_minute == m);
+        CHECK(h.server_current == 5);
+        // The next minute, a quarter gone: 5 × 0.75 + 1.
+        CHECK(rate::count(h, nullptr, {}, m + 1, 0.25).server_rate == doctest::Approx(4.75));
+        CHECK(h.server_previous == 5);
+        CHECK(h.server_current == 1);
+        // Two minutes on, the history is gone.
+        CHECK(rate::count(h, nullptr, {}, m + 3, 0.5).server_rate == doctest::Approx(1));
+        CHECK(h.server_previous == 0);
+        // A minute back (a small step of the clock): counted in the latest
+        // minute, with none of it elapsed.
+        CHECK(rate::count(h, nullptr, {}, m + 2, 0.9).server_rate == doctest::Approx(2));
+        CHECK(h.server_minute == m + 3);
+        CHECK_FALSE(rate::clock_went_back(h, m + 1));
+        CHECK(rate::clock_went_back(h, m));
+        h.server_current = UINT32_MAX;
+        rate::count(h, nullptr, {}, m + 3, 0);
+        CHECK(h.server_current == UINT32_MAX); // saturates
+    }
+
+    TEST_CASE("count, without a file: a client's slot in its probe window")
+    {
+        const std::int64_t m = 29916667;
+        const rate::Seed seed{1, 2};
+        rate::Key alice = rate::key_of("192.0.2.1", seed), bob = rate::key_of("192.0.2.2", seed);
+        rate::Header h{};
+        rate::Window w{};
+        rate::Count c = rate::count(h, &w, alice, m, 0);
+        CHECK(c.slot == 0); // the first free slot
+        CHECK(c.client_rate == doctest::Approx(1));
+        c = rate::count(h, &w, bob, m, 0);
+        CHECK(c.slot == 1);
+        c = rate::count(h, &w, alice, m, 0);
+        CHECK(c.slot == 0);
+        CHECK(c.client_rate == doctest::Approx(2));
+        CHECK(c.server_rate == doctest::Approx(3));
+        CHECK(w[0].current == 2);
+        CHECK(std::memcmp(w[0].key, alice.data(), alice.size()) == 0);
+
+        // A full window of live clients: the oldest minute, then the fewest
+        // connections, is taken over.
+        rate::Window full{};
+        for (std::size_t i = 0; i < k_rate_probe; ++i) {
+            rate::Key other = rate::key_of("198.51.100." + std::to_string(i), seed);
+            std::memcpy(full[i].key, other.data(), other.size());
+            full[i].minute = i == 5 || i == 6 ? m - 1 : m;
+            full[i].current = i == 6 ? 1 : 3;
+        }
+        c = rate::count(h, &full, alice, m, 0.5);
+        CHECK(c.slot == 6);
+        CHECK(c.client_rate == doctest::Approx(1)); // a new client: nothing of the old one
+        CHECK(full[6].previous == 0);
+
+        // A slot with a stale minute is free, and its old counts are gone.
+        rate::Window stale{};
+        std::memcpy(stale[3].key, alice.data(), alice.size());
+        stale[3].minute = m - 2;
+        stale[3].current = 50;
+        for (std::size_t i = 0; i < 3; ++i) {
+            stale[i].minute = m;
+            stale[i].key[0] = static_cast<std::uint8_t>(i + 1);
+        }
+        c = rate::count(h, &stale, alice, m, 0);
+        CHECK(c.slot == 3);
+        CHECK(c.client_rate == doctest::Approx(1));
+    }
+
+    TEST_CASE("client keys: IPv4 by address, IPv6 by /64, others by a keyed hash under ff00::/16")
+    {
+        const rate::Seed seed{1, 2};
+        rate::Key v4 = rate::key_of("192.0.2.7", seed);
+        CHECK(v4 == rate::Key{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7});
+        CHECK(rate::key_of("::ffff:192.0.2.7", seed) == v4);
+        CHECK(rate::key_of("2001:db8:1:2:aaaa::1", seed) == rate::key_of("2001:db8:1:2:bbbb::2", seed));
+        CHECK(rate::key_of("2001:db8:1:2::1", seed) != rate::key_of("2001:db8:1:3::1", seed));
+        rate::Key local = rate::key_of("local", seed);
+        CHECK(local[0] == 0xff);
+        CHECK(local[1] == 0x00);
+        CHECK(rate::key_of("local", seed) == local);
+        CHECK(rate::key_of("local", rate::Seed{1, 3}) != local);
+        CHECK(rate::key_of("locam", seed) != local);
+        CHECK(rate::home_slot(v4, seed) < k_rate_slot_count);
+        CHECK(rate::minute_of(k_t0 + std::chrono::seconds(90)).minute == rate::minute_of(k_t0).minute + 1);
+        CHECK(rate::minute_of(k_t0 + std::chrono::seconds(90)).elapsed == doctest::Approx(0.5));
     }
 
     TEST_CASE("with both limits off the spool is not touched")
