@@ -16,7 +16,6 @@
 #include "server/tls.hpp"
 
 #include <tuple>
-#include <variant>
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
@@ -89,17 +88,17 @@ void start_runq(const Config& config, const std::vector<std::string>& ids)
 class LazyTls final : public TlsPort {
 public:
     LazyTls(const Config& config, StdioTransport& transport) : m_config(config), m_transport(transport) {}
-    std::optional<std::string> prepare() override
+    Result<void> prepare() override
     {
         if (!m_loaded) {
             auto context = TlsContext::load(*m_config.tls_cert, *m_config.tls_key);
             if (!context) {
-                return context.error().message;
+                return context.error();
             }
             m_transport.use_tls(context.value(), m_config.tls_on_connect);
             m_loaded = true;
         }
-        return std::nullopt;
+        return {};
     }
 
 private:
@@ -142,10 +141,10 @@ bool over_rate_limit(const Config& config, const Peer& peer, LogSink& log, TimeP
     return true;
 }
 
-// --proxy-protocol: the client the load balancer names, or the exit status
-// when the connection ends here, without a greeting (what sends no valid
-// header is no SMTP client, and an untrusted sender may not name one).
-std::variant<Peer, int> proxied_client(const Config& config, const Peer& connection, LogSink& log)
+// --proxy-protocol: the client the load balancer names, or (the error) the
+// exit status when the connection ends here, without a greeting (what sends
+// no valid header is no SMTP client, and an untrusted sender may not name one).
+Result<Peer, int> proxied_client(const Config& config, const Peer& connection, LogSink& log)
 {
     std::string balancer = connection.local ? "local" : connection.address;
     auto refuse = [&](std::string_view reason, std::string_view detail, int status) {
@@ -155,7 +154,7 @@ std::variant<Peer, int> proxied_client(const Config& config, const Peer& connect
             line.add("detail", detail);
         }
         log.log(line);
-        return status;
+        return fail(status);
     };
     if (!in_networks(connection, config.proxy_from)) {
         return refuse("untrusted", "", k_exit_ok);
@@ -208,10 +207,10 @@ int run_serve(Config config)
     Peer peer = peer_from_environment(env).value_or(peer_from_socket(0));
     if (config.proxy_protocol) {
         auto client = proxied_client(config, peer, *log);
-        if (auto* status = std::get_if<int>(&client)) {
-            return *status;
+        if (!client) {
+            return client.error();
         }
-        peer = std::get<Peer>(client);
+        peer = client.value();
         // RELAYCLIENT and SMTPSPOOL_DENY, set by the superserver's rules,
         // judged the balancer, not this client.
         env = [](const char* name) -> const char* {
@@ -251,8 +250,8 @@ int run_serve(Config config)
     LazyTls lazy(config, transport);
     if (config.tls_cert) {
         if (config.require_tls || config.tls_on_connect) {
-            if (auto error = lazy.prepare()) {
-                return refuse_service("smtpspool: configuration error: " + *error + "\n", k_exit_config);
+            if (auto ready = lazy.prepare(); !ready) {
+                return refuse_service("smtpspool: configuration error: " + ready.error().message + "\n", k_exit_config);
             }
         }
         sc.tls_offered = !config.tls_on_connect;

@@ -771,9 +771,9 @@ Session::Outcome Session::on_starttls(const Command& cmd)
         return {replies::no_arguments("STARTTLS"), false};
     }
     if (m_tls_port != nullptr) {
-        if (auto error = m_tls_port->prepare()) {
+        if (auto ready = m_tls_port->prepare(); !ready) {
             // RFC 3207 §4: 454, and the session goes on in the clear.
-            m_log.log(LogLine("tls-error").add("reason", *error));
+            m_log.log(LogLine("tls-error").add("reason", ready.error().message));
             return {replies::tls_unavailable(), false};
         }
     }

@@ -10,6 +10,7 @@
 #include "model/envelope.hpp"
 #include "smtp/header_check.hpp"
 #include "base/log.hpp"
+#include "base/result.hpp"
 #include "smtp/smtp_command.hpp"
 #include "smtp/smtp_data.hpp"
 #include "smtp/policy_port.hpp"
@@ -29,11 +30,11 @@ namespace smtpspool {
 
 // Asked before the 220 to STARTTLS: can TLS be had now? serve loads the
 // certificate only then, so sessions that never ask do not pay for it. An
-// error text when not (the session answers 454 and logs it).
+// error when not (the session answers 454 and logs its message).
 class TlsPort {
 public:
     virtual ~TlsPort() = default;
-    virtual std::optional<std::string> prepare() = 0;
+    virtual Result<void> prepare() = 0;
 };
 
 struct SessionConfig {

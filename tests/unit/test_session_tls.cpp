@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cerrno>
+
 using namespace smtpspool;
 using namespace testutil;
 
@@ -178,10 +180,10 @@ TEST_SUITE("session_tls")
     TEST_CASE("TLS that cannot be had at STARTTLS: 454, logged, the session goes on in the clear")
     {
         struct Unavailable final : public TlsPort {
-            std::optional<std::string> prepare() override
+            Result<void> prepare() override
             {
                 ++asked;
-                return std::string("cannot load the TLS certificate /x: No such file or directory");
+                return Error{ENOENT, "cannot load the TLS certificate /x: No such file or directory"};
             }
             int asked = 0;
         } port;
