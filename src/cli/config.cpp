@@ -1,16 +1,23 @@
-// config: option tables per command, config-file parsing, validation.
+// config: one table of options (k_options) drives the command line, the
+// config file, --help, check-config's settings (describe) and the session's
+// settings; the defaults are those of Config (config.hpp).
 #include "cli/config.hpp"
 
 #include "base/cidr.hpp"
 #include "base/clock.hpp"
 #include "base/limits.hpp"
+#include "smtp/session.hpp"
 #include "smtp/smtp_address.hpp"
 
 #include <boost/program_options.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fstream>
+#include <limits>
 #include <netdb.h>
+#include <span>
 #include <sstream>
 #include <unistd.h>
 
@@ -37,154 +44,542 @@ std::string version_text()
     return v;
 }
 
-struct Usage {
-    std::string text;
-};
 struct BadConfig {
     std::string text;
 };
 
-std::string command_name(Subcommand c)
+constexpr std::pair<Subcommand, const char*> k_commands[] = {
+    {Subcommand::serve, "serve"}, {Subcommand::mailq, "mailq"},   {Subcommand::runq, "runq"},
+    {Subcommand::cat, "cat"},     {Subcommand::remove, "remove"}, {Subcommand::check_config, "check-config"}};
+
+const char* command_name(Subcommand c)
 {
-    switch (c) {
-    case Subcommand::serve:
-        return "serve";
-    case Subcommand::mailq:
-        return "mailq";
-    case Subcommand::runq:
-        return "runq";
-    case Subcommand::cat:
-        return "cat";
-    case Subcommand::remove:
-        return "remove";
-    case Subcommand::check_config:
-        return "check-config";
+    for (auto [command, name] : k_commands) {
+        if (command == c) {
+            return name;
+        }
     }
     return "serve";
 }
 
 std::optional<Subcommand> command_from(std::string_view s)
 {
-    for (Subcommand c : {Subcommand::serve, Subcommand::mailq, Subcommand::runq, Subcommand::cat, Subcommand::remove,
-                         Subcommand::check_config}) {
-        if (s == command_name(c)) {
-            return c;
+    for (auto [command, name] : k_commands) {
+        if (s == name) {
+            return command;
         }
     }
     return std::nullopt;
 }
 
-// Options every command takes.
-po::options_description common_options()
+constexpr unsigned bit(Subcommand c) { return 1u << static_cast<unsigned>(c); }
+constexpr unsigned k_every = bit(Subcommand::serve) | bit(Subcommand::mailq) | bit(Subcommand::runq) |
+                             bit(Subcommand::cat) | bit(Subcommand::remove) | bit(Subcommand::check_config);
+constexpr unsigned k_serving = bit(Subcommand::serve) | bit(Subcommand::check_config);
+constexpr unsigned k_delivering = k_serving | bit(Subcommand::runq);
+
+// The sections of --help, in order; options of the command group are not read
+// from the config file.
+enum class Group { common, session, tls, policy, delivery, command };
+constexpr Group k_groups[] = {Group::common, Group::session,  Group::tls,
+                              Group::policy, Group::delivery, Group::command};
+
+std::string group_title(Group g, Subcommand c)
 {
-    po::options_description d("Common options");
-    // clang-format off
-    d.add_options()
-        ("help,h", "print this help and exit")
-        ("version", "print the version and exit")
-        ("config", po::value<std::string>()->value_name("FILE"), "read options from FILE (key = value lines)")
-        ("spool", po::value<std::string>()->value_name("DIR"), "the spool directory (default /var/spool/smtpspool)")
-        ("log", po::value<std::string>()->value_name("WHERE"), "syslog (default), stderr or none")
-        ("hostname", po::value<std::string>()->value_name("NAME"), "our name in the greeting, Received: and bounces, and our HELO name (default: the machine's FQDN)")
-        ("user", po::value<std::string>()->value_name("NAME"), "started as root: become this user (the spool's owner) before anything else");
-    // clang-format on
-    return d;
+    constexpr const char* k_titles[] = {"Common options", "Session options", "TLS and AUTH options", "Policy options",
+                                        "Delivery options"};
+    return g == Group::command ? std::string(command_name(c)) + " options" : k_titles[static_cast<int>(g)];
 }
 
-// Options of the SMTP session (serve, check-config, and the config file).
-po::options_description session_options()
-{
-    po::options_description d("Session options");
-    // clang-format off
-    d.add_options()
-        ("local-domain", po::value<std::vector<std::string>>()->value_name("D"), "a domain we accept mail for from anyone (repeatable; default: the hostname and localhost)")
-        ("relay-client", po::value<std::vector<std::string>>()->value_name("CIDR"), "clients that may send to any domain (repeatable; default 127.0.0.0/8 and ::1)")
-        ("max-message-size", po::value<std::string>()->value_name("N"), "octets per message, advertised in SIZE (default 20000000)")
-        ("max-recipients", po::value<std::string>()->value_name("N"), "recipients per message (default 10000)")
-        ("max-line-length", po::value<std::string>()->value_name("N"), "octets in a command line, CRLF included (default 2048, at least 512)")
-        ("timeout", po::value<std::string>()->value_name("S"), "seconds to wait for the client (default 300)")
-        ("max-errors", po::value<std::string>()->value_name("N"), "client errors before 421 and exit (default 20)")
-        ("max-session-time", po::value<std::string>()->value_name("S"), "seconds a whole session may last, then 421 and exit (default 3600)")
-        ("rfc821", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "no ESMTP: EHLO gets 502")
-        ("proxy-protocol", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "read a PROXY protocol header (v1 or v2) before the greeting; the client is the address it names")
-        ("proxy-from", po::value<std::vector<std::string>>()->value_name("CIDR"), "the load balancers that may send the header; others are cut off (repeatable; needed by --proxy-protocol)");
-    // clang-format on
-    return d;
-}
+using Values = std::span<const std::string>; // a text option's one value, a list's each
+using Lines = std::vector<std::string>;      // a setting's values in the config file
 
-// Options of TLS (serve, check-config, and the config file).
-po::options_description tls_options()
-{
-    po::options_description d("TLS and AUTH options");
-    // clang-format off
-    d.add_options()
-        ("tls-cert", po::value<std::string>()->value_name("FILE"), "PEM certificate chain: offer STARTTLS (read when a client asks for it)")
-        ("tls-key", po::value<std::string>()->value_name("FILE"), "PEM private key of --tls-cert")
-        ("require-tls", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "530 to MAIL from network clients before STARTTLS")
-        ("tls-on-connect", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "TLS from the first octet, no STARTTLS (port 465)")
-        ("auth-passwd", po::value<std::string>()->value_name("FILE"), "user:crypt-hash lines: offer AUTH PLAIN LOGIN inside TLS (and to local clients); authenticated clients may relay")
-        ("auth-command", po::value<std::string>()->value_name("CMD"), "instead of --auth-passwd: a checkpassword program (credentials on fd 3; exit 0 good, 1 bad)");
-    // clang-format on
-    return d;
-}
+struct Option;
+using Setter = void (*)(Config&, const Option&, Values);
+using Shower = void (*)(const Config&, Lines&);
+using SessionCopy = void (*)(const Config&, SessionConfig&);
 
-// Options of policy (serve, check-config, and the config file).
-po::options_description policy_options()
-{
-    po::options_description d("Policy options");
-    // clang-format off
-    d.add_options()
-        ("deny-client", po::value<std::vector<std::string>>()->value_name("CIDR"), "clients that get 554 instead of the greeting (repeatable)")
-        ("allow-client", po::value<std::vector<std::string>>()->value_name("CIDR"), "exceptions to --deny-client; the most specific network decides (repeatable)")
-        ("sender-deny", po::value<std::string>()->value_name("FILE"), "senders to refuse with 553: user@domain, @domain or @.domain per line")
-        ("aliases", po::value<std::string>()->value_name("FILE"), "recipients to replace: 'name: address, address' per line")
-        ("local-users", po::value<std::string>()->value_name("FILE"), "the local parts that exist in the local domains, one per line")
-        ("reject-unknown-recipients", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "550 for a local-domain recipient in neither --aliases nor --local-users")
-        ("mail-hook", po::value<std::string>()->value_name("CMD"), "run CMD (by /bin/sh -c) at each MAIL FROM; see smtpspool(8), HOOKS")
-        ("rcpt-hook", po::value<std::string>()->value_name("CMD"), "run CMD at each RCPT TO")
-        ("data-hook", po::value<std::string>()->value_name("CMD"), "run CMD with each message on its standard input, before the reply")
-        ("hook-timeout", po::value<std::string>()->value_name("TIME"), "how long a hook may run before 451 (default 30s)")
-        ("add-envelope-to", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "add X-Envelope-To: per recipient (shows Bcc recipients to all)")
-        ("check-headers", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "refuse a malformed header section with 550 5.6.0")
-        ("max-hops", po::value<std::string>()->value_name("N"), "refuse a message with more Received: fields (554 5.4.6; default 100)")
-        ("max-connections-per-minute", po::value<std::string>()->value_name("N"), "421 at the greeting above this many connections a minute (0: no limit)")
-        ("max-connections-per-client-per-minute", po::value<std::string>()->value_name("N"), "the same per client address (IPv6: per /64; 0: no limit)")
-        ("max-messages-per-session", po::value<std::string>()->value_name("N"), "421 at the MAIL after this many messages (0: no limit)");
-    // clang-format on
-    return d;
-}
+struct Option {
+    const char* name;
+    char short_name;
+    OptionKind kind;
+    Group group;
+    unsigned commands; // bits of the commands that take it on the command line
+    const char* value_name;
+    const char* help;                   // without its default, which --help adds
+    Setter set;                         // parses, checks and stores the value (null: only counted)
+    Shower show;                        // the setting as check-config prints it (null: not a setting)
+    SessionCopy session = nullptr;      // the field of SessionConfig it also sets
+    const char* default_text = nullptr; // the default when it is no value of Config
+    std::size_t min = 0;                // numbers and durations (in seconds)
+    std::size_t max = std::numeric_limits<std::size_t>::max();
+};
 
-// Options of delivery (runq, and serve for --deliver-now).
-po::options_description delivery_options()
-{
-    po::options_description d("Delivery options");
-    // clang-format off
-    d.add_options()
-        ("route", po::value<std::vector<std::string>>()->value_name("DOMAIN=TRANSPORT"), "deliver mail for DOMAIN (and its subdomains; * for any) by smtp:HOST[:PORT], maildir:PATH or pipe:COMMAND (repeatable)")
-        ("smarthost", po::value<std::string>()->value_name("HOST[:PORT]"), "the same as --route '*=smtp:HOST:PORT'")
-        ("retry-schedule", po::value<std::string>()->value_name("LIST"), "waits after each run that leaves recipients pending, the last repeating (default 30m,1h,2h,4h,8h)")
-        ("max-queue-time", po::value<std::string>()->value_name("TIME"), "give up and bounce after this long in the queue (default 5d)")
-        ("smtp-timeout", po::value<std::string>()->value_name("TIME"), "one timeout for every SMTP client step (default: RFC 5321 section 4.5.3.2, and 60s to connect)")
-        ("pipe-timeout", po::value<std::string>()->value_name("TIME"), "how long a pipe command may run (default 10m)")
-        ("deliver-now", po::value<std::string>()->implicit_value("yes")->value_name("yes|no"), "serve: start a detached runq for each message accepted");
-    // clang-format on
-    return d;
-}
+// Parsers of values.
 
-po::options_description command_options(Subcommand c)
+std::size_t to_number(const char* name, const std::string& text, std::size_t min)
 {
-    po::options_description d(command_name(c) + " options");
-    if (c == Subcommand::mailq) {
-        d.add_options()("json", "one JSON object per message and line");
+    std::size_t n = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) {
+        throw BadConfig{std::string(name) + ": not a non-negative integer: '" + text + "'"};
     }
-    if (c == Subcommand::runq) {
-        // clang-format off
-        d.add_options()
-            ("once", "one pass over the queue, then exit (the default without --interval)")
-            ("interval", po::value<std::string>()->value_name("TIME"), "keep running: a pass, then wait TIME, and again");
-        // clang-format on
+    if (n < min) {
+        throw BadConfig{std::string(name) + ": must be at least " + std::to_string(min)};
     }
-    return d;
+    return n;
+}
+
+bool to_bool(const char* name, const std::string& text)
+{
+    if (text == "yes" || text == "true" || text == "1" || text == "on") {
+        return true;
+    }
+    if (text == "no" || text == "false" || text == "0" || text == "off") {
+        return false;
+    }
+    throw BadConfig{std::string(name) + ": expected yes or no, got '" + text + "'"};
+}
+
+std::chrono::seconds to_duration(const char* name, const std::string& text)
+{
+    auto d = parse_duration(text);
+    if (!d) {
+        throw BadConfig{std::string(name) + ": not a duration (like 90s, 30m, 4h, 5d): '" + text + "'"};
+    }
+    return *d;
+}
+
+const char* log_name(LogTarget t)
+{
+    return t == LogTarget::syslog ? "syslog" : t == LogTarget::stderr_ ? "stderr" : "none";
+}
+
+// Setters: Field is the member of Config the option sets.
+
+template <auto Field>
+void set_text(Config& c, const Option& o, Values v)
+{
+    if (v.front().empty()) {
+        throw BadConfig{std::string(o.name) + ": must not be empty"};
+    }
+    c.*Field = v.front();
+}
+
+template <auto Field>
+void set_flag(Config& c, const Option& o, Values v)
+{
+    c.*Field = to_bool(o.name, v.front());
+}
+
+template <auto Field>
+void set_number(Config& c, const Option& o, Values v)
+{
+    c.*Field = to_number(o.name, v.front(), o.min);
+}
+
+template <auto Field>
+void set_seconds(Config& c, const Option& o, Values v)
+{
+    std::size_t n = to_number(o.name, v.front(), o.min);
+    if (n > o.max) {
+        throw BadConfig{std::string(o.name) + ": at most " + std::to_string(o.max) + " seconds"};
+    }
+    c.*Field = static_cast<unsigned>(n);
+}
+
+template <auto Field>
+void set_duration(Config& c, const Option& o, Values v)
+{
+    std::chrono::seconds d = to_duration(o.name, v.front());
+    if (static_cast<std::size_t>(d.count()) < o.min || static_cast<std::size_t>(d.count()) > o.max) {
+        throw BadConfig{std::string(o.name) + ": between " +
+                        format_duration(std::chrono::seconds(static_cast<long>(o.min))) + " and " +
+                        format_duration(std::chrono::seconds(static_cast<long>(o.max)))};
+    }
+    c.*Field = d;
+}
+
+template <auto Field>
+void set_networks(Config& c, const Option& o, Values v)
+{
+    for (const std::string& n : v) {
+        if (!parse_network(n)) {
+            throw BadConfig{std::string(o.name) + ": not an address or CIDR network: '" + n + "'"};
+        }
+    }
+    (c.*Field).assign(v.begin(), v.end());
+}
+
+void set_config(Config& c, const Option&, Values v) { c.config_file = v.front(); }
+
+void set_json(Config& c, const Option&, Values) { c.json = true; }
+
+void set_log(Config& c, const Option&, Values v)
+{
+    for (LogTarget t : {LogTarget::syslog, LogTarget::stderr_, LogTarget::none}) {
+        if (v.front() == log_name(t)) {
+            c.log = t;
+            return;
+        }
+    }
+    throw BadConfig{"log: expected syslog, stderr or none, got '" + v.front() + "'"};
+}
+
+void set_hostname(Config& c, const Option&, Values v)
+{
+    if (!is_domain(v.front())) {
+        throw BadConfig{"hostname: not a domain name: '" + v.front() + "'"};
+    }
+    c.hostname = v.front();
+}
+
+void set_local_domains(Config& c, const Option&, Values v)
+{
+    for (const std::string& d : v) {
+        if (!is_domain(d) && !is_address_literal(d)) {
+            throw BadConfig{"local-domain: not a domain name or address literal: '" + d + "'"};
+        }
+    }
+    c.local_domains.assign(v.begin(), v.end());
+}
+
+void set_routes(Config& c, const Option&, Values v)
+{
+    std::string why;
+    for (const std::string& text : v) {
+        auto r = parse_route(text, why);
+        if (!r) {
+            throw BadConfig{"route: " + why + ": '" + text + "'"};
+        }
+        for (const Route& other : c.routes) {
+            if (other.domain == r->domain) {
+                throw BadConfig{"route: two routes for " + r->domain};
+            }
+        }
+        c.routes.push_back(std::move(*r));
+    }
+}
+
+void set_smarthost(Config& c, const Option&, Values v)
+{
+    std::string why;
+    auto r = smarthost_route(v.front(), why);
+    if (!r) {
+        throw BadConfig{"smarthost: " + why + ": '" + v.front() + "'"};
+    }
+    for (const Route& other : c.routes) {
+        if (other.domain == "*") {
+            throw BadConfig{"smarthost: a --route for * is given as well"};
+        }
+    }
+    c.routes.push_back(std::move(*r));
+}
+
+void set_schedule(Config& c, const Option&, Values v)
+{
+    std::string why;
+    auto schedule = parse_schedule(v.front(), why);
+    if (!schedule) {
+        throw BadConfig{"retry-schedule: " + why};
+    }
+    c.retry_schedule = std::move(*schedule);
+}
+
+// Showers: the values of a setting as config-file text.
+
+std::string text_of(const std::string& s) { return s; }
+std::string text_of(bool b) { return b ? "yes" : "no"; }
+std::string text_of(std::size_t n) { return std::to_string(n); }
+std::string text_of(unsigned n) { return std::to_string(n); }
+std::string text_of(std::chrono::seconds d) { return format_duration(d); }
+std::string text_of(LogTarget t) { return log_name(t); }
+
+template <typename T>
+void add_lines(Lines& out, const T& v)
+{
+    out.push_back(text_of(v));
+}
+
+template <typename T>
+void add_lines(Lines& out, const std::optional<T>& v)
+{
+    if (v) {
+        out.push_back(text_of(*v));
+    }
+}
+
+template <typename T>
+void add_lines(Lines& out, const std::vector<T>& v)
+{
+    for (const T& x : v) {
+        out.push_back(text_of(x));
+    }
+}
+
+template <auto Field>
+void show(const Config& c, Lines& out)
+{
+    add_lines(out, c.*Field);
+}
+
+void show_routes(const Config& c, Lines& out)
+{
+    for (const Route& r : c.routes) {
+        out.push_back(r.domain + "=" + r.transport.text);
+    }
+}
+
+void show_schedule(const Config& c, Lines& out) { out.push_back(format_schedule(c.retry_schedule)); }
+
+template <auto From, auto To>
+void copy(const Config& c, SessionConfig& s)
+{
+    s.*To = c.*From;
+}
+
+using K = OptionKind;
+using G = Group;
+using C = Config;
+using S = SessionConfig;
+
+// clang-format off
+constexpr Option k_options[] = {
+    {"help", 'h', K::flag, G::common, k_every, nullptr, "print this help and exit", nullptr, nullptr},
+    {"version", 0, K::flag, G::common, k_every, nullptr, "print the version and exit", nullptr, nullptr},
+    {"config", 0, K::text, G::common, k_every, "FILE", "read options from FILE (key = value lines)", set_config, nullptr},
+    {"spool", 0, K::text, G::common, k_every, "DIR", "the spool directory", set_text<&C::spool>, show<&C::spool>},
+    {"log", 0, K::text, G::common, k_every, "WHERE", "syslog, stderr or none", set_log, show<&C::log>},
+    {"hostname", 0, K::text, G::common, k_every, "NAME", "our name in the greeting, Received: and bounces, and our HELO name",
+     set_hostname, show<&C::hostname>, copy<&C::hostname, &S::hostname>, "the machine's FQDN"},
+    {"user", 0, K::text, G::common, k_every, "NAME", "started as root: become this user (the spool's owner) before anything else",
+     set_text<&C::user>, show<&C::user>},
+
+    {"local-domain", 0, K::list, G::session, k_serving, "D", "a domain we accept mail for from anyone",
+     set_local_domains, show<&C::local_domains>, copy<&C::local_domains, &S::local_domains>, "the hostname and localhost"},
+    {"relay-client", 0, K::list, G::session, k_serving, "CIDR", "clients that may send to any domain",
+     set_networks<&C::relay_clients>, show<&C::relay_clients>},
+    {"max-message-size", 0, K::text, G::session, k_serving, "N", "octets per message, advertised in SIZE",
+     set_number<&C::max_message_size>, show<&C::max_message_size>, copy<&C::max_message_size, &S::max_message_size>, nullptr, 1},
+    {"max-recipients", 0, K::text, G::session, k_serving, "N", "recipients per message",
+     set_number<&C::max_recipients>, show<&C::max_recipients>, copy<&C::max_recipients, &S::max_recipients>, nullptr, 1},
+    {"max-line-length", 0, K::text, G::session, k_serving, "N", "octets in a command line, CRLF included",
+     set_number<&C::max_line_length>, show<&C::max_line_length>, copy<&C::max_line_length, &S::max_line_length>, nullptr, limits::k_rfc_command_line},
+    {"timeout", 0, K::text, G::session, k_serving, "S", "seconds to wait for the client",
+     set_seconds<&C::timeout>, show<&C::timeout>, nullptr, nullptr, 1, 86400},
+    {"max-errors", 0, K::text, G::session, k_serving, "N", "client errors before 421 and exit",
+     set_number<&C::max_errors>, show<&C::max_errors>, copy<&C::max_errors, &S::max_errors>, nullptr, 1},
+    {"max-session-time", 0, K::text, G::session, k_serving, "S", "seconds a whole session may last, then 421 and exit",
+     set_seconds<&C::max_session_time>, show<&C::max_session_time>, nullptr, nullptr, 1, 7 * 86400},
+    {"rfc821", 0, K::yes_no, G::session, k_serving, "yes|no", "no ESMTP: EHLO gets 502",
+     set_flag<&C::rfc821>, show<&C::rfc821>, copy<&C::rfc821, &S::rfc821>},
+    {"proxy-protocol", 0, K::yes_no, G::session, k_serving, "yes|no",
+     "read a PROXY protocol header (v1 or v2) before the greeting; the client is the address it names",
+     set_flag<&C::proxy_protocol>, show<&C::proxy_protocol>},
+    {"proxy-from", 0, K::list, G::session, k_serving, "CIDR",
+     "the load balancers that may send the header, needed by --proxy-protocol; others are cut off",
+     set_networks<&C::proxy_from>, show<&C::proxy_from>},
+
+    {"tls-cert", 0, K::text, G::tls, k_serving, "FILE", "PEM certificate chain: offer STARTTLS (read when a client asks for it)",
+     set_text<&C::tls_cert>, show<&C::tls_cert>},
+    {"tls-key", 0, K::text, G::tls, k_serving, "FILE", "PEM private key of --tls-cert", set_text<&C::tls_key>, show<&C::tls_key>},
+    {"require-tls", 0, K::yes_no, G::tls, k_serving, "yes|no", "530 to MAIL from network clients before STARTTLS",
+     set_flag<&C::require_tls>, show<&C::require_tls>, copy<&C::require_tls, &S::require_tls>},
+    {"tls-on-connect", 0, K::yes_no, G::tls, k_serving, "yes|no", "TLS from the first octet, no STARTTLS (port 465)",
+     set_flag<&C::tls_on_connect>, show<&C::tls_on_connect>},
+    {"auth-passwd", 0, K::text, G::tls, k_serving, "FILE",
+     "user:crypt-hash lines: offer AUTH PLAIN LOGIN inside TLS (and to local clients); authenticated clients may relay",
+     set_text<&C::auth_passwd>, show<&C::auth_passwd>},
+    {"auth-command", 0, K::text, G::tls, k_serving, "CMD",
+     "instead of --auth-passwd: a checkpassword program (credentials on fd 3; exit 0 good, 1 bad)",
+     set_text<&C::auth_command>, show<&C::auth_command>},
+
+    {"deny-client", 0, K::list, G::policy, k_serving, "CIDR", "clients that get 554 instead of the greeting",
+     set_networks<&C::deny_clients>, show<&C::deny_clients>},
+    {"allow-client", 0, K::list, G::policy, k_serving, "CIDR", "exceptions to --deny-client; the most specific network decides",
+     set_networks<&C::allow_clients>, show<&C::allow_clients>},
+    {"sender-deny", 0, K::text, G::policy, k_serving, "FILE", "senders to refuse with 553: user@domain, @domain or @.domain per line",
+     set_text<&C::sender_deny>, show<&C::sender_deny>},
+    {"aliases", 0, K::text, G::policy, k_serving, "FILE", "recipients to replace: 'name: address, address' per line",
+     set_text<&C::aliases>, show<&C::aliases>},
+    {"local-users", 0, K::text, G::policy, k_serving, "FILE", "the local parts that exist in the local domains, one per line",
+     set_text<&C::local_users>, show<&C::local_users>},
+    {"reject-unknown-recipients", 0, K::yes_no, G::policy, k_serving, "yes|no",
+     "550 for a local-domain recipient in neither --aliases nor --local-users",
+     set_flag<&C::reject_unknown_recipients>, show<&C::reject_unknown_recipients>},
+    {"mail-hook", 0, K::text, G::policy, k_serving, "CMD", "run CMD (by /bin/sh -c) at each MAIL FROM; see smtpspool(8), HOOKS",
+     set_text<&C::mail_hook>, show<&C::mail_hook>},
+    {"rcpt-hook", 0, K::text, G::policy, k_serving, "CMD", "run CMD at each RCPT TO", set_text<&C::rcpt_hook>, show<&C::rcpt_hook>},
+    {"data-hook", 0, K::text, G::policy, k_serving, "CMD", "run CMD with each message on its standard input, before the reply",
+     set_text<&C::data_hook>, show<&C::data_hook>},
+    {"hook-timeout", 0, K::text, G::policy, k_serving, "TIME", "how long a hook may run before 451",
+     set_duration<&C::hook_timeout>, show<&C::hook_timeout>, nullptr, nullptr, 1, 3600},
+    {"add-envelope-to", 0, K::yes_no, G::policy, k_serving, "yes|no", "add X-Envelope-To: per recipient (shows Bcc recipients to all)",
+     set_flag<&C::add_envelope_to>, show<&C::add_envelope_to>, copy<&C::add_envelope_to, &S::add_envelope_to>},
+    {"check-headers", 0, K::yes_no, G::policy, k_serving, "yes|no", "refuse a malformed header section with 550 5.6.0",
+     set_flag<&C::check_headers>, show<&C::check_headers>, copy<&C::check_headers, &S::check_headers>},
+    {"max-hops", 0, K::text, G::policy, k_serving, "N", "refuse a message with more Received: fields (554 5.4.6)",
+     set_number<&C::max_hops>, show<&C::max_hops>, copy<&C::max_hops, &S::max_hops>, nullptr, 1},
+    {"max-connections-per-minute", 0, K::text, G::policy, k_serving, "N",
+     "421 at the greeting above this many connections a minute, 0: no limit",
+     set_number<&C::max_connections_per_minute>, show<&C::max_connections_per_minute>},
+    {"max-connections-per-client-per-minute", 0, K::text, G::policy, k_serving, "N",
+     "the same per client address (IPv6: per /64), 0: no limit",
+     set_number<&C::max_connections_per_client_per_minute>, show<&C::max_connections_per_client_per_minute>},
+    {"max-messages-per-session", 0, K::text, G::policy, k_serving, "N", "421 at the MAIL after this many messages, 0: no limit",
+     set_number<&C::max_messages_per_session>, show<&C::max_messages_per_session>, copy<&C::max_messages_per_session, &S::max_messages>},
+
+    {"route", 0, K::list, G::delivery, k_delivering, "DOMAIN=TRANSPORT",
+     "deliver mail for DOMAIN (and its subdomains; * for any) by smtp:HOST[:PORT], maildir:PATH or pipe:COMMAND",
+     set_routes, show_routes},
+    {"smarthost", 0, K::text, G::delivery, k_delivering, "HOST[:PORT]", "the same as --route '*=smtp:HOST:PORT'",
+     set_smarthost, nullptr},
+    {"retry-schedule", 0, K::text, G::delivery, k_delivering, "LIST",
+     "waits after each run that leaves recipients pending, the last repeating", set_schedule, show_schedule},
+    {"max-queue-time", 0, K::text, G::delivery, k_delivering, "TIME", "give up and bounce after this long in the queue",
+     set_duration<&C::max_queue_time>, show<&C::max_queue_time>},
+    {"smtp-timeout", 0, K::text, G::delivery, k_delivering, "TIME", "one timeout for every SMTP client step",
+     set_duration<&C::smtp_timeout>, show<&C::smtp_timeout>, nullptr, "RFC 5321 section 4.5.3.2, and 60s to connect"},
+    {"pipe-timeout", 0, K::text, G::delivery, k_delivering, "TIME", "how long a pipe command may run",
+     set_duration<&C::pipe_timeout>, show<&C::pipe_timeout>},
+    {"deliver-now", 0, K::yes_no, G::delivery, k_delivering, "yes|no", "serve: start a detached runq for each message accepted",
+     set_flag<&C::deliver_now>, show<&C::deliver_now>},
+
+    {"json", 0, K::flag, G::command, bit(Subcommand::mailq), nullptr, "one JSON object per message and line", set_json, nullptr},
+    {"once", 0, K::flag, G::command, bit(Subcommand::runq), nullptr,
+     "one pass over the queue, then exit (the default without --interval)", nullptr, nullptr},
+    {"interval", 0, K::text, G::command, bit(Subcommand::runq), "TIME", "keep running: a pass, then wait TIME, and again",
+     set_duration<&C::interval>, nullptr},
+};
+// clang-format on
+
+constexpr std::size_t k_count = std::size(k_options);
+
+// The option of the table with this name (the table's own spelling).
+std::size_t index_of(std::string_view name)
+{
+    for (std::size_t i = 0; i < k_count; ++i) {
+        if (name == k_options[i].name) {
+            return i;
+        }
+    }
+    return k_count;
+}
+
+// The words that may name options: describing to the library only the
+// options they can name (on its own, or as an abbreviation that
+// Boost.ProgramOptions completes) gives the same result as describing all of
+// them, at a fraction of the cost (set-up of each option description is a few
+// thousand instructions, and each word is matched against every option); the
+// binary starts once per connection.
+class Named {
+public:
+    // A command-line word: "--key", "--key=value" or "-k...".
+    void add_word(std::string_view word)
+    {
+        if (word.starts_with("--")) {
+            add_key(word.substr(2, word.find('=') == std::string_view::npos ? word.npos : word.find('=') - 2));
+        } else if (word.size() > 1 && word.front() == '-') {
+            m_short += word[1];
+        }
+    }
+    // A config-file key, or a long option's name or abbreviation.
+    void add_key(std::string_view key)
+    {
+        while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) {
+            key.remove_prefix(1);
+        }
+        while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) {
+            key.remove_suffix(1);
+        }
+        if (!key.empty()) {
+            m_keys.push_back(key);
+        }
+    }
+    bool operator()(const Option& o) const
+    {
+        if (o.short_name != 0 && m_short.find(o.short_name) != std::string::npos) {
+            return true;
+        }
+        std::string_view name = o.name;
+        return std::any_of(m_keys.begin(), m_keys.end(), [&](std::string_view k) { return name.starts_with(k); });
+    }
+
+private:
+    std::vector<std::string_view> m_keys;
+    std::string m_short;
+};
+
+// The option as --help shows it: its help, then "repeatable", limits and the
+// default of a default-constructed Config.
+std::string help_of(const Option& o)
+{
+    std::vector<std::string> notes;
+    if (o.kind == OptionKind::list) {
+        notes.push_back("repeatable");
+    }
+    if (o.min > 1) {
+        notes.push_back("at least " + std::to_string(o.min));
+    }
+    if (o.default_text != nullptr) {
+        notes.push_back(std::string("default: ") + o.default_text);
+    } else if (o.show != nullptr) {
+        Lines values;
+        o.show(Config{}, values);
+        if (!values.empty()) {
+            std::string text = "default ";
+            for (std::size_t i = 0; i < values.size(); ++i) {
+                text += (i == 0 ? "" : i + 1 == values.size() ? " and " : ", ") + values[i];
+            }
+            notes.push_back(text);
+        }
+    }
+    std::string text = o.help;
+    for (std::size_t i = 0; i < notes.size(); ++i) {
+        text += (i == 0 ? " (" : "; ") + notes[i];
+    }
+    return notes.empty() ? text : text + ")";
+}
+
+// The options for which keep(option) holds, for Boost.ProgramOptions; with
+// their help and value names only for --help.
+template <typename Keep>
+void add_options(po::options_description& d, Keep keep, bool for_help)
+{
+    for (const Option& o : k_options) {
+        if (!keep(o)) {
+            continue;
+        }
+        std::string name = o.name;
+        if (o.short_name != 0) {
+            name += ',';
+            name += o.short_name;
+        }
+        std::string help = for_help ? help_of(o) : std::string();
+        if (o.kind == OptionKind::flag) {
+            d.add_options()(name.c_str(), help.c_str());
+            continue;
+        }
+        po::typed_value<std::string>* text = nullptr;
+        po::value_semantic* semantic = nullptr;
+        if (o.kind == OptionKind::list) {
+            auto* list = po::value<std::vector<std::string>>();
+            if (for_help) {
+                list->value_name(o.value_name);
+            }
+            semantic = list;
+        } else {
+            text = po::value<std::string>();
+            if (o.kind == OptionKind::yes_no) {
+                text->implicit_value("yes");
+            }
+            if (for_help) {
+                text->value_name(o.value_name);
+            }
+            semantic = text;
+        }
+        d.add_options()(name.c_str(), semantic, help.c_str());
+    }
 }
 
 std::string help_text(Subcommand c)
@@ -197,144 +592,98 @@ std::string help_text(Subcommand c)
                "message. Started by inetd, xinetd, systemd (Accept=yes) or tcpserver.\n\n"
                "Commands: serve (default), mailq, runq, cat, remove, check-config, sendmail;\n"
                "'smtpspool COMMAND --help' describes each. See smtpspool(8).\n\n";
-        out << common_options() << "\n"
-            << session_options() << "\n"
-            << tls_options() << "\n"
-            << policy_options() << "\n"
-            << delivery_options();
         break;
     case Subcommand::mailq:
         out << "Usage: smtpspool mailq [--json] [OPTIONS] [ID...]\n"
                "List the queue (all messages, or the IDs given), sendmail style or as JSON lines.\n\n";
-        out << common_options() << "\n" << command_options(c);
         break;
     case Subcommand::runq:
         out << "Usage: smtpspool runq [--once | --interval TIME] [OPTIONS] [ID...]\n"
                "Deliver the queued messages that are due (or the IDs given, due or not) through\n"
                "their routes; retry, expire and bounce per recipient. See smtpspool(8).\n\n";
-        out << common_options() << "\n" << delivery_options() << "\n" << command_options(c);
         break;
     case Subcommand::cat:
         out << "Usage: smtpspool cat [OPTIONS] ID\nPrint the stored message (message.eml) of one queued message.\n\n";
-        out << common_options();
         break;
     case Subcommand::remove:
         out << "Usage: smtpspool remove [OPTIONS] ID\nDelete one queued message.\n\n";
-        out << common_options();
         break;
     case Subcommand::check_config:
         out << "Usage: smtpspool check-config [OPTIONS]\n"
                "Validate the configuration (and read the policy files) and print the effective\n"
                "settings as config-file lines.\n\n";
-        out << common_options() << "\n"
-            << session_options() << "\n"
-            << tls_options() << "\n"
-            << policy_options() << "\n"
-            << delivery_options();
         break;
+    }
+    bool first = true;
+    for (Group g : k_groups) {
+        po::options_description d(group_title(g, c));
+        add_options(
+            d, [&](const Option& o) { return o.group == g && (o.commands & bit(c)) != 0; }, true);
+        if (!d.options().empty()) {
+            out << (first ? "" : "\n") << d;
+            first = false;
+        }
     }
     return out.str();
 }
 
-std::size_t to_number(const std::string& name, const std::string& text, std::size_t min)
+po::variables_map read_file(const std::string& path)
 {
-    std::size_t n = 0;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) {
-        throw BadConfig{name + ": not a non-negative integer: '" + text + "'"};
+    std::ifstream file(path);
+    if (!file) {
+        throw BadConfig{"cannot read config file " + path};
     }
-    if (n < min) {
-        throw BadConfig{name + ": must be at least " + std::to_string(min)};
-    }
-    return n;
-}
-
-bool to_bool(const std::string& name, const std::string& text)
-{
-    if (text == "yes" || text == "true" || text == "1" || text == "on") {
-        return true;
-    }
-    if (text == "no" || text == "false" || text == "0" || text == "off") {
-        return false;
-    }
-    throw BadConfig{name + ": expected yes or no, got '" + text + "'"};
-}
-
-class Sources {
-public:
-    Sources(const po::variables_map& cmd, const po::variables_map& file) : m_cmd(cmd), m_file(file) {}
-    const po::variable_value* find(const char* name) const
-    {
-        if (m_cmd.count(name)) {
-            return &m_cmd[name];
+    std::ostringstream text;
+    text << file.rdbuf();
+    // Boost.ProgramOptions puts an unknown key into its error message by
+    // replacing placeholders like %canonical_option% until none is left: a
+    // key that contains one never ends (found by fuzz_config). No option
+    // name has a '%', so such a key is refused here.
+    std::string content = text.str();
+    Named named;
+    std::size_t number = 0;
+    for (std::size_t at = 0; at < content.size();) {
+        std::size_t end = std::min(content.find('\n', at), content.size());
+        std::string_view line(content.data() + at, end - at);
+        ++number;
+        std::string_view key = line.substr(0, std::min(line.find('='), line.find('#')));
+        if (key.find('%') != std::string::npos) {
+            throw BadConfig{path + " line " + std::to_string(number) + ": unrecognised option (no option has a '%')"};
         }
-        if (m_file.count(name)) {
-            return &m_file[name];
-        }
-        return nullptr;
+        named.add_key(key);
+        at = end + 1;
     }
-    template <typename T>
-    std::optional<T> get(const char* name) const
-    {
-        if (auto* v = find(name)) {
-            return v->as<T>();
-        }
-        return std::nullopt;
+    po::options_description all;
+    add_options(
+        all, [&](const Option& o) { return o.group != Group::command && named(o); }, false);
+    std::istringstream in(content);
+    po::variables_map vm;
+    try {
+        po::store(po::parse_config_file(in, all, false), vm);
+    } catch (const po::error& e) {
+        throw BadConfig{path + ": " + e.what()};
     }
-
-private:
-    const po::variables_map& m_cmd;
-    const po::variables_map& m_file;
-};
-
-// Setters for the common kinds of option: each leaves the field as it is when
-// the option is not given, and names the option in its error.
-void set_text(const Sources& s, const char* name, std::optional<std::string>& field)
-{
-    if (auto v = s.get<std::string>(name)) {
-        if (v->empty()) {
-            throw BadConfig{std::string(name) + ": must not be empty"};
-        }
-        field = *v;
+    if (vm.count("config")) {
+        throw BadConfig{path + ": 'config' cannot be set in a config file"};
     }
+    return vm;
 }
 
-void set_flag(const Sources& s, const char* name, bool& field)
+// What an option was given: a text's value or a list's values.
+Values values_of(const po::variable_value& v)
 {
-    if (auto v = s.get<std::string>(name)) {
-        field = to_bool(name, *v);
+    if (const auto* list = boost::any_cast<std::vector<std::string>>(&v.value())) {
+        return *list;
     }
+    if (const auto* text = boost::any_cast<std::string>(&v.value())) {
+        return Values(text, 1);
+    }
+    return {};
 }
 
-void set_networks(const Sources& s, const char* name, std::vector<std::string>& field)
+// The checks that involve more than one option, in the order of the table.
+void check_together(Config& c, const po::variables_map& cmd)
 {
-    if (auto v = s.get<std::vector<std::string>>(name)) {
-        for (const std::string& n : *v) {
-            if (!parse_network(n)) {
-                throw BadConfig{std::string(name) + ": not an address or CIDR network: '" + n + "'"};
-            }
-        }
-        field = *v;
-    }
-}
-
-std::chrono::seconds to_duration(const std::string& name, const std::string& text)
-{
-    auto d = parse_duration(text);
-    if (!d) {
-        throw BadConfig{name + ": not a duration (like 90s, 30m, 4h, 5d): '" + text + "'"};
-    }
-    return *d;
-}
-
-void resolve_tls(Config& c, const Sources& s)
-{
-    set_text(s, "tls-cert", c.tls_cert);
-    set_text(s, "tls-key", c.tls_key);
-    set_flag(s, "require-tls", c.require_tls);
-    set_flag(s, "tls-on-connect", c.tls_on_connect);
-    set_text(s, "auth-passwd", c.auth_passwd);
-    set_text(s, "auth-command", c.auth_command);
     if (c.auth_passwd && c.auth_command) {
         throw BadConfig{"auth-command: --auth-passwd and --auth-command exclude each other"};
     }
@@ -348,244 +697,70 @@ void resolve_tls(Config& c, const Sources& s)
     if (c.require_tls && c.tls_on_connect) {
         c.require_tls = false; // every session is encrypted: nothing to require
     }
-}
-
-void resolve_policy(Config& c, const Sources& s)
-{
-    set_networks(s, "deny-client", c.deny_clients);
-    set_networks(s, "allow-client", c.allow_clients);
-    set_text(s, "sender-deny", c.sender_deny);
-    set_text(s, "aliases", c.aliases);
-    set_text(s, "local-users", c.local_users);
-    set_text(s, "mail-hook", c.mail_hook);
-    set_text(s, "rcpt-hook", c.rcpt_hook);
-    set_text(s, "data-hook", c.data_hook);
-    set_flag(s, "reject-unknown-recipients", c.reject_unknown_recipients);
-    set_flag(s, "add-envelope-to", c.add_envelope_to);
-    set_flag(s, "check-headers", c.check_headers);
-    if (c.reject_unknown_recipients && !c.aliases && !c.local_users) {
-        throw BadConfig{"reject-unknown-recipients: needs --local-users or --aliases (or both)"};
-    }
-    if (auto v = s.get<std::string>("hook-timeout")) {
-        c.hook_timeout = to_duration("hook-timeout", *v);
-        if (c.hook_timeout.count() < 1 || c.hook_timeout.count() > 3600) {
-            throw BadConfig{"hook-timeout: between 1s and 1h"};
-        }
-    }
-    auto number = [&](const char* name, std::size_t& field, std::size_t min) {
-        if (auto v = s.get<std::string>(name)) {
-            field = to_number(name, *v, min);
-        }
-    };
-    number("max-hops", c.max_hops, 1);
-    number("max-connections-per-minute", c.max_connections_per_minute, 0);
-    number("max-connections-per-client-per-minute", c.max_connections_per_client_per_minute, 0);
-    number("max-messages-per-session", c.max_messages_per_session, 0);
-    for (std::size_t* n : {&c.max_connections_per_minute, &c.max_connections_per_client_per_minute}) {
-        if (*n > 1000000) {
-            throw BadConfig{"max-connections-per-minute: at most 1000000"};
-        }
-    }
-}
-
-void resolve_delivery(Config& c, const Sources& s, const po::variables_map& cmd)
-{
-    std::string why;
-    if (auto v = s.get<std::vector<std::string>>("route")) {
-        for (const std::string& text : *v) {
-            auto r = parse_route(text, why);
-            if (!r) {
-                throw BadConfig{"route: " + why + ": '" + text + "'"};
-            }
-            for (const Route& other : c.routes) {
-                if (other.domain == r->domain) {
-                    throw BadConfig{"route: two routes for " + r->domain};
-                }
-            }
-            c.routes.push_back(std::move(*r));
-        }
-    }
-    if (auto v = s.get<std::string>("smarthost")) {
-        auto r = smarthost_route(*v, why);
-        if (!r) {
-            throw BadConfig{"smarthost: " + why + ": '" + *v + "'"};
-        }
-        for (const Route& other : c.routes) {
-            if (other.domain == "*") {
-                throw BadConfig{"smarthost: a --route for * is given as well"};
-            }
-        }
-        c.routes.push_back(std::move(*r));
-    }
-    if (auto v = s.get<std::string>("retry-schedule")) {
-        auto sched = parse_schedule(*v, why);
-        if (!sched) {
-            throw BadConfig{"retry-schedule: " + why};
-        }
-        c.retry_schedule = *sched;
-    }
-    if (auto v = s.get<std::string>("max-queue-time")) {
-        c.max_queue_time = to_duration("max-queue-time", *v);
-    }
-    if (auto v = s.get<std::string>("smtp-timeout")) {
-        c.smtp_timeout = to_duration("smtp-timeout", *v);
-    }
-    if (auto v = s.get<std::string>("pipe-timeout")) {
-        c.pipe_timeout = to_duration("pipe-timeout", *v);
-    }
-    set_flag(s, "deliver-now", c.deliver_now);
-    if (cmd.count("interval")) {
-        if (cmd.count("once")) {
-            throw BadConfig{"interval: --once and --interval exclude each other"};
-        }
-        c.interval = to_duration("interval", cmd["interval"].as<std::string>());
-    }
-}
-
-Config resolve(Subcommand command, const po::variables_map& cmd, const po::variables_map& file,
-               const std::vector<std::string>& ids)
-{
-    Sources s(cmd, file);
-    Config c;
-    c.command = command;
-    c.ids = ids;
-    c.json = cmd.count("json") > 0;
-    if (auto v = s.get<std::string>("config")) {
-        c.config_file = *v;
-    }
-    if (auto v = s.get<std::string>("spool")) {
-        if (v->empty()) {
-            throw BadConfig{"spool: must not be empty"};
-        }
-        c.spool = *v;
-    }
-    if (auto v = s.get<std::string>("log")) {
-        if (*v == "syslog") {
-            c.log = LogTarget::syslog;
-        } else if (*v == "stderr") {
-            c.log = LogTarget::stderr_;
-        } else if (*v == "none") {
-            c.log = LogTarget::none;
-        } else {
-            throw BadConfig{"log: expected syslog, stderr or none, got '" + *v + "'"};
-        }
-    }
-    if (auto v = s.get<std::string>("user")) {
-        if (v->empty()) {
-            throw BadConfig{"user: must not be empty"};
-        }
-        c.user = *v;
-    }
-    if (auto v = s.get<std::string>("hostname")) {
-        if (!is_domain(*v)) {
-            throw BadConfig{"hostname: not a domain name: '" + *v + "'"};
-        }
-        c.hostname = *v;
-    }
-    if (auto v = s.get<std::vector<std::string>>("local-domain")) {
-        for (const std::string& d : *v) {
-            if (!is_domain(d) && !is_address_literal(d)) {
-                throw BadConfig{"local-domain: not a domain name or address literal: '" + d + "'"};
-            }
-        }
-        c.local_domains = *v;
-    }
-    set_networks(s, "relay-client", c.relay_clients);
-    auto number = [&](const char* name, std::size_t def, std::size_t min) {
-        auto v = s.get<std::string>(name);
-        return v ? to_number(name, *v, min) : def;
-    };
-    c.max_message_size = number("max-message-size", limits::k_default_max_message_size, 1);
-    c.max_recipients = number("max-recipients", limits::k_default_max_recipients, 1);
-    c.max_line_length = number("max-line-length", limits::k_default_max_line_length, limits::k_rfc_command_line);
-    std::size_t timeout = number("timeout", limits::k_default_timeout_seconds, 1);
-    if (timeout > 86400) {
-        throw BadConfig{"timeout: at most 86400 seconds"};
-    }
-    c.timeout = static_cast<unsigned>(timeout);
-    c.max_errors = number("max-errors", limits::k_default_max_errors, 1);
-    std::size_t session_time = number("max-session-time", limits::k_default_max_session_time, 1);
-    if (session_time > 7 * 86400) {
-        throw BadConfig{"max-session-time: at most 604800 seconds"};
-    }
-    c.max_session_time = static_cast<unsigned>(session_time);
-    set_flag(s, "rfc821", c.rfc821);
-    resolve_tls(c, s);
-    set_flag(s, "proxy-protocol", c.proxy_protocol);
-    set_networks(s, "proxy-from", c.proxy_from);
     if (c.proxy_protocol && c.proxy_from.empty()) {
         throw BadConfig{"proxy-protocol: needs --proxy-from (the load balancers' addresses)"};
     }
-    resolve_policy(c, s);
-    resolve_delivery(c, s, cmd);
-    return c;
-}
-
-po::variables_map read_file(const std::string& path, const po::options_description& all)
-{
-    std::ifstream file(path);
-    if (!file) {
-        throw BadConfig{"cannot read config file " + path};
+    if (c.reject_unknown_recipients && !c.aliases && !c.local_users) {
+        throw BadConfig{"reject-unknown-recipients: needs --local-users or --aliases (or both)"};
     }
-    std::ostringstream text;
-    text << file.rdbuf();
-    // Boost.ProgramOptions puts an unknown key into its error message by
-    // replacing placeholders like %canonical_option% until none is left: a
-    // key that contains one never ends (found by fuzz_config). No option
-    // name has a '%', so such a key is refused here.
-    std::istringstream lines(text.str());
-    std::size_t number = 0;
-    for (std::string line; std::getline(lines, line);) {
-        ++number;
-        std::string key = line.substr(0, std::min(line.find('='), line.find('#')));
-        if (key.find('%') != std::string::npos) {
-            throw BadConfig{path + " line " + std::to_string(number) + ": unrecognised option (no option has a '%')"};
+    for (std::size_t n : {c.max_connections_per_minute, c.max_connections_per_client_per_minute}) {
+        if (n > 1000000) {
+            throw BadConfig{"max-connections-per-minute: at most 1000000"};
         }
     }
-    std::istringstream in(text.str());
-    po::variables_map vm;
-    try {
-        po::store(po::parse_config_file(in, all, false), vm);
-    } catch (const po::error& e) {
-        throw BadConfig{path + ": " + e.what()};
+    if (c.interval && cmd.count("once")) {
+        throw BadConfig{"interval: --once and --interval exclude each other"};
     }
-    if (vm.count("config")) {
-        throw BadConfig{path + ": 'config' cannot be set in a config file"};
+}
+
+// Each option given, on the command line or else in the file, set in the
+// order of the table.
+Config resolve(Subcommand command, const po::variables_map& cmd, const po::variables_map& file)
+{
+    const po::variable_value* given[k_count] = {};
+    for (const po::variables_map* source : {&file, &cmd}) {
+        for (const auto& [name, value] : *source) {
+            if (std::size_t i = index_of(name); i < k_count) {
+                given[i] = &value;
+            }
+        }
     }
-    return vm;
+    Config c;
+    c.command = command;
+    for (std::size_t i = 0; i < k_count; ++i) {
+        if (given[i] != nullptr && k_options[i].set != nullptr) {
+            k_options[i].set(c, k_options[i], values_of(*given[i]));
+        }
+    }
+    check_together(c, cmd);
+    return c;
 }
 
 } // namespace
 
 std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
 {
-    std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+    int first = argc > 0 ? 1 : 0;
     Subcommand command = Subcommand::serve;
-    if (!args.empty()) {
-        if (auto c = command_from(args.front())) {
+    if (first < argc) {
+        std::string_view word = argv[first];
+        if (auto c = command_from(word)) {
             command = *c;
-            args.erase(args.begin());
-        } else if (args.front().empty() || args.front().front() != '-') {
+            ++first;
+        } else if (word.empty() || word.front() != '-') {
             return ConfigExit{k_exit_usage,
-                              "smtpspool: unknown command '" + args.front() + "' (try 'smtpspool --help')\n"};
+                              "smtpspool: unknown command '" + std::string(word) + "' (try 'smtpspool --help')\n"};
         }
     }
     std::string name = command_name(command);
-    po::options_description visible;
-    visible.add(common_options());
-    if (command == Subcommand::serve || command == Subcommand::check_config) {
-        visible.add(session_options());
-        visible.add(tls_options());
-        visible.add(policy_options());
-    }
-    if (command == Subcommand::serve || command == Subcommand::check_config || command == Subcommand::runq) {
-        visible.add(delivery_options());
-    }
-    visible.add(command_options(command));
-    po::options_description hidden;
-    hidden.add_options()("id", po::value<std::vector<std::string>>());
     po::options_description cmdline;
-    cmdline.add(visible).add(hidden);
+    Named named;
+    for (int i = first; i < argc; ++i) {
+        named.add_word(argv[i]);
+    }
+    add_options(
+        cmdline, [&](const Option& o) { return (o.commands & bit(command)) != 0 && named(o); }, false);
+    cmdline.add_options()("id", po::value<std::vector<std::string>>());
     po::positional_options_description positional;
     bool takes_ids = command == Subcommand::mailq || command == Subcommand::runq || command == Subcommand::cat ||
                      command == Subcommand::remove;
@@ -594,6 +769,7 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
     }
     try {
         po::variables_map cmd;
+        std::vector<std::string> args(argv + first, argv + argc);
         po::store(po::command_line_parser(args).options(cmdline).positional(positional).run(), cmd);
         if (cmd.count("help")) {
             return ConfigExit{k_exit_ok, help_text(command)};
@@ -602,23 +778,19 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
             return ConfigExit{k_exit_ok, version_text() + "\n"};
         }
         std::vector<std::string> ids;
-        if (cmd.count("id")) {
-            ids = cmd["id"].as<std::vector<std::string>>();
+        if (auto it = cmd.find("id"); it != cmd.end()) {
+            ids = it->second.as<std::vector<std::string>>();
         }
         if ((command == Subcommand::cat || command == Subcommand::remove) && ids.size() != 1) {
             return ConfigExit{k_exit_usage, "smtpspool " + name + ": exactly one ID expected\n"};
         }
         po::variables_map file;
-        if (cmd.count("config")) {
-            po::options_description all;
-            all.add(common_options())
-                .add(session_options())
-                .add(tls_options())
-                .add(policy_options())
-                .add(delivery_options());
-            file = read_file(cmd["config"].as<std::string>(), all);
+        if (auto it = cmd.find("config"); it != cmd.end()) {
+            file = read_file(it->second.as<std::string>());
         }
-        return resolve(command, cmd, file, ids);
+        Config c = resolve(command, cmd, file);
+        c.ids = std::move(ids);
+        return c;
     } catch (const po::error& e) {
         return ConfigExit{k_exit_usage,
                           "smtpspool " + name + ": " + e.what() + " (try 'smtpspool " + name + " --help')\n"};
@@ -639,82 +811,45 @@ void apply_machine_defaults(Config& config, const std::string& fqdn)
 
 std::string describe(const Config& c)
 {
-    std::ostringstream out;
-    out << "spool = " << c.spool << "\n";
-    out << "hostname = " << c.hostname << "\n";
-    if (c.user) {
-        out << "user = " << *c.user << "\n";
-    }
-    for (const std::string& d : c.local_domains) {
-        out << "local-domain = " << d << "\n";
-    }
-    for (const std::string& n : c.relay_clients) {
-        out << "relay-client = " << n << "\n";
-    }
-    out << "max-message-size = " << c.max_message_size << "\n";
-    out << "max-recipients = " << c.max_recipients << "\n";
-    out << "max-line-length = " << c.max_line_length << "\n";
-    out << "timeout = " << c.timeout << "\n";
-    out << "max-errors = " << c.max_errors << "\n";
-    out << "max-session-time = " << c.max_session_time << "\n";
-    out << "rfc821 = " << (c.rfc821 ? "yes" : "no") << "\n";
-    if (c.tls_cert) {
-        out << "tls-cert = " << *c.tls_cert << "\n";
-        out << "tls-key = " << *c.tls_key << "\n";
-    }
-    out << "require-tls = " << (c.require_tls ? "yes" : "no") << "\n";
-    out << "tls-on-connect = " << (c.tls_on_connect ? "yes" : "no") << "\n";
-    if (c.auth_passwd) {
-        out << "auth-passwd = " << *c.auth_passwd << "\n";
-    }
-    if (c.auth_command) {
-        out << "auth-command = " << *c.auth_command << "\n";
-    }
-    out << "proxy-protocol = " << (c.proxy_protocol ? "yes" : "no") << "\n";
-    for (const std::string& n : c.proxy_from) {
-        out << "proxy-from = " << n << "\n";
-    }
-    for (const std::string& n : c.deny_clients) {
-        out << "deny-client = " << n << "\n";
-    }
-    for (const std::string& n : c.allow_clients) {
-        out << "allow-client = " << n << "\n";
-    }
-    auto optional = [&](const char* name, const std::optional<std::string>& v) {
-        if (v) {
-            out << name << " = " << *v << "\n";
+    std::string out;
+    Lines values;
+    for (const Option& o : k_options) {
+        if (o.show == nullptr) {
+            continue;
         }
-    };
-    optional("sender-deny", c.sender_deny);
-    optional("aliases", c.aliases);
-    optional("local-users", c.local_users);
-    out << "reject-unknown-recipients = " << (c.reject_unknown_recipients ? "yes" : "no") << "\n";
-    optional("mail-hook", c.mail_hook);
-    optional("rcpt-hook", c.rcpt_hook);
-    optional("data-hook", c.data_hook);
-    out << "hook-timeout = " << format_duration(c.hook_timeout) << "\n";
-    out << "add-envelope-to = " << (c.add_envelope_to ? "yes" : "no") << "\n";
-    out << "check-headers = " << (c.check_headers ? "yes" : "no") << "\n";
-    out << "max-hops = " << c.max_hops << "\n";
-    out << "max-connections-per-minute = " << c.max_connections_per_minute << "\n";
-    out << "max-connections-per-client-per-minute = " << c.max_connections_per_client_per_minute << "\n";
-    out << "max-messages-per-session = " << c.max_messages_per_session << "\n";
-    for (const Route& r : c.routes) {
-        out << "route = " << r.domain << "=" << r.transport.text << "\n";
+        values.clear();
+        o.show(c, values);
+        for (const std::string& v : values) {
+            out.append(o.name).append(" = ").append(v).append("\n");
+        }
     }
-    out << "retry-schedule = " << format_schedule(c.retry_schedule) << "\n";
-    out << "max-queue-time = " << format_duration(c.max_queue_time) << "\n";
-    if (c.smtp_timeout) {
-        out << "smtp-timeout = " << format_duration(*c.smtp_timeout) << "\n";
+    return out;
+}
+
+SessionConfig session_config(const Config& config)
+{
+    SessionConfig s;
+    for (const Option& o : k_options) {
+        if (o.session != nullptr) {
+            o.session(config, s);
+        }
     }
-    out << "pipe-timeout = " << format_duration(c.pipe_timeout) << "\n";
-    out << "deliver-now = " << (c.deliver_now ? "yes" : "no") << "\n";
-    out << "log = "
-        << (c.log == LogTarget::syslog    ? "syslog"
-            : c.log == LogTarget::stderr_ ? "stderr"
-                                          : "none")
-        << "\n";
-    return out.str();
+    return s;
+}
+
+std::vector<OptionInfo> option_table()
+{
+    std::vector<OptionInfo> table;
+    for (const Option& o : k_options) {
+        OptionInfo info{o.name, o.short_name, o.kind, o.group != Group::command, {}};
+        for (auto [c, name] : k_commands) {
+            if ((o.commands & bit(c)) != 0) {
+                info.commands.push_back(c);
+            }
+        }
+        table.push_back(std::move(info));
+    }
+    return table;
 }
 
 std::vector<std::string> runq_arguments(const Config& c)
@@ -725,9 +860,7 @@ std::vector<std::string> runq_arguments(const Config& c)
                                   "--hostname",
                                   c.hostname,
                                   "--log",
-                                  c.log == LogTarget::syslog    ? "syslog"
-                                  : c.log == LogTarget::stderr_ ? "stderr"
-                                                                : "none",
+                                  log_name(c.log),
                                   "--retry-schedule",
                                   format_schedule(c.retry_schedule),
                                   "--max-queue-time",

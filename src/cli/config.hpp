@@ -1,5 +1,7 @@
-// config: the command line and the config file -> one plain Config. The only
-// file that includes Boost.ProgramOptions; the command line wins over the file.
+// config: the command line and the config file -> one plain Config, through
+// one table of options (config.cpp), which also gives --help, check-config's
+// settings and the session's settings. Boost.ProgramOptions stays in
+// config.cpp; the command line wins over the file. The defaults are here.
 #pragma once
 
 #include "base/limits.hpp"
@@ -17,6 +19,8 @@
 
 namespace smtpspool {
 
+struct SessionConfig;
+
 enum class Subcommand { serve, mailq, runq, cat, remove, check_config };
 
 struct Config {
@@ -27,12 +31,12 @@ struct Config {
     std::optional<std::string> user;        // --user: switch to this user when root
     std::vector<std::string> local_domains; // empty: the hostname and localhost
     std::vector<std::string> relay_clients{"127.0.0.0/8", "::1"};
-    std::size_t max_message_size = 0;
-    std::size_t max_recipients = 0;
-    std::size_t max_line_length = 0;
-    unsigned timeout = 0;
-    unsigned max_session_time = 0;
-    std::size_t max_errors = 0;
+    std::size_t max_message_size = limits::k_default_max_message_size;
+    std::size_t max_recipients = limits::k_default_max_recipients;
+    std::size_t max_line_length = limits::k_default_max_line_length;
+    unsigned timeout = limits::k_default_timeout_seconds;
+    unsigned max_session_time = limits::k_default_max_session_time;
+    std::size_t max_errors = limits::k_default_max_errors;
     bool rfc821 = false;
     // --proxy-protocol: a PROXY protocol header from one of proxy_from first.
     bool proxy_protocol = false;
@@ -106,6 +110,23 @@ void apply_machine_defaults(Config& config, const std::string& fqdn);
 
 // The effective settings as config-file lines (check-config).
 std::string describe(const Config& config);
+
+// The settings of the session that the options give (hostname, limits, ...);
+// serve adds the client's.
+SessionConfig session_config(const Config& config);
+
+// The table of options, for tests: each option's name (without "--"), its
+// one-letter name (or 0), whether it takes a value, whether the config file
+// may set it, and the commands that take it on the command line.
+enum class OptionKind { flag, text, yes_no, list }; // yes_no: "--x" alone means yes; list: repeatable
+struct OptionInfo {
+    std::string name;
+    char short_name;
+    OptionKind kind;
+    bool in_config_file;
+    std::vector<Subcommand> commands;
+};
+std::vector<OptionInfo> option_table();
 
 // The command line of a `runq` with the same spool, log and delivery settings
 // (serve --deliver-now), without the program name and the ids.
