@@ -13,7 +13,6 @@
 #include <optional>
 #include <iostream>
 #include <string>
-#include <syslog.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +21,25 @@
 namespace {
 
 using namespace smtpspool;
+
+// What the catch-all in main knows: where --log sends lines, once the
+// configuration is read, and whether a client is served on fds 0 and 1.
+struct Crash {
+    LogTarget log = LogTarget::syslog;
+    bool serving = false;
+};
+Crash g_crash;
+
+// An exception that escaped a command: logged, and in serve mode the client
+// gets 421 4.3.0 when it can be told.
+int uncaught(const char* what)
+{
+    make_log_sink(g_crash.log)->log(LogLine("fatal").add("reason", what));
+    if (g_crash.serving) {
+        say_local_error();
+    }
+    return k_exit_software;
+}
 
 // `smtpspool sendmail ...` or sendmail(8) by name: parse its flags, read the
 // configuration (--config, -C, SMTPSPOOL_CONFIG, else /etc/smtpspool.conf when
@@ -95,6 +113,8 @@ int sendmail_main(const std::vector<std::string>& args)
         return exit->status == k_exit_ok ? k_exit_usage : exit->status;
     }
     Config& c = std::get<Config>(config);
+    g_crash.log = c.log;
+    g_crash.serving = o.mode == SendmailOptions::Mode::smtp;
     // Run by root (cron, say): write as the spool's owner, or as --user, so
     // that the queue stays readable by the runq that delivers it.
     if (auto user = user_to_become(c.user, c.spool)) {
@@ -139,9 +159,10 @@ int main(int argc, char** argv)
         if (name == "mailq") {
             args.insert(args.begin() + 1, "mailq"); // mailq [OPTIONS] is smtpspool mailq [OPTIONS]
         }
+        bool serving = name != "mailq" && (argc < 2 || std::string_view(argv[1]) == "serve" || argv[1][0] == '-');
+        g_crash.serving = serving;
         auto parsed = parse_config(static_cast<int>(args.size()), args.data());
         if (auto* exit = std::get_if<ConfigExit>(&parsed)) {
-            bool serving = argc < 2 || std::string_view(argv[1]) == "serve" || argv[1][0] == '-';
             if (exit->status == k_exit_ok) {
                 std::cout << exit->text << std::flush;
             } else if (serving) {
@@ -152,6 +173,7 @@ int main(int argc, char** argv)
             return exit->status;
         }
         Config& config = std::get<Config>(parsed);
+        g_crash.log = config.log;
         // The queue tools, run by root, act as the spool's owner: what they
         // write stays the owner's, and nothing under the spool can make root
         // touch a file elsewhere.
@@ -183,9 +205,9 @@ int main(int argc, char** argv)
             return run_check_config(std::move(config));
         }
     } catch (const std::exception& e) {
-        ::openlog("smtpspool", LOG_PID, LOG_MAIL);
-        ::syslog(LOG_ERR, "event=fatal reason=%s", e.what());
-        return k_exit_software;
+        return uncaught(e.what());
+    } catch (...) {
+        return uncaught("an exception of an unknown type");
     }
     return k_exit_software;
 }

@@ -29,6 +29,14 @@
 namespace smtpspool {
 namespace {
 
+// What say_local_error() needs: our name once known, and whether fd 1 may
+// still carry TLS records (then a plain 421 would corrupt them).
+struct LastWords {
+    std::string hostname;
+    bool plain = true;
+};
+LastWords g_last_words;
+
 // Remembers the ids of committed messages for --deliver-now.
 class CommitRecorder final : public SpoolPort {
 public:
@@ -97,6 +105,7 @@ public:
             }
             m_transport.use_tls(context.value(), m_config.tls_on_connect);
             m_loaded = true;
+            g_last_words.plain = false; // the handshake comes next
         }
         return {};
     }
@@ -198,10 +207,18 @@ int refuse_service(const std::string& message, int status)
     return status;
 }
 
+void say_local_error()
+{
+    if (g_last_words.plain) {
+        say_421(g_last_words.hostname.empty() ? machine_fqdn() : g_last_words.hostname);
+    }
+}
+
 int run_serve(Config config)
 {
     std::signal(SIGPIPE, SIG_IGN);
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    g_last_words.hostname = config.hostname;
     auto log = make_log_sink(config.log);
     EnvLookup env = [](const char* name) -> const char* { return std::getenv(name); };
     Peer peer = peer_from_environment(env).value_or(peer_from_socket(0));

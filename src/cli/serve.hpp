@@ -12,4 +12,9 @@ int run_serve(Config config);
 // client or a message on stderr for a person.
 int refuse_service(const std::string& message, int status);
 
+// For main's catch-all, in serve mode: 421 4.3.0 to the client when fd 1
+// still carries its plain stream between replies (nothing written yet, or the
+// session between two batches of replies without TLS); nothing otherwise.
+void say_local_error();
+
 } // namespace smtpspool

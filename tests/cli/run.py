@@ -460,6 +460,32 @@ def serve_with_an_unusable_spool_says_421(tmp):
 
 
 @test
+def an_exception_in_serve_gets_421_and_is_logged_where_log_says(tmp):
+    # A real exception: with no bound on the command line's length, a client
+    # that sends a line longer than the memory the process may have (its
+    # address space limited here) makes the session's line buffer throw
+    # std::bad_alloc, which reaches main's catch-all.
+    with open(BIN, "rb") as f:
+        if b"__asan_init" in f.read():
+            raise Skip("AddressSanitizer reserves more address space than the limit leaves")
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))
+
+    spool = os.path.join(tmp, "spool")
+    line = b"NOOP " + b"x" * (160 << 20) + b"\r\n"
+    p = subprocess.run([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "stderr",
+                        "--max-line-length", "18446744073709551615"],
+                       input=b"EHLO c.test\r\n" + line, capture_output=True, preexec_fn=limit, timeout=60)
+    out, err = p.stdout, p.stderr
+    expect(p.returncode == 70, (p.returncode, out[-200:], err[-300:]))
+    expect(out.startswith(b"220 mx.test") and out.endswith(b"421 4.3.0 mx.test local error, closing connection\r\n"),
+           out[-200:])
+    expect(b"event=fatal reason=" in err, err[-300:])
+
+
+@test
 def full_disk_gives_452_and_leaves_nothing(tmp):
     if os.geteuid() != 0:
         raise Skip("mounting a small tmpfs needs root")
