@@ -854,24 +854,21 @@ std::vector<OptionInfo> option_table()
 
 std::vector<std::string> runq_arguments(const Config& c)
 {
-    std::vector<std::string> args{"runq",
-                                  "--spool",
-                                  c.spool,
-                                  "--hostname",
-                                  c.hostname,
-                                  "--log",
-                                  log_name(c.log),
-                                  "--retry-schedule",
-                                  format_schedule(c.retry_schedule),
-                                  "--max-queue-time",
-                                  format_duration(c.max_queue_time),
-                                  "--pipe-timeout",
-                                  format_duration(c.pipe_timeout)};
-    if (c.smtp_timeout) {
-        args.insert(args.end(), {"--smtp-timeout", format_duration(*c.smtp_timeout)});
-    }
-    for (const Route& r : c.routes) {
-        args.insert(args.end(), {"--route", r.domain + "=" + r.transport.text});
+    std::vector<std::string> args{"runq"};
+    Lines values;
+    for (const Option& o : k_options) {
+        // Not --user (the privileges are dropped already) nor --deliver-now
+        // (runq ignores it).
+        std::string_view name = o.name;
+        if ((o.commands & bit(Subcommand::runq)) == 0 || o.show == nullptr || name == "user" || name == "deliver-now") {
+            continue;
+        }
+        values.clear();
+        o.show(c, values);
+        for (std::string& v : values) {
+            args.push_back("--" + std::string(name));
+            args.push_back(std::move(v));
+        }
     }
     return args;
 }

@@ -282,4 +282,45 @@ TEST_SUITE("option table")
         CHECK_FALSE(s.require_tls);
         CHECK(s.local_domains == std::vector<std::string>{"a.example"});
     }
+
+    TEST_CASE("runq_arguments gives a runq the delivery settings, which it reads back")
+    {
+        const char* argv[] = {"smtpspool",
+                              "--spool",
+                              "/srv/q",
+                              "--hostname",
+                              "mx.example",
+                              "--log",
+                              "stderr",
+                              "--route",
+                              "a.example=maildir:/m",
+                              "--smarthost",
+                              "relay.example:2525",
+                              "--retry-schedule",
+                              "1m,5m",
+                              "--smtp-timeout",
+                              "40s",
+                              "--deliver-now",
+                              "--user",
+                              "mail"};
+        auto r = parse_config(static_cast<int>(std::size(argv)), argv);
+        REQUIRE(std::holds_alternative<Config>(r));
+        Config c = std::get<Config>(r);
+        std::vector<std::string> args = runq_arguments(c);
+        REQUIRE(args.front() == "runq");
+        CHECK(std::find(args.begin(), args.end(), "--user") == args.end());
+        CHECK(std::find(args.begin(), args.end(), "--deliver-now") == args.end());
+        std::vector<const char*> back{"smtpspool"};
+        for (const std::string& a : args) {
+            back.push_back(a.c_str());
+        }
+        auto again = parse_config(static_cast<int>(back.size()), back.data());
+        REQUIRE(std::holds_alternative<Config>(again));
+        Config q = std::get<Config>(again);
+        CHECK(q.command == Subcommand::runq);
+        c.command = Subcommand::runq;
+        c.user.reset();
+        c.deliver_now = false;
+        CHECK(describe(q) == describe(c));
+    }
 }
