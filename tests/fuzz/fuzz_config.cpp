@@ -2,10 +2,12 @@
 // checks), through parse_config as check-config reads it. Invariants: any
 // file gives settings or a configuration error naming the command, never an
 // exception; accepted settings printed by describe() read back to the same
-// settings (what check-config prints is a config file).
+// settings (what check-config prints is a config file), each line a key of
+// the option table.
 #include "cli/config.hpp"
 #include "fuzz_check.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <sys/mman.h>
@@ -43,6 +45,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Config c = std::get<Config>(r);
     apply_machine_defaults(c, "fuzz.test");
     std::string described = describe(c);
+    // Each line of it names an option of the table that a file may set.
+    static const std::vector<OptionInfo> table = option_table();
+    for (std::size_t at = 0; at < described.size();) {
+        std::size_t end = described.find('\n', at);
+        std::string key = described.substr(at, described.find(" = ", at) - at);
+        FUZZ_CHECK(std::any_of(table.begin(), table.end(),
+                               [&](const OptionInfo& o) { return o.name == key && o.in_config_file; }));
+        at = end + 1;
+    }
     auto again = read_text(described);
     if (auto* e = std::get_if<ConfigExit>(&again)) {
         std::fprintf(stderr, "describe() output refused: %s---\n%s", e->text.c_str(), described.c_str());
