@@ -407,7 +407,7 @@ constexpr Option k_options[] = {
     {"reject-unknown-recipients", 0, K::yes_no, G::policy, k_serving, "yes|no",
      "550 for a local-domain recipient in neither --aliases nor --local-users",
      set_flag<&C::reject_unknown_recipients>, show<&C::reject_unknown_recipients>},
-    {"mail-hook", 0, K::text, G::policy, k_serving, "CMD", "run CMD (by /bin/sh -c) at each MAIL FROM; see smtpspool(8), HOOKS",
+    {"mail-hook", 0, K::text, G::policy, k_serving, "CMD", "run CMD (by /bin/sh -c) at each MAIL FROM; see smtpspool(8), Hooks",
      set_text<&C::mail_hook>, show<&C::mail_hook>},
     {"rcpt-hook", 0, K::text, G::policy, k_serving, "CMD", "run CMD at each RCPT TO", set_text<&C::rcpt_hook>, show<&C::rcpt_hook>},
     {"data-hook", 0, K::text, G::policy, k_serving, "CMD", "run CMD with each message on its standard input, before the reply",
@@ -591,7 +591,8 @@ std::string help_text(Subcommand c)
                "Serve one SMTP session on standard input and output and spool each accepted\n"
                "message. Started by inetd, xinetd, systemd (Accept=yes) or tcpserver.\n\n"
                "Commands: serve (default), mailq, runq, cat, remove, check-config, sendmail;\n"
-               "'smtpspool COMMAND --help' describes each. See smtpspool(8).\n\n";
+               "'smtpspool COMMAND --help' describes each. See smtpspool(8); every option\n"
+               "is in smtpspool.conf(5).\n\n";
         break;
     case Subcommand::mailq:
         out << "Usage: smtpspool mailq [--json] [OPTIONS] [ID...]\n"
@@ -600,7 +601,7 @@ std::string help_text(Subcommand c)
     case Subcommand::runq:
         out << "Usage: smtpspool runq [--once | --interval TIME] [OPTIONS] [ID...]\n"
                "Deliver the queued messages that are due (or the IDs given, due or not) through\n"
-               "their routes; retry, expire and bounce per recipient. See smtpspool(8).\n\n";
+               "their routes; retry, expire and bounce per recipient. See smtpspool-runq(8).\n\n";
         break;
     case Subcommand::cat:
         out << "Usage: smtpspool cat [OPTIONS] ID\nPrint the stored message (message.eml) of one queued message.\n\n";

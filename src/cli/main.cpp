@@ -51,7 +51,7 @@ int sendmail_main(const std::vector<std::string>& args)
                      "       sendmail -bp | -q[TIME] | -bs\n"
                      "Queue the message on standard input for the recipients, with the same durable\n"
                      "commit as serve; Date:, Message-ID: and From: are added when missing. The exit\n"
-                     "status follows sysexits(3). See smtpspool(8), SENDMAIL INTERFACE.\n\n"
+                     "status follows sysexits(3). See smtpspool-sendmail(8).\n\n"
                      "Flags:\n"
                      "  -t                    recipients also from To:, Cc: and Bcc: (Bcc: is removed)\n"
                      "  -i, -oi               only the end of input ends the message, not a line \".\"\n"

@@ -88,8 +88,8 @@ stop_bg "$ACT_PID"
 step "systemd-analyze verify"
 # The man pages the units name, where man finds them.
 mkdir -p "$TEST_TMP/man/man8" "$TEST_TMP/man/man5"
-cp "$REPO_ROOT/man/smtpspool.8" "$TEST_TMP/man/man8/"
-cp "$REPO_ROOT/man/smtpspool-spool.5" "$TEST_TMP/man/man5/"
+cp "$REPO_ROOT"/man/*.8 "$TEST_TMP/man/man8/"
+cp "$REPO_ROOT"/man/*.5 "$TEST_TMP/man/man5/"
 # The user as in the examples: verify warns about nobody ("not safe").
 VERIFY=$TEST_TMP/verify
 mkdir -p "$VERIFY"

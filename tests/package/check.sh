@@ -5,7 +5,7 @@
 # purges it:
 #  - the smtpspool system user and group (uid below 1000, nologin shell);
 #  - /var/spool/smtpspool owned by smtpspool:smtpspool, mode 750;
-#  - smtpspool --version, both man pages (man -w), the bash completion,
+#  - smtpspool --version, the five man pages (man -w), the bash completion,
 #    /etc/smtpspool.conf as a conffile, check-config accepts it;
 #  - the systemd units installed but neither enabled nor started, and
 #    accepted by systemd-analyze verify (man pages and user now real);
@@ -114,7 +114,10 @@ out=$(/usr/sbin/smtpspool --version)
 [[ $out == "smtpspool $version" || $out == "smtpspool $version (git "*")" ]] ||
     fail "smtpspool --version: expected [smtpspool $version] (and the git revision), found [$out]"
 echo "smtpspool --version: $out"
-man -w smtpspool >/dev/null && man -w 5 smtpspool-spool >/dev/null || fail "man -w: the man pages are not found"
+for page in "8 smtpspool" "8 smtpspool-runq" "8 smtpspool-sendmail" "5 smtpspool.conf" "5 smtpspool-spool"; do
+    # shellcheck disable=SC2086 # section and name
+    man -w $page >/dev/null || fail "man -w $page: the man page is not found"
+done
 [[ -f /usr/share/bash-completion/completions/smtpspool ]] || fail "no bash completion"
 grep -qx /etc/smtpspool.conf /var/lib/dpkg/info/smtpspool.conffiles || fail "/etc/smtpspool.conf is not a conffile"
 /usr/sbin/smtpspool check-config --config /etc/smtpspool.conf >/dev/null || fail "check-config rejects /etc/smtpspool.conf"
