@@ -43,12 +43,6 @@ std::string field_name(std::string_view line)
     return ascii_lower(name);
 }
 
-int fail(int status, const std::string& message)
-{
-    std::cerr << "sendmail: " << message << "\n";
-    return status;
-}
-
 // Reads fd a line at a time through a LineSplitter.
 class LineReader {
 public:
@@ -337,35 +331,47 @@ std::vector<std::string> header_addresses(std::string_view folded)
     return out;
 }
 
-int run_sendmail(const SendmailOptions& options, Config config, int fd)
+namespace {
+
+// Why a submission was not queued: the sysexits(3) status, chosen where the
+// failure is known, and the message for standard error.
+struct Refused {
+    int status;
+    std::string message;
+};
+
+template <typename T>
+using Step = Result<T, Refused>;
+
+Refused refused(int status, std::string message) { return Refused{status, std::move(message)}; }
+
+// -f, or the user at our host name; "" for the null sender.
+Step<std::string> submission_sender(const SendmailOptions& options, const Config& config, const std::string& user,
+                                    bool& non_ascii)
 {
-    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
-    auto log = make_log_sink(config.log);
-    const std::string user = login_name();
-    bool non_ascii = false;
-
-    std::string sender;
-    if (options.sender) {
-        std::string s(text::trim_space(*options.sender));
-        if (s != "<>" && !s.empty()) {
-            sender = submission_mailbox(s, config.hostname, non_ascii);
-            if (sender.empty()) {
-                return fail(k_exit_dataerr, "not a sender address: '" + *options.sender + "'");
-            }
-        }
-    } else {
-        sender = submission_mailbox(user, config.hostname, non_ascii);
-        if (sender.empty()) {
-            sender = "postmaster@" + config.hostname;
-        }
+    if (!options.sender) {
+        std::string sender = submission_mailbox(user, config.hostname, non_ascii);
+        return sender.empty() ? "postmaster@" + config.hostname : sender;
     }
+    std::string s(text::trim_space(*options.sender));
+    if (s == "<>" || s.empty()) {
+        return std::string();
+    }
+    std::string sender = submission_mailbox(s, config.hostname, non_ascii);
+    if (sender.empty()) {
+        return fail(refused(k_exit_dataerr, "not a sender address: '" + *options.sender + "'"));
+    }
+    return sender;
+}
 
-    // The header section: whole fields, up to the empty line (or the first
-    // line that is not a field: the body starts there).
-    LineReader in(fd);
+// The header section: whole fields, up to the empty line (or the first line
+// that is not a field: the body starts there). `ended` when the message
+// ended ("." or end of input) inside it.
+Step<HeaderSection> read_header_section(LineReader& in, const SendmailOptions& options, bool& ended)
+{
     HeaderSection header;
     std::string line;
-    bool ended = false; // the message ended ("." or EOF) inside the headers
+    ended = false;
     for (;;) {
         if (!in.next(line) || (options.dot_ends && line == ".\r\n")) {
             ended = true;
@@ -373,18 +379,23 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
         }
         HeaderSection::Step step = header.add(line);
         if (step == HeaderSection::Step::too_long) {
-            return fail(k_exit_dataerr, "the header section is longer than 1 MiB");
+            return fail(refused(k_exit_dataerr, "the header section is longer than 1 MiB"));
         }
         if (step == HeaderSection::Step::body) {
             break;
         }
     }
-    const std::vector<HeaderSection::Field>& fields = header.fields;
-    const std::string& first_body_line = header.first_body_line;
     if (in.error != 0) {
-        return fail(k_exit_ioerr, std::string("cannot read the message: ") + std::strerror(in.error));
+        return fail(refused(k_exit_ioerr, std::string("cannot read the message: ") + std::strerror(in.error)));
     }
+    return header;
+}
 
+// The recipients of the command line, and with -t those of To:, Cc: and
+// Bcc:, each once, in order.
+Step<std::vector<std::string>> collect_recipients(const SendmailOptions& options, const HeaderSection& header,
+                                                  const Config& config, bool& non_ascii)
+{
     std::vector<std::string> recipients;
     auto add = [&](std::string_view text) -> bool {
         std::string m = submission_mailbox(text, config.hostname, non_ascii);
@@ -399,43 +410,46 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
     for (const std::string& arg : options.recipients) {
         for (const std::string& a : header_addresses(arg)) {
             if (!add(a)) {
-                return fail(k_exit_dataerr, "not a recipient address: '" + a + "'");
+                return fail(refused(k_exit_dataerr, "not a recipient address: '" + a + "'"));
             }
         }
     }
     if (options.extract) {
-        for (const HeaderSection::Field& f : fields) {
-            if (f.name == "to" || f.name == "cc" || f.name == "bcc") {
-                for (const std::string& a : header_addresses(std::string_view(f.text).substr(f.text.find(':') + 1))) {
-                    if (!add(a)) {
-                        return fail(k_exit_dataerr, "not a recipient address in " + f.text.substr(0, f.text.find(':')) +
-                                                        ": '" + a + "'");
-                    }
+        for (const HeaderSection::Field& f : header.fields) {
+            if (f.name != "to" && f.name != "cc" && f.name != "bcc") {
+                continue;
+            }
+            for (const std::string& a : header_addresses(std::string_view(f.text).substr(f.text.find(':') + 1))) {
+                if (!add(a)) {
+                    return fail(refused(k_exit_dataerr, "not a recipient address in " +
+                                                            f.text.substr(0, f.text.find(':')) + ": '" + a + "'"));
                 }
             }
         }
     }
     if (recipients.empty()) {
-        return fail(options.extract ? k_exit_dataerr : k_exit_usage,
-                    options.extract ? "no recipients in To:, Cc: or Bcc:" : "no recipients given (or use -t)");
+        return fail(options.extract ? refused(k_exit_dataerr, "no recipients in To:, Cc: or Bcc:")
+                                    : refused(k_exit_usage, "no recipients given (or use -t)"));
     }
-    // --aliases applies to local submissions too (root: admin@...); the
-    // other policy files do not.
-    std::vector<Recipient> targets;
+    return recipients;
+}
+
+// --aliases applies to local submissions too (root: admin@...); the other
+// policy files do not.
+Step<std::vector<Recipient>> expand_aliases(const std::vector<std::string>& recipients, const Config& config)
+{
     auto files = load_policy_files(policy_config(config));
     if (!files) {
-        return fail(k_exit_config, files.error().message);
+        return fail(refused(k_exit_config, files.error().message));
     }
-    auto is_local = [&](std::string_view d) {
-        return std::any_of(config.local_domains.begin(), config.local_domains.end(),
-                           [&](const std::string& l) { return ascii_lower(l) == ascii_lower(d); });
-    };
+    auto is_local = [&](std::string_view d) { return is_local_domain(d, config.local_domains); };
+    std::vector<Recipient> targets;
     for (const std::string& r : recipients) {
         std::vector<std::string> expanded{r};
         if (files.value().aliases && files.value().aliases->has(r, is_local)) {
             auto e = files.value().aliases->expand(r, is_local, config.max_recipients, config.hostname);
-            if (auto* refused = std::get_if<Aliases::Refused>(&e)) {
-                return fail(k_exit_dataerr, r + ": " + refused->why);
+            if (auto* refusal = std::get_if<Aliases::Refused>(&e)) {
+                return fail(refused(k_exit_dataerr, r + ": " + refusal->why));
             }
             expanded = std::get<std::vector<std::string>>(e);
         }
@@ -444,26 +458,35 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
         }
     }
     if (targets.size() > config.max_recipients) {
-        return fail(k_exit_dataerr, "more than " + std::to_string(config.max_recipients) + " recipients");
+        return fail(refused(k_exit_dataerr, "more than " + std::to_string(config.max_recipients) + " recipients"));
     }
+    return targets;
+}
 
+// Writes the message into the spool and commits it with its envelope.
+Step<Envelope> queue_submission(LineReader& in, const HeaderSection& header, bool ended,
+                                const SendmailOptions& options, const Config& config, LocalSubmission facts,
+                                std::vector<Recipient> targets, bool non_ascii, LogSink& log)
+{
     // Not allowed to write the spool is for the administrator to fix, not a
     // reason to try again: 77; any other failure is temporary: 75.
     auto spool_failure = [](const Error& e) {
         return e.errnum == EACCES || e.errnum == EPERM ? k_exit_noperm : k_exit_tempfail;
     };
     if (auto r = ensure_spool_layout(config.spool); !r) {
-        return fail(spool_failure(r.error()), r.error().message);
+        return fail(refused(spool_failure(r.error()), r.error().message));
     }
     SystemClock clock;
     PosixFs fs;
     SpoolWriter writer(config.spool, fs, clock, static_cast<long>(::getpid()));
     auto id = writer.begin();
     if (!id) {
-        log->log(LogLine("spool-error").add("reason", id.error().message));
-        return fail(spool_failure(id.error()), "message not queued: " + id.error().message);
+        log.log(LogLine("spool-error").add("reason", id.error().message));
+        return fail(refused(spool_failure(id.error()), "message not queued: " + id.error().message));
     }
     TimePoint now = clock.now();
+    facts.id = id.value();
+    facts.date = rfc5322_date(now);
     std::size_t size = 0;
     bool eight_bit = false;
     Result<void> written;
@@ -475,28 +498,111 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
         eight_bit = eight_bit || std::any_of(bytes.begin(), bytes.end(), [](char c) { return c & 0x80; });
         written = writer.append(bytes);
     };
-    // RFC 5321 §4.4 for a local submission: by us, with the user's name.
-    put("Received: by " + config.hostname + " (smtpspool sendmail, from userid " + std::to_string(::getuid()) +
-        ")\r\n\tid " + id.value() + "; " + rfc5322_date(now) + "\r\n");
+    put(local_header_section(header, facts));
+    if (!ended) {
+        if (header.first_body_line != "\r\n") {
+            put("\r\n"); // the body began without the empty line
+        }
+        put(header.first_body_line);
+        std::string line;
+        while (in.next(line)) {
+            if (options.dot_ends && line == ".\r\n") {
+                break;
+            }
+            put(line);
+            if (size > config.max_message_size) {
+                return fail(refused(k_exit_dataerr, "the message is larger than max-message-size (" +
+                                                        std::to_string(config.max_message_size) + ")"));
+            }
+        }
+        if (in.error != 0) {
+            return fail(refused(k_exit_ioerr, std::string("cannot read the message: ") + std::strerror(in.error)));
+        }
+    }
+    if (!written) {
+        return fail(refused(k_exit_tempfail, "message not queued: " + written.error().message));
+    }
+    if (size > config.max_message_size) {
+        return fail(refused(k_exit_dataerr, "the message is larger than max-message-size"));
+    }
+    Envelope e;
+    e.received_at = rfc3339_utc(now);
+    e.hostname = config.hostname;
+    e.client.ident = facts.user;
+    e.client.helo = "";
+    e.client.protocol = "local";
+    e.mail_from = facts.sender;
+    e.body = eight_bit ? Body::eight_bit_mime : Body::seven_bit;
+    e.smtputf8 = non_ascii;
+    e.recipients = std::move(targets);
+    if (auto r = writer.commit(e); !r) {
+        log.log(LogLine("spool-error").add("reason", r.error().message));
+        return fail(refused(k_exit_tempfail, "message not queued: " + r.error().message));
+    }
+    return e;
+}
+
+// The steps of a submission, each of which may refuse it.
+Step<Envelope> submit(const SendmailOptions& options, const Config& config, int fd, LogSink& log)
+{
+    LocalSubmission facts;
+    facts.user = login_name();
+    facts.uid = static_cast<long>(::getuid());
+    facts.hostname = config.hostname;
+    facts.full_name = options.full_name;
+    bool non_ascii = false;
+    auto sender = submission_sender(options, config, facts.user, non_ascii);
+    if (!sender) {
+        return fail(sender.error());
+    }
+    facts.sender = sender.value();
+    LineReader in(fd);
+    bool ended = false;
+    auto header = read_header_section(in, options, ended);
+    if (!header) {
+        return fail(header.error());
+    }
+    auto recipients = collect_recipients(options, header.value(), config, non_ascii);
+    if (!recipients) {
+        return fail(recipients.error());
+    }
+    auto targets = expand_aliases(recipients.value(), config);
+    if (!targets) {
+        return fail(targets.error());
+    }
+    return queue_submission(in, header.value(), ended, options, config, std::move(facts),
+                            std::move(targets.value()), non_ascii, log);
+}
+
+} // namespace
+
+// The header section as stored: our Received: field first (RFC 5321 §4.4
+// for a local submission: by us, with the user's id), the fields given but
+// Bcc:, then Date:, Message-ID: and From: when they were missing. Pure.
+std::string local_header_section(const HeaderSection& header, const LocalSubmission& s)
+{
+    std::string out = "Received: by " + s.hostname + " (smtpspool sendmail, from userid " + std::to_string(s.uid) +
+                      ")\r\n\tid " + s.id + "; " + s.date + "\r\n";
     auto has = [&](std::string_view name) {
-        return std::any_of(fields.begin(), fields.end(), [&](const HeaderSection::Field& f) { return f.name == name; });
+        return std::any_of(header.fields.begin(), header.fields.end(),
+                           [&](const HeaderSection::Field& f) { return f.name == name; });
     };
-    for (const HeaderSection::Field& f : fields) {
+    for (const HeaderSection::Field& f : header.fields) {
         if (f.name != "bcc") { // never passed on: it would tell every recipient
-            put(f.text);
+            out += f.text;
         }
     }
     if (!has("date")) {
-        put("Date: " + rfc5322_date(now) + "\r\n");
+        out += "Date: " + s.date + "\r\n";
     }
     if (!has("message-id")) {
-        put("Message-ID: <" + id.value() + "@" + config.hostname + ">\r\n");
+        out += "Message-ID: <" + s.id + "@" + s.hostname + ">\r\n";
     }
     if (!has("from")) {
         std::string from = "From: ";
-        if (options.full_name && !options.full_name->empty()) {
+        if (s.full_name && !s.full_name->empty()) {
             std::string name;
-            for (char c : *options.full_name) {
+            for (char c : *s.full_name) {
                 if (c == '"' || c == '\\') {
                     name += '\\';
                 }
@@ -504,59 +610,29 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
             }
             from += "\"" + name + "\" ";
         }
-        from += "<" + (sender.empty() ? user + "@" + config.hostname : sender) + ">\r\n";
-        put(from);
+        from += "<" + (s.sender.empty() ? s.user + "@" + s.hostname : s.sender) + ">\r\n";
+        out += from;
     }
-    if (!ended) {
-        if (first_body_line != "\r\n") {
-            put("\r\n"); // the body began without the empty line
-        }
-        put(first_body_line);
-        while (in.next(line)) {
-            if (options.dot_ends && line == ".\r\n") {
-                break;
-            }
-            put(line);
-            if (size > config.max_message_size) {
-                writer.abort();
-                return fail(k_exit_dataerr, "the message is larger than max-message-size (" +
-                                                std::to_string(config.max_message_size) + ")");
-            }
-        }
-        if (in.error != 0) {
-            writer.abort();
-            return fail(k_exit_ioerr, std::string("cannot read the message: ") + std::strerror(in.error));
-        }
-    }
-    if (!written) {
-        writer.abort();
-        return fail(k_exit_tempfail, "message not queued: " + written.error().message);
-    }
-    if (size > config.max_message_size) {
-        writer.abort();
-        return fail(k_exit_dataerr, "the message is larger than max-message-size");
-    }
+    return out;
+}
 
-    Envelope e;
-    e.received_at = rfc3339_utc(now);
-    e.hostname = config.hostname;
-    e.client.ident = user;
-    e.client.helo = "";
-    e.client.protocol = "local";
-    e.mail_from = sender;
-    e.body = eight_bit ? Body::eight_bit_mime : Body::seven_bit;
-    e.smtputf8 = non_ascii;
-    e.recipients = std::move(targets);
-    if (auto r = writer.commit(e); !r) {
-        log->log(LogLine("spool-error").add("reason", r.error().message));
-        return fail(k_exit_tempfail, "message not queued: " + r.error().message);
+int run_sendmail(const SendmailOptions& options, Config config, int fd)
+{
+    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    auto log = make_log_sink(config.log);
+    auto queued = submit(options, config, fd, *log);
+    if (!queued) {
+        // The exit status of sendmail(8): sysexits(3), chosen by the step that refused.
+        std::cerr << "sendmail: " << queued.error().message << "\n";
+        return queued.error().status;
     }
+    const Envelope& e = queued.value();
     log->log(LogLine("queued")
                  .add("id", e.id)
                  .add("size", e.size)
                  .add("recipients", e.recipients.size())
-                 .add("from", sender)
-                 .add("user", user)
+                 .add("from", e.mail_from)
+                 .add("user", e.client.ident.value_or(""))
                  .add("via", "sendmail"));
     return k_exit_ok;
 }

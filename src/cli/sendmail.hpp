@@ -70,6 +70,22 @@ public:
 std::string submission_mailbox(std::string_view text, const std::string& hostname, bool& non_ascii);
 
 // Reads the message from fd and queues it; the exit status (sysexits(3)).
+// What the fields sendmail adds to a submission say.
+struct LocalSubmission {
+    std::string hostname;
+    std::string id;   // the queue id
+    std::string date; // RFC 5322 date-time of the submission
+    std::string user; // login name
+    long uid = 0;
+    std::string sender; // "" for the null sender
+    std::optional<std::string> full_name; // -F
+};
+
+// The header section as stored: our Received: field first (RFC 5321 §4.4
+// for a local submission: by us, with the user's id), the fields given but
+// Bcc:, then Date:, Message-ID: and From: when they were missing. Pure.
+std::string local_header_section(const HeaderSection& header, const LocalSubmission& submission);
+
 int run_sendmail(const SendmailOptions& options, Config config, int fd);
 
 } // namespace smtpspool

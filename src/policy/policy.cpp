@@ -179,9 +179,7 @@ Policy::Policy(const PolicyConfig& config, PolicyFiles files, MessageFile messag
 
 bool Policy::is_local_domain(std::string_view domain) const
 {
-    std::string d = ascii_lower(domain);
-    return std::any_of(m_config.local_domains.begin(), m_config.local_domains.end(),
-                       [&](const std::string& l) { return ascii_lower(l) == d; });
+    return smtpspool::is_local_domain(domain, m_config.local_domains);
 }
 
 std::optional<Reply> Policy::check_sender(const PolicyFacts& facts)

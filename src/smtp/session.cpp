@@ -407,8 +407,7 @@ Session::Outcome Session::on_mail(const Command& cmd)
 
 bool Session::is_local_domain(std::string_view domain) const
 {
-    std::string d = ascii_lower(domain);
-    return std::find(m_config.local_domains.begin(), m_config.local_domains.end(), d) != m_config.local_domains.end();
+    return smtpspool::is_local_domain(domain, m_config.local_domains);
 }
 
 Session::Outcome Session::on_rcpt(const Command& cmd)

@@ -365,4 +365,15 @@ PathParse parse_path(std::string_view text, PathKind kind)
     return p;
 }
 
+bool is_local_domain(std::string_view domain, const std::vector<std::string>& local_domains)
+{
+    std::string d = ascii_lower(domain);
+    for (const std::string& l : local_domains) {
+        if (l.size() == d.size() && ascii_lower(l) == d) {
+            return true;
+        }
+    }
+    return false;
+}
+
 } // namespace smtpspool

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace smtpspool {
 
@@ -45,5 +46,8 @@ bool is_address_literal(std::string_view text);
 
 // ASCII lower-casing for case-insensitive comparisons of domains and keywords.
 std::string ascii_lower(std::string_view text);
+
+// True when `domain` is one of `local_domains`, compared without case.
+bool is_local_domain(std::string_view domain, const std::vector<std::string>& local_domains);
 
 } // namespace smtpspool

@@ -127,4 +127,35 @@ TEST_SUITE("sendmail")
         CHECK(no_blank.add("not a field\r\n") == HeaderSection::Step::body);
         CHECK(no_blank.fields.empty());
     }
+
+    TEST_CASE("local_header_section: our Received: first, Bcc: dropped, Date/Message-ID/From added when missing")
+    {
+        HeaderSection h;
+        for (const char* line : {"To: a@x.test\r\n", "Bcc: secret@x.test\r\n", "Subject: hi\r\n", "\r\n"}) {
+            h.add(line);
+        }
+        LocalSubmission s;
+        s.hostname = "host.test";
+        s.id = "ID1";
+        s.date = "Sun, 06 Dec 2026 01:00:00 +0000";
+        s.user = "alice";
+        s.uid = 1000;
+        s.sender = "alice@host.test";
+        s.full_name = "Alice \"A\" Liddell";
+        CHECK(local_header_section(h, s) ==
+              "Received: by host.test (smtpspool sendmail, from userid 1000)\r\n\tid ID1; Sun, 06 Dec 2026 01:00:00 +0000\r\n"
+              "To: a@x.test\r\nSubject: hi\r\n"
+              "Date: Sun, 06 Dec 2026 01:00:00 +0000\r\n"
+              "Message-ID: <ID1@host.test>\r\n"
+              "From: \"Alice \\\"A\\\" Liddell\" <alice@host.test>\r\n");
+        HeaderSection complete;
+        for (const char* line : {"From: b@y.test\r\n", "Date: x\r\n", "Message-ID: <m@y>\r\n", "\r\n"}) {
+            complete.add(line);
+        }
+        s.sender = "";
+        s.full_name.reset();
+        std::string out = local_header_section(complete, s);
+        CHECK(out.find("\r\nFrom: b@y.test\r\nDate: x\r\nMessage-ID: <m@y>\r\n") != std::string::npos);
+        CHECK(out.rfind("Message-ID:") == out.find("Message-ID:")); // not added twice
+    }
 }
