@@ -364,32 +364,31 @@ std::string message_path(const std::string& spool, std::string_view id)
     return spool + "/queue/" + std::string(id) + "/message.eml";
 }
 
-Result<Envelope> load_envelope(const std::string& spool, std::string_view id)
+namespace {
+
+// SPOOL/queue/ID as an entry, through the real file system.
+template <typename F>
+auto with_entry(const std::string& spool, std::string_view id, F&& use) -> decltype(use(std::declval<SpoolEntry&>()))
 {
     PosixFs fs;
     auto queue = QueueDir::open(spool, fs);
-    if (!queue) {
-        return queue.error();
-    }
-    auto entry = queue.value().entry(id);
+    auto entry = queue ? queue.value().entry(id) : Result<SpoolEntry>(queue.error());
     if (!entry) {
         return entry.error();
     }
-    return entry.value().load();
+    return use(entry.value());
+}
+
+} // namespace
+
+Result<Envelope> load_envelope(const std::string& spool, std::string_view id)
+{
+    return with_entry(spool, id, [](SpoolEntry& e) { return e.load(); });
 }
 
 Result<void> remove_message(const std::string& spool, std::string_view id)
 {
-    PosixFs fs;
-    auto queue = QueueDir::open(spool, fs);
-    if (!queue) {
-        return queue.error();
-    }
-    auto entry = queue.value().entry(id);
-    if (!entry) {
-        return entry.error();
-    }
-    return entry.value().remove();
+    return with_entry(spool, id, [](SpoolEntry& e) { return e.remove(); });
 }
 
 } // namespace smtpspool
