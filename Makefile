@@ -135,6 +135,17 @@ unit: $(BUILD)/unit-tests
 sessions: $(BUILD)/smtpspool
 	python3 tests/sessions/run.py $(BUILD)/smtpspool tests/sessions
 
+# The same transcripts in-process, against Session with the real policy and a
+# temporary spool (tests/unit/transcript.hpp): milliseconds, and under ASan.
+$(BUILD)/run-transcripts: $(BUILD)/obj/tests/transcripts/main.o $(BUILD)/obj/tests/transcript.o $(BUILD)/libsmtpspool.a
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+-include $(BUILD)/obj/tests/transcripts/main.d
+
+.PHONY: transcripts
+transcripts: $(BUILD)/run-transcripts
+	$(BUILD)/run-transcripts tests/sessions
+
 cli: $(BUILD)/smtpspool
 	python3 tests/cli/run.py $(BUILD)/smtpspool
 

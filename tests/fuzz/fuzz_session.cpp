@@ -4,6 +4,7 @@
 // well-formed replies, the same result whatever the chunking (BDAT chunks
 // included), no message without a sender and a recipient, recipient and
 // message limits kept, bounded memory, CRLF only unless BINARYMIME.
+#include "../unit/feed.hpp"
 #include "../unit/testutil.hpp"
 #include "fuzz_check.hpp"
 #include "smtp/session.hpp"
@@ -103,28 +104,30 @@ Run drive(std::string_view input, Flags f, std::size_t step)
     for (std::size_t i = 0; i < input.size() && !closed; i += step) {
         std::string_view chunk = input.substr(i, step);
         for (;;) {
-            Output o = s.feed(chunk);
-            FUZZ_CHECK(o.consumed <= chunk.size());
-            FUZZ_CHECK(o.consumed > 0 || o.close || chunk.empty());
-            r.wire += o.wire;
-            closed = o.close;
-            // A denied client never leaves the denied state (only QUIT is taken).
-            FUZZ_CHECK(!f.denied || s.state() == State::denied);
-            if (o.start_tls) {
-                // The client waits for 220, then goes on inside TLS: the rest
-                // of the input is what it sends after the handshake.
-                FUZZ_CHECK(f.tls && !local);
-                FUZZ_CHECK(o.wire.size() >= 30 &&
-                           o.wire.substr(o.wire.size() - 30) == "220 2.0.0 ready to start TLS\r\n");
-                FUZZ_CHECK(s.state() == State::connected);
-                Output t = s.tls_started(TlsInfo{"TLSv1.3", "TLS_FUZZ"}, 0);
-                r.wire += t.wire;
-                ++r.handshakes;
-            }
-            if (closed || o.consumed == chunk.size()) {
+            Fed fed = feed_until_consumed(s, chunk, [&](const Output& o, std::string_view in) {
+                FUZZ_CHECK(o.consumed <= in.size());
+                FUZZ_CHECK(o.consumed > 0 || o.close || in.empty());
+                // A denied client never leaves the denied state (only QUIT is taken).
+                FUZZ_CHECK(!f.denied || s.state() == State::denied);
+            });
+            r.wire += fed.wire;
+            closed = fed.close;
+            if (!fed.start_tls) {
                 break;
             }
-            chunk.remove_prefix(o.consumed);
+            // The client waits for 220, then goes on inside TLS: the rest
+            // of the input is what it sends after the handshake.
+            FUZZ_CHECK(f.tls && !local);
+            FUZZ_CHECK(fed.wire.size() >= 30 &&
+                       fed.wire.substr(fed.wire.size() - 30) == "220 2.0.0 ready to start TLS\r\n");
+            FUZZ_CHECK(s.state() == State::connected);
+            Output t = s.tls_started(TlsInfo{"TLSv1.3", "TLS_FUZZ"}, 0);
+            r.wire += t.wire;
+            ++r.handshakes;
+            if (closed || fed.consumed == chunk.size()) {
+                break;
+            }
+            chunk.remove_prefix(fed.consumed);
         }
     }
     r.wire += s.end_of_input().wire;

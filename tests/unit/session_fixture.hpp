@@ -2,6 +2,7 @@
 // and a FixedClock.
 #pragma once
 
+#include "feed.hpp"
 #include "smtp/session.hpp"
 #include "testutil.hpp"
 
@@ -70,25 +71,16 @@ struct SessionFixture {
     // Sends bytes, returns what the server wrote in reply.
     std::string send(std::string_view bytes)
     {
-        std::string out;
-        for (;;) {
-            Output o = session.feed(bytes);
-            out += o.wire;
-            closed = closed || o.close;
-            ++feeds;
-            if (o.start_tls) {
-                // A transport does the handshake now; the test says how it went.
-                start_tls = true;
-                after_starttls = std::string(bytes.substr(o.consumed));
-                break;
-            }
-            if (o.close || o.consumed >= bytes.size()) {
-                break;
-            }
-            bytes.remove_prefix(o.consumed);
+        Fed fed = feed_until_consumed(session, bytes);
+        feeds += fed.feeds;
+        closed = closed || fed.close;
+        if (fed.start_tls) {
+            // A transport does the handshake now; the test says how it went.
+            start_tls = true;
+            after_starttls = std::string(bytes.substr(fed.consumed));
         }
-        wire += out;
-        return out;
+        wire += fed.wire;
+        return fed.wire;
     }
     int feeds = 0;
     bool start_tls = false;     // the session asked for the handshake
