@@ -3,7 +3,7 @@
 check-config, option errors, spool failures (a real full file system), and
 queue id uniqueness under parallel sessions.
 
-Usage: run.py BINARY
+Usage: run.py BINARY [TEST...]   (a test is named by its function)
 """
 import json
 import os
@@ -13,19 +13,19 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from testlib import Skip, Suite, clean_env, expect, queued  # noqa: E402
+
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/smtpspool")
-RESULTS = {"pass": 0, "fail": 0, "skip": 0}
+SUITE = Suite("cli tests", prefix="smtpspool-cli-")
+test = SUITE.test
 
 
 def run(args, stdin=b"", env=None, timeout=30):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT"))}
-    full_env.update(env or {})
-    p = subprocess.run([BIN] + args, input=stdin, capture_output=True, env=full_env, timeout=timeout)
+    p = subprocess.run([BIN] + args, input=stdin, capture_output=True, env=clean_env(env), timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -46,37 +46,6 @@ def session(spool, messages, extra=()):
     data += b"QUIT\r\n"
     code, out, err = run(["--spool", spool, "--hostname", "mx.test", "--log", "none", *extra], data)
     return code, out, err
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-class Skip(Exception):
-    pass
-
-
-def test(fn):
-    def wrapper():
-        with tempfile.TemporaryDirectory(prefix="smtpspool-cli-") as tmp:
-            try:
-                fn(tmp)
-                RESULTS["pass"] += 1
-                print(f"PASS {fn.__name__}")
-            except Skip as s:
-                RESULTS["skip"] += 1
-                print(f"SKIP {fn.__name__}: {s}")
-            except Exception:
-                RESULTS["fail"] += 1
-                print(f"FAIL {fn.__name__}")
-                traceback.print_exc(file=sys.stdout)
-    wrapper.__name__ = fn.__name__
-    TESTS.append(wrapper)
-    return wrapper
-
-
-TESTS = []
 
 
 def queued_ids(out):
@@ -288,9 +257,8 @@ def named(tmp, name):
 
 
 def run_as(path, args, stdin=b"", env=None):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT", "SMTPSPOOL"))}
-    full_env.update(env or {})
-    p = subprocess.run([path] + args, input=stdin, capture_output=True, env=full_env, timeout=30)
+    p = subprocess.run([path] + args, input=stdin, capture_output=True, env=clean_env(env, also_drop=("SMTPSPOOL",)),
+                       timeout=30)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -647,8 +615,7 @@ def bdat_over_a_real_socket_stores_binary_octets_exactly(tmp):
     sizes = [65543, 1, 0, 100000, 7]
     spool = os.path.join(tmp, "spool")
     client, conn = tcp_connection()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT"))}
-    env.update({"TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "40000", "PROTO": "TCP"})
+    env = clean_env({"TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "40000", "PROTO": "TCP"})
     p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"],
                          stdin=conn, stdout=conn, env=env)
     conn.close()
@@ -732,9 +699,8 @@ def proxied_session(tmp, pieces, options, timeout=20):
     client, conn = tcp_connection()
     client.sendall(pieces[0])
     time.sleep(0.1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT"))}
     p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "stderr", *options],
-                         stdin=conn, stdout=conn, stderr=subprocess.PIPE, env=env)
+                         stdin=conn, stdout=conn, stderr=subprocess.PIPE, env=clean_env())
     conn.close()
     for piece in pieces[1:]:
         time.sleep(0.1)
@@ -756,16 +722,7 @@ def proxied_session(tmp, pieces, options, timeout=20):
 
 
 def queued_envelopes(spool):
-    q = os.path.join(spool, "queue")
-    if not os.path.isdir(q):
-        return []
-    result = []
-    for i in sorted(os.listdir(q)):
-        with open(os.path.join(q, i, "envelope.json")) as f:
-            env = json.load(f)
-        with open(os.path.join(q, i, "message.eml"), "rb") as f:
-            result.append((env, f.read()))
-    return result
+    return [(env, body) for _, env, body in queued(spool)]
 
 
 @test
@@ -860,10 +817,7 @@ def proxy_protocol_needs_its_balancers(tmp):
 
 
 def main():
-    for t in TESTS:
-        t()
-    print(f"cli tests: {RESULTS['pass']} passed, {RESULTS['fail']} failed, {RESULTS['skip']} skipped")
-    sys.exit(1 if RESULTS["fail"] else 0)
+    SUITE.main(sys.argv[2:])
 
 
 if __name__ == "__main__":

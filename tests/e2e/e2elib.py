@@ -1,7 +1,9 @@
 """Python helpers for the end-to-end tests: reading and checking the spool.
 
-Every check raises Failure with what was expected and what was found; run()
-turns that into "FAIL: ..." on stderr and exit status 1.
+Failure, expect, expect_eq and run come from tests/lib/testlib.py (and are
+re-exported for the tests' `from e2elib import *`): every check raises
+Failure with what was expected and what was found; run() turns that into
+"FAIL: ..." on stderr and exit status 1.
 """
 
 import json
@@ -9,51 +11,12 @@ import os
 import re
 import subprocess
 import sys
-import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from testlib import Failure, clean_env, expect, expect_eq, run  # noqa: E402,F401 (re-exported)
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 RFC3339_UTC_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-
-
-class Failure(Exception):
-    pass
-
-
-def _show(value, limit=400):
-    text = value if isinstance(value, str) and "\n" in value else repr(value)
-    if len(text) > limit:
-        text = text[:limit] + f"... ({len(text) - limit} more characters)"
-    return text
-
-
-def expect(cond, what, expected, found):
-    if not cond:
-        raise Failure(f"{what}: expected {_show(expected)}, found {_show(found)}")
-
-
-def expect_eq(expected, found, what):
-    if expected == found:
-        return
-    if isinstance(expected, (bytes, str)) and type(expected) is type(found):
-        # Long texts: say where they part, and show both sides there.
-        n = next((i for i, (a, b) in enumerate(zip(expected, found)) if a != b), min(len(expected), len(found)))
-        lo = max(0, n - 40)
-        raise Failure(f"{what}: differs at offset {n} (lengths: expected {len(expected)}, found {len(found)}): "
-                      f"expected {expected[lo:n + 40]!r}, found {found[lo:n + 40]!r}")
-    expect(False, what, expected, found)
-
-
-def run(main):
-    """Runs main(); a Failure or any other exception makes the test fail."""
-    try:
-        main()
-    except Failure as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
-    except Exception:  # noqa: BLE001 - any surprise is a failure, with its trace
-        traceback.print_exc()
-        print("FAIL: unexpected exception", file=sys.stderr)
-        sys.exit(1)
 
 
 def binary():

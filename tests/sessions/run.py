@@ -17,6 +17,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from testlib import clean_env, queued  # noqa: E402
+
 NETWORK_ENV = {"TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "41000", "TCPLOCALIP": "192.0.2.1",
                "TCPLOCALPORT": "25", "PROTO": "TCP"}
 
@@ -76,7 +79,7 @@ def parse(path):
 
 
 def run(binary, t, mode, spool):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TCP", "REMOTE_", "RELAYCLIENT"))}
+    env = clean_env()
     if mode == "network":
         env.update(NETWORK_ENV)
     env.update(t["env"])
@@ -110,19 +113,6 @@ def run(binary, t, mode, spool):
         th.join(timeout=120)
     proc.wait(timeout=30)
     return proc.returncode, out[0] if out else b"", err[0] if err else b""
-
-
-def messages(spool):
-    q = os.path.join(spool, "queue")
-    ids = sorted(os.listdir(q)) if os.path.isdir(q) else []
-    result = []
-    for i in ids:
-        with open(os.path.join(q, i, "envelope.json"), encoding="utf-8") as f:
-            env = json.load(f)
-        with open(os.path.join(q, i, "message.eml"), "rb") as f:
-            body = f.read()
-        result.append((i, env, body))
-    return result
 
 
 def pointer(doc, path):
@@ -160,7 +150,7 @@ def check(t, status, out, err, spool):
         raise Failure(f"unexpected further replies: {[l.decode('utf-8', 'replace') for l in lines[pos:]]}")
     if status != t["status"]:
         raise Failure(f"exit status {status}, expected {t['status']}")
-    stored = messages(spool)
+    stored = queued(spool)
     for arg, where in t["checks"]:
         words = arg.split(" ", 3)
         kind = words[0]
