@@ -1,9 +1,12 @@
 # smtpspool: build, test, install. See README.md.
 #   make            build build/smtpspool
 #   make demo       build, pipe examples/demo-session.txt into it, list the queue
-#   make check      unit tests, session transcripts, command-line and end-to-end
-#                   tests, the same unit, transcript and command-line tests
-#                   under ASan+UBSan, man page lint
+#   make check      unit tests, session transcripts (binary and in-process),
+#                   command-line, crash, end-to-end and integration tests, the
+#                   same unit, transcript and command-line tests under
+#                   ASan+UBSan, valgrind, fuzz targets, man page lint
+#                   (tests/README.md)
+#   make quick      build, unit tests, in-process transcripts
 #   make install    PREFIX=/usr/local DESTDIR=    (make uninstall: the same files go)
 #   make integration   smtpspool under the real inetd, xinetd, systemd-socket-activate
 #                   and tcpserver, make install/uninstall, bash completion
@@ -102,6 +105,33 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_OBJS)
 # The objects are shared by every target: kept, not removed as intermediates.
 .SECONDARY: $(FUZZ_OBJS)
 
+# The ASan+UBSan tier is built from the same clang objects as the fuzz
+# targets: their coverage hooks (fuzzer-no-link) link without libFuzzer, the
+# sanitizer runtime answering them, so the tree is compiled twice (g++, clang)
+# and not three times. The binary, the unit tests and the in-process
+# transcript runner land in $(ASAN_BUILD).
+ASAN_BUILD = build-fuzz/asan
+ASAN_TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=build-fuzz/obj/tests/%.o)
+build-fuzz/obj/tests/%.o: tests/unit/%.cpp
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
+build-fuzz/obj/cli/config.o: $(REVISION_H)
+build-fuzz/obj/cli/config.o: FUZZ_FLAGS += -I$(BUILD)
+$(ASAN_BUILD)/smtpspool: build-fuzz/obj/cli/main.o $(FUZZ_OBJS)
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ $^ $(LIBS)
+$(ASAN_BUILD)/unit-tests: $(ASAN_TEST_OBJS) $(FUZZ_OBJS)
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ $^ $(LIBS)
+$(ASAN_BUILD)/run-transcripts: build-fuzz/obj/tests/transcripts/main.o build-fuzz/obj/tests/transcript.o $(FUZZ_OBJS)
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ $^ $(LIBS)
+-include $(ASAN_TEST_OBJS:.o=.d) build-fuzz/obj/tests/transcripts/main.d build-fuzz/obj/cli/main.d
+.SECONDARY: $(ASAN_TEST_OBJS) build-fuzz/obj/tests/transcripts/main.o build-fuzz/obj/cli/main.o
+
+.PHONY: asan-build
+asan-build: $(ASAN_BUILD)/smtpspool $(ASAN_BUILD)/unit-tests $(ASAN_BUILD)/run-transcripts
+
 fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 
 fuzz: fuzz-build
@@ -170,14 +200,22 @@ $(BUILD)/fault_shim.so: tests/crash/fault_shim.c
 crash: $(BUILD)/smtpspool $(BUILD)/fault_shim.so
 	python3 tests/crash/run.py $(BUILD)/smtpspool $(BUILD)/fault_shim.so
 
-# The transcripts again with smtpspool under valgrind memcheck (zero errors).
+# The transcripts again with smtpspool under valgrind memcheck (zero errors),
+# VALGRIND_JOBS at a time; VALGRIND_TRANSCRIPTS names some (default: all).
+VALGRIND_JOBS ?= 2
+VALGRIND_TRANSCRIPTS ?=
 valgrind: $(BUILD)/smtpspool
-	SMTPSPOOL_BINARY=$(CURDIR)/$(BUILD)/smtpspool python3 tests/sessions/run.py tests/sessions/valgrind.sh tests/sessions
+	SMTPSPOOL_BINARY=$(CURDIR)/$(BUILD)/smtpspool python3 tests/sessions/run.py -j $(VALGRIND_JOBS) \
+	  tests/sessions/valgrind.sh tests/sessions $(VALGRIND_TRANSCRIPTS)
 
-# The unit, transcript and command-line tests again, under AddressSanitizer and UBSan.
+# The unit, transcript (binary and in-process) and command-line tests again,
+# under AddressSanitizer and UBSan (the clang build above).
 asan:
-	$(MAKE) -j2 BUILD=build-asan sanitize=yes build-asan/smtpspool build-asan/unit-tests
-	$(MAKE) BUILD=build-asan sanitize=yes unit sessions cli
+	$(MAKE) -j2 asan-build
+	cd tests/unit && ../../$(ASAN_BUILD)/unit-tests
+	$(ASAN_BUILD)/run-transcripts tests/sessions
+	python3 tests/sessions/run.py $(ASAN_BUILD)/smtpspool tests/sessions
+	python3 tests/cli/run.py $(ASAN_BUILD)/smtpspool
 
 # Pages with tables declare tbl ('\" t) and man(1) runs it: groff -t, so that tables
 # are checked as tables and not as filled text.
@@ -193,21 +231,32 @@ lint-man:
 lint-layers:
 	python3 tests/lint/layers.py
 
-# The builds use both cores; the tests run one tier at a time.
+# make check runs every tier through tests/check.sh: the g++ build, then the
+# g++ tiers (unit transcripts sessions cli crash e2e integration lint-man)
+# while clang builds the fuzz targets and the ASan tree (fuzz-build
+# asan-build), then asan beside fuzz, then valgrind; the times at the end
+# (tests/README.md). Valgrind takes the transcripts below in make check
+# (make valgrind: all of them): every verb and reply path of the session
+# (HELO, EHLO, MAIL, RCPT, DATA, BDAT, RSET, VRFY, EXPN, HELP, NOOP, QUIT,
+# unknown, STARTTLS and AUTH refused), what only the binary does (the PROXY
+# header, idle and session timeouts, hooks as child processes, policy files,
+# the spool on disk), and the hostile inputs' buffer paths; the rest repeat
+# these paths with other words, and run under ASan in-process and as a binary.
+VALGRIND_CHECK_TRANSCRIPTS = basic-delivery.txt bdat-binarymime-data.txt bdat-chunks.txt bdat-eof.txt \
+	dot-stuffing.txt dsn-parameters.txt eof-in-data.txt hostile-megabyte-line.txt hostile-nul-bytes.txt \
+	line-too-long.txt max-errors.txt pipelined-messages.txt policy-aliases.txt policy-data-hook.txt \
+	policy-rcpt-hook.txt policy-sender-deny.txt proxy-malformed.txt proxy-v1.txt proxy-v2.txt \
+	relay-denied-network.txt reset-by-ehlo-and-rset.txt rfc821-mode.txt session-deadline.txt size-limit.txt \
+	smtputf8.txt timeout.txt unknown-and-unimplemented.txt vrfy-expn-help.txt
 check: deps
 	$(MAKE) lint-layers
-	$(MAKE) -j2 all $(BUILD)/unit-tests
-	$(MAKE) unit
-	$(MAKE) sessions
-	$(MAKE) cli
-	$(MAKE) crash
-	$(MAKE) e2e
-	$(MAKE) integration
-	$(MAKE) asan
-	$(MAKE) valgrind
-	$(MAKE) -j2 fuzz-build
-	$(MAKE) fuzz FUZZ_SECONDS=6
-	$(MAKE) lint-man
+	MAKE="$(MAKE)" VALGRIND_CHECK_TRANSCRIPTS="$(VALGRIND_CHECK_TRANSCRIPTS)" bash tests/check.sh
+
+# The edit-compile-test loop: the build, the unit tests and the in-process
+# transcripts (under a minute once built).
+quick:
+	$(MAKE) -j2 all $(BUILD)/unit-tests $(BUILD)/run-transcripts
+	$(MAKE) unit transcripts
 
 demo: deps
 	$(MAKE) all

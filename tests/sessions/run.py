@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Runs the session transcripts in this directory against the real binary.
 
-Usage: run.py BINARY DIR [NAME...]
+Usage: run.py [-j JOBS] BINARY DIR [NAME...]
 
 Each transcript is sent through a pipe to `BINARY --spool TMP --hostname
 mx.test --log none`, as a local client and, with the UCSPI variables of
 tcpserver set, as a network client (unless "! mode" limits it). Its replies
 and the spool it leaves are then checked. The format is in tests/sessions/README.
 """
+import concurrent.futures
 import json
 import os
 import re
@@ -203,30 +204,43 @@ def check(t, status, out, err, spool):
             raise Failure(f"{where}: unknown check {kind}")
 
 
+def run_one(binary, directory, name, t, mode):
+    """One transcript in one mode, in a fresh spool: (passed, lines to print)."""
+    with tempfile.TemporaryDirectory(prefix="smtpspool-session-") as tmp:
+        spool = os.path.join(tmp, "spool")
+        out = b""
+        try:
+            status, out, err = run(binary, t, mode, spool)
+            check(t, status, out, err, spool)
+            return True, [f"PASS {name} ({mode})"]
+        except Failure as e:
+            return False, ([f"FAIL {name} ({mode}): {e}", "     replies were:"] +
+                           [f"       {line}" for line in out.decode("utf-8", "replace").splitlines()])
+
+
 def main():
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    jobs = 1
+    if args[:1] == ["-j"] and len(args) > 1:
+        jobs, args = int(args[1]), args[2:]
+    if len(args) < 2:
         raise SystemExit(__doc__)
-    binary, directory = os.path.abspath(sys.argv[1]), sys.argv[2]
-    names = sys.argv[3:] or sorted(n for n in os.listdir(directory) if n.endswith(".txt"))
-    passed = failed = 0
+    binary, directory = os.path.abspath(args[0]), args[1]
+    names = args[2:] or sorted(n for n in os.listdir(directory) if n.endswith(".txt"))
+    runs = []
     for name in names:
         t = parse(os.path.join(directory, name))
-        for mode in t["modes"]:
-            with tempfile.TemporaryDirectory(prefix="smtpspool-session-") as tmp:
-                spool = os.path.join(tmp, "spool")
-                try:
-                    status, out, err = run(binary, t, mode, spool)
-                    check(t, status, out, err, spool)
-                    passed += 1
-                    print(f"PASS {name} ({mode})")
-                except Failure as e:
-                    failed += 1
-                    print(f"FAIL {name} ({mode}): {e}")
-                    print("     replies were:")
-                    for line in out.decode("utf-8", "replace").splitlines():
-                        print(f"       {line}")
+        runs += [(name, t, mode) for mode in t["modes"]]
+    passed = failed = 0
+    # Each run is its own process and spool: with -j N, N at a time (the
+    # results are printed in order all the same).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        for ok, lines in pool.map(lambda r: run_one(binary, directory, *r), runs):
+            passed += ok
+            failed += not ok
+            print("\n".join(lines), flush=True)
     print(f"session transcripts: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failed or not passed else 0)
 
 
 if __name__ == "__main__":
