@@ -205,7 +205,7 @@ crash: $(BUILD)/smtpspool $(BUILD)/fault_shim.so
 VALGRIND_JOBS ?= 2
 VALGRIND_TRANSCRIPTS ?=
 valgrind: $(BUILD)/smtpspool
-	SMTPSPOOL_BINARY=$(CURDIR)/$(BUILD)/smtpspool python3 tests/sessions/run.py -j $(VALGRIND_JOBS) \
+	SMTPSPOOL_BINARY=$(CURDIR)/$(BUILD)/smtpspool python3 tests/sessions/run.py -j $(VALGRIND_JOBS) --hold-factor 4 \
 	  tests/sessions/valgrind.sh tests/sessions $(VALGRIND_TRANSCRIPTS)
 
 # The unit, transcript (binary and in-process) and command-line tests again,
@@ -214,7 +214,7 @@ asan:
 	$(MAKE) -j2 asan-build
 	cd tests/unit && ../../$(ASAN_BUILD)/unit-tests
 	$(ASAN_BUILD)/run-transcripts tests/sessions
-	python3 tests/sessions/run.py $(ASAN_BUILD)/smtpspool tests/sessions
+	python3 tests/sessions/run.py --hold-factor 2 $(ASAN_BUILD)/smtpspool tests/sessions
 	python3 tests/cli/run.py $(ASAN_BUILD)/smtpspool
 
 # Pages with tables declare tbl ('\" t) and man(1) runs it: groff -t, so that tables

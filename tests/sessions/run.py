@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Runs the session transcripts in this directory against the real binary.
 
-Usage: run.py [-j JOBS] BINARY DIR [NAME...]
+Usage: run.py [-j JOBS] [--hold-factor F] BINARY DIR [NAME...]
+
+-j: JOBS transcripts at a time. --hold-factor: "! hold" times F, for a slow
+binary (valgrind): a hold ends as soon as the binary exits, so a longer one
+costs only when the binary fails to end the session itself.
 
 Each transcript is sent through a pipe to `BINARY --spool TMP --hostname
 mx.test --log none`, as a local client and, with the UCSPI variables of
@@ -220,9 +224,13 @@ def run_one(binary, directory, name, t, mode):
 
 def main():
     args = sys.argv[1:]
-    jobs = 1
-    if args[:1] == ["-j"] and len(args) > 1:
-        jobs, args = int(args[1]), args[2:]
+    jobs, hold_factor = 1, 1.0
+    while len(args) > 1 and args[0] in ("-j", "--hold-factor"):
+        if args[0] == "-j":
+            jobs = int(args[1])
+        else:
+            hold_factor = float(args[1])
+        args = args[2:]
     if len(args) < 2:
         raise SystemExit(__doc__)
     binary, directory = os.path.abspath(args[0]), args[1]
@@ -230,6 +238,7 @@ def main():
     runs = []
     for name in names:
         t = parse(os.path.join(directory, name))
+        t["hold"] *= hold_factor
         runs += [(name, t, mode) for mode in t["modes"]]
     passed = failed = 0
     # Each run is its own process and spool: with -j N, N at a time (the
