@@ -254,6 +254,7 @@ check: deps
 
 # The edit-compile-test loop: the build, the unit tests and the in-process
 # transcripts (under a minute once built).
+.PHONY: quick
 quick:
 	$(MAKE) -j2 all $(BUILD)/unit-tests $(BUILD)/run-transcripts
 	$(MAKE) unit transcripts

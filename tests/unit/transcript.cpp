@@ -461,7 +461,7 @@ TranscriptRun run_in_process(const Transcript& t, const std::string& mode)
         sc.add_envelope_to = config.add_envelope_to;
         sc.require_tls = config.require_tls;
 
-        auto files = load_policy_files(config);
+        auto files = load_policy_files(policy_config(config));
         if (!files) {
             throw Failure{"policy files: " + files.error().message};
         }
@@ -477,7 +477,7 @@ TranscriptRun run_in_process(const Transcript& t, const std::string& mode)
         SpoolWriter writer(config.spool, posix, clock, static_cast<long>(::getpid()));
         std::optional<PasswordFile> passwords = std::move(files.value().passwords);
         Policy policy(
-            config, std::move(files.value()), [&writer] { return writer.readable_message(); }, *log);
+            policy_config(config), std::move(files.value()), [&writer] { return writer.readable_message(); }, *log);
         Session session(std::move(sc), writer, policy, *log, clock);
         std::optional<CheckPassword> checkpassword;
         if (passwords) {
