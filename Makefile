@@ -231,10 +231,10 @@ lint-man:
 lint-layers:
 	python3 tests/lint/layers.py
 
-# make check runs every tier through tests/check.sh: the g++ build, then the
-# g++ tiers (unit transcripts sessions cli crash e2e integration lint-man)
-# while clang builds the fuzz targets and the ASan tree (fuzz-build
-# asan-build), then asan beside fuzz, then valgrind; the times at the end
+# make check runs lint-layers, then every tier through tests/check.sh: the
+# g++ build, then the g++ tiers (unit transcripts sessions cli crash e2e
+# integration lint-man valgrind) while clang builds the fuzz targets and the
+# ASan tree (fuzz-build asan-build), then asan beside fuzz; the times at the end
 # (tests/README.md). Valgrind takes the transcripts below in make check
 # (make valgrind: all of them): every verb and reply path of the session
 # (HELO, EHLO, MAIL, RCPT, DATA, BDAT, RSET, VRFY, EXPN, HELP, NOOP, QUIT,

@@ -6,9 +6,10 @@
 # clang ones build-fuzz/).
 #   1. the g++ build (-j2)
 #   2. the g++ tiers one after another (unit, in-process transcripts,
-#      transcripts, cli, crash, e2e, integration, man lint), while clang
-#      builds the fuzz targets and the ASan tree (-j2)
-#   3. the ASan tiers, while the fuzz targets run; then valgrind (-j2)
+#      transcripts, cli, crash, e2e, integration, man lint, valgrind), while
+#      clang builds the fuzz targets and the ASan tree (-j2): most g++ tiers
+#      wait on processes and timers, and the clang build takes the idle core
+#   3. the ASan tiers, while the fuzz targets run
 # Each tier's output is in build/check/NAME.log, shown when it ends; the
 # times are listed at the end (build/check/times). Exit status 1 when a tier
 # failed, after the others have run.
@@ -58,6 +59,7 @@ clang=$!
 for t in unit transcripts sessions cli crash e2e integration lint-man; do
     tier "$t" $MAKE "$t"
 done
+tier valgrind $MAKE valgrind VALGRIND_TRANSCRIPTS="$VALGRIND_CHECK_TRANSCRIPTS"
 wait $clang || true
 
 # Phase 3 (the ASan and fuzz tiers need the clang build).
@@ -67,7 +69,6 @@ if ! grep -qx build-clang "$LOGS/failed"; then
     tier asan $MAKE asan
     wait $fuzz || true
 fi
-tier valgrind $MAKE valgrind VALGRIND_TRANSCRIPTS="$VALGRIND_CHECK_TRANSCRIPTS"
 
 echo
 echo "make check, tier times (phases 2 and 3 run tiers side by side):"

@@ -1,6 +1,6 @@
 """The Python test library shared by the harnesses: tests/sessions/run.py,
-tests/cli/run.py, tests/crash/run.py, and through tests/e2e/e2elib.py the
-end-to-end, delivery and integration tests.
+tests/cli/run.py, and through tests/e2e/e2elib.py the end-to-end, delivery
+and integration tests.
 
 - Failure, expect(), expect_eq(): a check that fails says what was expected
   and what was found.
