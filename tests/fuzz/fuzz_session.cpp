@@ -189,7 +189,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(m.envelope.client.tls.has_value() == says_tls);
         FUZZ_CHECK(!(flags.tls && flags.require_tls && !local) || says_tls);
         FUZZ_CHECK(m.envelope.body == Body::seven_bit || m.envelope.body == Body::eight_bit_mime || m.envelope.body == Body::binary_mime);
-        if (m.envelope.body != "BINARYMIME") {
+        if (m.envelope.body != Body::binary_mime) {
             // Only CRLF line ends, from any client: DATA stores a local
             // client's LF as CRLF and refuses the rest, BDAT refuses all bare
             // line ends. Only BDAT brings BINARYMIME octets as they came.
