@@ -8,7 +8,7 @@
 #include "delivery/runner.hpp"
 #include "spool/spool.hpp"
 #include "spool/spool_entry.hpp"
-#include "cli/transports.hpp"
+#include "cli/deliverers.hpp"
 
 #include <algorithm>
 #include <csignal>
@@ -149,7 +149,7 @@ int run_runq(Config config)
     SystemClock clock;
     RunnerConfig rc{config.spool, config.hostname, config.routes, config.retry_schedule, config.max_queue_time};
     Runner runner(
-        std::move(rc), [&config](const TransportSpec& spec) { return make_transport(spec, config); }, *log, clock);
+        std::move(rc), [&config](const TransportSpec& spec) { return make_deliverer(spec, config); }, *log, clock);
     bool tty = ::isatty(2) == 1;
     for (;;) {
         RunStats s = runner.run(config.ids);

@@ -29,31 +29,31 @@ bool has_high_bit(std::string_view s)
 
 } // namespace
 
-Runner::Runner(RunnerConfig config, TransportFactory factory, LogSink& log, const Clock& clock)
+Runner::Runner(RunnerConfig config, DelivererFactory factory, LogSink& log, const Clock& clock)
     : Runner(std::move(config), std::move(factory), log, clock, m_posix_fs)
 {
 }
 
-Runner::Runner(RunnerConfig config, TransportFactory factory, LogSink& log, const Clock& clock, Fs& fs)
+Runner::Runner(RunnerConfig config, DelivererFactory factory, LogSink& log, const Clock& clock, Fs& fs)
     : m_config(std::move(config)), m_factory(std::move(factory)), m_log(log), m_clock(clock), m_fs(fs)
 {
 }
 
-Runner::~Runner() { finish_transports(); }
+Runner::~Runner() { finish_deliverers(); }
 
-void Runner::finish_transports()
+void Runner::finish_deliverers()
 {
-    for (auto& [key, t] : m_transports) {
+    for (auto& [key, t] : m_deliverers) {
         t->finish();
     }
-    m_transports.clear();
+    m_deliverers.clear();
 }
 
-Transport& Runner::transport_for(const TransportSpec& spec)
+Deliverer& Runner::deliverer_for(const TransportSpec& spec)
 {
-    auto it = m_transports.find(spec.text);
-    if (it == m_transports.end()) {
-        it = m_transports.emplace(spec.text, m_factory(spec)).first;
+    auto it = m_deliverers.find(spec.text);
+    if (it == m_deliverers.end()) {
+        it = m_deliverers.emplace(spec.text, m_factory(spec)).first;
     }
     return *it->second;
 }
@@ -72,7 +72,7 @@ RunStats Runner::run(const std::vector<std::string>& ids)
     for (const std::string& id : todo) {
         process(queue.value(), id, !ids.empty(), stats);
     }
-    finish_transports();
+    finish_deliverers();
     m_log.log(LogLine("runq-done")
                   .add("messages", stats.messages)
                   .add("attempted", stats.attempted)
@@ -218,7 +218,7 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
                             RunStats& stats)
 {
     for (const auto& [key, indices] : routed.by_route) {
-        Transport& t = transport_for(*routed.specs.at(key));
+        Deliverer& t = deliverer_for(*routed.specs.at(key));
         auto outcomes = t.deliver(Delivery{e, [&entry] { return entry.open_message(); }, indices});
         for (std::size_t k = 0; k < indices.size(); ++k) {
             Recipient& r = e.recipients[indices[k]];

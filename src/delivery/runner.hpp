@@ -9,7 +9,7 @@
 #include "base/clock.hpp"
 #include "base/log.hpp"
 #include "delivery/route.hpp"
-#include "delivery/transport.hpp"
+#include "delivery/deliverer.hpp"
 #include "base/fs.hpp"
 #include "spool/spool_entry.hpp"
 
@@ -45,13 +45,13 @@ struct RunStats {
     std::size_t errors = 0;     // local failures (envelope not updated)
 };
 
-using TransportFactory = std::function<std::unique_ptr<Transport>(const TransportSpec&)>;
+using DelivererFactory = std::function<std::unique_ptr<Deliverer>(const TransportSpec&)>;
 
 class Runner {
 public:
-    Runner(RunnerConfig config, TransportFactory factory, LogSink& log, const Clock& clock);
+    Runner(RunnerConfig config, DelivererFactory factory, LogSink& log, const Clock& clock);
     // With the file system calls of the spool made through fs (tests inject failures).
-    Runner(RunnerConfig config, TransportFactory factory, LogSink& log, const Clock& clock, Fs& fs);
+    Runner(RunnerConfig config, DelivererFactory factory, LogSink& log, const Clock& clock, Fs& fs);
     ~Runner();
     // ids empty: every message in the queue that is due. With ids: those, due or not.
     RunStats run(const std::vector<std::string>& ids);
@@ -82,16 +82,16 @@ private:
     void finish_message(SpoolEntry& entry, Envelope& e, TimePoint now, RunStats& stats);
     bool queue_notice(const SpoolEntry& entry, const Envelope& e, const std::vector<ReportedRecipient>& reported,
                       TimePoint now, RunStats& stats);
-    Transport& transport_for(const TransportSpec& spec);
-    void finish_transports();
+    Deliverer& deliverer_for(const TransportSpec& spec);
+    void finish_deliverers();
 
     RunnerConfig m_config;
-    TransportFactory m_factory;
+    DelivererFactory m_factory;
     LogSink& m_log;
     const Clock& m_clock;
     PosixFs m_posix_fs;
     Fs& m_fs;
-    std::map<std::string, std::unique_ptr<Transport>> m_transports;
+    std::map<std::string, std::unique_ptr<Deliverer>> m_deliverers;
 };
 
 } // namespace smtpspool

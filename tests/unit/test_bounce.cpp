@@ -1,6 +1,6 @@
 // Tests of the pure pieces of bounces and local delivery.
 #include "delivery/bounce.hpp"
-#include "delivery/local_transports.hpp"
+#include "delivery/local_deliverers.hpp"
 
 #include <doctest/doctest.h>
 

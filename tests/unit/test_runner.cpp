@@ -33,9 +33,9 @@ struct Script {
     int finished = 0;
 };
 
-class ScriptedTransport final : public Transport {
+class ScriptedDeliverer final : public Deliverer {
 public:
-    ScriptedTransport(Script& script, std::string name) : m_script(script), m_name(std::move(name)) {}
+    ScriptedDeliverer(Script& script, std::string name) : m_script(script), m_name(std::move(name)) {}
     std::vector<RecipientOutcome> deliver(const Delivery& d) override
     {
         Call call{m_name, d.envelope.id, {}};
@@ -98,7 +98,7 @@ struct Fixture {
             c,
             [this](const TransportSpec& spec) {
                 ++script.created;
-                return std::make_unique<ScriptedTransport>(script, spec.text);
+                return std::make_unique<ScriptedDeliverer>(script, spec.text);
             },
             log, clock, fs != nullptr ? *fs : posix);
         return runner.run(ids);

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "base/fs.hpp"
-#include "delivery/transport.hpp"
+#include "delivery/deliverer.hpp"
 #include "base/log.hpp"
 #include "smtp/spool_port.hpp"
 

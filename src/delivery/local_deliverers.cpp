@@ -1,7 +1,7 @@
-// local_transports: Maildir (tmp -> fsync -> new, per the maildir(5) convention)
+// local_deliverers: Maildir (tmp -> fsync -> new, per the maildir(5) convention)
 // and pipe (/bin/sh -c through run_child, base/child_process, with a clean
 // environment; exit 75 = try later).
-#include "delivery/local_transports.hpp"
+#include "delivery/local_deliverers.hpp"
 
 #include "base/atomic_file.hpp"
 #include "base/child_process.hpp"
@@ -97,7 +97,7 @@ std::string expand_maildir_path(std::string_view pattern, std::string_view addre
     return out;
 }
 
-std::vector<RecipientOutcome> PerRecipientTransport::deliver(const Delivery& delivery)
+std::vector<RecipientOutcome> PerRecipientDeliverer::deliver(const Delivery& delivery)
 {
     std::vector<RecipientOutcome> out;
     for (std::size_t i : delivery.recipients) {
@@ -106,12 +106,12 @@ std::vector<RecipientOutcome> PerRecipientTransport::deliver(const Delivery& del
     return out;
 }
 
-MaildirTransport::MaildirTransport(std::string pattern, std::string hostname)
+MaildirDeliverer::MaildirDeliverer(std::string pattern, std::string hostname)
     : m_pattern(std::move(pattern)), m_hostname(std::move(hostname))
 {
 }
 
-RecipientOutcome MaildirTransport::deliver_one(const Delivery& delivery, const std::string& address)
+RecipientOutcome MaildirDeliverer::deliver_one(const Delivery& delivery, const std::string& address)
 {
     std::string dir = expand_maildir_path(m_pattern, address, delivery.envelope.hostname);
     for (const char* sub : {"/tmp", "/new", "/cur"}) {
@@ -167,13 +167,13 @@ RecipientOutcome MaildirTransport::deliver_one(const Delivery& delivery, const s
     return {Outcome::delivered, "delivered to maildir " + dir};
 }
 
-PipeTransport::PipeTransport(std::string command, std::string spool, std::string hostname,
+PipeDeliverer::PipeDeliverer(std::string command, std::string spool, std::string hostname,
                              std::chrono::seconds timeout)
     : m_command(std::move(command)), m_spool(std::move(spool)), m_hostname(std::move(hostname)), m_timeout(timeout)
 {
 }
 
-RecipientOutcome PipeTransport::deliver_one(const Delivery& delivery, const std::string& address)
+RecipientOutcome PipeDeliverer::deliver_one(const Delivery& delivery, const std::string& address)
 {
     auto opened = delivery.open_message();
     if (!opened) {

@@ -1,8 +1,8 @@
-// smtp_transport: the SMTP client session (RFC 5321 §3, §4.1, §4.5.3.2 timeouts;
+// smtp_deliverer: the SMTP client session (RFC 5321 §3, §4.1, §4.5.3.2 timeouts;
 // RFC 2920 PIPELINING; RFC 1870 SIZE; RFC 6152 8BITMIME; RFC 6531 SMTPUTF8;
 // RFC 3461 DSN, whose parameters go on when the server offers it).
 // Connection trouble is thrown as Lost inside this file and never escapes it.
-#include "delivery/smtp_transport.hpp"
+#include "delivery/smtp_deliverer.hpp"
 
 #include "base/fd.hpp"
 #include "smtp/dsn.hpp"
@@ -68,7 +68,7 @@ SmtpTimeouts SmtpTimeouts::uniform(std::chrono::seconds s)
 }
 
 // One message on its way: the outcome of each entry of delivery.recipients.
-struct SmtpTransport::Transaction {
+struct SmtpDeliverer::Transaction {
     enum class St { decided, waiting, accepted };
 
     const Delivery& delivery;
@@ -103,13 +103,13 @@ struct SmtpTransport::Transaction {
     }
 };
 
-SmtpTransport::SmtpTransport(SmtpTarget target, std::string helo_name, SmtpTimeouts timeouts)
+SmtpDeliverer::SmtpDeliverer(SmtpTarget target, std::string helo_name, SmtpTimeouts timeouts)
     : m_target(std::move(target)), m_helo(std::move(helo_name)), m_timeouts(timeouts)
 {
     m_buffer.resize(limits::k_read_buffer);
 }
 
-SmtpTransport::~SmtpTransport()
+SmtpDeliverer::~SmtpDeliverer()
 {
     try {
         finish();
@@ -118,14 +118,14 @@ SmtpTransport::~SmtpTransport()
     }
 }
 
-std::string SmtpTransport::where() const
+std::string SmtpDeliverer::where() const
 {
     const std::string& h = m_target.host;
     bool v6 = h.find(':') != std::string::npos && h.front() != '[';
     return (v6 ? "[" + h + "]" : h) + ":" + std::to_string(m_target.port);
 }
 
-void SmtpTransport::drop()
+void SmtpDeliverer::drop()
 {
     if (m_fd >= 0) {
         ::close(m_fd);
@@ -138,7 +138,7 @@ void SmtpTransport::drop()
 }
 
 // getaddrinfo, then a non-blocking connect to each address in turn.
-void SmtpTransport::connect_socket()
+void SmtpDeliverer::connect_socket()
 {
     std::string host = m_target.host;
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
@@ -210,7 +210,7 @@ void SmtpTransport::connect_socket()
 
 // A greeting or EHLO/HELO the server refuses: QUIT politely unless it is
 // closing anyway (421, RFC 5321 §3.8), then give up on the connection.
-void SmtpTransport::refuse_session(const ServerReply& reply, std::string_view what)
+void SmtpDeliverer::refuse_session(const ServerReply& reply, std::string_view what)
 {
     std::string detail = where() + " refused " + std::string(what) + ": " + reply_detail(reply);
     if (reply.code != 421) {
@@ -221,7 +221,7 @@ void SmtpTransport::refuse_session(const ServerReply& reply, std::string_view wh
 }
 
 // Connect, read the greeting, EHLO (HELO when EHLO gets 5xx, RFC 5321 §3.2).
-void SmtpTransport::open_session()
+void SmtpDeliverer::open_session()
 {
     drop();
     // Our own name goes on the wire too: nothing in it may end the command.
@@ -252,7 +252,7 @@ void SmtpTransport::open_session()
 }
 
 // RSET between two transactions (RFC 5321 §4.1.1.5); true when the server said 250.
-bool SmtpTransport::reset()
+bool SmtpDeliverer::reset()
 {
     try {
         send_all("RSET\r\n", m_timeouts.mail, "RSET");
@@ -271,7 +271,7 @@ bool SmtpTransport::reset()
 }
 
 // Reuse the connection if RSET gets 250; otherwise open a new one.
-void SmtpTransport::ensure_session()
+void SmtpDeliverer::ensure_session()
 {
     if (m_fd >= 0 && m_need_rset) {
         std::ignore = reset();
@@ -282,7 +282,7 @@ void SmtpTransport::ensure_session()
 }
 
 // QUIT and wait for its reply (RFC 5321 §4.1.1.10); never throws.
-void SmtpTransport::quit()
+void SmtpDeliverer::quit()
 {
     if (m_fd < 0) {
         return;
@@ -295,11 +295,11 @@ void SmtpTransport::quit()
     drop();
 }
 
-void SmtpTransport::finish() { quit(); }
+void SmtpDeliverer::finish() { quit(); }
 
 // After a connection error: the reply the server sent before closing, if one
 // is already here (a 421 often is), else a plain description.
-std::string SmtpTransport::closed_detail(std::string_view doing)
+std::string SmtpDeliverer::closed_detail(std::string_view doing)
 {
     std::string detail = "connection to " + where() + " closed while " + std::string(doing);
     for (;;) {
@@ -320,7 +320,7 @@ std::string SmtpTransport::closed_detail(std::string_view doing)
     return text::detail_line(detail, k_max_detail);
 }
 
-void SmtpTransport::send_all(std::string_view bytes, std::chrono::seconds timeout, std::string_view what)
+void SmtpDeliverer::send_all(std::string_view bytes, std::chrono::seconds timeout, std::string_view what)
 {
     if (m_fd < 0) {
         throw Lost{"connection to " + where() + " is closed"};
@@ -357,7 +357,7 @@ void SmtpTransport::send_all(std::string_view bytes, std::chrono::seconds timeou
     }
 }
 
-ServerReply SmtpTransport::read_reply(std::chrono::seconds timeout, std::string_view what)
+ServerReply SmtpDeliverer::read_reply(std::chrono::seconds timeout, std::string_view what)
 {
     if (m_fd < 0) {
         throw Lost{"connection to " + where() + " is closed"};
@@ -408,14 +408,14 @@ ServerReply SmtpTransport::read_reply(std::chrono::seconds timeout, std::string_
 // After a transaction that ended before the message was sent: RSET at once
 // (RFC 5321 §4.1.1.5); the outcomes are already decided, so trouble here only
 // closes the connection.
-void SmtpTransport::abort_transaction()
+void SmtpDeliverer::abort_transaction()
 {
     if (m_fd >= 0) {
         std::ignore = reset();
     }
 }
 
-std::vector<RecipientOutcome> SmtpTransport::deliver(const Delivery& delivery)
+std::vector<RecipientOutcome> SmtpDeliverer::deliver(const Delivery& delivery)
 {
     Transaction tx(delivery);
     const Envelope& envelope = delivery.envelope;
@@ -511,7 +511,7 @@ std::vector<RecipientOutcome> SmtpTransport::deliver(const Delivery& delivery)
     return tx.out;
 }
 
-void SmtpTransport::run_transaction(Transaction& tx)
+void SmtpDeliverer::run_transaction(Transaction& tx)
 {
     const Envelope& envelope = tx.delivery.envelope;
     enum class Kind { mail, rcpt, data };
@@ -636,7 +636,7 @@ void SmtpTransport::run_transaction(Transaction& tx)
 }
 
 // The message file, 64 KiB at a time, through the dot-stuffer.
-void SmtpTransport::send_data(Transaction& tx)
+void SmtpDeliverer::send_data(Transaction& tx)
 {
     DotStuffer stuffer;
     std::string wire;

@@ -1,9 +1,9 @@
-// Tests of SmtpTransport against a fake SMTP server on 127.0.0.1 in a thread,
+// Tests of SmtpDeliverer against a fake SMTP server on 127.0.0.1 in a thread,
 // scripted as data: each script is the server's side of one connection, one
 // step a line (the format is at FakeServer); the octets it received are
 // compared exactly. One fixture, play(), runs the deliveries against the
 // scripts. Waits in the fake are bounded so a broken client cannot hang the run.
-#include "delivery/smtp_transport.hpp"
+#include "delivery/smtp_deliverer.hpp"
 
 #include "testutil.hpp"
 
@@ -323,9 +323,9 @@ struct Fixture {
     }
 };
 
-SmtpTransport transport_to(std::uint16_t port, int timeout_s = 2)
+SmtpDeliverer transport_to(std::uint16_t port, int timeout_s = 2)
 {
-    return SmtpTransport(SmtpTarget{"127.0.0.1", port}, "client.test",
+    return SmtpDeliverer(SmtpTarget{"127.0.0.1", port}, "client.test",
                          SmtpTimeouts::uniform(std::chrono::seconds(timeout_s)));
 }
 
@@ -357,7 +357,7 @@ Played play(const std::vector<std::string>& scripts, const std::vector<Delivery>
     Played p;
     p.where = where(server.port());
     {
-        std::optional<SmtpTransport> t;
+        std::optional<SmtpDeliverer> t;
         for (const Delivery& d : deliveries) {
             if (!t || use.fresh) {
                 t.reset();
@@ -742,7 +742,7 @@ quit)"},
     {
         Fixture f("hi\r\n");
         for (const char* host : {"::1", "[::1]"}) {
-            SmtpTransport t(SmtpTarget{host, closed_port()}, "client.test",
+            SmtpDeliverer t(SmtpTarget{host, closed_port()}, "client.test",
                             SmtpTimeouts::uniform(std::chrono::seconds(1)));
             auto out = t.deliver(f.delivery());
             CHECK(out.at(0).outcome == Outcome::temporary);
@@ -751,7 +751,7 @@ quit)"},
             INFO(d);
             CHECK((d.rfind("connection to [::1]:", 0) == 0 || d.rfind("cannot connect to [::1]:", 0) == 0));
         }
-        SmtpTransport bad(SmtpTarget{"127.0.0.1", closed_port()}, "client.test\r\nRSET",
+        SmtpDeliverer bad(SmtpTarget{"127.0.0.1", closed_port()}, "client.test\r\nRSET",
                           SmtpTimeouts::uniform(std::chrono::seconds(1)));
         auto out = bad.deliver(f.delivery());
         CHECK(out.at(0).outcome == Outcome::temporary);
@@ -763,7 +763,7 @@ quit)"},
         // A 70-octet label is refused by the resolver itself, so no DNS query is sent.
         const std::string host = std::string(70, 'a') + ".invalid";
         Fixture f("hi\r\n");
-        SmtpTransport t(SmtpTarget{host, 25}, "client.test", SmtpTimeouts::uniform(std::chrono::seconds(1)));
+        SmtpDeliverer t(SmtpTarget{host, 25}, "client.test", SmtpTimeouts::uniform(std::chrono::seconds(1)));
         auto out = t.deliver(f.delivery());
         CHECK(out.at(0).outcome == Outcome::temporary);
         CHECK(out.at(0).detail.rfind("cannot resolve " + host + ": ", 0) == 0);

@@ -1,10 +1,10 @@
-// smtp_transport: delivery of queued messages to one SMTP server (a smarthost)
+// smtp_deliverer: delivery of queued messages to one SMTP server (a smarthost)
 // over TCP, RFC 5321 with PIPELINING, SIZE, 8BITMIME and SMTPUTF8; one
 // connection reused for all messages of a run.
 #pragma once
 
 #include "delivery/smtp_client.hpp"
-#include "delivery/transport.hpp"
+#include "delivery/deliverer.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -74,15 +74,15 @@ struct SmtpTimeouts {
 // Timeouts are per reply (from the moment we start waiting for it) and per
 // written block. getaddrinfo(3) has no timeout of ours: resolv.conf governs it.
 // Never logs; never raises SIGPIPE (MSG_NOSIGNAL).
-class SmtpTransport final : public Transport {
+class SmtpDeliverer final : public Deliverer {
 public:
     // helo_name: our name for EHLO/HELO (a domain or an address literal).
     // Does not connect; the first deliver() does.
-    SmtpTransport(SmtpTarget target, std::string helo_name, SmtpTimeouts timeouts = {});
+    SmtpDeliverer(SmtpTarget target, std::string helo_name, SmtpTimeouts timeouts = {});
     // Sends QUIT if a connection is still open.
-    ~SmtpTransport() override;
-    SmtpTransport(const SmtpTransport&) = delete;
-    SmtpTransport& operator=(const SmtpTransport&) = delete;
+    ~SmtpDeliverer() override;
+    SmtpDeliverer(const SmtpDeliverer&) = delete;
+    SmtpDeliverer& operator=(const SmtpDeliverer&) = delete;
 
     std::vector<RecipientOutcome> deliver(const Delivery& delivery) override;
     // QUIT and close; a later deliver() opens a new connection.

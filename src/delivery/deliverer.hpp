@@ -1,4 +1,4 @@
-// transport: what the queue runner asks of a delivery method (smtp, maildir,
+// deliverer: what the queue runner asks of a delivery method (smtp, maildir,
 // pipe): deliver one queued message to some of its recipients, and say for
 // each recipient whether it was delivered, failed for now, or failed for good.
 #pragma once
@@ -41,9 +41,9 @@ struct Delivery {
     std::vector<std::size_t> recipients; // indices into envelope.recipients, all "pending"
 };
 
-class Transport {
+class Deliverer {
 public:
-    virtual ~Transport() = default;
+    virtual ~Deliverer() = default;
     // One outcome per entry of delivery.recipients, in the same order.
     virtual std::vector<RecipientOutcome> deliver(const Delivery& delivery) = 0;
     // End of the run: close connections (SMTP QUIT) and the like.

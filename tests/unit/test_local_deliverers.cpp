@@ -1,5 +1,5 @@
 // Tests of the maildir and pipe transports with real files and processes.
-#include "delivery/local_transports.hpp"
+#include "delivery/local_deliverers.hpp"
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>
@@ -48,7 +48,7 @@ TEST_SUITE("local_transports")
     TEST_CASE("maildir: one file per recipient in new/, LF line ends, trace headers first")
     {
         Message m;
-        MaildirTransport t(m.dir.path() + "/mail/%d/%u", "mx.test");
+        MaildirDeliverer t(m.dir.path() + "/mail/%d/%u", "mx.test");
         auto out = t.deliver(Delivery{m.e, open_file(m.path), {0, 1}});
         REQUIRE(out.size() == 2);
         CHECK(out[0].outcome == Outcome::delivered);
@@ -67,7 +67,7 @@ TEST_SUITE("local_transports")
     {
         Message m;
         std::ofstream(m.dir.path() + "/file") << "x";
-        MaildirTransport t(m.dir.path() + "/file/%u", "mx.test");
+        MaildirDeliverer t(m.dir.path() + "/file/%u", "mx.test");
         auto out = t.deliver(Delivery{m.e, open_file(m.path), {0}});
         CHECK(out[0].outcome == Outcome::temporary);
         CHECK(out[0].detail.find("cannot create maildir") != std::string::npos);
@@ -77,20 +77,20 @@ TEST_SUITE("local_transports")
     {
         Message m;
         std::string log = m.dir.path() + "/log";
-        PipeTransport ok("{ echo \"$SENDER|$RECIPIENT|$LOCAL|$DOMAIN|$MESSAGE_ID|$SMTPSPOOL_SPOOL\"; cat; } >> " + log,
+        PipeDeliverer ok("{ echo \"$SENDER|$RECIPIENT|$LOCAL|$DOMAIN|$MESSAGE_ID|$SMTPSPOOL_SPOOL\"; cat; } >> " + log,
                          "/spool", "mx.test", 10s);
         auto out = ok.deliver(Delivery{m.e, open_file(m.path), {0}});
         REQUIRE(out.size() == 1);
         CHECK(out[0].outcome == Outcome::delivered);
         CHECK(slurp(log) == "alice@b.test|bob@x.test|bob|x.test|ID-1|/spool\nReturn-Path: <alice@b.test>\n"
                             "Delivered-To: bob@x.test\nReceived: x\nSubject: s\n\nline\n.dot\n");
-        PipeTransport later("cat >/dev/null; exit 75", "/spool", "mx.test", 10s);
+        PipeDeliverer later("cat >/dev/null; exit 75", "/spool", "mx.test", 10s);
         CHECK(later.deliver(Delivery{m.e, open_file(m.path), {0}})[0].outcome == Outcome::temporary);
-        PipeTransport refuse("echo 'no such list' >&2; exit 67", "/spool", "mx.test", 10s);
+        PipeDeliverer refuse("echo 'no such list' >&2; exit 67", "/spool", "mx.test", 10s);
         auto r = refuse.deliver(Delivery{m.e, open_file(m.path), {1}});
         CHECK(r[0].outcome == Outcome::permanent);
         CHECK(r[0].detail == "pipe command exited 67: no such list");
-        PipeTransport slow("sleep 5", "/spool", "mx.test", 1s);
+        PipeDeliverer slow("sleep 5", "/spool", "mx.test", 1s);
         auto s = slow.deliver(Delivery{m.e, open_file(m.path), {0}});
         CHECK(s[0].outcome == Outcome::temporary);
         CHECK(s[0].detail == "pipe command timed out after 1 s");
@@ -101,7 +101,7 @@ TEST_SUITE("local_transports")
         Message m;
         std::string marker = m.dir.path() + "/pwned";
         m.e.recipients[0].address = "\"$(touch " + marker + ")\"@x.test";
-        PipeTransport t("cat >/dev/null; test -n \"$RECIPIENT\"", "/spool", "mx.test", 10s);
+        PipeDeliverer t("cat >/dev/null; test -n \"$RECIPIENT\"", "/spool", "mx.test", 10s);
         CHECK(t.deliver(Delivery{m.e, open_file(m.path), {0}})[0].outcome == Outcome::delivered);
         CHECK_FALSE(std::filesystem::exists(marker));
     }

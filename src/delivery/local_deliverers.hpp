@@ -1,8 +1,8 @@
-// local_transports: delivery into a Maildir and to a pipe command. Both hand
+// local_deliverers: delivery into a Maildir and to a pipe command. Both hand
 // over the message with LF line ends, after Return-Path: and Delivered-To:.
 #pragma once
 
-#include "delivery/transport.hpp"
+#include "delivery/deliverer.hpp"
 
 #include <chrono>
 #include <string>
@@ -25,7 +25,7 @@ private:
 std::string expand_maildir_path(std::string_view pattern, std::string_view address, std::string_view fallback_domain);
 
 // Local transports deliver one recipient at a time.
-class PerRecipientTransport : public Transport {
+class PerRecipientDeliverer : public Deliverer {
 public:
     std::vector<RecipientOutcome> deliver(const Delivery& delivery) final;
 
@@ -33,9 +33,9 @@ private:
     virtual RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address) = 0;
 };
 
-class MaildirTransport final : public PerRecipientTransport {
+class MaildirDeliverer final : public PerRecipientDeliverer {
 public:
-    MaildirTransport(std::string pattern, std::string hostname);
+    MaildirDeliverer(std::string pattern, std::string hostname);
 
 private:
     RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address) override;
@@ -44,9 +44,9 @@ private:
     unsigned long m_sequence = 0;
 };
 
-class PipeTransport final : public PerRecipientTransport {
+class PipeDeliverer final : public PerRecipientDeliverer {
 public:
-    PipeTransport(std::string command, std::string spool, std::string hostname, std::chrono::seconds timeout);
+    PipeDeliverer(std::string command, std::string spool, std::string hostname, std::chrono::seconds timeout);
 
 private:
     RecipientOutcome deliver_one(const Delivery& delivery, const std::string& address) override;

@@ -1,0 +1,23 @@
+// deliverers: smtp -> SmtpDeliverer, maildir -> MaildirDeliverer, pipe -> PipeDeliverer.
+#include "cli/deliverers.hpp"
+
+#include "delivery/local_deliverers.hpp"
+#include "delivery/smtp_deliverer.hpp"
+
+namespace smtpspool {
+
+std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Config& config)
+{
+    switch (spec.kind) {
+    case TransportKind::maildir:
+        return std::make_unique<MaildirDeliverer>(spec.path, config.hostname);
+    case TransportKind::pipe:
+        return std::make_unique<PipeDeliverer>(spec.command, config.spool, config.hostname, config.pipe_timeout);
+    case TransportKind::smtp:
+        break;
+    }
+    SmtpTimeouts timeouts = config.smtp_timeout ? SmtpTimeouts::uniform(*config.smtp_timeout) : SmtpTimeouts{};
+    return std::make_unique<SmtpDeliverer>(SmtpTarget{spec.host, spec.port}, config.hostname, timeouts);
+}
+
+} // namespace smtpspool
