@@ -43,7 +43,7 @@ struct Message {
 
 } // namespace
 
-TEST_SUITE("local_transports")
+TEST_SUITE("local_deliverers")
 {
     TEST_CASE("maildir: one file per recipient in new/, LF line ends, trace headers first")
     {

@@ -383,7 +383,7 @@ Played play(const std::vector<std::string>& scripts, const std::vector<Delivery>
 
 } // namespace
 
-TEST_SUITE("smtp_transport")
+TEST_SUITE("smtp_deliverer")
 {
     TEST_CASE("the default timeouts are RFC 5321's; uniform sets them all")
     {
