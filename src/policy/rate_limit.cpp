@@ -142,22 +142,35 @@ private:
 Result<RateFile> RateFile::open(const std::string& spool)
 {
     std::string path = rate_state_path(spool);
-    const int flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
-    auto open_file = [&] {
+    std::string dir = spool + "/state";
+    // state/ and the file are reached without following a link: a link
+    // planted there is an error, not a way to write elsewhere.
+    auto open_at = [](int parent, const char* name, int flags, mode_t mode) {
         int fd;
         do {
-            fd = ::open(path.c_str(), flags, 0600);
+            fd = ::openat(parent, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
         } while (fd < 0 && errno == EINTR);
         return Fd(fd);
     };
-    Fd fd = open_file();
-    if (!fd && errno == ENOENT) {
-        std::string dir = spool + "/state";
-        if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    Fd root = open_at(AT_FDCWD, spool.c_str(), O_RDONLY | O_DIRECTORY, 0);
+    if (!root) {
+        // The spool itself may be a link the administrator made.
+        root = Fd(::open(spool.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    }
+    if (!root) {
+        return sys_error("cannot open " + spool);
+    }
+    Fd state = open_at(root.get(), "state", O_RDONLY | O_DIRECTORY, 0);
+    if (!state && errno == ENOENT) {
+        if (::mkdirat(root.get(), "state", 0700) != 0 && errno != EEXIST) {
             return sys_error("cannot create " + dir);
         }
-        fd = open_file();
+        state = open_at(root.get(), "state", O_RDONLY | O_DIRECTORY, 0);
     }
+    if (!state) {
+        return sys_error("cannot open " + dir);
+    }
+    Fd fd = open_at(state.get(), "connections", O_RDWR | O_CREAT, 0600);
     if (!fd) {
         return sys_error("cannot open " + path);
     }

@@ -299,7 +299,7 @@ void Session::command(std::string_view text)
         }
         return;
     }
-    const Outcome out = (this->*k_handlers[static_cast<std::size_t>(cmd.verb)])(cmd);
+    const Handled out = (this->*k_handlers[static_cast<std::size_t>(cmd.verb)])(cmd);
     if (out.success) {
         m_state = successor(cmd.verb, m_state);
     }
@@ -345,11 +345,11 @@ MessageFacts Session::message_facts() const
                         m_tx->targets,     m_data_started, m_config.add_envelope_to};
 }
 
-Session::Outcome Session::on_helo(const Command& cmd) { return greet(cmd, false); }
+Session::Handled Session::on_helo(const Command& cmd) { return greet(cmd, false); }
 
-Session::Outcome Session::on_ehlo(const Command& cmd) { return greet(cmd, true); }
+Session::Handled Session::on_ehlo(const Command& cmd) { return greet(cmd, true); }
 
-Session::Outcome Session::greet(const Command& cmd, bool esmtp)
+Session::Handled Session::greet(const Command& cmd, bool esmtp)
 {
     if (esmtp && m_config.rfc821) {
         return {replies::ehlo_disabled(), false};
@@ -371,7 +371,7 @@ Session::Outcome Session::greet(const Command& cmd, bool esmtp)
     return {replies::helo_ok(m_config.hostname, text::header_word(m_helo)), true};
 }
 
-Session::Outcome Session::on_mail(const Command& cmd)
+Session::Handled Session::on_mail(const Command& cmd)
 {
     if (m_config.max_messages > 0 && m_messages >= m_config.max_messages) {
         m_log.log(LogLine("mail").add("result", "refused").add("reason", "max-messages-per-session"));
@@ -410,7 +410,7 @@ bool Session::is_local_domain(std::string_view domain) const
     return smtpspool::is_local_domain(domain, m_config.local_domains);
 }
 
-Session::Outcome Session::on_rcpt(const Command& cmd)
+Session::Handled Session::on_rcpt(const Command& cmd)
 {
     auto refuse = [&](Reply r, std::string_view to) {
         m_log.log(LogLine("rcpt")
@@ -418,7 +418,7 @@ Session::Outcome Session::on_rcpt(const Command& cmd)
                       .add("result", "refused")
                       .add("code", static_cast<std::uint64_t>(r.code))
                       .add("reason", r.text));
-        return Outcome{std::move(r), false};
+        return Handled{std::move(r), false};
     };
     auto parsed = parse_rcpt(cmd.argument, m_esmtp, m_tx->mail.smtputf8);
     if (auto* refusal = std::get_if<Reply>(&parsed)) {
@@ -472,7 +472,7 @@ Reply Session::local_error_reply(const Error& e) const
     return is_storage_full(e) ? replies::storage_full() : replies::local_error();
 }
 
-Session::Outcome Session::on_data(const Command& cmd)
+Session::Handled Session::on_data(const Command& cmd)
 {
     if (cmd.has_argument) {
         return {replies::no_arguments("DATA"), false};
@@ -597,7 +597,7 @@ std::optional<Reply> Session::check_message(std::size_t size, std::string_view& 
 // announced octets follow the command line whatever the reply; a BDAT refused
 // here (its size known) has them read and discarded before its reply, so that
 // the session stays in step.
-Session::Outcome Session::on_bdat(const Command& cmd)
+Session::Handled Session::on_bdat(const Command& cmd)
 {
     auto parsed = parse_bdat(cmd.argument);
     if (auto* r = std::get_if<Reply>(&parsed)) {
@@ -728,7 +728,7 @@ void Session::finish_message(std::optional<Reply> refusal, std::string_view reas
     m_state = k_after_message;
 }
 
-Session::Outcome Session::on_rset(const Command& cmd)
+Session::Handled Session::on_rset(const Command& cmd)
 {
     if (cmd.has_argument) {
         return {replies::no_arguments("RSET"), false};
@@ -737,9 +737,9 @@ Session::Outcome Session::on_rset(const Command& cmd)
     return {replies::reset_ok(), true};
 }
 
-Session::Outcome Session::on_noop(const Command&) { return {replies::ok(), true}; }
+Session::Handled Session::on_noop(const Command&) { return {replies::ok(), true}; }
 
-Session::Outcome Session::on_quit(const Command& cmd)
+Session::Handled Session::on_quit(const Command& cmd)
 {
     if (cmd.has_argument) {
         return {replies::no_arguments("QUIT"), false};
@@ -747,9 +747,9 @@ Session::Outcome Session::on_quit(const Command& cmd)
     return {replies::closing(m_config.hostname), true};
 }
 
-Session::Outcome Session::on_help(const Command&) { return {replies::help(), true}; }
+Session::Handled Session::on_help(const Command&) { return {replies::help(), true}; }
 
-Session::Outcome Session::on_vrfy(const Command& cmd)
+Session::Handled Session::on_vrfy(const Command& cmd)
 {
     if (!cmd.has_argument || cmd.argument.empty()) {
         return {replies::syntax("VRFY <address>"), false};
@@ -758,13 +758,13 @@ Session::Outcome Session::on_vrfy(const Command& cmd)
     return {replies::cannot_verify(), true};
 }
 
-Session::Outcome Session::on_expn(const Command&) { return {replies::expn_refused(), false}; }
+Session::Handled Session::on_expn(const Command&) { return {replies::expn_refused(), false}; }
 
-Session::Outcome Session::on_unimplemented(const Command&) { return {replies::not_implemented(), false}; }
+Session::Handled Session::on_unimplemented(const Command&) { return {replies::not_implemented(), false}; }
 
-Session::Outcome Session::on_unknown(const Command&) { return {replies::unknown_command(), false}; }
+Session::Handled Session::on_unknown(const Command&) { return {replies::unknown_command(), false}; }
 
-Session::Outcome Session::on_starttls(const Command& cmd)
+Session::Handled Session::on_starttls(const Command& cmd)
 {
     if (cmd.has_argument) {
         return {replies::no_arguments("STARTTLS"), false};
@@ -785,7 +785,7 @@ bool Session::starttls_offered() const { return m_config.tls_offered && !m_confi
 
 bool Session::auth_offered() const { return m_auth != nullptr && (m_config.tls || m_config.peer.local); }
 
-Session::Outcome Session::on_auth(const Command& cmd)
+Session::Handled Session::on_auth(const Command& cmd)
 {
     AuthDialogue::Result r = m_auth_dialogue.begin(cmd.argument, *m_auth, m_log);
     authenticated(r);

@@ -114,12 +114,12 @@ private:
     };
 
     // A handler's result; the NFA table has allowed the command already.
-    struct Outcome {
+    struct Handled {
         std::optional<Reply> reply;  // none: the reply comes later (BDAT, after its octets)
         bool success;                // the NFA successor applies
         std::string_view close = {}; // end the session after the reply, for this reason
     };
-    using Handler = Outcome (Session::*)(const Command&);
+    using Handler = Handled (Session::*)(const Command&);
     static constexpr std::array<Handler, k_verb_count> make_handlers();
 
     void reply(const Reply& r);
@@ -129,23 +129,23 @@ private:
     void command(std::string_view text);
     GuardSet guards() const;
 
-    Outcome on_helo(const Command& cmd);
-    Outcome on_ehlo(const Command& cmd);
-    Outcome greet(const Command& cmd, bool esmtp);
-    Outcome on_mail(const Command& cmd);
-    Outcome on_rcpt(const Command& cmd);
-    Outcome on_data(const Command& cmd);
-    Outcome on_bdat(const Command& cmd);
-    Outcome on_rset(const Command& cmd);
-    Outcome on_noop(const Command& cmd);
-    Outcome on_quit(const Command& cmd);
-    Outcome on_help(const Command& cmd);
-    Outcome on_vrfy(const Command& cmd);
-    Outcome on_expn(const Command& cmd);
-    Outcome on_starttls(const Command& cmd);
-    Outcome on_auth(const Command& cmd);
-    Outcome on_unimplemented(const Command& cmd);
-    Outcome on_unknown(const Command& cmd);
+    Handled on_helo(const Command& cmd);
+    Handled on_ehlo(const Command& cmd);
+    Handled greet(const Command& cmd, bool esmtp);
+    Handled on_mail(const Command& cmd);
+    Handled on_rcpt(const Command& cmd);
+    Handled on_data(const Command& cmd);
+    Handled on_bdat(const Command& cmd);
+    Handled on_rset(const Command& cmd);
+    Handled on_noop(const Command& cmd);
+    Handled on_quit(const Command& cmd);
+    Handled on_help(const Command& cmd);
+    Handled on_vrfy(const Command& cmd);
+    Handled on_expn(const Command& cmd);
+    Handled on_starttls(const Command& cmd);
+    Handled on_auth(const Command& cmd);
+    Handled on_unimplemented(const Command& cmd);
+    Handled on_unknown(const Command& cmd);
 
     void auth_reply(std::string_view line);
     void authenticated(const AuthDialogue::Result& r);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <unistd.h>
 
 using namespace smtpspool;
 using namespace testutil;
@@ -194,6 +195,25 @@ TEST_SUITE("rate_limit")
         REQUIRE(r.ok());
         CHECK(r.value().verdict == RateVerdict::allowed);
         CHECK(count_entries(dir.path()) == 0);
+    }
+
+    TEST_CASE("state/ or state/connections planted as a link: refused, nothing written behind it")
+    {
+        for (bool dir_link : {true, false}) {
+            CAPTURE(dir_link);
+            TempDir spool;
+            TempDir outside;
+            if (dir_link) {
+                REQUIRE(::symlink(outside.path().c_str(), (spool.path() + "/state").c_str()) == 0);
+            } else {
+                REQUIRE(::mkdir((spool.path() + "/state").c_str(), 0700) == 0);
+                REQUIRE(::symlink((outside.path() + "/target").c_str(), (spool.path() + "/state/connections").c_str()) ==
+                        0);
+            }
+            auto r = check_connection_rate(spool.path(), "192.0.2.7", RateLimits{10, 5}, k_t0);
+            CHECK_FALSE(r.ok());
+            CHECK(count_entries(outside.path()) == 0);
+        }
     }
 
     TEST_CASE("a client is refused at N+1 while another client is still allowed")
