@@ -444,22 +444,10 @@ TranscriptRun run_in_process(const Transcript& t, const std::string& mode)
             return it == env.end() ? nullptr : it->second.c_str();
         };
         // As run_serve: a pipe is a local client unless the superserver's variables say otherwise.
-        SessionConfig sc;
-        sc.hostname = config.hostname;
-        sc.local_domains = config.local_domains;
-        sc.max_message_size = config.max_message_size;
-        sc.max_recipients = config.max_recipients;
-        sc.max_line_length = config.max_line_length;
-        sc.max_errors = config.max_errors;
-        sc.rfc821 = config.rfc821;
+        SessionConfig sc = session_config(config);
         sc.peer = peer_from_environment(lookup).value_or(Peer{});
         sc.may_relay = may_relay(sc.peer, config.relay_clients, lookup);
         sc.client_denied = client_denied(sc.peer, config.deny_clients, config.allow_clients, lookup);
-        sc.max_messages = config.max_messages_per_session;
-        sc.check_headers = config.check_headers;
-        sc.max_hops = config.max_hops;
-        sc.add_envelope_to = config.add_envelope_to;
-        sc.require_tls = config.require_tls;
 
         auto files = load_policy_files(policy_config(config));
         if (!files) {
