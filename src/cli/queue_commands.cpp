@@ -80,10 +80,7 @@ int run_cat(const Config& config)
         return k_exit_usage;
     }
     const std::string& id = config.ids.front();
-    PosixFs fs;
-    auto queue = QueueDir::open(config.spool, fs);
-    auto entry = queue ? queue.value().entry(id) : Result<SpoolEntry>(queue.error());
-    auto file = entry ? entry.value().open_message() : Result<Fd>(entry.error());
+    auto file = with_entry(config.spool, id, [](SpoolEntry& e) { return e.open_message(); });
     if (!file) {
         int e = file.error().errnum;
         complain("cat", id + ": " + (e == ENOENT ? "not in the queue" : file.error().message));
@@ -91,7 +88,7 @@ int run_cat(const Config& config)
     }
     char buf[65536];
     ssize_t n;
-    while ((n = fs.read(file.value().get(), buf, sizeof buf)) > 0) {
+    while ((n = ::read(file.value().get(), buf, sizeof buf)) > 0) {
         std::cout.write(buf, n);
     }
     std::cout.flush();
@@ -108,10 +105,7 @@ int run_remove(const Config& config)
         return k_exit_usage;
     }
     const std::string& id = config.ids.front();
-    PosixFs fs;
-    auto queue = QueueDir::open(config.spool, fs);
-    auto entry = queue ? queue.value().entry(id) : Result<SpoolEntry>(queue.error());
-    auto r = entry ? entry.value().remove() : Result<void>(entry.error());
+    auto r = with_entry(config.spool, id, [](SpoolEntry& e) { return e.remove(); });
     if (!r) {
         bool missing = r.error().errnum == ENOENT;
         complain("remove", id + ": " + (missing ? "not in the queue" : r.error().message));

@@ -62,14 +62,16 @@ RunStats Runner::run(const std::vector<std::string>& ids)
 {
     RunStats stats;
     auto queue = QueueDir::open(m_config.spool, m_fs);
-    auto listed = queue ? queue.value().list() : Result<std::vector<std::string>>(queue.error());
-    if (!listed) {
-        m_log.log(LogLine("runq-error").add("reason", listed.error().message));
+    // Named ids need no listing: each is looked up as it comes.
+    auto todo = !queue ? Result<std::vector<std::string>>(queue.error())
+                : ids.empty() ? queue.value().list()
+                              : Result<std::vector<std::string>>(ids);
+    if (!todo) {
+        m_log.log(LogLine("runq-error").add("reason", todo.error().message));
         ++stats.errors;
         return stats;
     }
-    std::vector<std::string> todo = ids.empty() ? std::move(listed.value()) : ids;
-    for (const std::string& id : todo) {
+    for (const std::string& id : todo.value()) {
         process(queue.value(), id, !ids.empty(), stats);
     }
     finish_deliverers();

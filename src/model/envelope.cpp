@@ -3,8 +3,25 @@
 #include "model/envelope.hpp"
 
 #include <algorithm>
+#include <array>
 
 namespace smtpspool {
+
+namespace {
+
+// The value of `all` whose name is `name`.
+template <typename T, std::size_t N>
+std::optional<T> by_name(const std::array<T, N>& all, std::string_view (*name_of)(T), std::string_view name)
+{
+    for (T value : all) {
+        if (name_of(value) == name) {
+            return value;
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
 
 std::string_view body_name(Body body)
 {
@@ -21,12 +38,7 @@ std::string_view body_name(Body body)
 
 std::optional<Body> body_from_name(std::string_view name)
 {
-    for (Body b : {Body::seven_bit, Body::eight_bit_mime, Body::binary_mime}) {
-        if (body_name(b) == name) {
-            return b;
-        }
-    }
-    return std::nullopt;
+    return by_name(std::array{Body::seven_bit, Body::eight_bit_mime, Body::binary_mime}, body_name, name);
 }
 
 std::string_view status_name(RecipientStatus status)
@@ -44,12 +56,8 @@ std::string_view status_name(RecipientStatus status)
 
 std::optional<RecipientStatus> status_from_name(std::string_view name)
 {
-    for (RecipientStatus s : {RecipientStatus::pending, RecipientStatus::delivered, RecipientStatus::failed}) {
-        if (status_name(s) == name) {
-            return s;
-        }
-    }
-    return std::nullopt;
+    return by_name(std::array{RecipientStatus::pending, RecipientStatus::delivered, RecipientStatus::failed},
+                   status_name, name);
 }
 
 bool is_valid_queue_id(std::string_view id)

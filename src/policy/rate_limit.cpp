@@ -152,11 +152,8 @@ Result<RateFile> RateFile::open(const std::string& spool)
         } while (fd < 0 && errno == EINTR);
         return Fd(fd);
     };
-    Fd root = open_at(AT_FDCWD, spool.c_str(), O_RDONLY | O_DIRECTORY, 0);
-    if (!root) {
-        // The spool itself may be a link the administrator made.
-        root = Fd(::open(spool.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    }
+    // The spool itself may be a link the administrator made.
+    Fd root(::open(spool.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root) {
         return sys_error("cannot open " + spool);
     }

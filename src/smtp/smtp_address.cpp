@@ -3,6 +3,7 @@
 
 #include "base/limits.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 
 namespace smtpspool {
@@ -367,13 +368,12 @@ PathParse parse_path(std::string_view text, PathKind kind)
 
 bool is_local_domain(std::string_view domain, const std::vector<std::string>& local_domains)
 {
-    std::string d = ascii_lower(domain);
-    for (const std::string& l : local_domains) {
-        if (l.size() == d.size() && ascii_lower(l) == d) {
-            return true;
-        }
-    }
-    return false;
+    // Per RCPT: compared in place, without a lower-cased copy of each name.
+    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    return std::any_of(local_domains.begin(), local_domains.end(), [&](const std::string& l) {
+        return l.size() == domain.size() &&
+               std::equal(l.begin(), l.end(), domain.begin(), [&](char a, char b) { return lower(a) == lower(b); });
+    });
 }
 
 } // namespace smtpspool

@@ -79,27 +79,18 @@ std::size_t sweep_stale_tmp(const std::string& spool, TimePoint now)
     if (!tmp) {
         return 0;
     }
-    int copy = ::fcntl(tmp.get(), F_DUPFD_CLOEXEC, 3);
-    DIR* d = copy < 0 ? nullptr : ::fdopendir(copy);
-    if (d == nullptr) {
-        if (copy >= 0) {
-            ::close(copy);
-        }
+    auto names = directory_names(tmp.get(), spool + "/tmp");
+    if (!names) {
         return 0;
     }
     auto cutoff = std::chrono::system_clock::to_time_t(now) - limits::k_stale_tmp_seconds;
     std::vector<std::string> stale;
-    while (dirent* ent = ::readdir(d)) {
-        std::string name = ent->d_name;
-        if (name == "." || name == "..") {
-            continue;
-        }
+    for (const std::string& name : names.value()) {
         struct stat st {};
         if (::fstatat(tmp.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime < cutoff) {
             stale.push_back(name);
         }
     }
-    ::closedir(d);
     for (const std::string& name : stale) {
         if (fs.unlinkat(tmp.get(), name, 0) != 0) {
             remove_spool_dir(fs, tmp.get(), name);
@@ -363,23 +354,6 @@ std::string message_path(const std::string& spool, std::string_view id)
 {
     return spool + "/queue/" + std::string(id) + "/message.eml";
 }
-
-namespace {
-
-// SPOOL/queue/ID as an entry, through the real file system.
-template <typename F>
-auto with_entry(const std::string& spool, std::string_view id, F&& use) -> decltype(use(std::declval<SpoolEntry&>()))
-{
-    PosixFs fs;
-    auto queue = QueueDir::open(spool, fs);
-    auto entry = queue ? queue.value().entry(id) : Result<SpoolEntry>(queue.error());
-    if (!entry) {
-        return entry.error();
-    }
-    return use(entry.value());
-}
-
-} // namespace
 
 Result<Envelope> load_envelope(const std::string& spool, std::string_view id)
 {

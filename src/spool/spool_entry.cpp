@@ -26,8 +26,8 @@ Error sys_error(const std::string& what)
     return Error{e, what + ": " + std::strerror(e)};
 }
 
-// The names in a directory, read through a duplicate of its descriptor (so
-// that closedir(3) leaves the original open).
+} // namespace
+
 Result<std::vector<std::string>> directory_names(int dir, const std::string& what)
 {
     int copy = ::fcntl(dir, F_DUPFD_CLOEXEC, 3);
@@ -50,6 +50,18 @@ Result<std::vector<std::string>> directory_names(int dir, const std::string& wha
     }
     ::closedir(d);
     return names;
+}
+
+namespace {
+
+// Unlinks every name in the directory (a link itself, never its target).
+void unlink_names(Fs& fs, int dir, const std::string& shown)
+{
+    if (auto names = directory_names(dir, shown)) {
+        for (const std::string& n : names.value()) {
+            fs.unlinkat(dir, n, 0);
+        }
+    }
 }
 
 // A directory under `parent`, opened without following a link, that must be
@@ -91,12 +103,7 @@ void remove_spool_dir(Fs& fs, int parent, const std::string& name)
         }
         return;
     }
-    if (auto names = directory_names(dir.get(), name)) {
-        for (const std::string& n : names.value()) {
-            // unlinkat removes a link itself, never its target.
-            fs.unlinkat(dir.get(), n, 0);
-        }
-    }
+    unlink_names(fs, dir.get(), name);
     dir.reset();
     fs.unlinkat(parent, name, AT_REMOVEDIR);
 }
@@ -272,11 +279,7 @@ Result<void> SpoolEntry::remove()
         return sys_error("cannot remove " + m_spool + "/queue/" + m_id);
     }
     // Out of the queue now; its files go through our descriptor of it.
-    if (auto names = directory_names(m_dir.get(), removed)) {
-        for (const std::string& n : names.value()) {
-            m_fs->unlinkat(m_dir.get(), n, 0);
-        }
-    }
+    unlink_names(*m_fs, m_dir.get(), removed);
     m_fs->unlinkat(m_tmp_fd, removed, AT_REMOVEDIR);
     return {};
 }

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <sys/types.h>
 #include <vector>
 
@@ -99,6 +100,24 @@ private:
     Fd m_dir;
     friend class QueueDir;
 };
+
+// The names in a directory but "." and "..", read through a duplicate of its
+// descriptor (closedir(3) leaves the original open).
+Result<std::vector<std::string>> directory_names(int dir, const std::string& shown);
+
+// SPOOL/queue/ID through QueueDir and SpoolEntry, with the real file system:
+// use(entry) or the error of opening it.
+template <typename F>
+auto with_entry(const std::string& spool, std::string_view id, F&& use) -> decltype(use(std::declval<SpoolEntry&>()))
+{
+    PosixFs fs;
+    auto queue = QueueDir::open(spool, fs);
+    auto entry = queue ? queue.value().entry(id) : Result<SpoolEntry>(queue.error());
+    if (!entry) {
+        return entry.error();
+    }
+    return use(entry.value());
+}
 
 // Deletes the files in the directory `name` under `parent` (no deeper: the
 // spool makes none) and then the directory, never following a link; used for
