@@ -130,10 +130,14 @@ std::optional<TimePoint> parse_rfc3339_utc(std::string_view text)
         return std::nullopt;
     }
     auto num = [&](std::size_t at, std::size_t len, int& out) {
-        int v = 0;
-        auto [ptr, ec] = std::from_chars(text.data() + at, text.data() + at + len, v);
-        out = v;
-        return ec == std::errc() && ptr == text.data() + at + len;
+        out = 0;
+        for (std::size_t i = at; i < at + len; ++i) {
+            if (text[i] < '0' || text[i] > '9') {
+                return false;
+            }
+            out = out * 10 + (text[i] - '0');
+        }
+        return true;
     };
     std::tm tm{};
     int year = 0, month = 0;
@@ -141,7 +145,10 @@ std::optional<TimePoint> parse_rfc3339_utc(std::string_view text)
         !num(14, 2, tm.tm_min) || !num(17, 2, tm.tm_sec)) {
         return std::nullopt;
     }
-    if (month < 1 || month > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+    // The years a system_clock time point holds on every platform we build
+    // on (nanoseconds since 1970 in 64 bits end in 2262): a time outside them
+    // is refused here rather than overflowing later arithmetic.
+    if (year < k_first_year || year > k_last_year || month < 1 || month > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
         tm.tm_sec > 60) {
         return std::nullopt;
     }

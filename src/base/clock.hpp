@@ -38,8 +38,11 @@ std::string rfc5322_date(TimePoint t);
 std::string rfc3339_utc(TimePoint t);
 // "20261122T023525-123456": sortable, [0-9T-] only.
 std::string id_timestamp(TimePoint t);
-// The inverse of rfc3339_utc (exactly that form); nullopt for anything else.
+// The inverse of rfc3339_utc (exactly that form, years k_first_year to
+// k_last_year); nullopt for anything else.
 std::optional<TimePoint> parse_rfc3339_utc(std::string_view text);
+inline constexpr int k_first_year = 1970;
+inline constexpr int k_last_year = 2199;
 // "90s", "30m", "4h", "5d" or plain seconds; nullopt when malformed or zero.
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 // The shortest of those forms that is exact: 1800 s -> "30m".

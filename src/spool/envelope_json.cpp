@@ -81,6 +81,7 @@ void check_time(const std::string& v)
         throw Invalid{std::string("\"") + Key + "\" is not an RFC 3339 UTC time"};
     }
 }
+constexpr char k_received_at[] = "received_at";
 constexpr char k_last_attempt[] = "last_attempt";
 constexpr char k_next_attempt[] = "next_attempt";
 
@@ -105,7 +106,7 @@ void visit_fields(E& e, V& v)
 {
     v.version("version");
     v.text("id", e.id, Presence::required, check_queue_id);
-    v.text("received_at", e.received_at, Presence::required);
+    v.text("received_at", e.received_at, Presence::required, check_time<k_received_at>);
     v.text("hostname", e.hostname, Presence::required);
     v.object("client", [&] {
         v.text("address", e.client.address, Presence::nullable);

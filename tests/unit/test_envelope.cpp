@@ -254,6 +254,12 @@ TEST_SUITE("envelope")
         auto bad = envelope_from_json(with(json, "2026-11-22T04:00:00Z", "tomorrow"));
         REQUIRE_FALSE(bad.ok());
         CHECK(bad.error().message.find("next_attempt") != std::string::npos);
+        auto late = envelope_from_json(with(json, "2026-11-22T03:00:00Z", "4052-11-22T03:20:52Z"));
+        REQUIRE_FALSE(late.ok());
+        CHECK(late.error().message.find("last_attempt") != std::string::npos);
+        auto arrival = envelope_from_json(with(json, e.received_at, "yesterday"));
+        REQUIRE_FALSE(arrival.ok());
+        CHECK(arrival.error().message.find("received_at") != std::string::npos);
     }
 
     TEST_CASE("invalid UTF-8 from a client does not break the writer")

@@ -94,5 +94,19 @@ TEST_SUITE("route")
         CHECK_FALSE(parse_rfc3339_utc("2026-11-18 11:06:40Z"));
         CHECK_FALSE(parse_rfc3339_utc("2026-13-18T11:06:40Z"));
         CHECK_FALSE(parse_rfc3339_utc("2026-11-18T11:06:40"));
+        CHECK_FALSE(parse_rfc3339_utc("-026-11-18T11:06:40Z"));
+        CHECK_FALSE(parse_rfc3339_utc("2026-+1-18T11:06:40Z"));
+    }
+
+    TEST_CASE("RFC 3339 times are refused outside the years a time point holds")
+    {
+        // 64-bit nanoseconds since 1970 end in April 2262: a later year
+        // overflowed the conversion (found by fuzz_envelope).
+        CHECK(parse_rfc3339_utc("2199-12-31T23:59:59Z"));
+        CHECK(parse_rfc3339_utc("1970-01-01T00:00:00Z") == TimePoint{});
+        CHECK_FALSE(parse_rfc3339_utc("2200-01-01T00:00:00Z"));
+        CHECK_FALSE(parse_rfc3339_utc("4052-11-22T03:20:52Z"));
+        CHECK_FALSE(parse_rfc3339_utc("9999-12-31T23:59:59Z"));
+        CHECK_FALSE(parse_rfc3339_utc("1969-12-31T23:59:59Z"));
     }
 }
