@@ -90,6 +90,7 @@ enum ExitStatus : int {
     k_exit_nouser = 67,
     k_exit_unavailable = 69,
     k_exit_software = 70,
+    k_exit_cantcreat = 73,
     k_exit_ioerr = 74,
     k_exit_tempfail = 75,
     k_exit_noperm = 77,

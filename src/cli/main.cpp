@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <exception>
 #include <optional>
@@ -147,6 +148,11 @@ std::string base_name(const char* path)
 int main(int argc, char** argv)
 {
     using namespace smtpspool;
+    // A file-size limit (ulimit -f, systemd's LimitFSIZE=) makes a write fail
+    // with EFBIG instead of killing us mid-message: every command then reports
+    // it like any other write failure (serve: 552 5.3.4) and removes what it
+    // had begun. Programs we start get every signal back at its default.
+    std::signal(SIGXFSZ, SIG_IGN);
     try {
         std::string name = argc > 0 ? base_name(argv[0]) : "";
         if (name == "sendmail") {

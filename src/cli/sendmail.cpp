@@ -25,6 +25,13 @@ namespace {
 
 // The header section is held in memory to find recipients and missing fields.
 constexpr std::size_t k_max_header_section = 1 << 20;
+// The body is read in pieces of at most this many octets, however long its
+// lines: memory stays bounded whatever comes on standard input.
+constexpr std::size_t k_body_piece = 1 << 16;
+
+// RFC 5322 §2.1 allows no NUL in a message, and a next hop that drops NULs
+// could find an end of data in CRLF NUL . CRLF: refused, like serve does.
+constexpr const char* k_nul_refused = "the message contains a NUL octet (not allowed in mail)";
 
 // "Name: value" -> "name"; "" when the line is not a field.
 std::string field_name(std::string_view line)
@@ -43,7 +50,7 @@ std::string field_name(std::string_view line)
     return ascii_lower(name);
 }
 
-// Reads fd a line at a time through a LineSplitter.
+// Reads fd a line (or a piece of a long one) at a time through a LineSplitter.
 class LineReader {
 public:
     explicit LineReader(int fd) : m_fd(fd) {}
@@ -69,6 +76,9 @@ public:
             m_len = static_cast<std::size_t>(n);
         }
     }
+    // Lines longer than this come in pieces (LineSplitter).
+    void set_max_piece(std::size_t n) { m_split.set_max_piece(n); }
+    bool starts_line() const { return m_split.starts_line(); }
     int error = 0;
 
 private:
@@ -93,6 +103,7 @@ bool LineSplitter::take(std::string_view& input, std::string& line)
     if (m_complete) {
         line.clear();
         m_complete = false;
+        m_starts = !m_open;
     }
     while (!input.empty()) {
         char c = input.front();
@@ -107,20 +118,32 @@ bool LineSplitter::take(std::string_view& input, std::string& line)
             m_after_cr = c == '\r';
             line += "\r\n";
             m_complete = true;
+            m_open = false;
             return true;
         }
         line.push_back(c);
+        if (line.size() >= m_max) {
+            m_complete = true;
+            m_open = true; // the rest of the line follows in the next piece
+            return true;
+        }
     }
     return false;
 }
 
 bool LineSplitter::finish(std::string& line)
 {
-    if (m_complete || line.empty()) {
+    if (m_complete) {
+        line.clear();
+        m_complete = false;
+        m_starts = !m_open;
+    }
+    if (line.empty() && !m_open) {
         return false;
     }
     line += "\r\n"; // a last line without its line end
     m_complete = true;
+    m_open = false;
     return true;
 }
 
@@ -372,10 +395,16 @@ Step<HeaderSection> read_header_section(LineReader& in, const SendmailOptions& o
     HeaderSection header;
     std::string line;
     ended = false;
+    // A line longer than the whole header section may be comes as a piece
+    // that is: refused as too long without reading the rest of it.
+    in.set_max_piece(k_max_header_section + 1);
     for (;;) {
         if (!in.next(line) || (options.dot_ends && line == ".\r\n")) {
             ended = true;
             break;
+        }
+        if (line.find('\0') != std::string::npos) {
+            return fail(refused(k_exit_dataerr, k_nul_refused));
         }
         HeaderSection::Step step = header.add(line);
         if (step == HeaderSection::Step::too_long) {
@@ -469,8 +498,13 @@ Step<Envelope> queue_submission(LineReader& in, const HeaderSection& header, boo
                                 std::vector<Recipient> targets, bool non_ascii, LogSink& log)
 {
     // Not allowed to write the spool is for the administrator to fix, not a
-    // reason to try again: 77; any other failure is temporary: 75.
+    // reason to try again: 77; a file-size limit (EFBIG: ulimit -f,
+    // LimitFSIZE=) stops this message again whenever it is tried: 73; any
+    // other failure is temporary: 75.
     auto spool_failure = [](const Error& e) {
+        if (e.errnum == EFBIG) {
+            return k_exit_cantcreat;
+        }
         return e.errnum == EACCES || e.errnum == EPERM ? k_exit_noperm : k_exit_tempfail;
     };
     if (auto r = ensure_spool_layout(config.spool); !r) {
@@ -503,11 +537,18 @@ Step<Envelope> queue_submission(LineReader& in, const HeaderSection& header, boo
         if (header.first_body_line != "\r\n") {
             put("\r\n"); // the body began without the empty line
         }
+        if (header.first_body_line.find('\0') != std::string::npos) {
+            return fail(refused(k_exit_dataerr, k_nul_refused));
+        }
         put(header.first_body_line);
         std::string line;
-        while (in.next(line)) {
-            if (options.dot_ends && line == ".\r\n") {
+        in.set_max_piece(k_body_piece);
+        while (written && in.next(line)) {
+            if (options.dot_ends && in.starts_line() && line == ".\r\n") {
                 break;
+            }
+            if (line.find('\0') != std::string::npos) {
+                return fail(refused(k_exit_dataerr, k_nul_refused));
             }
             put(line);
             if (size > config.max_message_size) {
@@ -520,7 +561,7 @@ Step<Envelope> queue_submission(LineReader& in, const HeaderSection& header, boo
         }
     }
     if (!written) {
-        return fail(refused(k_exit_tempfail, "message not queued: " + written.error().message));
+        return fail(refused(spool_failure(written.error()), "message not queued: " + written.error().message));
     }
     if (size > config.max_message_size) {
         return fail(refused(k_exit_dataerr, "the message is larger than max-message-size"));
@@ -537,7 +578,7 @@ Step<Envelope> queue_submission(LineReader& in, const HeaderSection& header, boo
     e.recipients = std::move(targets);
     if (auto r = writer.commit(e); !r) {
         log.log(LogLine("spool-error").add("reason", r.error().message));
-        return fail(refused(k_exit_tempfail, "message not queued: " + r.error().message));
+        return fail(refused(spool_failure(r.error()), "message not queued: " + r.error().message));
     }
     return e;
 }

@@ -6,6 +6,7 @@
 
 #include "cli/config.hpp"
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,19 +35,33 @@ std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector
 std::vector<std::string> header_addresses(std::string_view field_body);
 
 // Splits bytes into lines: LF, CR or CRLF end a line, and every line comes
-// out ending in CRLF. Pure; the same lines whatever the chunking of the input.
+// out ending in CRLF. A line longer than the piece size comes out in pieces
+// of that many octets, the last one with the line end, so that no line is
+// held whole in memory. Pure; the same pieces whatever the chunking of the
+// input.
 class LineSplitter {
 public:
+    explicit LineSplitter(std::size_t max_piece = static_cast<std::size_t>(-1)) : m_max(max_piece) {}
+    // The size of the pieces from now on (at least 1).
+    void set_max_piece(std::size_t max_piece) { m_max = max_piece < 1 ? 1 : max_piece; }
     // Moves bytes from `input` into `line` (cleared first when the previous
-    // call completed it); true when `line` is complete.
+    // call completed it); true when `line` is complete: a whole line, or a
+    // piece of one.
     bool take(std::string_view& input, std::string& line);
     // At the end of input: true (and `line` completed) when bytes were left
     // without their line end.
     bool finish(std::string& line);
+    // The piece last completed begins a line (else it continues the one
+    // before), and ends it (with CRLF).
+    bool starts_line() const { return m_starts; }
+    bool ends_line() const { return !m_open; }
 
 private:
+    std::size_t m_max;
     bool m_after_cr = false;
     bool m_complete = true;
+    bool m_open = false;   // a piece was completed without the line end
+    bool m_starts = true;  // the current piece begins a line
 };
 
 // The header section of a submitted message, a line (ending CRLF) at a time:

@@ -469,6 +469,9 @@ Session::Handled Session::on_rcpt(const Command& cmd)
 
 Reply Session::local_error_reply(const Error& e) const
 {
+    if (is_file_too_big(e)) {
+        return replies::file_too_big();
+    }
     return is_storage_full(e) ? replies::storage_full() : replies::local_error();
 }
 
@@ -519,7 +522,7 @@ std::size_t Session::read_data(std::string_view bytes)
     if (m_data_reader->done()) {
         const DataReader& d = *m_data_reader;
         std::string_view reason;
-        std::optional<Reply> refusal = read_refusal(d.bare_line_end(), d.too_big(), reason);
+        std::optional<Reply> refusal = read_refusal(d.bare_line_end(), d.nul(), d.too_big(), reason);
         std::size_t size = d.size();
         m_data_reader.reset();
         m_mode = Mode::command;
@@ -547,8 +550,8 @@ void Session::store(bool refused)
 }
 
 // Why a message whose data has all been read is refused before its checks,
-// if it is: the spool failed, a bare line end, too big.
-std::optional<Reply> Session::read_refusal(bool bare_line_end, bool too_big, std::string_view& reason) const
+// if it is: the spool failed, a bare line end, a NUL octet, too big.
+std::optional<Reply> Session::read_refusal(bool bare_line_end, bool nul, bool too_big, std::string_view& reason) const
 {
     if (m_spool_error) {
         reason = "local-error";
@@ -557,6 +560,10 @@ std::optional<Reply> Session::read_refusal(bool bare_line_end, bool too_big, std
     if (bare_line_end) {
         reason = "bare-line-end";
         return replies::bare_line_end_in_data();
+    }
+    if (nul) {
+        reason = "nul-octet";
+        return replies::nul_in_data();
     }
     if (too_big) {
         reason = "too-big";
@@ -668,7 +675,7 @@ void Session::end_bdat_chunk()
     }
     const ChunkReader& b = m_bdat.reader();
     std::string_view reason;
-    std::optional<Reply> refusal = read_refusal(b.bare_line_end(), b.too_big(), reason);
+    std::optional<Reply> refusal = read_refusal(b.bare_line_end(), b.nul(), b.too_big(), reason);
     if (!refusal && !c.last) {
         m_state = after_chunk(false);
         reply(replies::chunk_received(c.size));

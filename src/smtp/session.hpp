@@ -160,7 +160,7 @@ private:
     std::size_t read_bdat_octets(std::string_view bytes);
     void end_bdat_chunk();
     void store(bool refused);
-    std::optional<Reply> read_refusal(bool bare_line_end, bool too_big, std::string_view& reason) const;
+    std::optional<Reply> read_refusal(bool bare_line_end, bool nul, bool too_big, std::string_view& reason) const;
     std::optional<Reply> check_message(std::size_t size, std::string_view& reason);
     void finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size,
                         std::size_t chunks);

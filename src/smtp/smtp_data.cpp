@@ -1,5 +1,6 @@
 // smtp_data: RFC 5321 §4.1.1.4 (end of data is CRLF.CRLF), §4.5.2 (transparency),
-// §2.3.8 (only CRLF ends a line), RFC 1870 (size cap, read on to the end).
+// §2.3.8 (only CRLF ends a line), RFC 1870 (size cap, read on to the end),
+// RFC 5322 §2.1 (no NUL).
 #include "smtp/smtp_data.hpp"
 
 #include <cstring>
@@ -11,6 +12,9 @@ DataReader::DataReader(LineEnds line_ends, std::size_t max_size) : m_line_ends(l
 void DataReader::emit(std::string& out, std::string_view bytes)
 {
     m_size += bytes.size();
+    if (!m_nul && !bytes.empty() && std::memchr(bytes.data(), '\0', bytes.size()) != nullptr) {
+        m_nul = true;
+    }
     if (m_size > m_max_size) {
         m_too_big = true;
     }
@@ -128,6 +132,9 @@ void ChunkReader::feed(std::string_view in, std::string& out)
             }
             m_cr = c == '\r';
         }
+    }
+    if (!m_binary && !m_nul && !in.empty() && std::memchr(in.data(), '\0', in.size()) != nullptr) {
+        m_nul = true;
     }
     // The octets arrive through the network; their count fits in size_t.
     m_size += in.size();

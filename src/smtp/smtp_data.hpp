@@ -25,9 +25,14 @@ public:
 
     bool done() const { return m_state == St::done; }
     bool bare_line_end() const { return m_bare_line_end; }
+    // A NUL octet in the data (RFC 5322 §2.1 and RFC 6152 allow none, even in
+    // 8BITMIME): refused from every client, since a next hop that drops NULs
+    // before it looks for the end of the data would see CRLF.CRLF in CRLF NUL
+    // . CRLF.
+    bool nul() const { return m_nul; }
     bool too_big() const { return m_too_big; }
     // The message will be refused whatever follows: stop storing it.
-    bool refused() const { return m_bare_line_end || m_too_big; }
+    bool refused() const { return m_bare_line_end || m_nul || m_too_big; }
     // Message octets seen so far (after unstuffing, with CRLF line ends).
     std::size_t size() const { return m_size; }
 
@@ -41,6 +46,7 @@ private:
     St m_state = St::line_start;
     std::size_t m_size = 0;
     bool m_bare_line_end = false;
+    bool m_nul = false;
     bool m_too_big = false;
 };
 
@@ -48,8 +54,8 @@ private:
 // session: no end mark and no dot-stuffing. A 7BIT or 8BITMIME message must
 // still end its lines with CRLF (RFC 5321 §2.3.8): a bare CR or LF refuses it,
 // whatever the client, as DATA does for network clients, so that no message
-// with a bare line end is ever stored to be relayed. BINARYMIME octets are
-// stored as they come.
+// with a bare line end is ever stored to be relayed; so does a NUL octet.
+// BINARYMIME octets are stored as they come.
 class ChunkReader {
 public:
     ChunkReader(bool binary, std::size_t max_size);
@@ -61,8 +67,9 @@ public:
     void finish();
 
     bool bare_line_end() const { return m_bare_line_end; }
+    bool nul() const { return m_nul; }
     bool too_big() const { return m_too_big; }
-    bool refused() const { return m_bare_line_end || m_too_big; }
+    bool refused() const { return m_bare_line_end || m_nul || m_too_big; }
     std::size_t size() const { return m_size; }
 
 private:
@@ -71,6 +78,7 @@ private:
     std::size_t m_size = 0;
     bool m_cr = false; // the last octet so far was a CR
     bool m_bare_line_end = false;
+    bool m_nul = false;
     bool m_too_big = false;
 };
 

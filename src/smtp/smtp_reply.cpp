@@ -179,8 +179,12 @@ Reply bare_line_end_in_data()
 {
     return {550, "5.5.2", "message refused: bare CR or LF in data (lines must end with CRLF)"};
 }
+Reply nul_in_data() { return {550, "5.6.0", "message refused: NUL octet in data"}; }
 Reply local_error() { return {451, "4.3.0", "local error, message not queued; try again later"}; }
 Reply storage_full() { return {452, "4.3.1", "insufficient system storage; try again later"}; }
+// RFC 3463 X.3.4: larger than the system lets a file grow (EFBIG: a file-size
+// limit such as ulimit -f or LimitFSIZE=); the same message fails again.
+Reply file_too_big() { return {552, "5.3.4", "message too big for this system; not queued"}; }
 Reply timeout(std::string_view host) { return {421, "4.4.2", std::string(host) + " timeout, closing connection"}; }
 Reply too_many_errors(std::string_view host)
 {

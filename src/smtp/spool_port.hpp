@@ -27,7 +27,9 @@ public:
     virtual void abort() = 0;
 };
 
-// Disk full and its kin are 452 4.3.1; every other local failure is 451 4.3.0.
+// Disk full and its kin are 452 4.3.1; a file-size limit (EFBIG) is 552
+// 5.3.4; every other local failure is 451 4.3.0.
 bool is_storage_full(const Error& e);
+bool is_file_too_big(const Error& e);
 
 } // namespace smtpspool

@@ -52,7 +52,8 @@ Result<void> make_dir(const std::string& path)
 
 } // namespace
 
-bool is_storage_full(const Error& e) { return e.errnum == ENOSPC || e.errnum == EDQUOT || e.errnum == EFBIG; }
+bool is_storage_full(const Error& e) { return e.errnum == ENOSPC || e.errnum == EDQUOT; }
+bool is_file_too_big(const Error& e) { return e.errnum == EFBIG; }
 
 Result<void> ensure_spool_layout(const std::string& spool)
 {

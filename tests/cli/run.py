@@ -361,6 +361,81 @@ def sendmail_exit_statuses_follow_sysexits(tmp):
     expect(code == 0 and b"Usage: smtpspool sendmail" in out, out)
 
 
+def spool_is_clean(spool):
+    for d in ("queue", "tmp"):
+        path = os.path.join(spool, d)
+        expect(not os.path.exists(path) or os.listdir(path) == [], (d, os.path.exists(path) and os.listdir(path)))
+
+
+@test
+def sendmail_reads_a_huge_line_in_bounded_memory(tmp):
+    # 64 MB without a line end, in the header section and in the body, under
+    # an address-space limit that holding the line whole would overrun.
+    if shutil.which("prlimit") is None:
+        raise Skip("prlimit is not installed")
+    spool = os.path.join(tmp, "spool")
+    conf = write(tmp, "small.conf", "max-message-size = 1000000\n")
+    line = b"a" * 64_000_000
+    for name, stdin, message in [("header", line, b"the header section is longer than 1 MiB"),
+                                 ("body", b"Subject: x\n\n" + line,
+                                  b"the message is larger than max-message-size (1000000)")]:
+        p = subprocess.run(["prlimit", "--as=150000000", BIN, "sendmail", "--spool", spool, "--config", conf,
+                            "--hostname", "mx.test", "--log", "none", "u"],
+                           input=stdin, capture_output=True, env=clean_env(), timeout=60)
+        expect(p.returncode == 65 and p.stderr == b"sendmail: " + message + b"\n", (name, p.returncode, p.stderr))
+        spool_is_clean(spool)
+
+
+@test
+def sendmail_refuses_a_nul_octet(tmp):
+    spool = os.path.join(tmp, "spool")
+    base = ["sendmail", "--spool", spool, "--hostname", "mx.test", "--log", "none", "u"]
+    refusal = b"sendmail: the message contains a NUL octet (not allowed in mail)\n"
+    for stdin in (b"Subject: a\x00b\n\nbody\n", b"Subject: x\n\nhello\n\x00.\nmore\n", b"no header\x00\n",
+                  b"Subject: x\n\n" + b"y" * 100_000 + b"\x00\n"):
+        code, out, err = run(base, stdin)
+        expect(code == 65 and err == refusal, (stdin[:40], code, err))
+        spool_is_clean(spool)
+    code, _, err = run(base, b"Subject: x\n\nclean\n")
+    expect(code == 0 and len(os.listdir(os.path.join(spool, "queue"))) == 1, (code, err))
+
+
+def under_file_size_limit(kib, args, stdin):
+    """The binary with RLIMIT_FSIZE set as ulimit -f does (as systemd's LimitFSIZE= does)."""
+    p = subprocess.run(["bash", "-c", f'ulimit -f {kib} && exec "$0" "$@"', BIN, *args], input=stdin,
+                       capture_output=True, env=clean_env(), timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+
+@test
+def a_file_size_limit_refuses_the_message_and_ends_nothing(tmp):
+    # 100 KiB may be written per file: a 300 KB message gets 552 5.3.4 and the
+    # session goes on (no SIGXFSZ); the next message is queued; tmp/ is empty.
+    spool = os.path.join(tmp, "spool")
+    big = b"".join(b"%0998d\r\n" % i for i in range(300))
+    data = (b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\n" + big + b".\r\n"
+            b"MAIL FROM:<a@b.example>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\nsmall\r\n.\r\n"
+            b"MAIL FROM:<a@b.example> BODY=8BITMIME\r\nRCPT TO:<u@mx.test>\r\n"
+            b"BDAT %d LAST\r\n" % len(big) + big + b"QUIT\r\n")
+    code, out, err = under_file_size_limit(100, ["--spool", spool, "--hostname", "mx.test", "--log", "stderr"], data)
+    replies = [r for r in out.decode().splitlines() if not r.startswith("250-")]
+    expect(code == 0, (code, err))
+    expect([r[:9] for r in replies[2:]] == ["250 2.1.0", "250 2.1.5", "354 end d", "552 5.3.4",
+                                            "250 2.1.0", "250 2.1.5", "354 end d", "250 2.0.0",
+                                            "250 2.1.0", "250 2.1.5", "552 5.3.4", "221 2.0.0"], replies)
+    expect("552 5.3.4 message too big for this system; not queued" in replies, replies)
+    expect(b"event=rejected reason=local-error code=552" in err and b"File too large" in err, err)
+    expect(len(os.listdir(os.path.join(spool, "queue"))) == 1, os.listdir(os.path.join(spool, "queue")))
+    expect(os.listdir(os.path.join(spool, "tmp")) == [], os.listdir(os.path.join(spool, "tmp")))
+    # sendmail: a clear error, exit status 73 (EX_CANTCREAT), nothing left.
+    spool2 = os.path.join(tmp, "spool2")
+    code, out, err = under_file_size_limit(
+        100, ["sendmail", "--spool", spool2, "--hostname", "mx.test", "--log", "none", "u"],
+        b"Subject: big\n\n" + big)
+    expect(code == 73 and err.startswith(b"sendmail: message not queued: ") and b"File too large" in err, (code, err))
+    spool_is_clean(spool2)
+
+
 @test
 def sendmail_config_from_the_environment_and_compatibility_modes(tmp):
     spool = os.path.join(tmp, "spool")

@@ -1,7 +1,8 @@
 // fuzz_data: the DATA reader and the BDAT chunk reader. Invariants: the same
 // outcome at any chunking; a message that is not refused has canonical CRLF
 // lines (network mode, and BDAT unless BINARYMIME) and its size is what was
-// stored; nothing is stored after the size limit.
+// stored; nothing is stored after the size limit; a NUL octet refuses the
+// message (BDAT: unless BINARYMIME), and none is ever stored.
 #include "fuzz_check.hpp"
 #include "smtp/smtp_data.hpp"
 
@@ -14,7 +15,7 @@ namespace {
 struct Outcome {
     std::string body;
     std::size_t consumed = 0;
-    bool done = false, bare = false, big = false;
+    bool done = false, bare = false, nul = false, big = false;
     std::size_t size = 0;
 };
 
@@ -31,14 +32,16 @@ Outcome read(std::string_view in, LineEnds mode, std::size_t max, std::size_t st
     }
     o.done = r.done();
     o.bare = r.bare_line_end();
+    o.nul = r.nul();
     o.big = r.too_big();
     o.size = r.size();
+    FUZZ_CHECK(o.body.find('\0') == std::string::npos);
     return o;
 }
 
 struct Chunks {
     std::string body;
-    bool bare = false, big = false;
+    bool bare = false, nul = false, big = false;
     std::size_t size = 0;
 };
 
@@ -52,6 +55,7 @@ Chunks read_chunks(std::string_view in, bool binary, std::size_t max, std::size_
     }
     r.finish();
     o.bare = r.bare_line_end();
+    o.nul = r.nul();
     o.big = r.too_big();
     o.size = r.size();
     return o;
@@ -61,8 +65,11 @@ void check_chunks(std::string_view in, bool binary, std::size_t max, std::size_t
 {
     Chunks whole = read_chunks(in, binary, max, in.size() + 1);
     Chunks parts = read_chunks(in, binary, max, step);
-    FUZZ_CHECK(whole.bare == parts.bare && whole.big == parts.big && whole.size == parts.size);
+    FUZZ_CHECK(whole.bare == parts.bare && whole.nul == parts.nul && whole.big == parts.big &&
+               whole.size == parts.size);
     FUZZ_CHECK(whole.size == in.size());
+    FUZZ_CHECK(whole.nul == (!binary && in.find('\0') != std::string_view::npos));
+    FUZZ_CHECK(binary || whole.body.find('\0') == std::string::npos);
     FUZZ_CHECK(whole.big == (in.size() > max));
     FUZZ_CHECK(!binary || !whole.bare);
     bool crlf_only = true;
@@ -73,7 +80,7 @@ void check_chunks(std::string_view in, bool binary, std::size_t max, std::size_t
         }
     }
     FUZZ_CHECK(binary || whole.bare == !crlf_only);
-    if (!whole.bare && !whole.big) {
+    if (!whole.bare && !whole.nul && !whole.big) {
         FUZZ_CHECK(whole.body == in && parts.body == in);
     }
 }
@@ -92,9 +99,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Outcome whole = read(in, mode, max, in.size() + 1);
     Outcome parts = read(in, mode, max, step);
     FUZZ_CHECK(whole.consumed == parts.consumed && whole.done == parts.done && whole.bare == parts.bare &&
-               whole.big == parts.big && whole.size == parts.size);
+               whole.nul == parts.nul && whole.big == parts.big && whole.size == parts.size);
     check_chunks(in, (data[0] & 2) != 0, max, step);
-    if (!whole.bare && !whole.big) {
+    if (!whole.bare && !whole.nul && !whole.big) {
         FUZZ_CHECK(whole.body == parts.body);
         FUZZ_CHECK(whole.body.size() == whole.size);
         for (std::size_t k = 0; k < whole.body.size(); ++k) {

@@ -34,6 +34,38 @@ std::vector<std::string> split(std::string_view text, std::size_t chunk)
     return lines;
 }
 
+// Lines read in pieces of at most max_piece octets (plus the CRLF), joined
+// again where a piece does not end its line.
+std::vector<std::string> split_in_pieces(std::string_view text, std::size_t chunk, std::size_t max_piece)
+{
+    LineSplitter s(max_piece);
+    std::vector<std::string> lines;
+    std::string line, joined;
+    bool open = false;
+    auto add = [&] {
+        FUZZ_CHECK(line.size() <= max_piece + 2);
+        FUZZ_CHECK(s.starts_line() == !open);
+        joined += line;
+        open = !s.ends_line();
+        if (!open) {
+            lines.push_back(joined);
+            joined.clear();
+        }
+    };
+    while (!text.empty()) {
+        std::string_view piece = text.substr(0, chunk);
+        text.remove_prefix(piece.size());
+        while (s.take(piece, line)) {
+            add();
+        }
+    }
+    if (s.finish(line)) {
+        add();
+    }
+    FUZZ_CHECK(!open);
+    return lines;
+}
+
 void check_addresses(std::string_view body)
 {
     for (const std::string& a : header_addresses(body)) {
@@ -65,6 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     std::vector<std::string> lines = split(text, text.size() + 1);
     FUZZ_CHECK(split(text, chunk) == lines);
+    FUZZ_CHECK(split_in_pieces(text, chunk, 1 + data[0] % 7) == lines);
     std::size_t octets = 0;
     for (const std::string& l : lines) {
         FUZZ_CHECK(l.size() >= 2 && l.compare(l.size() - 2, 2, "\r\n") == 0);

@@ -128,6 +128,38 @@ TEST_SUITE("sendmail")
         CHECK(no_blank.fields.empty());
     }
 
+    TEST_CASE("a line longer than the piece size comes in pieces, at any chunking; the pieces say where lines begin")
+    {
+        std::string_view text = "abcdefg\n.\r\nxyz\rabcd";
+        for (std::size_t chunk : {text.size(), std::size_t{1}, std::size_t{3}}) {
+            LineSplitter split(4);
+            std::vector<std::pair<std::string, bool>> pieces; // piece, starts a line
+            std::vector<bool> ends;
+            std::string line;
+            for (std::size_t i = 0; i < text.size(); i += chunk) {
+                std::string_view piece = text.substr(i, chunk);
+                while (split.take(piece, line)) {
+                    CHECK(line.size() <= 4 + 2);
+                    pieces.emplace_back(line, split.starts_line());
+                    ends.push_back(split.ends_line());
+                }
+            }
+            if (split.finish(line)) {
+                pieces.emplace_back(line, split.starts_line());
+                ends.push_back(split.ends_line());
+            }
+            CHECK_FALSE(split.finish(line));
+            INFO("chunk " << chunk);
+            CHECK(pieces == std::vector<std::pair<std::string, bool>>{{"abcd", true},
+                                                                       {"efg\r\n", false},
+                                                                       {".\r\n", true},
+                                                                       {"xyz\r\n", true},
+                                                                       {"abcd", true},
+                                                                       {"\r\n", false}});
+            CHECK(ends == std::vector<bool>{false, true, true, true, false, true});
+        }
+    }
+
     TEST_CASE("local_header_section: our Received: first, Bcc: dropped, Date/Message-ID/From added when missing")
     {
         HeaderSection h;
