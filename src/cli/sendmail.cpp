@@ -420,8 +420,33 @@ Step<HeaderSection> read_header_section(LineReader& in, const SendmailOptions& o
     return header;
 }
 
-// The recipients of the command line, and with -t those of To:, Cc: and
-// Bcc:, each once, in order.
+// The fields -t takes recipients from: To:, Cc: and Bcc:; or, when the message
+// is being resent (RFC 5322 §3.6.6), the Resent-To:, Resent-Cc: and
+// Resent-Bcc: of the most recent resent block (the first run of Resent-
+// fields from the top: each resender puts its block above the others).
+std::vector<const HeaderSection::Field*> recipient_fields(const HeaderSection& header)
+{
+    auto resent = [](const HeaderSection::Field& f) { return f.name.rfind("resent-", 0) == 0; };
+    auto first = std::find_if(header.fields.begin(), header.fields.end(), resent);
+    std::vector<const HeaderSection::Field*> out;
+    if (first == header.fields.end()) {
+        for (const HeaderSection::Field& f : header.fields) {
+            if (f.name == "to" || f.name == "cc" || f.name == "bcc") {
+                out.push_back(&f);
+            }
+        }
+        return out;
+    }
+    for (auto f = first; f != header.fields.end() && resent(*f); ++f) {
+        if (f->name == "resent-to" || f->name == "resent-cc" || f->name == "resent-bcc") {
+            out.push_back(&*f);
+        }
+    }
+    return out;
+}
+
+// The recipients of the command line, and with -t those of the fields named
+// by recipient_fields(), each once, in order.
 Step<std::vector<std::string>> collect_recipients(const SendmailOptions& options, const HeaderSection& header,
                                                   const Config& config, bool& non_ascii)
 {
@@ -443,11 +468,12 @@ Step<std::vector<std::string>> collect_recipients(const SendmailOptions& options
             }
         }
     }
+    bool resent = false;
     if (options.extract) {
-        for (const HeaderSection::Field& f : header.fields) {
-            if (f.name != "to" && f.name != "cc" && f.name != "bcc") {
-                continue;
-            }
+        resent = std::any_of(header.fields.begin(), header.fields.end(),
+                             [](const HeaderSection::Field& f) { return f.name.rfind("resent-", 0) == 0; });
+        for (const HeaderSection::Field* field : recipient_fields(header)) {
+            const HeaderSection::Field& f = *field;
             for (const std::string& a : header_addresses(std::string_view(f.text).substr(f.text.find(':') + 1))) {
                 if (!add(a)) {
                     return fail(refused(k_exit_dataerr, "not a recipient address in " +
@@ -457,8 +483,11 @@ Step<std::vector<std::string>> collect_recipients(const SendmailOptions& options
         }
     }
     if (recipients.empty()) {
-        return fail(options.extract ? refused(k_exit_dataerr, "no recipients in To:, Cc: or Bcc:")
-                                    : refused(k_exit_usage, "no recipients given (or use -t)"));
+        if (!options.extract) {
+            return fail(refused(k_exit_usage, "no recipients given (or use -t)"));
+        }
+        return fail(refused(k_exit_dataerr, resent ? "no recipients in Resent-To:, Resent-Cc: or Resent-Bcc:"
+                                                   : "no recipients in To:, Cc: or Bcc:"));
     }
     return recipients;
 }
@@ -619,7 +648,8 @@ Step<Envelope> submit(const SendmailOptions& options, const Config& config, int 
 
 // The header section as stored: our Received: field first (RFC 5321 §4.4
 // for a local submission: by us, with the user's id), the fields given but
-// Bcc:, then Date:, Message-ID: and From: when they were missing. Pure.
+// Bcc: and Resent-Bcc:, then Date:, Message-ID: and From: when they were
+// missing. Pure.
 std::string local_header_section(const HeaderSection& header, const LocalSubmission& s)
 {
     std::string out = "Received: by " + s.hostname + " (smtpspool sendmail, from userid " + std::to_string(s.uid) +
@@ -629,7 +659,7 @@ std::string local_header_section(const HeaderSection& header, const LocalSubmiss
                            [&](const HeaderSection::Field& f) { return f.name == name; });
     };
     for (const HeaderSection::Field& f : header.fields) {
-        if (f.name != "bcc") { // never passed on: it would tell every recipient
+        if (f.name != "bcc" && f.name != "resent-bcc") { // never passed on: it would tell every recipient
             out += f.text;
         }
     }

@@ -20,7 +20,7 @@ struct SendmailOptions {
     Mode mode = Mode::submit;
     std::optional<std::string> sender;    // -f
     std::optional<std::string> full_name; // -F
-    bool extract = false;                 // -t: recipients from To:, Cc:, Bcc:
+    bool extract = false;                 // -t: recipients from To:, Cc:, Bcc: (or Resent-*)
     bool dot_ends = true;                 // without -i/-oi a line "." ends the message
     std::optional<std::string> interval;  // -qTIME
     std::vector<std::string> recipients;
@@ -98,7 +98,8 @@ struct LocalSubmission {
 
 // The header section as stored: our Received: field first (RFC 5321 §4.4
 // for a local submission: by us, with the user's id), the fields given but
-// Bcc:, then Date:, Message-ID: and From: when they were missing. Pure.
+// Bcc: and Resent-Bcc:, then Date:, Message-ID: and From: when they were
+// missing. Pure.
 std::string local_header_section(const HeaderSection& header, const LocalSubmission& submission);
 
 int run_sendmail(const SendmailOptions& options, Config config, int fd);

@@ -361,6 +361,36 @@ def sendmail_exit_statuses_follow_sysexits(tmp):
     expect(code == 0 and b"Usage: smtpspool sendmail" in out, out)
 
 
+@test
+def sendmail_t_takes_a_resent_message_s_recipients_and_hides_resent_bcc(tmp):
+    spool = os.path.join(tmp, "spool")
+    base = ["sendmail", "--spool", spool, "--hostname", "mx.test", "--log", "none", "-t"]
+    # The most recent resent block is on top; To:, Cc: and the older block
+    # were for earlier deliveries.
+    msg = (b"Resent-From: me@mx.test\nResent-To: new@example.org\nResent-Bcc: hidden3@example.com,\n"
+           b" hidden4@example.com\nResent-Date: Sun, 6 Dec 2026 02:00:00 +0000\n"
+           b"Received: by old.example; Sat, 5 Dec 2026 01:00:00 +0000\n"
+           b"Resent-From: earlier@example.net\nResent-To: earlier-rcpt@example.net\nResent-Bcc: old@example.net\n"
+           b"From: a@example.net\nTo: original@example.net\nCc: cc@example.net\nSubject: fwd\n\nbody\n")
+    code, _, err = run(base, msg)
+    expect(code == 0, (code, err))
+    _, env, data = only_message(spool)
+    expect([r["address"] for r in env["recipients"]] ==
+           ["new@example.org", "hidden3@example.com", "hidden4@example.com"], env["recipients"])
+    expect(b"Resent-Bcc" not in data and b"hidden3@" not in data and b"hidden4@" not in data
+           and b"old@example.net" not in data, data)
+    expect(b"Resent-To: new@example.org\r\n" in data and b"To: original@example.net\r\n" in data, data)
+    os.remove(os.path.join(spool, "queue", env["id"], "message.eml"))
+    shutil.rmtree(os.path.join(spool, "queue", env["id"]))
+    code, _, err = run(base, b"Resent-From: me@mx.test\nTo: original@example.net\n\nbody\n")
+    expect(code == 65 and b"no recipients in Resent-To:, Resent-Cc: or Resent-Bcc:" in err, (code, err))
+    # Without -t, Resent-Bcc: is dropped too.
+    code, _, err = run(base[:-1] + ["u"], b"Resent-Bcc: secret@example.com\nSubject: x\n\nbody\n")
+    expect(code == 0, (code, err))
+    _, _, data = only_message(spool)
+    expect(b"secret@" not in data and b"Resent-Bcc" not in data, data)
+
+
 def spool_is_clean(spool):
     for d in ("queue", "tmp"):
         path = os.path.join(spool, d)

@@ -160,10 +160,11 @@ TEST_SUITE("sendmail")
         }
     }
 
-    TEST_CASE("local_header_section: our Received: first, Bcc: dropped, Date/Message-ID/From added when missing")
+    TEST_CASE("local_header_section: our Received: first, Bcc: and Resent-Bcc: dropped, Date/Message-ID/From added when missing")
     {
         HeaderSection h;
-        for (const char* line : {"To: a@x.test\r\n", "Bcc: secret@x.test\r\n", "Subject: hi\r\n", "\r\n"}) {
+        for (const char* line : {"Resent-Bcc: hidden@x.test,\r\n", " other@x.test\r\n", "To: a@x.test\r\n",
+                                 "Bcc: secret@x.test\r\n", "Subject: hi\r\n", "RESENT-BCC:\r\n", "\r\n"}) {
             h.add(line);
         }
         LocalSubmission s;
