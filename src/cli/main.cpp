@@ -42,9 +42,54 @@ int uncaught(const char* what)
     return k_exit_software;
 }
 
+constexpr const char* k_system_config = "/etc/smtpspool.conf";
+
+// The spool of the system's configuration: /etc/smtpspool.conf when it
+// exists, else the default; nullopt when that file cannot be read.
+std::optional<std::string> system_spool()
+{
+    std::vector<const char*> argv{"smtpspool", "serve"};
+    if (::access(k_system_config, F_OK) == 0) {
+        argv.insert(argv.end(), {"--config", k_system_config});
+    }
+    auto config = parse_config(static_cast<int>(argv.size()), argv.data());
+    if (auto* c = std::get_if<Config>(&config)) {
+        return c->spool;
+    }
+    return std::nullopt;
+}
+
+// The configuration file sendmail's caller names (-C, --config, else
+// SMTPSPOOL_CONFIG), when it is not the system's.
+std::optional<std::string> other_config(const std::vector<std::string>& ours)
+{
+    std::optional<std::string> named;
+    for (std::size_t i = 0; i < ours.size(); ++i) {
+        if (ours[i] == "--config" && i + 1 < ours.size()) {
+            named = ours[++i];
+        } else if (ours[i].rfind("--config=", 0) == 0) {
+            named = ours[i].substr(9);
+        }
+    }
+    if (!named) {
+        const char* env = std::getenv("SMTPSPOOL_CONFIG");
+        if (env != nullptr && *env != '\0') {
+            named = env;
+        }
+    }
+    if (named && *named == k_system_config) {
+        return std::nullopt;
+    }
+    return named;
+}
+
 // `smtpspool sendmail ...` or sendmail(8) by name: parse its flags, read the
 // configuration (--config, -C, SMTPSPOOL_CONFIG, else /etc/smtpspool.conf when
-// it exists), and run the mode the flags ask for.
+// it exists), and run the mode the flags ask for. Another configuration than
+// the system's names the programs that -q and -bs would run (pipe routes,
+// hooks): only root and the system spool's owner may name one, so that a
+// caller who controls sendmail's arguments (a web application's mail()) and
+// can write a file cannot run a program by it.
 int sendmail_main(const std::vector<std::string>& args)
 {
     if (std::find(args.begin(), args.end(), "--help") != args.end()) {
@@ -60,10 +105,11 @@ int sendmail_main(const std::vector<std::string>& args)
                      "  -f SENDER, -r SENDER  the envelope sender (default: login name @ hostname)\n"
                      "  -F NAME               the full name of an added From:\n"
                      "  -bp | -q[TIME] | -bs  list the queue | run it (every TIME) | SMTP on stdin\n"
-                     "  -C FILE               the same as --config FILE\n"
+                     "  -C FILE               the same as --config FILE (root and the spool's owner only)\n"
                      "  Ignored: -oX, -v, -U, -Am, -Ac, and -B, -N, -R, -h, -L, -V with a value.\n\n"
                      "Options:\n"
-                     "  --config FILE         default: $SMTPSPOOL_CONFIG, else /etc/smtpspool.conf if present\n"
+                     "  --config FILE         default: $SMTPSPOOL_CONFIG, else /etc/smtpspool.conf if present;\n"
+                     "                        another file than that only for root and the spool's owner\n"
                      "  --spool DIR           the spool directory (default /var/spool/smtpspool)\n"
                      "  --hostname NAME       for bare recipients, the sender, Received: and Message-ID:\n"
                      "  --log WHERE           syslog (default), stderr or none\n"
@@ -77,6 +123,16 @@ int sendmail_main(const std::vector<std::string>& args)
         return k_exit_usage;
     }
     SendmailOptions& o = std::get<SendmailOptions>(parsed);
+    if (auto other = other_config(o.ours)) {
+        std::optional<std::string> spool = system_spool();
+        if (!spool || !may_choose_config(*spool)) {
+            std::cerr << "sendmail: " << *other
+                      << ": another configuration (-C, --config, SMTPSPOOL_CONFIG) is honoured only for root and "
+                         "the owner of the spool "
+                      << spool.value_or(std::string("of ") + k_system_config) << "\n";
+            return k_exit_noperm;
+        }
+    }
     std::vector<std::string> argv{"smtpspool"};
     switch (o.mode) {
     case SendmailOptions::Mode::list_queue:
@@ -101,8 +157,8 @@ int sendmail_main(const std::vector<std::string>& args)
         const char* env = std::getenv("SMTPSPOOL_CONFIG");
         if (env != nullptr && *env != '\0') {
             argv.insert(argv.end(), {"--config", env});
-        } else if (::access("/etc/smtpspool.conf", R_OK) == 0) {
-            argv.insert(argv.end(), {"--config", "/etc/smtpspool.conf"});
+        } else if (::access(k_system_config, R_OK) == 0) {
+            argv.insert(argv.end(), {"--config", k_system_config});
         }
     }
     std::vector<const char*> cargv;

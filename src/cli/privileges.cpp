@@ -53,4 +53,13 @@ std::optional<std::string> user_to_become(const std::optional<std::string>& user
     return std::nullopt;
 }
 
+bool may_choose_config(const std::string& system_spool)
+{
+    if (::getuid() == 0) {
+        return true;
+    }
+    struct stat st {};
+    return ::stat(system_spool.c_str(), &st) == 0 && st.st_uid == ::getuid();
+}
+
 } // namespace smtpspool

@@ -20,4 +20,9 @@ Result<void> drop_privileges(const std::string& user);
 // owned by root).
 std::optional<std::string> user_to_become(const std::optional<std::string>& user, const std::string& spool);
 
+// Whether the caller may name another configuration than the system's (it
+// names the programs that hooks and pipe routes run): root (the real user id)
+// and the owner of the system configuration's spool directory may.
+bool may_choose_config(const std::string& system_spool);
+
 } // namespace smtpspool

@@ -488,6 +488,56 @@ def sendmail_config_from_the_environment_and_compatibility_modes(tmp):
 
 
 @test
+def sendmail_honours_another_config_only_for_root_and_the_spool_owner(tmp):
+    # -C names the programs that -q (pipe routes) and -bs (hooks) run: a
+    # caller who controls sendmail's arguments must not choose it.
+    if os.geteuid() != 0:
+        raise Skip("needs root, to run sendmail as nobody")
+    if os.path.exists("/etc/smtpspool.conf"):
+        raise Skip("/etc/smtpspool.conf exists: the system spool is not the default one")
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    os.chmod(tmp, 0o755)
+    spool = os.path.join(tmp, "spool")
+    os.mkdir(spool, 0o750)
+    os.chown(spool, nobody.pw_uid, nobody.pw_gid)
+    out_dir = os.path.join(tmp, "out")
+    os.mkdir(out_dir)
+    os.chown(out_dir, nobody.pw_uid, nobody.pw_gid)
+    marker = os.path.join(out_dir, "ran")
+    conf = write(tmp, "evil.conf", f"spool = {spool}\nhostname = mx.test\nlog = none\n"
+                                   f"route = *=pipe:id > {marker}; cat >/dev/null\n")
+    as_nobody = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", BIN, "sendmail"]
+    refusal = b"another configuration (-C, --config, SMTPSPOOL_CONFIG) is honoured only for root and the owner"
+
+    def sendmail(prefix, args, stdin=b"", env=None):
+        p = subprocess.run(prefix + args, input=stdin, capture_output=True, env=clean_env(env), timeout=30)
+        return p.returncode, p.stdout, p.stderr
+
+    for args, env in [(["-C", conf, "-q"], None), (["-C" + conf, "u@example.org"], None),
+                      (["--config", conf, "-bs"], None), (["--config=" + conf, "-q"], None),
+                      (["-q"], {"SMTPSPOOL_CONFIG": conf})]:
+        code, out, err = sendmail(as_nobody, args, b"Subject: x\n\nbody\n", env)
+        expect(code == 77 and out == b"" and refusal in err and b"/var/spool/smtpspool" in err, (args, code, out, err))
+    expect(not os.path.exists(marker), "a pipe route ran")
+    expect(os.listdir(spool) == [], os.listdir(spool))
+    # Root may; so may the system spool's owner (here the default spool,
+    # /var/spool/smtpspool, made nobody's in a mount namespace of its own).
+    code, out, err = sendmail([BIN, "sendmail"], ["-C", conf, "u@example.org"], b"Subject: x\n\nbody\n")
+    expect(code == 0, (code, err))
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        raise Skip("no mount namespace here: the owner's case is not tested")
+    var_spool = os.path.join(tmp, "var-spool")
+    os.makedirs(os.path.join(var_spool, "smtpspool"))
+    os.chown(os.path.join(var_spool, "smtpspool"), nobody.pw_uid, nobody.pw_gid)
+    in_namespace = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /var/spool && exec "$@"', var_spool]
+    code, out, err = sendmail(in_namespace + as_nobody, ["-C", conf, "-q"])
+    expect(code == 0 and err == b"", (code, out, err))
+    with open(marker) as f:
+        expect(f"uid={nobody.pw_uid}" in f.read(), "the pipe route ran as the owner")
+
+
+@test
 def user_option_gives_up_root(tmp):
     if os.geteuid() != 0:
         raise Skip("needs root")
