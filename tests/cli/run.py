@@ -464,6 +464,17 @@ def a_file_size_limit_refuses_the_message_and_ends_nothing(tmp):
         b"Subject: big\n\n" + big)
     expect(code == 73 and err.startswith(b"sendmail: message not queued: ") and b"File too large" in err, (code, err))
     spool_is_clean(spool2)
+    # runq: a maildir delivery over the limit is deferred, its file removed.
+    maildir = os.path.join(tmp, "maildir")
+    spool3 = os.path.join(tmp, "spool3")
+    code, out, err = session(spool3, [("a@b.example", ["u@mx.test"], big)])
+    expect(len(queued_ids(out)) == 1, out)
+    code, out, err = under_file_size_limit(
+        100, ["runq", "--spool", spool3, "--log", "stderr", "--route", f"*=maildir:{maildir}/%u"], b"")
+    expect(code == 0 and b"result=deferred" in err and b"File too large" in err, (code, err))
+    expect(len(os.listdir(os.path.join(spool3, "queue"))) == 1, "the message stays queued")
+    for sub in ("tmp", "new"):
+        expect(os.listdir(os.path.join(maildir, "u", sub)) == [], (sub, os.listdir(os.path.join(maildir, "u", sub))))
 
 
 @test

@@ -285,7 +285,7 @@ TEST_SUITE("session")
         CHECK_FALSE(f.spool.open);
     }
 
-    TEST_CASE("local failures: 451 or 452, transaction discarded, session continues")
+    TEST_CASE("local failures: 451, 452 or 552, transaction discarded, session continues")
     {
         SUBCASE("begin fails: 451 to DATA, the transaction stays")
         {
@@ -305,6 +305,17 @@ TEST_SUITE("session")
             std::string out = f.send(k_envelope + std::string(900, 'y') + "\r\n.\r\nNOOP\r\n");
             CHECK(codes(out) == std::vector<int>{250, 250, 250, 354, 452, 250});
             CHECK(out.find("452 4.3.1") != std::string::npos);
+            CHECK(f.spool.messages.empty());
+            CHECK(f.session.state() == State::greeted);
+        }
+        SUBCASE("a file-size limit while writing (EFBIG): 552 5.3.4 after the end")
+        {
+            SessionFixture f;
+            f.spool.fail_append_after = 300;
+            f.spool.fail_errno = EFBIG;
+            std::string out = f.send(k_envelope + std::string(900, 'y') + "\r\n.\r\nNOOP\r\n");
+            CHECK(codes(out) == std::vector<int>{250, 250, 250, 354, 552, 250});
+            CHECK(out.find("552 5.3.4 message too big for this system") != std::string::npos);
             CHECK(f.spool.messages.empty());
             CHECK(f.session.state() == State::greeted);
         }
