@@ -395,8 +395,10 @@ Step<HeaderSection> read_header_section(LineReader& in, const SendmailOptions& o
     HeaderSection header;
     std::string line;
     ended = false;
-    // A line longer than the whole header section may be comes as a piece
-    // that is: refused as too long without reading the rest of it.
+    // A header line is held whole up to the header section's limit; a longer
+    // one comes as a piece just over it, refused as too long before the
+    // rest of it is read. Every line taken here (the first body line too)
+    // is checked for NUL.
     in.set_max_piece(k_max_header_section + 1);
     for (;;) {
         if (!in.next(line) || (options.dot_ends && line == ".\r\n")) {
@@ -565,9 +567,6 @@ Step<Envelope> queue_submission(LineReader& in, const HeaderSection& header, boo
     if (!ended) {
         if (header.first_body_line != "\r\n") {
             put("\r\n"); // the body began without the empty line
-        }
-        if (header.first_body_line.find('\0') != std::string::npos) {
-            return fail(refused(k_exit_dataerr, k_nul_refused));
         }
         put(header.first_body_line);
         std::string line;

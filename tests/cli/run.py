@@ -403,13 +403,17 @@ def sendmail_reads_a_huge_line_in_bounded_memory(tmp):
     # an address-space limit that holding the line whole would overrun.
     if shutil.which("prlimit") is None:
         raise Skip("prlimit is not installed")
+    with open(BIN, "rb") as f:
+        # AddressSanitizer reserves more address space than the limit leaves:
+        # the refusals are checked, the memory bound is not.
+        limit = [] if b"__asan_init" in f.read() else ["prlimit", "--as=150000000"]
     spool = os.path.join(tmp, "spool")
     conf = write(tmp, "small.conf", "max-message-size = 1000000\n")
     line = b"a" * 64_000_000
     for name, stdin, message in [("header", line, b"the header section is longer than 1 MiB"),
                                  ("body", b"Subject: x\n\n" + line,
                                   b"the message is larger than max-message-size (1000000)")]:
-        p = subprocess.run(["prlimit", "--as=150000000", BIN, "sendmail", "--spool", spool, "--config", conf,
+        p = subprocess.run(limit + [BIN, "sendmail", "--spool", spool, "--config", conf,
                             "--hostname", "mx.test", "--log", "none", "u"],
                            input=stdin, capture_output=True, env=clean_env(), timeout=60)
         expect(p.returncode == 65 and p.stderr == b"sendmail: " + message + b"\n", (name, p.returncode, p.stderr))
