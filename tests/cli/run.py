@@ -986,6 +986,78 @@ def proxy_protocol_needs_its_balancers(tmp):
     expect(code == 78 and b"proxy-from: not an address or CIDR network: 'lb.test'" in err, (code, err))
 
 
+# A yescrypt hash (mkpasswd's default) and a cheaper sha512-crypt one, both of "right horse".
+YESCRYPT_HASH = "$y$j9T$abcdefghijklmnopqrstu.$LG/YsDWQwqFO96iqhAPX69lt7SJhPeZ6cTyTGKarJf."
+SHA512_HASH = "$6$smtpspoolsalt$Ol2NapPktWxRpRM09JOhBJ1OXY12/2S39ytHa.vKyM0wTY9lgnFl4DPOgEfsXM7QE9Q0t.nse5f9ot2XuFYNp0"
+
+
+class LineClient:
+    """serve with its standard input and output as pipes (a local client,
+    which AUTH is offered to in the clear): one command, one reply."""
+
+    def __init__(self, args):
+        self.p = subprocess.Popen([BIN, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, env=clean_env())
+        self.pending = b""
+
+    def reply(self):
+        lines = []
+        while True:
+            while b"\r\n" not in self.pending:
+                chunk = os.read(self.p.stdout.fileno(), 65536)
+                expect(chunk, f"the server closed after {lines}")
+                self.pending += chunk
+            line, self.pending = self.pending.split(b"\r\n", 1)
+            lines.append(line)
+            if line[3:4] != b"-":
+                return lines
+
+    def command(self, line):
+        self.p.stdin.write(line + b"\r\n")
+        self.p.stdin.flush()
+        return self.reply()
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=20)
+
+
+@test
+def auth_takes_as_long_for_an_unknown_user_as_for_a_known_one(tmp):
+    # The time of a refused AUTH must not tell whether the user exists: an
+    # unknown user's password is hashed like the file's most expensive hash
+    # (here yescrypt, about ten times sha512-crypt's default cost). Medians
+    # of 15 tries each, known and unknown users alternating; the ratio must
+    # stay within 0.5-2 (a busy machine's noise; the cheap sha512-crypt
+    # dummy this replaced made it about 10).
+    import base64
+    passwd = write(tmp, "passwd", f"bob:{SHA512_HASH}\nalice:{YESCRYPT_HASH}\n")
+    client = LineClient(["--spool", os.path.join(tmp, "spool"), "--hostname", "mx.test", "--log", "none",
+                         "--auth-passwd", passwd, "--max-errors", "100"])
+    expect(client.reply()[0].startswith(b"220 "), "greeting")
+    expect(b"250-AUTH PLAIN LOGIN" in client.command(b"EHLO c.test"), "AUTH offered")
+
+    def attempt(user, password):
+        token = base64.b64encode(b"\0" + user + b"\0" + password)
+        start = time.perf_counter()
+        lines = client.command(b"AUTH PLAIN " + token)
+        return time.perf_counter() - start, lines
+
+    attempt(b"alice", b"wrong")  # the first hash sets up what later ones reuse
+    known, unknown = [], []
+    for _ in range(15):
+        for user, times in ((b"alice", known), (b"nosuchuser", unknown)):
+            took, lines = attempt(user, b"wrong horse")
+            expect(lines == [b"535 5.7.8 authentication credentials invalid"], (user, lines))
+            times.append(took)
+    expect(attempt(b"alice", b"right horse")[1][0].startswith(b"235 "), "the right password")
+    client.close()
+    k, u = sorted(known)[7], sorted(unknown)[7]
+    ratio = u / k
+    print(f"    known user {k * 1000:.2f} ms, unknown user {u * 1000:.2f} ms (medians), ratio {ratio:.2f}")
+    expect(0.5 <= ratio <= 2.0, f"unknown/known median ratio {ratio:.2f}: {u * 1000:.2f} ms vs {k * 1000:.2f} ms")
+
+
 def main():
     SUITE.main(sys.argv[2:])
 

@@ -116,6 +116,48 @@ TEST_SUITE("auth")
         CHECK(odd.check("carol", "x") == AuthVerdict::temporary);
     }
 
+    TEST_CASE("hash_cost orders the settings of crypt(3) by their work")
+    {
+        const std::string salt = "abcdefghijklmnopqrstu.$";
+        double yes = hash_cost("$y$j9T$" + salt); // N 2^12, r 32: mkpasswd's default
+        CHECK(yes > hash_cost("$6$saltsalt$x"));
+        CHECK(hash_cost("$6$saltsalt$x") == hash_cost("$6$rounds=5000$saltsalt$x"));
+        CHECK(hash_cost("$6$rounds=200000$saltsalt$x") > yes);
+        CHECK(hash_cost("$6$rounds=10$s$x") == hash_cost("$6$rounds=1000$s$x")); // crypt(3)'s floor
+        CHECK(hash_cost("$y$j75$" + salt) < yes);            // N 2^10, r 8
+        CHECK(hash_cost("$y$jFT$" + salt) == 64 * yes);      // N 2^18
+        CHECK(hash_cost("$y$j9kn$" + salt) == doctest::Approx(yes * 100 / 32)); // r 100, two characters
+        CHECK(hash_cost("$y$j9T.0$" + salt) == 4 * yes);     // p 4
+        CHECK(hash_cost("$y$j9T/.$" + salt) == 2 * yes);     // t 1
+        CHECK(hash_cost("$gy$j9T$" + salt) == yes);
+        CHECK(hash_cost("$7$CU..../....salt$x") > yes);      // scrypt N 2^14, r 32
+        CHECK(hash_cost("$2b$11$" + salt) == 2 * hash_cost("$2b$10$" + salt));
+        CHECK(hash_cost("$md5,rounds=5000$salt$$x") > hash_cost("$md5$salt$$x"));
+        CHECK(hash_cost("$sha1$40000$salt$x") > hash_cost("$sha1$4$salt$x"));
+        CHECK(hash_cost("$1$salt$x") > 0);
+        for (const char* unknown : {"$99$what$ever", "$y$$", "$y$~$", "$2b$x$", "$7$", "$", ""}) {
+            CHECK_MESSAGE(hash_cost(unknown) == 0, std::string(unknown));
+        }
+    }
+
+    TEST_CASE("an unknown user is checked against the file's most expensive hash")
+    {
+        std::string six = sha512_crypt("s3cret", "$6$saltsalt$");
+        std::string slow = sha512_crypt("x", "$6$rounds=20000$saltsalt$");
+        std::string yes = sha512_crypt("other", "$y$j9T$abcdefghijklmnopqrstu.$");
+        auto file = [](std::string text) { return std::get<PasswordFile>(PasswordFile::parse(text)); };
+        CHECK(file("a:" + six + "\nb:" + yes + "\nc:" + six + "\n").unknown_user_hash() == yes);
+        CHECK(file("a:" + slow + "\nb:" + six + "\n").unknown_user_hash() == slow);
+        CHECK(file("a:" + six + "\nb:" + sha512_crypt("y", "$6$othersalt$") + "\n").unknown_user_hash() == six);
+        PasswordFile empty = file("# nobody\n");
+        CHECK(empty.unknown_user_hash().starts_with("$6$"));
+        CHECK(empty.check("nobody", "") == AuthVerdict::refused);
+        // The right password of the user whose hash it borrows does not let an unknown user in.
+        PasswordFile f = file("bob:" + yes + "\n");
+        CHECK(f.check("bob", "other") == AuthVerdict::ok);
+        CHECK(f.check("nobody", "other") == AuthVerdict::refused);
+    }
+
     TEST_CASE("AUTH is offered only inside TLS or to a local client, and only with a password file")
     {
         ScriptedAuth auth;
