@@ -38,6 +38,8 @@ struct Config {
     unsigned max_session_time = limits::k_default_max_session_time;
     std::size_t max_errors = limits::k_default_max_errors;
     bool rfc821 = false;
+    // A UNIX-domain socket on standard input is a local client, not an unknown one.
+    bool trust_unix_socket = false;
     // --proxy-protocol: a PROXY protocol header from one of proxy_from first.
     bool proxy_protocol = false;
     std::vector<std::string> proxy_from;

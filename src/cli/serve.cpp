@@ -134,7 +134,8 @@ bool over_rate_limit(const Config& config, const Peer& peer, LogSink& log, TimeP
     if (limits.per_minute == 0 && limits.per_client_per_minute == 0) {
         return false;
     }
-    auto check = check_connection_rate(config.spool, peer.local ? "local" : peer.address, limits, now);
+    // Local clients share one counter, and so do clients whose address is unknown.
+    auto check = check_connection_rate(config.spool, client_name(peer), limits, now);
     if (!check) {
         log.log(LogLine("rate-error").add("reason", check.error().message));
         return false;
@@ -143,7 +144,7 @@ bool over_rate_limit(const Config& config, const Peer& peer, LogSink& log, TimeP
         return false;
     }
     log.log(LogLine("rate-limited")
-                .add("client", peer.local ? "local" : peer.address)
+                .add("client", client_name(peer))
                 .add("limit", to_string(check.value().verdict))
                 .add("server_rate", static_cast<std::uint64_t>(check.value().server_rate))
                 .add("client_rate", static_cast<std::uint64_t>(check.value().client_rate)));
@@ -155,7 +156,7 @@ bool over_rate_limit(const Config& config, const Peer& peer, LogSink& log, TimeP
 // no valid header is no SMTP client, and an untrusted sender may not name one).
 Result<Peer, int> proxied_client(const Config& config, const Peer& connection, LogSink& log)
 {
-    std::string balancer = connection.local ? "local" : connection.address;
+    std::string balancer = client_name(connection);
     auto refuse = [&](std::string_view reason, std::string_view detail, int status) {
         LogLine line("proxy-refused");
         line.add("balancer", balancer).add("reason", reason);
@@ -183,11 +184,10 @@ Result<Peer, int> proxied_client(const Config& config, const Peer& connection, L
     }
     LogLine line("proxy");
     line.add("balancer", balancer).add("version", static_cast<std::uint64_t>(r.header.version));
-    Peer client = proxied_peer(connection, r.header);
-    if (r.header.addresses) {
-        line.add("client", client.address).add("port", *client.port);
-    } else {
-        line.add("client", "none");
+    Peer client = proxied_peer(r.header);
+    line.add("client", client_name(client));
+    if (client.port) {
+        line.add("port", *client.port);
     }
     log.log(line);
     return client;
@@ -221,7 +221,7 @@ int run_serve(Config config)
     g_last_words.hostname = config.hostname;
     auto log = make_log_sink(config.log);
     EnvLookup env = [](const char* name) -> const char* { return std::getenv(name); };
-    Peer peer = peer_from_environment(env).value_or(peer_from_socket(0));
+    Peer peer = peer_from_environment(env).value_or(peer_from_socket(0, config.trust_unix_socket));
     if (config.proxy_protocol) {
         auto client = proxied_client(config, peer, *log);
         if (!client) {

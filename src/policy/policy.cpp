@@ -130,9 +130,19 @@ bool client_denied(const Peer& peer, const std::vector<std::string>& deny, const
     if (env(k_deny_variable) != nullptr) {
         return true;
     }
-    auto ip = parse_ip(peer.address);
-    if (peer.local || !ip) {
+    if (peer.local) {
         return false;
+    }
+    auto ip = parse_ip(peer.address);
+    if (!ip) {
+        // No address: in no network but one that holds every address of a
+        // family (0.0.0.0/0, ::/0), which no --allow-client network can except.
+        const auto first4 = *parse_ip("0.0.0.0");
+        const auto last4 = *parse_ip("255.255.255.255");
+        return std::ranges::any_of(deny, [&](const std::string& text) {
+            auto net = parse_network(text);
+            return net && (net->prefix == 0 || (contains(*net, first4) && contains(*net, last4)));
+        });
     }
     int denied = longest_match(deny, *ip);
     return denied >= 0 && denied > longest_match(allow, *ip);

@@ -27,7 +27,9 @@ inline constexpr const char* k_deny_variable = "SMTPSPOOL_DENY";
 // True when the client is refused service: SMTPSPOOL_DENY is set, or the most
 // specific network among --deny-client and --allow-client that holds its
 // address is a deny one (allow wins a tie). Local clients have no address and
-// are refused only by the variable. Pure.
+// are refused only by the variable; a network client whose address is unknown
+// is refused by a deny network that holds every IPv4 or every IPv6 address.
+// Pure.
 bool client_denied(const Peer& peer, const std::vector<std::string>& deny, const std::vector<std::string>& allow,
                    const EnvLookup& env);
 

@@ -59,13 +59,13 @@ std::optional<Peer> peer_from_environment(const EnvLookup& env)
     return std::nullopt;
 }
 
-Peer proxied_peer(const Peer& connection, const ProxyHeader& header)
+Peer proxied_peer(const ProxyHeader& header)
 {
-    if (!header.addresses) {
-        return connection;
-    }
     Peer p;
     p.local = false;
+    if (!header.addresses) {
+        return p; // a client without an address, whoever the balancer is
+    }
     p.address = unmap_ipv4(header.addresses->source);
     p.port = header.addresses->source_port;
     p.local_address = unmap_ipv4(header.addresses->destination);

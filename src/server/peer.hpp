@@ -16,11 +16,13 @@ namespace smtpspool {
 std::optional<Peer> peer_from_environment(const EnvLookup& env);
 
 // The peer a trusted load balancer names in its PROXY protocol header, in
-// place of the connection's own (the balancer's host name and ident do not
-// describe it). A header without addresses leaves the connection's peer.
-Peer proxied_peer(const Peer& connection, const ProxyHeader& header);
+// place of the connection's own (the balancer's address, host name and ident
+// do not describe it). A header without addresses names a network client
+// whose address is unknown, never the balancer.
+Peer proxied_peer(const ProxyHeader& header);
 
-// True when the peer's address is in one of the networks; never for a local peer.
+// True when the peer's address is in one of the networks; never for a local
+// peer or one whose address is unknown.
 bool in_networks(const Peer& peer, const std::vector<std::string>& networks);
 
 // Local clients, RELAYCLIENT set (tcprules), or an address in relay_clients.

@@ -243,9 +243,14 @@ bool is_socket(int fd)
     return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-Peer peer_from_socket(int fd)
+Peer peer_from_socket(int fd, bool trust_unix_socket)
 {
     Peer peer;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        return peer; // a pipe, a file or a terminal: local
+    }
+    peer.local = false; // from here on, whatever cannot be told is a stranger
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
@@ -261,9 +266,9 @@ Peer peer_from_socket(int fd)
         ::inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
         peer.port = ntohs(sin6->sin6_port);
     } else {
-        return peer; // AF_UNIX and the like: a local client
+        peer.local = ss.ss_family == AF_UNIX && trust_unix_socket;
+        return peer;
     }
-    peer.local = false;
     peer.address = unmap_ipv4(text);
     return peer;
 }

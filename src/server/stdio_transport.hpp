@@ -68,7 +68,11 @@ ProxyRead read_proxy_header(int in, unsigned timeout_seconds);
 // True when fd is a socket (under inetd, stdin, stdout and stderr all are).
 bool is_socket(int fd);
 
-// The peer from getpeername(2) on fd; local when fd is not an inet socket.
-Peer peer_from_socket(int fd);
+// Who is on the other end of fd (smtpspool(8), PEER IDENTITY): local when fd
+// is no socket (a pipe, file or terminal), and a UNIX-domain socket only when
+// trust_unix_socket says so; an IPv4 or IPv6 socket's peer by getpeername(2);
+// any other socket (untrusted UNIX, a peer that cannot be read, another
+// family) a network client whose address is unknown.
+Peer peer_from_socket(int fd, bool trust_unix_socket);
 
 } // namespace smtpspool

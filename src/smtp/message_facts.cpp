@@ -22,7 +22,8 @@ std::string received_header(const MessageFacts& f, std::string_view id)
     // RFC 5321 §4.4: from the EHLO name and the peer's address literal, by our
     // name, with the protocol, id, for the recipient when there is only one.
     std::string h = "Received: from " + text::header_word(f.helo);
-    if (!f.peer.local) {
+    const bool unknown = !f.peer.local && f.peer.address.empty();
+    if (!f.peer.local && !unknown) {
         h += " (";
         if (f.peer.hostname) {
             h += text::header_word(*f.peer.hostname) + " ";
@@ -33,7 +34,7 @@ std::string received_header(const MessageFacts& f, std::string_view id)
     if (f.tls) {
         h += ", " + text::header_word(f.tls->version) + " " + text::header_word(f.tls->cipher);
     }
-    h += f.peer.local ? ", from a local client)" : ")";
+    h += f.peer.local ? ", from a local client)" : unknown ? ", client address unknown)" : ")";
     std::string with = f.esmtp ? "ESMTP" : "SMTP";
     if (f.mail.smtputf8) {
         with = "UTF8SMTP"; // RFC 6531 §3.7.3
@@ -62,7 +63,7 @@ Envelope make_envelope(const MessageFacts& f)
     Envelope e;
     e.received_at = rfc3339_utc(f.started); // the instant of the id and the Received: date
     e.hostname = std::string(f.hostname);
-    if (!f.peer.local) {
+    if (!f.peer.local && !f.peer.address.empty()) {
         e.client.address = f.peer.address;
         e.client.port = f.peer.port;
         e.client.hostname = f.peer.hostname;

@@ -77,10 +77,8 @@ void Session::close(std::string_view reason)
 Output Session::start()
 {
     LogLine connect("connect");
-    if (m_config.peer.local) {
-        connect.add("client", "local");
-    } else {
-        connect.add("client", m_config.peer.address);
+    connect.add("client", client_name(m_config.peer));
+    if (!m_config.peer.local) {
         if (m_config.peer.port) {
             connect.add("port", *m_config.peer.port);
         }
@@ -97,7 +95,7 @@ Output Session::start()
     connect.add("relay", m_config.may_relay ? "yes" : "no");
     m_log.log(connect);
     if (m_config.client_denied) {
-        m_log.log(LogLine("client-denied").add("client", m_config.peer.local ? "local" : m_config.peer.address));
+        m_log.log(LogLine("client-denied").add("client", client_name(m_config.peer)));
         m_out += render(replies::client_denied(m_config.hostname)); // not the client's error
         m_state = State::denied;
     } else {

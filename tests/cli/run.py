@@ -977,6 +977,98 @@ def proxy_protocol_rate_limits_count_the_proxied_client(tmp):
 
 
 @test
+def proxy_header_without_addresses_is_an_unknown_client_that_may_not_relay(tmp):
+    # v1 UNKNOWN, v2 LOCAL, and v2 PROXY with the unspecified or the UNIX
+    # family name no client. The balancer on 127.0.0.1 is in the default
+    # --relay-client networks and in --allow-client; the client it forwards
+    # is neither: it may not relay, and a --deny-client network of every
+    # address refuses it.
+    v2_local = PROXY_SIGNATURE + struct.pack(">BBH", 0x20, 0x00, 0)
+    v2_unspec = PROXY_SIGNATURE + struct.pack(">BBH", 0x21, 0x00, 4) + b"junk"
+    unix_block = b"/run/client.sock".ljust(108, b"\0") + b"/run/smtpspool.sock".ljust(108, b"\0")
+    v2_unix = PROXY_SIGNATURE + struct.pack(">BBH", 0x21, 0x31, len(unix_block)) + unix_block
+    relay = b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<victim@elsewhere.example>\r\nRCPT TO:<u@mx.test>\r\n" \
+            b"DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n"
+    headers = [("v1 UNKNOWN", b"PROXY UNKNOWN\r\n", 1), ("v1 UNKNOWN with text", b"PROXY UNKNOWN 1.2.3.4 x\r\n", 1),
+               ("v2 LOCAL", v2_local, 2), ("v2 UNSPEC", v2_unspec, 2), ("v2 UNIX", v2_unix, 2)]
+    options = ["--proxy-protocol", "--proxy-from", "127.0.0.1", "--allow-client", "127.0.0.1"]
+    for name, header, version in headers:
+        case_tmp = os.path.join(tmp, name.replace(" ", "-"))
+        os.mkdir(case_tmp)
+        code, out, err, spool = proxied_session(case_tmp, [header + relay], options)
+        lines = out.split(b"\r\n")
+        expect(code == 0 and lines[0].startswith(b"220 mx.test"), (name, code, lines, err))
+        expect(b"550 5.7.1 relaying denied" in lines and b"250 2.1.5 recipient OK" in lines, (name, lines))
+        expect(f"event=proxy balancer=127.0.0.1 version={version} client=unknown" in err, (name, err))
+        expect("event=connect client=unknown relay=no" in err, (name, err))
+        msgs = queued_envelopes(spool)
+        expect(len(msgs) == 1 and msgs[0][0]["recipients"][0]["address"] == "u@mx.test", (name, msgs))
+        env, eml = msgs[0]
+        expect(env["client"]["address"] is None and env["client"]["port"] is None, (name, env["client"]))
+        expect(b"127.0.0.1" not in eml and b"from a local client" not in eml, (name, eml[:300]))
+        # Denied when every address is: no --allow-client network holds a client without one.
+        deny_tmp = os.path.join(case_tmp, "deny")
+        os.mkdir(deny_tmp)
+        code, out, err, spool = proxied_session(deny_tmp, [header + b"QUIT\r\n"],
+                                                options + ["--deny-client", "0.0.0.0/0"])
+        expect(code == 0 and out.startswith(b"554 5.7.1 "), (name, out, err))
+        expect("event=client-denied client=unknown" in err, (name, err))
+
+
+def unix_socket_session(tmp, data, options=()):
+    """serve with its standard input and output an AF_UNIX stream socket (a
+    socketpair, as a TLS terminator or a unix-socket listener hands one
+    over), the client's whole input sent first. Returns status, replies, log, spool."""
+    spool = os.path.join(tmp, "spool")
+    client, conn = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.sendall(data)
+    client.shutdown(socket.SHUT_WR)
+    p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "stderr", *options],
+                         stdin=conn, stdout=conn, stderr=subprocess.PIPE, env=clean_env())
+    conn.close()
+    client.settimeout(20)
+    out = b""
+    while chunk := client.recv(65536):
+        out += chunk
+    code = p.wait(timeout=20)
+    err = p.stderr.read().decode()
+    client.close()
+    return code, out.split(b"\r\n"), err, spool
+
+
+@test
+def unix_socket_client_is_untrusted_unless_trust_unix_socket(tmp):
+    # A UNIX-domain socket on standard input says nothing of who is behind it:
+    # without --trust-unix-socket its client is an unknown network client (no
+    # relaying, CRLF only, no AUTH in the clear); with it, a local client.
+    passwd = write(tmp, "passwd", f"alice:{YESCRYPT_HASH}\n")
+    data = (b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<victim@elsewhere.example>\r\n"
+            b"RCPT TO:<u@mx.test>\r\nDATA\r\nSubject: x\r\n\r\nbare\nLF\r\n.\r\nNOOP\nQUIT\r\n")
+    untrusted = os.path.join(tmp, "untrusted")
+    os.mkdir(untrusted)
+    code, lines, err, spool = unix_socket_session(untrusted, data, ["--auth-passwd", passwd])
+    expect(code == 0 and lines[0].startswith(b"220 mx.test"), (code, lines, err))
+    expect(not any(l.startswith(b"250-AUTH") for l in lines), lines)
+    expect(b"550 5.7.1 relaying denied" in lines, lines)
+    expect(any(l.startswith(b"550 5.5.2 message refused: bare CR or LF") for l in lines), lines)
+    expect(b"500 5.5.2 command line must end with CRLF" in lines, lines)
+    expect("event=connect client=unknown relay=no" in err, err)
+    expect(queued_envelopes(spool) == [], "a message with a bare LF was queued")
+    trusted = os.path.join(tmp, "trusted")
+    os.mkdir(trusted)
+    code, lines, err, spool = unix_socket_session(trusted, data, ["--auth-passwd", passwd, "--trust-unix-socket"])
+    expect(code == 0 and lines[0].startswith(b"220 mx.test"), (code, lines, err))
+    expect(b"250-AUTH PLAIN LOGIN" in lines, lines)
+    expect(lines.count(b"250 2.1.5 recipient OK") == 2 and b"550 5.7.1 relaying denied" not in lines, lines)
+    expect(b"500 5.5.2 command line must end with CRLF" not in lines, lines)
+    expect("event=connect client=local relay=yes" in err, err)
+    msgs = queued_envelopes(spool)
+    expect(len(msgs) == 1 and len(msgs[0][0]["recipients"]) == 2, msgs)
+    code, out, err = run(["check-config", "--trust-unix-socket"])
+    expect(code == 0 and b"trust-unix-socket = yes\n" in out, (code, out, err))
+
+
+@test
 def proxy_protocol_needs_its_balancers(tmp):
     code, out, err = run(["--proxy-protocol", "--spool", tmp], b"QUIT\r\n")
     expect(code == 78 and out == b"" and b"proxy-protocol: needs --proxy-from" in err, (code, out, err))

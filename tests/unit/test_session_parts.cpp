@@ -146,4 +146,24 @@ TEST_SUITE("session_parts")
         MessageFacts helo{"mx.test", peer, no_tls, "h", false, no_user, mail, named, targets, TimePoint{}, false};
         CHECK(received_header(helo, "ID2").find(" with SMTP id ID2") != std::string::npos);
     }
+
+    TEST_CASE("MessageFacts: a client whose address is unknown has none in Received: or the envelope")
+    {
+        Peer unknown;
+        unknown.local = false;
+        const std::optional<TlsInfo> no_tls;
+        const std::optional<std::string> no_user;
+        MailCommand mail;
+        mail.path.mailbox = "a@b.test";
+        std::vector<std::string> named{"u@mx.test"};
+        std::vector<Recipient> targets(1);
+        targets[0].address = "u@mx.test";
+        MessageFacts f{"mx.test", unknown, no_tls, "c.test", true, no_user, mail, named, targets, TimePoint{}, false};
+        std::string h = received_header(f, "ID3");
+        CHECK(h.rfind("Received: from c.test\r\n\tby mx.test (smtpspool, client address unknown) with ESMTP id ID3\r\n",
+                      0) == 0);
+        Envelope e = make_envelope(f);
+        CHECK(e.client.address == std::nullopt);
+        CHECK(e.client.port == std::nullopt);
+    }
 }
