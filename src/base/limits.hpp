@@ -87,6 +87,11 @@ inline constexpr std::size_t k_max_envelope_size = 16 << 20;
 // message, and returns at most this much of its header section.
 inline constexpr std::size_t k_notice_read = 256 << 10;
 inline constexpr std::size_t k_notice_header_section = 64 << 10;
+// A notice to the sender of a message from a client that could not relay
+// returns whole header fields only, at most this many octets of them: the
+// sender address is anyone's, so a notice must carry little that the client
+// chose.
+inline constexpr std::size_t k_limited_header_section = 4 << 10;
 
 // Of a pipe command's output (stdout and stderr together), the last octets
 // kept, and how many of those a failure's detail names.

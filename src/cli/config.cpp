@@ -338,6 +338,20 @@ void copy(const Config& c, SessionConfig& s)
     s.*To = c.*From;
 }
 
+// The session learns of the routes (--route and --smarthost) only which
+// domains go by SMTP.
+void copy_smtp_routes(const Config& c, SessionConfig& s)
+{
+    if (c.routes.empty()) {
+        s.routed_by_smtp = nullptr;
+        return;
+    }
+    s.routed_by_smtp = [routes = c.routes](std::string_view domain) {
+        const Route* r = find_route(routes, domain);
+        return r != nullptr && r->transport.kind == TransportKind::smtp;
+    };
+}
+
 using K = OptionKind;
 using G = Group;
 using C = Config;
@@ -434,7 +448,7 @@ constexpr Option k_options[] = {
 
     {"route", 0, K::list, G::delivery, k_delivering, "DOMAIN=TRANSPORT",
      "deliver mail for DOMAIN (and its subdomains; * for any) by smtp:HOST[:PORT], maildir:PATH or pipe:COMMAND",
-     set_routes, show_routes},
+     set_routes, show_routes, copy_smtp_routes},
     {"smarthost", 0, K::text, G::delivery, k_delivering, "HOST[:PORT]", "the same as --route '*=smtp:HOST:PORT'",
      set_smarthost, nullptr},
     {"retry-schedule", 0, K::text, G::delivery, k_delivering, "LIST",

@@ -36,16 +36,54 @@ std::string status_code_of(std::string_view detail, std::string_view fallback)
     return std::string(fallback);
 }
 
+namespace {
+
+// RFC 5322 §3.6.8: a field name is printable ASCII but ':', then the colon
+// (§4.5.1 lets white space come before it).
+bool is_field_start(std::string_view line)
+{
+    std::size_t i = 0;
+    while (i < line.size() && line[i] > ' ' && line[i] < 0x7f && line[i] != ':') {
+        ++i;
+    }
+    const std::size_t name = i;
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) {
+        ++i;
+    }
+    return name > 0 && i < line.size() && line[i] == ':';
+}
+
+} // namespace
+
 std::string header_section(std::string_view message_start, std::size_t max)
 {
-    std::size_t end = message_start.find("\r\n\r\n");
-    std::string_view head = end == std::string_view::npos ? message_start : message_start.substr(0, end + 2);
-    if (head.size() > max) {
-        head = head.substr(0, max);
-        std::size_t last = head.rfind("\r\n");
-        head = last == std::string_view::npos ? std::string_view{} : head.substr(0, last + 2);
+    std::size_t whole = 0; // the end of the last field known to be whole and within max
+    std::size_t pos = 0;
+    bool in_field = false;
+    while (pos <= max) {
+        const std::size_t crlf = message_start.find("\r\n", pos);
+        if (crlf == std::string_view::npos) {
+            // An unended last line is not taken; the field before it is
+            // whole unless the line may continue it (or the text ends there).
+            const std::string_view rest = message_start.substr(pos);
+            if (in_field && !rest.empty() && rest[0] != ' ' && rest[0] != '\t') {
+                whole = pos;
+            }
+            break;
+        }
+        const std::string_view line = message_start.substr(pos, crlf - pos);
+        const bool stray = line.find_first_of("\r\n") != std::string_view::npos;
+        const bool continued = in_field && !line.empty() && (line[0] == ' ' || line[0] == '\t') && !stray;
+        if (!continued) {
+            whole = in_field ? pos : whole; // the field before this line is whole
+            if (stray || !is_field_start(line)) {
+                break; // the empty line, or a line that is no header field
+            }
+            in_field = true;
+        }
+        pos = crlf + 2;
     }
-    return std::string(head);
+    return std::string(message_start.substr(0, whole));
 }
 
 namespace {

@@ -43,7 +43,10 @@ std::string compose_bounce(const BounceInput& in);
 // The RFC 3463 code in a reply ("550 5.1.1 ..." -> "5.1.1"), or the default.
 std::string status_code_of(std::string_view detail, std::string_view fallback);
 
-// The header section of a message (up to the first empty line), at most max octets.
+// The header fields at the start of a message, whole, at most max octets of
+// them: up to the empty line that ends the header section, or to the first
+// line that is no header field (a message without an empty line is not
+// returned whole). Lines end in CRLF; a line with a bare CR or LF ends it too.
 std::string header_section(std::string_view message_start, std::size_t max);
 
 } // namespace smtpspool

@@ -95,14 +95,16 @@ bool Runner::queue_notice(const SpoolEntry& entry, const Envelope& e, const std:
 {
     const bool failure = reported.front().action == Action::failed;
     // A BINARYMIME message cannot travel inside a notice sent with DATA:
-    // only its header section is returned.
-    const bool full = failure && e.dsn_ret == "FULL" && e.body != Body::binary_mime;
+    // only its header section is returned. Nor does a limited envelope's
+    // (from a client that could not relay) return more than a little of it.
+    const bool full = failure && e.dsn_ret == "FULL" && e.body != Body::binary_mime && !e.dsn_limited;
+    const std::size_t header_max = e.dsn_limited ? limits::k_limited_header_section : limits::k_notice_header_section;
     SpoolWriter writer(m_config.spool, m_fs, m_clock, static_cast<long>(::getpid()));
     auto bid = writer.begin();
     auto text = entry.read_message(full ? limits::k_max_returned_message : limits::k_notice_read);
     Result<void> done = bid ? Result<void>{} : Result<void>{bid.error()};
     if (bid) {
-        std::string head = text ? header_section(text.value(), limits::k_notice_header_section) : "";
+        std::string head = text ? header_section(text.value(), header_max) : "";
         const bool fits = text && text.value().size() <= limits::k_max_returned_message;
         std::optional<std::string> whole;
         if (full && fits) {

@@ -72,6 +72,11 @@ struct Envelope {
     // ENVID, decoded from xtext (printable ASCII).
     std::optional<std::string> dsn_ret;
     std::optional<std::string> dsn_envid;
+    // The client could not relay, so the sender address is anyone's: notices
+    // return at most limits::k_limited_header_section of the header section
+    // (never the whole message), and NOTIFY and RET were cut down to what is
+    // honoured when the message was accepted (written only when true).
+    bool dsn_limited = false;
     std::uint64_t size = 0; // octets of message.eml
     std::vector<Recipient> recipients;
     // Delivery state, kept by runq (optional when reading: absent = never tried).

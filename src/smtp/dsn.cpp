@@ -175,4 +175,15 @@ bool notify_success(const std::optional<std::vector<std::string>>& notify)
     return notify && std::find(notify->begin(), notify->end(), "SUCCESS") != notify->end();
 }
 
+std::optional<std::vector<std::string>> limited_notify(const std::optional<std::vector<std::string>>& notify)
+{
+    if (!notify) {
+        return std::nullopt;
+    }
+    if (notify_failure(notify)) {
+        return std::vector<std::string>{"FAILURE"};
+    }
+    return std::vector<std::string>{"NEVER"};
+}
+
 } // namespace smtpspool

@@ -41,4 +41,9 @@ std::string orcpt_parameter(std::string_view stored);
 bool notify_failure(const std::optional<std::vector<std::string>>& notify);
 bool notify_success(const std::optional<std::vector<std::string>>& notify);
 
+// What is honoured of NOTIFY from a client that could not relay (the sender
+// address is anyone's): FAILURE alone. No NOTIFY stays none (failures are
+// reported); SUCCESS and DELAY are dropped, and a list left empty is NEVER.
+std::optional<std::vector<std::string>> limited_notify(const std::optional<std::vector<std::string>>& notify);
+
 } // namespace smtpspool

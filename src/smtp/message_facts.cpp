@@ -2,6 +2,7 @@
 #include "smtp/message_facts.hpp"
 
 #include "base/text.hpp"
+#include "smtp/dsn.hpp"
 
 namespace smtpspool {
 namespace {
@@ -81,6 +82,17 @@ Envelope make_envelope(const MessageFacts& f)
     }
     e.dsn_envid = f.mail.envid;
     e.recipients = f.targets;
+    if (!f.may_relay) {
+        // The sender address is anyone's: no notice may carry much of what
+        // the client chose, nor come without a failure.
+        e.dsn_limited = true;
+        if (e.dsn_ret) {
+            e.dsn_ret = "HDRS";
+        }
+        for (Recipient& r : e.recipients) {
+            r.notify = limited_notify(r.notify);
+        }
+    }
     return e;
 }
 

@@ -28,12 +28,16 @@ struct MessageFacts {
     const std::vector<Recipient>& targets;      // what they stand for (aliases)
     TimePoint started;                          // when the data began
     bool add_envelope_to;                       // X-Envelope-To: per recipient
+    bool may_relay;                             // or authenticated: its DSN requests are honoured
 };
 
 // Received: (and X-Envelope-To:) lines, each ending in CRLF, for queue id `id`.
 std::string received_header(const MessageFacts& facts, std::string_view id);
 
 // The envelope, without its id and size (the spool sets those at commit).
+// From a client that may not relay, the DSN requests as they will be
+// honoured: RET=HDRS for RET=FULL, NOTIFY cut down to FAILURE (limited_notify),
+// and dsn_limited set.
 Envelope make_envelope(const MessageFacts& facts);
 
 } // namespace smtpspool

@@ -340,7 +340,7 @@ MessageFacts Session::message_facts() const
 {
     return MessageFacts{m_config.hostname, m_config.peer,   m_config.tls,       m_helo,
                         m_esmtp,           m_auth_user,     m_tx->mail,         m_tx->recipients,
-                        m_tx->targets,     m_data_started, m_config.add_envelope_to};
+                        m_tx->targets,     m_data_started, m_config.add_envelope_to, m_config.may_relay};
 }
 
 Session::Handled Session::on_helo(const Command& cmd) { return greet(cmd, false); }
@@ -408,6 +408,21 @@ bool Session::is_local_domain(std::string_view domain) const
     return smtpspool::is_local_domain(domain, m_config.local_domains);
 }
 
+// A BODY=BINARYMIME message to an address routed by SMTP can only bounce
+// (runq sends with DATA only), and the bounce of a client that may not relay
+// goes to anyone's address: that recipient is refused instead.
+bool Session::binarymime_bounces(const std::vector<std::string>& addresses) const
+{
+    if (m_tx->mail.body != Body::binary_mime || m_config.may_relay || !m_config.routed_by_smtp) {
+        return false;
+    }
+    return std::any_of(addresses.begin(), addresses.end(), [this](const std::string& a) {
+        const std::size_t at = a.rfind('@');
+        return m_config.routed_by_smtp(at == std::string::npos ? std::string_view(m_config.hostname)
+                                                               : std::string_view(a).substr(at + 1));
+    });
+}
+
 Session::Handled Session::on_rcpt(const Command& cmd)
 {
     auto refuse = [&](Reply r, std::string_view to) {
@@ -437,6 +452,9 @@ Session::Handled Session::on_rcpt(const Command& cmd)
     auto verdict = m_policy.check_recipient(facts(), address, local);
     if (verdict.refusal) {
         return refuse(*verdict.refusal, address);
+    }
+    if (binarymime_bounces(verdict.addresses)) {
+        return refuse(replies::binarymime_undeliverable(), address);
     }
     const bool expanded = verdict.addresses.size() != 1 || verdict.addresses.front() != address;
     const std::size_t count = verdict.addresses.size();
@@ -704,6 +722,9 @@ void Session::finish_message(std::optional<Reply> refusal, std::string_view reas
                 queued.add("id", e.id).add("size", e.size).add("recipients", e.recipients.size());
                 if (chunks > 0) {
                     queued.add("chunks", chunks);
+                }
+                if (e.dsn_limited) {
+                    queued.add("dsn", "limited");
                 }
                 m_log.log(queued);
             }

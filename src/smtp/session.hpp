@@ -21,6 +21,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +47,10 @@ struct SessionConfig {
     std::size_t max_errors = 0;
     bool rfc821 = false;
     bool may_relay = false; // from relay-client, RELAYCLIENT or a local client
+    // Whether runq delivers mail for a domain (any case) by SMTP; unset: no
+    // route is known. A client that may not relay gets 550 to a recipient of
+    // a BODY=BINARYMIME message so routed (runq sends with DATA only).
+    std::function<bool(std::string_view domain)> routed_by_smtp;
     // Policy (smtpspool(8), POLICY).
     bool client_denied = false;   // 554 instead of 220, then 503 to all but QUIT
     std::size_t max_messages = 0; // per session, then 421; 0: no limit
@@ -168,6 +173,7 @@ private:
     void count_error();
 
     bool is_local_domain(std::string_view domain) const;
+    bool binarymime_bounces(const std::vector<std::string>& addresses) const;
     MessageFacts message_facts() const;
     PolicyFacts facts(std::string_view id = {}, std::uint64_t size = 0) const;
     Reply local_error_reply(const Error& e) const;

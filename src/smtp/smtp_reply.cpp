@@ -148,6 +148,11 @@ Reply binarymime_needs_bdat()
 {
     return {503, "5.5.1", "bad sequence of commands: a BODY=BINARYMIME message must be sent with BDAT"};
 }
+// RFC 3463 §3.7: X.6.3, conversion required (to send it with DATA) but not supported.
+Reply binarymime_undeliverable()
+{
+    return {550, "5.6.3", "a BODY=BINARYMIME message cannot be delivered to this recipient"};
+}
 Reply unknown_command() { return {500, "5.5.1", "command unrecognized"}; }
 Reply not_implemented() { return {502, "5.5.1", "command not implemented"}; }
 Reply ehlo_disabled() { return {502, "5.5.1", "EHLO not supported here, use HELO"}; }

@@ -66,6 +66,7 @@ Reply out_of_sequence(Refusal missing);
 // ... or by any reason of the table; verb names the command (send EHLO before it).
 Reply refusal(Refusal why, std::string_view verb);
 Reply binarymime_needs_bdat();
+Reply binarymime_undeliverable();
 Reply unknown_command();
 Reply not_implemented();
 Reply ehlo_disabled();

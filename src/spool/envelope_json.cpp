@@ -123,9 +123,10 @@ void visit_fields(E& e, V& v)
     });
     v.text("mail_from", e.mail_from, Presence::required);
     v.named("body", e.body, body_name, body_from_name);
-    v.flag("smtputf8", e.smtputf8);
+    v.flag("smtputf8", e.smtputf8, Presence::required);
     v.text("dsn_ret", e.dsn_ret, Presence::when_set, check_ret);
     v.text("dsn_envid", e.dsn_envid, Presence::when_set, check_envid);
+    v.flag("dsn_limited", e.dsn_limited, Presence::when_set);
     v.count("size", e.size, Presence::required);
     v.array("recipients", e.recipients, [&](auto& r) {
         v.text("address", r.address, Presence::required);
@@ -166,7 +167,12 @@ public:
         (*m_current)[key] = std::string(name(value));
     }
     void count(const char* key, std::uint64_t value, Presence) { (*m_current)[key] = value; }
-    void flag(const char* key, bool value) { (*m_current)[key] = value; }
+    void flag(const char* key, bool value, Presence presence)
+    {
+        if (value || presence != Presence::when_set) {
+            (*m_current)[key] = value;
+        }
+    }
     void keywords(const char* key, const std::optional<std::vector<std::string>>& value, void (*)(const std::vector<std::string>&))
     {
         if (value) {
@@ -261,8 +267,11 @@ public:
         start(key);
         number(value);
     }
-    void flag(const char* key, bool value)
+    void flag(const char* key, bool value, Presence presence)
     {
+        if (!value && presence == Presence::when_set) {
+            return;
+        }
         start(key);
         m_out += value ? "true" : "false";
     }
@@ -464,13 +473,21 @@ public:
         }
         value = v->get<std::uint64_t>();
     }
-    void flag(const char* key, bool& value)
+    // A flag written only when set is false when absent.
+    void flag(const char* key, bool& value, Presence presence)
     {
-        const Json& v = member(key);
-        if (!v.is_boolean()) {
+        const Json* v = find(key);
+        if (v == nullptr && presence == Presence::when_set) {
+            value = false;
+            return;
+        }
+        if (v == nullptr) {
+            throw missing(key);
+        }
+        if (!v->is_boolean()) {
             throw Invalid{std::string("\"") + key + "\" must be true or false"};
         }
-        value = v.get<bool>();
+        value = v->get<bool>();
     }
     void keywords(const char* key, std::optional<std::vector<std::string>>& value,
                   void (*check)(const std::vector<std::string>&))

@@ -21,7 +21,42 @@ TEST_SUITE("bounce")
     {
         CHECK(header_section("A: 1\r\nB: 2\r\n\r\nbody\r\n", 1000) == "A: 1\r\nB: 2\r\n");
         CHECK(header_section("A: 1\r\nB: 2\r\n\r\nbody\r\n", 8) == "A: 1\r\n");
-        CHECK(header_section("no end", 1000) == "no end");
+    }
+
+    TEST_CASE("the header section is whole header fields: never a message without an empty line")
+    {
+        // No empty line: the leading fields, not the lines after them.
+        CHECK(header_section("Received: x\r\nSubject: hi\r\nSPAM line one\r\nSPAM line two\r\n", 1000) ==
+              "Received: x\r\nSubject: hi\r\n");
+        CHECK(header_section("just text, no fields\r\nmore text\r\n", 1000).empty());
+        CHECK(header_section("no end", 1000).empty());
+        // A last field the text ends inside is not known whole.
+        CHECK(header_section("A: 1\r\nB: 2", 1000) == "A: 1\r\n");
+        CHECK(header_section("A: 1\r\nB: 2\r\n", 1000) == "A: 1\r\n");
+        CHECK(header_section("A: 1\r\nB: 2\r\nC", 1000) == "A: 1\r\nB: 2\r\n");
+        // Folded fields stay whole; the cut is between fields, within the limit.
+        CHECK(header_section("A: 1\r\n\tmore\r\nB: 2\r\n\r\n", 1000) == "A: 1\r\n\tmore\r\nB: 2\r\n");
+        CHECK(header_section("A: 1\r\n\tmore\r\nB: 2\r\n\r\n", 13) == "A: 1\r\n\tmore\r\n");
+        CHECK(header_section("A: 1\r\n\tmore\r\nB: 2\r\n\r\n", 12).empty());
+        CHECK(header_section("A: 1\r\n\tmore", 1000).empty());
+        // A continuation line needs a field before it; "Name :" is a field (obsolete syntax).
+        CHECK(header_section(" A: 1\r\n\r\n", 1000).empty());
+        CHECK(header_section("A : 1\r\n\r\n", 1000) == "A : 1\r\n");
+        // A bare CR or LF inside a line ends the header section (BINARYMIME).
+        CHECK(header_section("A: 1\r\nB: 2\nC: 3\r\n\r\n", 1000) == "A: 1\r\n");
+    }
+
+    TEST_CASE("a megabyte of header fields without an empty line: at most the limit, cut between fields")
+    {
+        std::string m;
+        while (m.size() < (1u << 20)) {
+            m += "X-Spam: visit http://spam.example/ now\r\n";
+        }
+        const std::string h = header_section(m, 4096);
+        CHECK(h.size() <= 4096);
+        CHECK(h.size() > 4096 - 40);
+        CHECK(h.ends_with("now\r\n"));
+        CHECK(m.starts_with(h));
     }
 
     TEST_CASE("CRLF becomes LF over any chunking")

@@ -82,6 +82,9 @@ std::string reference_json(const Envelope& e)
     if (e.dsn_envid) {
         tree["dsn_envid"] = *e.dsn_envid;
     }
+    if (e.dsn_limited) {
+        tree["dsn_limited"] = true;
+    }
     tree["size"] = e.size;
     tree["recipients"] = recipients;
     tree["attempts"] = e.attempts;
@@ -294,6 +297,8 @@ TEST_SUITE("envelope")
         e.recipients[1].notify = std::vector<std::string>{"NEVER"};
         e.recipients[1].original = "list@mx.test";
         CHECK(envelope_to_json(e) == reference_json(e));
+        e.dsn_limited = true;
+        CHECK(envelope_to_json(e) == reference_json(e));
         e.recipients.clear();
         CHECK(envelope_to_json(e) == reference_json(e));
         e.id.clear();
@@ -351,5 +356,32 @@ TEST_SUITE("envelope")
         CHECK_FALSE(envelope_from_json(with(json, "\"rfc822;U+X@x.example\"", "\"no-type\"")));
         CHECK_FALSE(envelope_from_json(with(json, "\"rfc822;U+X@x.example\"", "\"rfc822;a\\nb\"")));
         CHECK_FALSE(envelope_from_json(with(json, "\"rfc822;U+X@x.example\"", "7")));
+    }
+
+    TEST_CASE("dsn_limited: written only when true, false when absent (older envelopes), a boolean when there")
+    {
+        Envelope e = sample();
+        std::string plain = envelope_to_json(e);
+        CHECK(plain.find("dsn_limited") == std::string::npos);
+        auto old = envelope_from_json(plain);
+        REQUIRE(old);
+        CHECK_FALSE(old.value().dsn_limited);
+
+        e.dsn_ret = "HDRS";
+        e.dsn_limited = true;
+        std::string json = envelope_to_json(e);
+        CHECK(json.find("\"dsn_ret\": \"HDRS\",\n  \"dsn_limited\": true,\n  \"size\"") != std::string::npos);
+        CHECK(nlohmann::json::parse(json) == nlohmann::json::parse(envelope_to_json_line(e)));
+        auto back = envelope_from_json(json);
+        REQUIRE(back);
+        CHECK(back.value().dsn_limited);
+        CHECK(envelope_to_json(back.value()) == json);
+        auto written_false = envelope_from_json(with(json, "\"dsn_limited\": true", "\"dsn_limited\": false"));
+        REQUIRE(written_false);
+        CHECK_FALSE(written_false.value().dsn_limited);
+        CHECK_FALSE(envelope_from_json(with(json, "\"dsn_limited\": true", "\"dsn_limited\": \"yes\"")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"dsn_limited\": true", "\"dsn_limited\": null")));
+        // smtputf8 stays required.
+        CHECK_FALSE(envelope_from_json(with(json, "\"smtputf8\": true,", "")));
     }
 }

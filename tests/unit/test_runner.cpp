@@ -1,5 +1,6 @@
 // Tests of the queue runner over a real spool directory, with scripted
 // transports standing in for the delivery methods.
+#include "base/limits.hpp"
 #include "delivery/runner.hpp"
 #include "spool/spool.hpp"
 #include "testutil.hpp"
@@ -507,6 +508,57 @@ TEST_SUITE("runner")
         CHECK(m.find("Action: delivered") != std::string::npos);
         CHECK(m.find("the body line") == std::string::npos);
         CHECK(m.find("text/rfc822-headers") != std::string::npos);
+    }
+
+    TEST_CASE("DSN: a limited envelope's bounce returns at most 4 KiB of whole header fields, even with RET=FULL")
+    {
+        std::string head;
+        while (head.size() < 10000) {
+            head += "X-Spam: visit http://spam.example/ now\r\n";
+        }
+        for (const std::string& data : {head + "\r\nSPAM BODY\r\n", head + "SPAM BODY without an empty line\r\n"}) {
+            Fixture f;
+            f.tweak = [](Envelope& e) {
+                e.dsn_ret = "FULL";
+                e.dsn_limited = true;
+            };
+            f.queue("victim@third.test", {"u@far.test"}, data);
+            f.script.answers["u@far.test"] = {Outcome::permanent, "550 5.1.1 no such user"};
+            f.run();
+            auto q = f.queued();
+            REQUIRE(q.size() == 1);
+            std::string m = f.message(q[0]);
+            const std::string part = "Content-Type: text/rfc822-headers\r\n\r\n";
+            auto at = m.find(part);
+            REQUIRE(at != std::string::npos);
+            auto end = m.find("\r\n--", at + part.size());
+            REQUIRE(end != std::string::npos);
+            std::string returned = m.substr(at + part.size(), end - at - part.size());
+            CHECK(returned.size() <= limits::k_limited_header_section);
+            CHECK(returned.size() > limits::k_limited_header_section - 64);
+            CHECK(returned.starts_with("Received: by test\r\nX-Spam: "));
+            CHECK(returned.ends_with("now\r\n"));
+            CHECK(m.find("SPAM BODY") == std::string::npos);
+            CHECK(m.find("message/rfc822") == std::string::npos);
+        }
+    }
+
+    TEST_CASE("DSN: without dsn_limited the header section may be longer (64 KiB), still not the body")
+    {
+        std::string head;
+        while (head.size() < 10000) {
+            head += "X-Spam: visit http://spam.example/ now\r\n";
+        }
+        Fixture f;
+        f.queue("alice@b.test", {"u@far.test"}, head + "a line that is no header field\r\n");
+        f.script.answers["u@far.test"] = {Outcome::permanent, "550 5.1.1 no such user"};
+        f.run();
+        auto q = f.queued();
+        REQUIRE(q.size() == 1);
+        std::string m = f.message(q[0]);
+        CHECK(m.find("Content-Type: text/rfc822-headers\r\n\r\nReceived: by test\r\n" + head + "\r\n--") !=
+              std::string::npos);
+        CHECK(m.find("no header field") == std::string::npos);
     }
 
     TEST_CASE("runq's rewrite of an envelope fails at each step: the old envelope stays whole, nothing lost")

@@ -127,7 +127,7 @@ TEST_SUITE("session_parts")
         std::vector<Recipient> targets(1);
         targets[0].address = "u@mx.test";
         MessageFacts f{"mx.test", peer,    tls,   "helo[1]", true, user, mail, named, targets,
-                       TimePoint(std::chrono::seconds(1795000000)), true};
+                       TimePoint(std::chrono::seconds(1795000000)), true, true};
         std::string h = received_header(f, "ID1");
         CHECK(h.rfind("Received: from helo?1? (c?x?.test [IPv6:2001:db8::1])\r\n"
                       "\tby mx.test (smtpspool, TLSv1.3 TLS_AES_128_GCM_SHA256) with ESMTPSA id ID1\r\n"
@@ -143,7 +143,7 @@ TEST_SUITE("session_parts")
 
         const std::optional<TlsInfo> no_tls;
         const std::optional<std::string> no_user;
-        MessageFacts helo{"mx.test", peer, no_tls, "h", false, no_user, mail, named, targets, TimePoint{}, false};
+        MessageFacts helo{"mx.test", peer, no_tls, "h", false, no_user, mail, named, targets, TimePoint{}, false, true};
         CHECK(received_header(helo, "ID2").find(" with SMTP id ID2") != std::string::npos);
     }
 
@@ -158,12 +158,64 @@ TEST_SUITE("session_parts")
         std::vector<std::string> named{"u@mx.test"};
         std::vector<Recipient> targets(1);
         targets[0].address = "u@mx.test";
-        MessageFacts f{"mx.test", unknown, no_tls, "c.test", true, no_user, mail, named, targets, TimePoint{}, false};
+        MessageFacts f{"mx.test", unknown, no_tls, "c.test", true, no_user, mail, named, targets, TimePoint{}, false, false};
         std::string h = received_header(f, "ID3");
         CHECK(h.rfind("Received: from c.test\r\n\tby mx.test (smtpspool, client address unknown) with ESMTP id ID3\r\n",
                       0) == 0);
         Envelope e = make_envelope(f);
         CHECK(e.client.address == std::nullopt);
         CHECK(e.client.port == std::nullopt);
+    }
+
+    TEST_CASE("MessageFacts: a client that may not relay gets its DSN requests cut down in the envelope")
+    {
+        Peer peer;
+        peer.local = false;
+        peer.address = "203.0.113.66";
+        const std::optional<TlsInfo> no_tls;
+        const std::optional<std::string> no_user;
+        MailCommand mail;
+        mail.path.mailbox = "victim@third.test";
+        mail.ret = "FULL";
+        mail.envid = "E1";
+        std::vector<std::string> named{"a@mx.test", "b@mx.test", "c@mx.test", "d@mx.test", "e@mx.test", "f@mx.test"};
+        std::vector<Recipient> targets(6);
+        const std::vector<std::optional<std::vector<std::string>>> asked{
+            std::vector<std::string>{"SUCCESS"},
+            std::vector<std::string>{"SUCCESS", "FAILURE", "DELAY"},
+            std::vector<std::string>{"DELAY"},
+            std::vector<std::string>{"NEVER"},
+            std::vector<std::string>{"FAILURE"},
+            std::nullopt};
+        for (std::size_t i = 0; i < targets.size(); ++i) {
+            targets[i].address = named[i];
+            targets[i].notify = asked[i];
+            targets[i].orcpt = "rfc822;" + named[i];
+        }
+        MessageFacts stranger{"mx.test", peer, no_tls, "h", true, no_user, mail, named, targets, TimePoint{}, false, false};
+        Envelope e = make_envelope(stranger);
+        CHECK(e.dsn_limited);
+        CHECK(e.dsn_ret == "HDRS");
+        CHECK(e.dsn_envid == "E1");
+        using Notify = std::vector<std::string>;
+        CHECK(e.recipients[0].notify == Notify{"NEVER"});
+        CHECK(e.recipients[1].notify == Notify{"FAILURE"});
+        CHECK(e.recipients[2].notify == Notify{"NEVER"});
+        CHECK(e.recipients[3].notify == Notify{"NEVER"});
+        CHECK(e.recipients[4].notify == Notify{"FAILURE"});
+        CHECK_FALSE(e.recipients[5].notify);
+        CHECK(e.recipients[0].orcpt == "rfc822;a@mx.test");
+
+        MessageFacts relay{"mx.test", peer, no_tls, "h", true, no_user, mail, named, targets, TimePoint{}, false, true};
+        Envelope r = make_envelope(relay);
+        CHECK_FALSE(r.dsn_limited);
+        CHECK(r.dsn_ret == "FULL");
+        for (std::size_t i = 0; i < targets.size(); ++i) {
+            CHECK(r.recipients[i].notify == asked[i]);
+        }
+
+        mail.ret.clear(); // no RET stays none
+        MessageFacts no_ret{"mx.test", peer, no_tls, "h", true, no_user, mail, named, targets, TimePoint{}, false, false};
+        CHECK_FALSE(make_envelope(no_ret).dsn_ret);
     }
 }
