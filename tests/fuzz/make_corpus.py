@@ -38,6 +38,7 @@ for data in (b"hello\r\n.\r\n", b"..a\r\n.\r\n", b"a\n.\n", b"a\r.\r\n.\r\n", b"
 
 put("envelope", open("tests/fuzz/seed-envelope.json", "rb").read())
 put("envelope", open("tests/fuzz/seed-envelope-dsn.json", "rb").read())
+put("envelope", open("tests/fuzz/seed-envelope-limited.json", "rb").read())
 
 # Policy files and header sections (fuzz_policy: first byte 0 aliases, 1
 # lists, 2 header check with the flags in the second byte).
