@@ -226,6 +226,7 @@ lint-man:
 	  out=$$(LC_ALL=C.UTF-8 groff -t -man -ww -z $$m 2>&1); \
 	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	done; echo "man pages: lint clean"
+	@python3 tests/lint/pipe_routes.py
 
 # The dependency directions between the folders of src/ (ARCHITECTURE.md).
 lint-layers:

@@ -39,7 +39,57 @@ bool needs_quotes(std::string_view value)
            });
 }
 
+// The UTF-8 forms of the invisible controls beyond the C1 range, all three
+// octets long.
+constexpr std::string_view k_invisible3[] = {
+    "\xe2\x80\x8e", "\xe2\x80\x8f",                                     // U+200E, U+200F
+    "\xe2\x80\xa8", "\xe2\x80\xa9",                                     // U+2028, U+2029
+    "\xe2\x80\xaa", "\xe2\x80\xab", "\xe2\x80\xac", "\xe2\x80\xad", "\xe2\x80\xae", // U+202A-U+202E
+    "\xe2\x81\xa6", "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9",                   // U+2066-U+2069
+};
+
+// The code point of a 2- or 3-octet UTF-8 sequence.
+unsigned code_point(std::string_view seq)
+{
+    auto at = [&](std::size_t k) { return static_cast<unsigned>(static_cast<unsigned char>(seq[k])); };
+    if (seq.size() == 2) {
+        return ((at(0) & 0x1f) << 6) | (at(1) & 0x3f);
+    }
+    return ((at(0) & 0x0f) << 12) | ((at(1) & 0x3f) << 6) | (at(2) & 0x3f);
+}
+
 } // namespace
+
+std::size_t invisible_control(std::string_view text, std::size_t i)
+{
+    std::string_view rest = text.substr(std::min(i, text.size()));
+    if (rest.size() >= 2) {
+        auto a = static_cast<unsigned char>(rest[0]);
+        auto b = static_cast<unsigned char>(rest[1]);
+        if (a == 0xc2 && b >= 0x80 && b <= 0x9f) {
+            return 2; // C1
+        }
+        if (a == 0xd8 && b == 0x9c) {
+            return 2; // U+061C arabic letter mark
+        }
+    }
+    for (std::string_view seq : k_invisible3) {
+        if (rest.substr(0, seq.size()) == seq) {
+            return seq.size();
+        }
+    }
+    return 0;
+}
+
+bool has_invisible_control(std::string_view text)
+{
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (invisible_control(text, i) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
 
 std::string header_word(std::string_view text)
 {
@@ -58,9 +108,12 @@ std::string header_word(std::string_view text)
 std::string header_value(std::string_view text)
 {
     std::string out(text.substr(0, utf8_prefix(text, k_max_header_value)));
-    for (char& c : out) {
-        if (control(static_cast<unsigned char>(c))) {
-            c = ' ';
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        if (std::size_t n = invisible_control(out, i); n != 0) {
+            out.replace(i, n, n, ' ');
+            i += n - 1;
+        } else if (control(static_cast<unsigned char>(out[i]))) {
+            out[i] = ' ';
         }
     }
     return out;
@@ -146,6 +199,25 @@ std::string terminal_text(std::string_view text)
         } else {
             out += c;
         }
+    }
+    return out;
+}
+
+std::string json_text(std::string_view json)
+{
+    std::string out;
+    out.reserve(json.size());
+    for (std::size_t i = 0; i < json.size(); ++i) {
+        std::size_t n = json[i] == '\x7f' ? 1 : invisible_control(json, i);
+        if (n == 0) {
+            out += json[i];
+            continue;
+        }
+        unsigned cp = n == 1 ? 0x7f : code_point(json.substr(i, n));
+        const char esc[6] = {'\\', 'u', k_hex[(cp >> 12) & 0xf], k_hex[(cp >> 8) & 0xf], k_hex[(cp >> 4) & 0xf],
+                             k_hex[cp & 0xf]};
+        out.append(esc, sizeof esc);
+        i += n - 1;
     }
     return out;
 }

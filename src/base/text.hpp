@@ -11,9 +11,12 @@
 //   printable_tail        the end of a program's out  ' ' (1 for 1)   last max, no trailing ' '
 //   log_value             a key=value log value       \xNN, quoted    none
 //   terminal_text         a listing on a terminal     \xNN            none
+//   json_text             a JSON text for a terminal  \uNNNN          none
 //   file_name_component   one path component          '_' (1 for 1)   none
 //
-// None of them returns CR, LF or NUL.
+// None of them returns CR, LF or NUL. "Invisible controls" (invisible_control)
+// are the UTF-8 forms of the C1 controls and of the characters that reorder
+// or break a line: none of these sanitizers returns one either.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +27,17 @@ namespace smtpspool::text {
 
 inline constexpr std::size_t k_max_header_word = 255;
 inline constexpr std::size_t k_max_header_value = 900;
+
+// The length of the invisible control that starts at text[i], 0 if none: the
+// UTF-8 form (2 or 3 octets) of a C1 control (U+0080-U+009F), a bidirectional
+// formatting character (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)
+// or a line or paragraph separator (U+2028, U+2029). A terminal acts on the
+// first kind (U+009B is CSI, the start of an escape sequence); the others
+// make text display in an order, or on lines, other than the one it has.
+std::size_t invisible_control(std::string_view text, std::size_t i);
+
+// True when `text` holds an invisible control.
+bool has_invisible_control(std::string_view text);
 
 // A word of a header we compose from what a client said (the HELO name, the
 // peer's host name in Received:; the name echoed in the EHLO reply): the first
@@ -67,6 +81,14 @@ void append_log_value(std::string& out, std::string_view text);
 // and every octet outside 0x20-0x7e written \xNN (lower-case hex), so the
 // result cannot drive the terminal and can be decoded back.
 std::string terminal_text(std::string_view text);
+
+// A JSON text (an object on one line, as a JSON writer made it) for a
+// terminal: DEL and each invisible control written as a \u escape (\u007f,
+// \u009b, \u202e), everything else as it is. A JSON writer escapes the C0
+// controls itself; these others are valid raw in a JSON string, so the result
+// decodes to the same value. JSON's own syntax is ASCII: the octets replaced
+// can only be inside strings.
+std::string json_text(std::string_view json);
 
 // One component of a file path made from an address or a host name (a
 // maildir folder, a unique file name): '"' dropped; '/', '\' and control

@@ -31,6 +31,7 @@ struct Config {
     std::optional<std::string> user;        // --user: switch to this user when root
     std::vector<std::string> local_domains; // empty: the hostname and localhost
     std::vector<std::string> relay_clients{"127.0.0.0/8", "::1"};
+    bool allow_untrusted_routing = false;
     std::size_t max_message_size = limits::k_default_max_message_size;
     std::size_t max_recipients = limits::k_default_max_recipients;
     std::size_t max_line_length = limits::k_default_max_line_length;

@@ -87,9 +87,9 @@ std::string format_json_lines(const std::vector<QueueEntry>& entries)
     std::string out;
     for (const QueueEntry& e : entries) {
         if (e.envelope) {
-            out += envelope_to_json_line(*e.envelope) + "\n";
+            out += text::json_text(envelope_to_json_line(*e.envelope)) + "\n";
         } else {
-            out += json_object_line({{"id", e.id}, {"error", e.error}}) + "\n";
+            out += text::json_text(json_object_line({{"id", e.id}, {"error", e.error}})) + "\n";
         }
     }
     return out;

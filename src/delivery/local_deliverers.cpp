@@ -10,6 +10,7 @@
 #include "base/limits.hpp"
 #include "base/text.hpp"
 #include "delivery/route.hpp"
+#include "smtp/smtp_address.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -83,7 +84,7 @@ std::string LfConverter::finish()
 std::string expand_maildir_path(std::string_view pattern, std::string_view address, std::string_view fallback_domain)
 {
     auto at = address.rfind('@');
-    std::string_view local = at == std::string_view::npos ? address : address.substr(0, at);
+    std::string local = canonical_local_part(at == std::string_view::npos ? address : address.substr(0, at));
     std::string domain = recipient_domain(address, fallback_domain);
     std::string out;
     for (std::size_t i = 0; i < pattern.size(); ++i) {
@@ -206,7 +207,7 @@ RecipientOutcome PipeDeliverer::deliver_one(const Delivery& delivery, const std:
     request.environment = {
         {"SENDER", delivery.envelope.mail_from},
         {"RECIPIENT", address},
-        {"LOCAL", at == std::string::npos ? address : address.substr(0, at)},
+        {"LOCAL", canonical_local_part(at == std::string::npos ? address : address.substr(0, at))},
         {"DOMAIN", recipient_domain(address, delivery.envelope.hostname)},
         {"MESSAGE_ID", delivery.envelope.id},
         {"SMTPSPOOL_SPOOL", m_spool},

@@ -19,9 +19,12 @@ private:
     bool m_cr = false;
 };
 
-// %u in the path is the recipient's local part made safe for a file name
-// (quotes dropped; '/', NUL and control characters become '_'; no leading
-// dot); %d is the domain, lower case, made safe the same way.
+// %u in the path is the recipient's canonical local part
+// (canonical_local_part: unquoted, ASCII lower case) made safe for a file
+// name (text::file_name_component: quotes dropped; '/', NUL and control
+// characters become '_'; no leading dot); %d is the domain, lower case, made
+// safe the same way. The pipe transport's $LOCAL is the canonical local part
+// too; $RECIPIENT is the address as stored.
 std::string expand_maildir_path(std::string_view pattern, std::string_view address, std::string_view fallback_domain);
 
 // Local transports deliver one recipient at a time.

@@ -85,7 +85,7 @@ std::variant<LocalUsers, ListError> LocalUsers::parse(std::string_view text)
             error = ListError{line, "expected one local part (no '@', no spaces): '" + std::string(entry) + "'"};
         }
         if (!error) {
-            users.m_users.insert(ascii_lower(entry));
+            users.m_users.insert(canonical_local_part(entry));
         }
     });
     if (error) {
@@ -94,6 +94,9 @@ std::variant<LocalUsers, ListError> LocalUsers::parse(std::string_view text)
     return users;
 }
 
-bool LocalUsers::contains(std::string_view local_part) const { return m_users.count(ascii_lower(local_part)) > 0; }
+bool LocalUsers::contains(std::string_view local_part) const
+{
+    return m_users.count(canonical_local_part(local_part)) > 0;
+}
 
 } // namespace smtpspool

@@ -46,7 +46,9 @@ private:
     std::unordered_set<std::string> m_parents; // "example.com" for "@.example.com"
 };
 
-// --local-users: one local part per line; compared without regard to ASCII case.
+// --local-users: one local part per line; entries and the local parts looked
+// up are compared in their canonical form (canonical_local_part: unquoted,
+// ASCII lower case).
 class LocalUsers {
 public:
     static std::variant<LocalUsers, ListError> parse(std::string_view text);

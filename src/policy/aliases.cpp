@@ -32,6 +32,18 @@ std::string normal_form(std::string_view word)
     return std::string(word.substr(0, at + 1)) + ascii_lower(domain);
 }
 
+// What an entry is kept and a recipient looked up by: the canonical local
+// part (canonical_local_part), then "@" and the domain in lower case if there
+// is one.
+std::string key_of(std::string_view address)
+{
+    std::size_t at = address.rfind('@');
+    if (at == std::string_view::npos) {
+        return canonical_local_part(address);
+    }
+    return canonical_local_part(address.substr(0, at)) + "@" + ascii_lower(address.substr(at + 1));
+}
+
 std::string_view local_of(std::string_view address) { return address.substr(0, address.rfind('@')); }
 
 std::string_view domain_of(std::string_view address)
@@ -73,7 +85,7 @@ std::variant<Aliases, ListError> Aliases::parse(std::string_view text)
         if (colon == std::string::npos) {
             return ListError{e.line, "expected 'name: address, address'"};
         }
-        std::string key = ascii_lower(normal_form(text::trim(std::string_view(e.text).substr(0, colon))));
+        std::string key = key_of(normal_form(text::trim(std::string_view(e.text).substr(0, colon))));
         if (key.empty()) {
             return ListError{e.line, "not a local part or address: '" + e.text.substr(0, colon) + "'"};
         }
@@ -114,7 +126,7 @@ std::variant<Aliases, ListError> Aliases::parse(std::string_view text)
 
 const std::vector<std::string>* Aliases::lookup(std::string_view address, const IsLocal& is_local) const
 {
-    std::string key = ascii_lower(address);
+    std::string key = key_of(address);
     if (auto it = m_entries.find(key); it != m_entries.end()) {
         return &it->second;
     }
@@ -161,7 +173,7 @@ std::variant<std::vector<std::string>, Aliases::Refused> Aliases::expand(std::st
             refused = Refused{"alias expansion deeper than " + std::to_string(k_max_depth) + " levels"};
             return;
         }
-        chain.push_back(ascii_lower(addr));
+        chain.push_back(key_of(addr));
         std::string_view domain = domain_of(addr);
         if (domain.empty()) {
             domain = default_domain;
@@ -170,9 +182,9 @@ std::variant<std::vector<std::string>, Aliases::Refused> Aliases::expand(std::st
             // A bare local part takes the domain of the address it came from.
             std::string target =
                 t.find('@') == std::string::npos && !domain.empty() ? t + "@" + std::string(domain) : t;
-            if (ascii_lower(target) == ascii_lower(addr)) {
+            if (key_of(target) == key_of(addr)) {
                 emit(addr);
-            } else if (std::find(chain.begin(), chain.end(), ascii_lower(target)) != chain.end()) {
+            } else if (std::find(chain.begin(), chain.end(), key_of(target)) != chain.end()) {
                 refused = Refused{"alias loop through " + target};
             } else {
                 walk(target);

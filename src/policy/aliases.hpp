@@ -15,6 +15,8 @@
 
 namespace smtpspool {
 
+// Keys and recipients are compared in canonical form (canonical_local_part:
+// unquoted, ASCII lower case; the domain in lower case).
 // "local: target, target" applies to that local part in every local domain;
 // "user@domain: target" to that address only. Targets are addresses or bare
 // local parts (which take the domain of the address being expanded). Lines

@@ -222,10 +222,9 @@ PolicyPort::RecipientVerdict Policy::check_recipient(const PolicyFacts& facts, s
         }
         addresses = std::move(std::get<std::vector<std::string>>(expanded));
     } else if (m_config.reject_unknown_recipients && local_domain) {
-        std::string_view local = recipient.substr(0, recipient.rfind('@'));
+        std::string local = canonical_local_part(recipient.substr(0, recipient.rfind('@')));
         // RFC 5321 §4.5.1: postmaster always exists.
-        bool known =
-            ascii_lower(local) == "postmaster" || (m_files.local_users && m_files.local_users->contains(local));
+        bool known = local == "postmaster" || (m_files.local_users && m_files.local_users->contains(local));
         if (!known) {
             return {replies::user_unknown(), {}};
         }

@@ -48,12 +48,12 @@ std::string received_header(const MessageFacts& f, std::string_view id)
     }
     h += " with " + with + " id " + std::string(id);
     if (f.recipients.size() == 1) {
-        h += "\r\n\tfor <" + f.recipients.front() + ">";
+        h += "\r\n\tfor <" + text::header_value(f.recipients.front()) + ">";
     }
     h += "; " + rfc5322_date(f.started) + "\r\n";
     if (f.add_envelope_to) {
         for (const std::string& r : f.recipients) {
-            h += "X-Envelope-To: <" + r + ">\r\n";
+            h += "X-Envelope-To: <" + text::header_value(r) + ">\r\n";
         }
     }
     return h;

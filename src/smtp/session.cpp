@@ -444,7 +444,14 @@ Session::Handled Session::on_rcpt(const Command& cmd)
     if (!local && !m_config.may_relay) {
         return refuse(replies::relaying_denied(), path.mailbox);
     }
-    std::string address = path.domain.empty() ? path.mailbox : path.local + "@" + ascii_lower(path.domain);
+    // A downstream server that applies the percent hack or a bang path, or
+    // reads an address quoted in the local part, would relay these for us.
+    if (local && !m_config.may_relay && !m_config.allow_untrusted_routing && has_routing_character(path.local)) {
+        return refuse(replies::untrusted_routing(), path.mailbox);
+    }
+    // Our own recipients are stored in one canonical form (smtp_address).
+    std::string address =
+        local ? canonical_mailbox(path.local, path.domain) : path.local + "@" + ascii_lower(path.domain);
     if (std::find(m_tx->recipients.begin(), m_tx->recipients.end(), address) != m_tx->recipients.end()) {
         m_log.log(LogLine("rcpt").add("to", address).add("result", "duplicate"));
         return {replies::recipient_ok(), true};

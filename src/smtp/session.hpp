@@ -51,6 +51,9 @@ struct SessionConfig {
     // route is known. A client that may not relay gets 550 to a recipient of
     // a BODY=BINARYMIME message so routed (runq sends with DATA only).
     std::function<bool(std::string_view domain)> routed_by_smtp;
+    // Take local recipients whose local part routes (%, !, @) from clients
+    // that may not relay too.
+    bool allow_untrusted_routing = false;
     // Policy (smtpspool(8), POLICY).
     bool client_denied = false;   // 554 instead of 220, then 503 to all but QUIT
     std::size_t max_messages = 0; // per session, then 421; 0: no limit

@@ -2,6 +2,7 @@
 #include "smtp/smtp_address.hpp"
 
 #include "base/limits.hpp"
+#include "base/text.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -362,8 +363,70 @@ PathParse parse_path(std::string_view text, PathKind kind)
     if (p.end > limits::k_max_path) {
         return fail(PathError::too_long, "path longer than 256 octets");
     }
+    if (text::has_invisible_control(p.path.local) || text::has_invisible_control(p.path.domain)) {
+        return fail(PathError::invisible_control, "address holds a control or bidirectional formatting character");
+    }
     p.path.mailbox = p.path.local + "@" + p.path.domain;
     return p;
+}
+
+std::string canonical_local_part(std::string_view local)
+{
+    std::string out;
+    out.reserve(local.size());
+    if (local.size() >= 2 && local.front() == '"' && local.back() == '"') {
+        std::string_view inner = local.substr(1, local.size() - 2);
+        for (std::size_t i = 0; i < inner.size(); ++i) {
+            if (inner[i] == '\\' && i + 1 < inner.size()) {
+                ++i;
+            }
+            out += inner[i];
+        }
+    } else {
+        out = local;
+    }
+    return ascii_lower(out);
+}
+
+std::string canonical_mailbox(std::string_view local, std::string_view domain)
+{
+    std::string canonical = canonical_local_part(local);
+    Cursor c{canonical};
+    bool non_ascii = false;
+    if (canonical.empty() || !take_dot_string(c, non_ascii) || !c.at_end()) {
+        std::string quoted = "\"";
+        for (char ch : canonical) {
+            if (ch == '"' || ch == '\\') {
+                quoted += '\\';
+            }
+            quoted += ch;
+        }
+        canonical = quoted + "\"";
+    }
+    return domain.empty() ? canonical : canonical + "@" + ascii_lower(domain);
+}
+
+bool has_routing_character(std::string_view local)
+{
+    // The characters whose NFKC form holds '@', '%' or '!', in UTF-8.
+    static constexpr std::string_view k_lookalikes[] = {
+        "\xef\xbc\xa0", // U+FF20 fullwidth commercial at
+        "\xef\xb9\xab", // U+FE6B small commercial at
+        "\xef\xbc\x85", // U+FF05 fullwidth percent sign
+        "\xef\xb9\xaa", // U+FE6A small percent sign
+        "\xef\xbc\x81", // U+FF01 fullwidth exclamation mark
+        "\xef\xb9\x97", // U+FE57 small exclamation mark
+        "\xef\xb8\x95", // U+FE15 vertical exclamation mark
+        "\xe2\x80\xbc", // U+203C double exclamation mark
+        "\xe2\x81\x88", // U+2048 question exclamation mark
+        "\xe2\x81\x89", // U+2049 exclamation question mark
+    };
+    std::string canonical = canonical_local_part(local);
+    if (canonical.find_first_of("%!@") != std::string::npos) {
+        return true;
+    }
+    return std::any_of(std::begin(k_lookalikes), std::end(k_lookalikes),
+                       [&](std::string_view l) { return canonical.find(l) != std::string::npos; });
 }
 
 bool is_local_domain(std::string_view domain, const std::vector<std::string>& local_domains)

@@ -44,6 +44,8 @@ std::variant<PathParse, Reply> take_path(std::string_view argument, std::string_
         return p;
     case PathError::too_long:
         return replies::address_too_long(p.why);
+    case PathError::invisible_control:
+        return replies::address_not_allowed(p.why);
     case PathError::syntax:
         break;
     }

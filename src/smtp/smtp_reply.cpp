@@ -163,6 +163,7 @@ Reply no_arguments(std::string_view verb) { return {501, "5.5.4", std::string(ve
 Reply bad_helo() { return {501, "5.5.4", "HELO/EHLO needs one domain name or address literal"}; }
 Reply bad_address(std::string_view why) { return {501, "5.1.3", "bad address syntax: " + std::string(why)}; }
 Reply address_too_long(std::string_view why) { return {553, "5.1.3", std::string(why)}; }
+Reply address_not_allowed(std::string_view why) { return {553, "5.1.3", std::string(why)}; }
 Reply non_ascii_address()
 {
     // RFC 6531 §3.5 and the IANA enhanced status code registry: X.6.7.
@@ -180,6 +181,7 @@ Reply message_too_big(std::size_t max_size)
 }
 Reply too_many_recipients() { return {452, "4.5.3", "too many recipients"}; }
 Reply relaying_denied() { return {550, "5.7.1", "relaying denied"}; }
+Reply untrusted_routing() { return {550, "5.7.1", "relaying denied: routing characters (% ! @) in the local part"}; }
 Reply bare_line_end_in_data()
 {
     return {550, "5.5.2", "message refused: bare CR or LF in data (lines must end with CRLF)"};

@@ -77,6 +77,8 @@ Reply no_arguments(std::string_view verb);
 Reply bad_helo();
 Reply bad_address(std::string_view why);
 Reply address_too_long(std::string_view why);
+// 553 5.1.3: a well-formed address we do not take (an invisible control in it).
+Reply address_not_allowed(std::string_view why);
 Reply non_ascii_address();
 Reply unknown_parameter(std::string_view name);
 Reply bad_parameter(std::string_view why);
@@ -84,6 +86,9 @@ Reply parameters_need_ehlo();
 Reply message_too_big(std::size_t max_size);
 Reply too_many_recipients();
 Reply relaying_denied();
+// 550 5.7.1: a local recipient whose local part routes elsewhere (%, !, @),
+// from a client that may not relay.
+Reply untrusted_routing();
 Reply bare_line_end_in_data();
 Reply nul_in_data();
 Reply local_error();

@@ -177,4 +177,20 @@ TEST_SUITE("aliases")
         CHECK(error_of<Aliases>("a: x@-bad-\n").message.find("not an address") != std::string::npos);
         CHECK(error_of<Aliases>("a@: b\n").line == 1);
     }
+
+    TEST_CASE("local users and aliases compare local parts in canonical form")
+    {
+        auto users = parsed<LocalUsers>("Alice\n");
+        for (std::string_view l : {"alice", "ALICE", "\"alice\"", "\"AL\\ice\""}) {
+            INFO(l);
+            CHECK(users.contains(l));
+        }
+        CHECK_FALSE(users.contains("\"alice \""));
+        auto a = parsed<Aliases>("\"Root\": alice\nsales@Example.com: bob\n");
+        for (std::string_view r : {"root@example.com", "ROOT@example.com", "\"root\"@example.com"}) {
+            INFO(r);
+            CHECK(expand(a, r) == std::vector<std::string>{"alice@example.com"});
+        }
+        CHECK(expand(a, "\"SALES\"@example.com") == std::vector<std::string>{"bob@example.com"});
+    }
 }

@@ -207,6 +207,30 @@ TEST_SUITE("auth")
         CHECK(g.send(k_plain + "\r\n") == "235 2.7.0 authentication successful\r\n");
     }
 
+    TEST_CASE("a client that authenticated may name local recipients that route (%, !, @); before, 550 5.7.1")
+    {
+        ScriptedAuth auth;
+        SessionFixture f(encrypted());
+        f.session.use_auth(auth);
+        f.send("EHLO c.test\r\n");
+        const std::string rcpts = "RCPT TO:<victim%evil.test@mx.test>\r\nRCPT TO:<evil.test!victim@mx.test>\r\n"
+                                  "RCPT TO:<\"victim@evil.test\"@mx.test>\r\n";
+        CHECK(f.send("MAIL FROM:<a@b.test>\r\n" + rcpts + "RSET\r\n") ==
+              std::string("250 2.1.0 sender OK\r\n") +
+                  "550 5.7.1 relaying denied: routing characters (% ! @) in the local part\r\n"
+                  "550 5.7.1 relaying denied: routing characters (% ! @) in the local part\r\n"
+                  "550 5.7.1 relaying denied: routing characters (% ! @) in the local part\r\n"
+                  "250 2.0.0 reset\r\n");
+        CHECK(f.send("AUTH PLAIN " + k_plain + "\r\n") == "235 2.7.0 authentication successful\r\n");
+        f.send("MAIL FROM:<a@b.test>\r\n" + rcpts + "DATA\r\nSubject: s\r\n\r\nx\r\n.\r\n");
+        REQUIRE(f.spool.messages.size() == 1);
+        const auto& r = f.spool.messages[0].envelope.recipients;
+        REQUIRE(r.size() == 3);
+        CHECK(r[0].address == "victim%evil.test@mx.test");
+        CHECK(r[1].address == "evil.test!victim@mx.test");
+        CHECK(r[2].address == "\"victim@evil.test\"@mx.test");
+    }
+
     TEST_CASE("LOGIN asks for the user name and the password")
     {
         ScriptedAuth auth;

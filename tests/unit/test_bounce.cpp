@@ -73,7 +73,7 @@ TEST_SUITE("bounce")
 
     TEST_CASE("maildir paths are made safe")
     {
-        CHECK(expand_maildir_path("/m/%d/%u", "Bob@Example.ORG", "me.test") == "/m/example.org/Bob");
+        CHECK(expand_maildir_path("/m/%d/%u", "Bob@Example.ORG", "me.test") == "/m/example.org/bob");
         CHECK(expand_maildir_path("/m/%u", "../../etc@x.test", "me.test") == "/m/___.._etc");
         CHECK(expand_maildir_path("/m/%u", "\"a/b c\"@x.test", "me.test") == "/m/a_b c");
         CHECK(expand_maildir_path("/m/%d/%u", "postmaster", "Me.Test") == "/m/me.test/postmaster");

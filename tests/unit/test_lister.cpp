@@ -71,4 +71,21 @@ TEST_SUITE("lister")
         CHECK(first.value().id == "A1");
         CHECK(j.substr(nl + 1) == "{\"id\":\"B2\",\"error\":\"bad\"}\n");
     }
+
+    TEST_CASE("JSON lines: C1 controls and bidirectional overrides are \\u escapes, the values unchanged")
+    {
+        Envelope e = env("C3", 10);
+        e.mail_from = "a\xc2\x9b" "2J@b.example";
+        e.recipients[0].address = "x\xe2\x80\xae" "gpj.exe@mx.example";
+        std::string j = format_json_lines({{"C3", e, ""}, {"D4", std::nullopt, "bad \xc2\x9b" "31m"}});
+        CHECK(j.find("\xc2\x9b") == std::string::npos);
+        CHECK(j.find("\xe2\x80\xae") == std::string::npos);
+        CHECK(j.find("\\u009b2J@b.example") != std::string::npos);
+        CHECK(j.find("\\u202egpj.exe") != std::string::npos);
+        CHECK(j.find("\"error\":\"bad \\u009b31m\"") != std::string::npos);
+        auto first = envelope_from_json(j.substr(0, j.find('\n')));
+        REQUIRE(first.ok());
+        CHECK(first.value().mail_from == e.mail_from);
+        CHECK(first.value().recipients[0].address == e.recipients[0].address);
+    }
 }

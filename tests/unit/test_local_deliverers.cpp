@@ -105,4 +105,38 @@ TEST_SUITE("local_deliverers")
         CHECK(t.deliver(Delivery{m.e, open_file(m.path), {0}})[0].outcome == Outcome::delivered);
         CHECK_FALSE(std::filesystem::exists(marker));
     }
+
+    TEST_CASE("one Maildir and one $LOCAL per canonical local part")
+    {
+        for (std::string_view a : {"alice@mx.test", "Alice@mx.test", "ALICE@MX.TEST", "\"alice\"@mx.test",
+                                   "\"A\\lice\"@mx.test"}) {
+            INFO(a);
+            CHECK(expand_maildir_path("/m/%d/%u", a, "me.test") == "/m/mx.test/alice");
+        }
+        CHECK(expand_maildir_path("/m/%u", "\"John Smith\"@mx.test", "me.test") == "/m/john smith");
+        Message m;
+        std::string log = m.dir.path() + "/log";
+        m.e.recipients[0].address = "\"Alice\"@X.test";
+        PipeDeliverer p("cat >/dev/null; printf '%s|%s\\n' \"$LOCAL\" \"$RECIPIENT\" >> " + log, "/spool", "mx.test",
+                        10s);
+        CHECK(p.deliver(Delivery{m.e, open_file(m.path), {0}})[0].outcome == Outcome::delivered);
+        CHECK(slurp(log) == "alice|\"Alice\"@X.test\n");
+    }
+
+    TEST_CASE("pipe: a local part like an option or a glob arrives literally when quoted after --")
+    {
+        Message m;
+        std::string log = m.dir.path() + "/log";
+        // The command as smtpspool-runq(8) shows it, "$LOCAL" after --, in a
+        // directory with files (an unquoted * would list them); printf shows
+        // each argument the program got in <>.
+        PipeDeliverer p("cat >/dev/null; cd " + m.dir.path() + " && printf '<%s>' -- \"$LOCAL\" >> " + log +
+                            " && echo >> " + log,
+                        "/spool", "mx.test", 10s);
+        for (std::string_view a : {"-rf@x.test", "*@x.test", "\"a b\"@x.test", "-n@x.test"}) {
+            m.e.recipients[0].address = std::string(a);
+            CHECK(p.deliver(Delivery{m.e, open_file(m.path), {0}})[0].outcome == Outcome::delivered);
+        }
+        CHECK(slurp(log) == "<--><-rf>\n<--><*>\n<--><a b>\n<--><-n>\n");
+    }
 }

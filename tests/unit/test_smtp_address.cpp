@@ -120,4 +120,83 @@ TEST_SUITE("smtp_address")
         CHECK_FALSE(is_address_literal(std::string("[IPv6:2001:db8::1\0\0]", 21)));
         CHECK(parse_path(std::string("<w@[IPv6:2001:db8::1\0]>", 24), PathKind::forward).error == PathError::syntax);
     }
+
+    TEST_CASE("C1 controls, bidirectional formatting characters and line separators are refused")
+    {
+        const std::string bad[] = {
+            "x\xc2\x9b" "31m",   // U+009B CSI
+            "x\xc2\x80",          // U+0080
+            "x\xc2\x9f",          // U+009F
+            "x\xe2\x80\xae" "y",  // U+202E right-to-left override
+            "x\xe2\x80\xaa",      // U+202A
+            "x\xe2\x81\xa6",      // U+2066 left-to-right isolate
+            "x\xe2\x81\xa9",      // U+2069
+            "x\xe2\x80\x8e",      // U+200E
+            "x\xe2\x80\x8f",      // U+200F
+            "x\xd8\x9c",          // U+061C arabic letter mark
+            "x\xe2\x80\xa8",      // U+2028 line separator
+            "\"x\xc2\x9b\"",      // quoted
+        };
+        for (const std::string& local : bad) {
+            INFO(local);
+            PathParse p = parse_path("<" + local + "@mx.example>", PathKind::forward);
+            CHECK(p.error == PathError::invisible_control);
+            CHECK(parse_path("<" + local + "@mx.example>", PathKind::reverse).error == PathError::invisible_control);
+        }
+        CHECK(parse_path("<x@b\xc2\x9b.example>", PathKind::forward).error == PathError::invisible_control);
+        CHECK(parse_path("<x@b\xe2\x80\xae.example>", PathKind::forward).error == PathError::invisible_control);
+        // Neighbours of the refused ranges stay valid.
+        CHECK(parse_path("<x\xc2\xa0y@mx.example>", PathKind::forward).error == PathError::none); // U+00A0
+        CHECK(parse_path("<x\xe2\x80\x90y@mx.example>", PathKind::forward).error == PathError::none); // U+2010
+        CHECK(parse_path("<x\xe2\x81\xa5y@mx.example>", PathKind::forward).error == PathError::none); // U+2065
+        CHECK(parse_path("<x\xd8\x9by@mx.example>", PathKind::forward).error == PathError::none);     // U+061B
+    }
+
+    TEST_CASE("the canonical local part: unquoted, ASCII lower case; the stored mailbox")
+    {
+        CHECK(canonical_local_part("Alice") == "alice");
+        CHECK(canonical_local_part("ALICE") == "alice");
+        CHECK(canonical_local_part("\"alice\"") == "alice");
+        CHECK(canonical_local_part("\"Al\\ice\"") == "alice");
+        CHECK(canonical_local_part("\"a\\\"b\"") == "a\"b");
+        CHECK(canonical_local_part("\"John Smith\"") == "john smith");
+        CHECK(canonical_local_part("J\xc3\x96RG") == "j\xc3\x96rg"); // only ASCII is folded
+        CHECK(canonical_local_part("PostMaster") == "postmaster");
+        for (std::string_view s : {"alice", "john smith", "a\"b", "-rf", "*"}) {
+            CHECK(canonical_local_part(s) == s);
+        }
+        CHECK(canonical_mailbox("Alice", "MX.Example") == "alice@mx.example");
+        CHECK(canonical_mailbox("\"alice\"", "mx.example") == "alice@mx.example");
+        CHECK(canonical_mailbox("\"A.B\"", "mx.example") == "a.b@mx.example");
+        CHECK(canonical_mailbox("\"John Smith\"", "mx.example") == "\"john smith\"@mx.example");
+        CHECK(canonical_mailbox("\"a\\\"B\"", "mx.example") == "\"a\\\"b\"@mx.example");
+        CHECK(canonical_mailbox("\"a..b\"", "mx.example") == "\"a..b\"@mx.example");
+        CHECK(canonical_mailbox("\"\"", "mx.example") == "\"\"@mx.example");
+        CHECK(canonical_mailbox("Postmaster", "") == "postmaster");
+        // What canonical_mailbox makes parses back to the same canonical form.
+        for (std::string_view l : {"\"John Smith\"", "\"a\\\"B\"", "\"a..b\"", "Alice", "\"x@y\""}) {
+            INFO(l);
+            std::string m = canonical_mailbox(l, "mx.example");
+            PathParse p = parse_path("<" + m + ">", PathKind::forward);
+            REQUIRE(p.error == PathError::none);
+            CHECK(p.path.mailbox == m);
+            CHECK(canonical_mailbox(p.path.local, p.path.domain) == m);
+        }
+    }
+
+    TEST_CASE("routing characters in a local part, quoted or not, and their compatibility forms")
+    {
+        for (std::string_view l : {"victim%evil.example", "evil.example!victim", "\"victim@evil.example\"",
+                                   "\"victim\\@evil.example\"", "\"a%b\"", "victim\xef\xbc\xa0" "evil.example",
+                                   "v\xef\xb9\xab" "e", "v\xef\xbc\x85" "e", "v\xef\xb9\xaa" "e", "e\xef\xbc\x81" "v",
+                                   "e\xef\xb9\x97" "v", "e\xef\xb8\x95" "v", "e\xe2\x80\xbc" "v", "e\xe2\x81\x88" "v",
+                                   "e\xe2\x81\x89" "v"}) {
+            INFO(l);
+            CHECK(has_routing_character(l));
+        }
+        for (std::string_view l : {"alice", "\"john smith\"", "a+tag", "j\xc3\xb6rg", "x\xef\xbc\xa1", "-rf", "*"}) {
+            INFO(l);
+            CHECK_FALSE(has_routing_character(l));
+        }
+    }
 }

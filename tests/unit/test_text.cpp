@@ -209,4 +209,44 @@ TEST_SUITE("text")
         CHECK(text::trim_space("\r\n") == "");
         CHECK(text::trim_space("a\0"s) == "a\0"s);
     }
+
+    TEST_CASE("invisible_control: C1, bidirectional formatting and line separators, and nothing else")
+    {
+        for (unsigned b = 0x80; b <= 0x9f; ++b) {
+            std::string s = "a\xc2" + std::string(1, static_cast<char>(b));
+            CHECK(text::invisible_control(s, 1) == 2);
+            CHECK(text::has_invisible_control(s));
+        }
+        for (std::string_view s : {"\xd8\x9c", "\xe2\x80\x8e", "\xe2\x80\x8f", "\xe2\x80\xaa", "\xe2\x80\xae",
+                                   "\xe2\x81\xa6", "\xe2\x81\xa9", "\xe2\x80\xa8", "\xe2\x80\xa9"}) {
+            CHECK(text::invisible_control(s, 0) == s.size());
+        }
+        for (std::string_view s : {"a", "\xc2\xa0", "\xc3\xa9", "\xe2\x80\x90", "\xe2\x81\xa5", "\xe2\x80\xaf",
+                                   "\xd8\x9b", "\xc2", "\xe2\x80"}) {
+            CHECK(text::invisible_control(s, 0) == 0);
+            CHECK_FALSE(text::has_invisible_control(s));
+        }
+        CHECK(text::invisible_control("ab", 5) == 0);
+    }
+
+    TEST_CASE("header_value and json_text: no C1 control or bidirectional override gets through")
+    {
+        // U+009B CSI "2J" (clear the screen), U+202E (right-to-left override).
+        const std::string hostile = "x\xc2\x9b" "2J\xe2\x80\xae" "txt.exe@b.example";
+        CHECK(text::header_value(hostile) == "x  2J   txt.exe@b.example");
+        CHECK(text::header_value("j\xc3\xb6rg\xc2\xa0@b.example") == "j\xc3\xb6rg\xc2\xa0@b.example");
+        CHECK_FALSE(text::has_invisible_control(text::header_value(all_octets() + hostile)));
+
+        const std::string json = "{\"a\":\"" + hostile + "\",\"b\":\"\x7f\xd8\x9c\xc3\xa9\xe2\x81\xa6\"}";
+        CHECK(text::json_text(json) == "{\"a\":\"x\\u009b2J\\u202etxt.exe@b.example\",\"b\":\"\\u007f\\u061c\xc3\xa9\\u2066\"}");
+        CHECK(text::json_text("{\"x\":\"plain \\\"q\\\" \xe2\x82\xac\"}") == "{\"x\":\"plain \\\"q\\\" \xe2\x82\xac\"}");
+        std::string all = text::json_text(all_octets());
+        CHECK_FALSE(text::has_invisible_control(all));
+        CHECK(all.find('\x7f') == std::string::npos);
+        for (unsigned b = 0x80; b <= 0x9f; ++b) {
+            std::string c1 = "\xc2" + std::string(1, static_cast<char>(b));
+            CHECK(text::json_text(c1).size() == 6);
+            CHECK(text::json_text(c1).substr(0, 4) == "\\u00");
+        }
+    }
 }
