@@ -382,7 +382,7 @@ Step<std::string> submission_sender(const SendmailOptions& options, const Config
     }
     std::string sender = submission_mailbox(s, config.hostname, non_ascii);
     if (sender.empty()) {
-        return fail(refused(k_exit_dataerr, "not a sender address: '" + *options.sender + "'"));
+        return fail(refused(k_exit_dataerr, "not a sender address: '" + text::terminal_text(*options.sender) + "'"));
     }
     return sender;
 }
@@ -466,7 +466,7 @@ Step<std::vector<std::string>> collect_recipients(const SendmailOptions& options
     for (const std::string& arg : options.recipients) {
         for (const std::string& a : header_addresses(arg)) {
             if (!add(a)) {
-                return fail(refused(k_exit_dataerr, "not a recipient address: '" + a + "'"));
+                return fail(refused(k_exit_dataerr, "not a recipient address: '" + text::terminal_text(a) + "'"));
             }
         }
     }
@@ -479,7 +479,8 @@ Step<std::vector<std::string>> collect_recipients(const SendmailOptions& options
             for (const std::string& a : header_addresses(std::string_view(f.text).substr(f.text.find(':') + 1))) {
                 if (!add(a)) {
                     return fail(refused(k_exit_dataerr, "not a recipient address in " +
-                                                            f.text.substr(0, f.text.find(':')) + ": '" + a + "'"));
+                                                            f.text.substr(0, f.text.find(':')) + ": '" +
+                                                            text::terminal_text(a) + "'"));
                 }
             }
         }

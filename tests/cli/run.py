@@ -1150,6 +1150,66 @@ def auth_takes_as_long_for_an_unknown_user_as_for_a_known_one(tmp):
     expect(0.5 <= ratio <= 2.0, f"unknown/known median ratio {ratio:.2f}: {u * 1000:.2f} ms vs {k * 1000:.2f} ms")
 
 
+@test
+def queue_listings_never_print_c1_or_bidi_controls(tmp):
+    # serve refuses these addresses (hostile-invisible-controls.txt); an
+    # envelope written into the spool by anything else still lists safely.
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@mx.test"], b"x\r\n")])
+    qid = queued_ids(out)[0]
+    path = os.path.join(spool, "queue", qid, "envelope.json")
+    with open(path) as f:
+        env = json.load(f)
+    env["mail_from"] = "a\u009b2J\u009b31mRED@b.example"
+    env["recipients"][0]["address"] = "x\u202egpj.exe\u2066@mx.test"
+    env["recipients"][0]["last_error"] = "550 \u0085\u2028no"
+    with open(path, "w") as f:
+        json.dump(env, f, ensure_ascii=False)
+    hostile = [c.encode() for c in ("\u009b", "\u0085", "\u202e", "\u2066", "\u2028")]
+    code, out, err = run(["mailq", "--json", "--spool", spool])
+    expect(code == 0 and err == b"", (code, err))
+    expect(not any(h in out for h in hostile), out)
+    expect(b"\\u009b2J" in out and b"\\u202egpj.exe" in out, out)
+    obj = json.loads(out)
+    expect(obj["mail_from"] == env["mail_from"] and obj["recipients"][0]["address"] == env["recipients"][0]["address"],
+           obj)
+    code, out, err = run(["mailq", "--spool", spool])
+    expect(code == 0 and not any(h in out for h in hostile), out)
+    expect(b"<a\\xc2\\x9b2J\\xc2\\x9b31mRED@b.example>" in out, out)
+
+
+@test
+def one_maildir_per_canonical_local_part(tmp):
+    spool = os.path.join(tmp, "spool")
+    users = write(tmp, "users", "alice\n")
+    spellings = ["alice@mx.test", "Alice@mx.test", '"alice"@MX.TEST', "ALICE@mx.test"]
+    extra = ["--local-users", users, "--reject-unknown-recipients"]
+    code, out, _ = session(spool, [("a@b.example", [r], b"x\r\n") for r in spellings], extra)
+    expect(code == 0 and len(queued_ids(out)) == 4, out)
+    code, out, _ = session(spool, [("a@b.example", ["Mallory@mx.test", '"mallory"@mx.test'], b"x\r\n")], extra)
+    expect(out.count(b"550 5.1.1") == 2 and not queued_ids(out), out)
+    mail = os.path.join(tmp, "mail")
+    code, out, err = run(["runq", "--spool", spool, "--log", "none", "--route", f"mx.test=maildir:{mail}/%u"])
+    expect(code == 0, (code, out, err))
+    expect(os.listdir(mail) == ["alice"], os.listdir(mail))
+    expect(len(os.listdir(os.path.join(mail, "alice", "new"))) == 4, os.listdir(os.path.join(mail, "alice", "new")))
+
+
+@test
+def sendmail_refuses_control_characters_in_envelope_addresses(tmp):
+    spool = os.path.join(tmp, "spool")
+    base = ["sendmail", "--spool", spool, "--hostname", "mx.test", "--log", "none"]
+    for args in (["-f", "a\u009b2J@b.example", "u@mx.test"], ["x\u202e@mx.test"], ["x\u0085y@mx.test"]):
+        code, out, err = run(base + args, b"Subject: s\n\nx\n")
+        expect(code == 65 and out == b"", (args, code, out, err))
+        # The address is echoed escaped, not raw.
+        expect(b"\xc2" not in err and b"\xe2" not in err and b"\\x" in err, (args, err))
+    code, out, err = run(base + ["-t"], "To: x\u009b31m@mx.test\nSubject: s\n\nx\n".encode())
+    expect(code == 65 and b"\xc2\x9b" not in err and b"not a recipient address in To" in err, (code, err))
+    queue = os.path.join(spool, "queue")
+    expect(not os.path.isdir(queue) or not os.listdir(queue), "a message was queued")
+
+
 def main():
     SUITE.main(sys.argv[2:])
 
