@@ -1,11 +1,13 @@
 // fuzz_address: the Path grammar and MAIL/RCPT argument parsing, with the DSN
 // parameters. Invariants: refusals render as well-formed replies; accepted
-// paths are bounded, contain no control characters, and parse again to
-// themselves; xtext decodes what it encodes; accepted DSN values are bounded
+// paths are bounded, contain no control characters (C0, DEL, C1 or
+// bidirectional), and parse again to themselves; a forward path's canonical
+// mailbox parses again to itself; xtext decodes what it encodes; accepted DSN values are bounded
 // printable ASCII that the envelope reader takes back (re-encoded) unchanged.
 #include "smtp/dsn.hpp"
 #include "fuzz_check.hpp"
 #include "base/limits.hpp"
+#include "base/text.hpp"
 #include "smtp/smtp_address.hpp"
 #include "smtp/smtp_command.hpp"
 
@@ -42,10 +44,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             auto u = static_cast<unsigned char>(c);
             FUZZ_CHECK(u >= 0x20 && u != 0x7f);
         }
+        FUZZ_CHECK(!text::has_invisible_control(p.path.mailbox));
         if (!p.path.mailbox.empty() && !p.path.domain.empty()) {
             PathParse again = parse_path("<" + p.path.mailbox + ">", kind);
             FUZZ_CHECK(again.error == PathError::none);
             FUZZ_CHECK(again.path.mailbox == p.path.mailbox);
+            // The stored form of a local recipient is an address too, and stable.
+            std::string canonical = canonical_mailbox(p.path.local, p.path.domain);
+            PathParse stored = parse_path("<" + canonical + ">", PathKind::forward);
+            FUZZ_CHECK(stored.error != PathError::syntax && stored.error != PathError::invisible_control);
+            if (stored.error == PathError::none) {
+                FUZZ_CHECK(stored.path.mailbox == canonical);
+                FUZZ_CHECK(canonical_mailbox(stored.path.local, stored.path.domain) == canonical);
+                FUZZ_CHECK(has_routing_character(stored.path.local) == has_routing_character(p.path.local));
+            }
         }
     }
     auto mail = parse_mail(text, MailOptions{true, 1000});
