@@ -11,7 +11,7 @@
 #     (temporary); a domain without a route is deferred ("no route").
 #  2. pipe: the command gets the message on stdin (Return-Path:, Delivered-To:,
 #     LF line ends) and the envelope only in its environment (SENDER,
-#     RECIPIENT, LOCAL, DOMAIN, MESSAGE_ID, SMTPSPOOL_SPOOL, PATH; nothing of
+#     RECIPIENT, LOCAL in canonical form, DOMAIN, MESSAGE_ID, SMTPSPOOL_SPOOL, PATH; nothing of
 #     runq's own environment). Addresses full of shell syntax ($(...),
 #     backquotes, ;) as sender and recipients are delivered and never run.
 #     Exit 75 defers, exit 1 with a text on stderr fails for good with that
@@ -161,7 +161,7 @@ EOF
 
 step "2. pipe deliveries"
 SPOOL=$SPOOL PIPED=$PIPED M1=$M1 M2=$M2 M3=$M3 PWNED=$PWNED python3 - <<'EOF' >"$TEST_TMP/bounce"
-import json, os
+import json, os, re
 from e2elib import *
 from deliverylib import *
 
@@ -193,6 +193,10 @@ def main():
         env, msg = by_rcpt[rcpt]
         sender = "alice@client.test" if qid == m1 else sender2
         local, domain = rcpt.rsplit("@", 1)
+        # LOCAL is the canonical local part: unquoted, ASCII lower case.
+        if len(local) >= 2 and local[0] == local[-1] == '"':
+            local = re.sub(r"\\(.)", r"\1", local[1:-1])
+        local = "".join(c.lower() if "A" <= c <= "Z" else c for c in local)
         expect_eq({"SENDER": sender, "RECIPIENT": rcpt, "LOCAL": local, "DOMAIN": domain, "MESSAGE_ID": qid,
                    "SMTPSPOOL_SPOOL": spool, "PATH": "/usr/local/bin:/usr/bin:/bin"},
                   {k: env.get(k) for k in ("SENDER", "RECIPIENT", "LOCAL", "DOMAIN", "MESSAGE_ID", "SMTPSPOOL_SPOOL",
