@@ -185,7 +185,8 @@ bool is_bare_postmaster(std::string_view address) { return ascii_lower(address) 
 std::string address_refusal(std::string_view address, bool smtputf8)
 {
     auto has = [address](auto pred) { return std::any_of(address.begin(), address.end(), pred); };
-    if (has([](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    if (has([](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }) ||
+        text::has_invisible_control(address)) {
         return "address contains a control character";
     }
     if (has([](char c) { return c == '<' || c == '>'; })) {

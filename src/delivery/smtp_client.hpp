@@ -105,7 +105,8 @@ private:
 
 // "" when `address` (a mailbox as stored in the envelope, without angle
 // brackets; "" is the null reverse path) may be put between <> on the wire,
-// otherwise why not: control characters (CR, LF, NUL, ...), '<' or '>' would
+// otherwise why not: control characters (CR, LF, NUL, ...; C1 and bidirectional
+// ones too, text::invisible_control, which serve refuses), '<' or '>' would
 // let an envelope change the command we send (RFC 5321 §4.1.2); paths are at
 // most 256 octets with the brackets (§4.5.3.1.3); non-ASCII needs SMTPUTF8
 // (RFC 6531 §3.3); an address without '@' may only be postmaster (§4.1.1.3).

@@ -339,6 +339,8 @@ TEST_SUITE("smtp_client")
         CHECK(address_refusal("a\0@b.test"s, false) == "address contains a control character");
         CHECK(address_refusal("a\t@b.test", false) == "address contains a control character");
         CHECK(address_refusal("a\x7f@b.test", false) == "address contains a control character");
+        CHECK(address_refusal("a\xc2\x9b" "2J@b.test", true) == "address contains a control character");
+        CHECK(address_refusal("a\xe2\x80\xae@b.test", true) == "address contains a control character");
         CHECK(address_refusal("a<b@b.test", false) == "address contains '<' or '>'");
         CHECK(address_refusal("a>@b.test", false) == "address contains '<' or '>'");
         CHECK(address_refusal("u\xc3\xa9@b.test", false) == "non-ASCII address in a message without SMTPUTF8");
