@@ -149,6 +149,15 @@ bool LineSplitter::finish(std::string& line)
 
 HeaderSection::Step HeaderSection::add(const std::string& line)
 {
+    bool first = m_first;
+    m_first = false;
+    if (first && (line.rfind("From ", 0) == 0 || line.rfind(">From ", 0) == 0)) {
+        if (line.size() > k_max_header_section) {
+            return Step::too_long; // a piece of a line without end, not a separator
+        }
+        skipped_from_line = true;
+        return Step::more;
+    }
     size += line.size();
     if (size > k_max_header_section) {
         return Step::too_long;

@@ -66,7 +66,9 @@ private:
 
 // The header section of a submitted message, a line (ending CRLF) at a time:
 // whole fields (folded lines joined), up to the empty line or the first line
-// that is not a field, where the body starts. Pure.
+// that is not a field, where the body starts. A first line "From " or
+// ">From " (the separator of an mbox file, as git format-patch --stdout and
+// mbox exports begin) is not part of the message: it is skipped. Pure.
 class HeaderSection {
 public:
     struct Field {
@@ -78,6 +80,10 @@ public:
     std::vector<Field> fields;
     std::string first_body_line; // set at Step::body: the empty line, or the body's first line
     std::size_t size = 0;        // octets taken into the fields
+    bool skipped_from_line = false; // the first line was an mbox "From " line
+
+private:
+    bool m_first = true;
 };
 
 // A command-line or header address as a mailbox: bare local parts get

@@ -391,6 +391,29 @@ def sendmail_t_takes_a_resent_message_s_recipients_and_hides_resent_bcc(tmp):
     expect(b"secret@" not in data and b"Resent-Bcc" not in data, data)
 
 
+@test
+def sendmail_skips_a_leading_mbox_from_line(tmp):
+    # git format-patch --stdout and mbox exports begin with "From " (or, quoted, ">From ").
+    spool = os.path.join(tmp, "spool")
+    base = ["sendmail", "--spool", spool, "--hostname", "mx.test", "--log", "none", "-i"]
+    patch = (b"From 915c9b6e2a0c Mon Sep 17 00:00:00 2001\nFrom: Dev Eloper <dev@client.example>\n"
+             b"Date: Sat, 5 Dec 2026 10:00:00 +0000\nSubject: [PATCH] fix\nTo: maint@example.org\n\n"
+             b"---\nFrom a line in the body\n")
+    code, _, err = run(base + ["-t"], patch)
+    expect(code == 0, (code, err))
+    qid, env, data = only_message(spool)
+    expect([r["address"] for r in env["recipients"]] == ["maint@example.org"], env["recipients"])
+    head, body = data.split(b"\r\n\r\n", 1)
+    expect(b"From 915c" not in data and b"\r\nSubject: [PATCH] fix\r\n" in head, data)
+    expect(b"\r\nFrom: Dev Eloper <dev@client.example>\r\n" in head and head.count(b"From: ") == 1, head)
+    expect(body == b"---\r\nFrom a line in the body\r\n", body)
+    shutil.rmtree(os.path.join(spool, "queue", qid))
+    code, _, err = run(base + ["bob"], b">From alice@x Mon Jan  1 00:00:00 2024\nSubject: s\n\nb\n")
+    expect(code == 0, (code, err))
+    _, _, data = only_message(spool)
+    expect(b"alice@x" not in data and b"\r\nSubject: s\r\n" in data and data.endswith(b"\r\n\r\nb\r\n"), data)
+
+
 def spool_is_clean(spool):
     for d in ("queue", "tmp"):
         path = os.path.join(spool, d)

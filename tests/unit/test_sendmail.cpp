@@ -128,6 +128,31 @@ TEST_SUITE("sendmail")
         CHECK(no_blank.fields.empty());
     }
 
+    TEST_CASE("a first line \"From \" or \">From \" (an mbox separator) is skipped; later ones are not")
+    {
+        for (std::string sep : {"From 915c9b6 Mon Sep 17 00:00:00 2001\r\n", ">From alice@x.test Mon Jan  1 00:00:00 2024\r\n"}) {
+            HeaderSection h;
+            CHECK(h.add(sep) == HeaderSection::Step::more);
+            CHECK(h.add("From: Dev <dev@x.test>\r\n") == HeaderSection::Step::more);
+            CHECK(h.add("To: maint@x.test\r\n") == HeaderSection::Step::more);
+            CHECK(h.add("\r\n") == HeaderSection::Step::body);
+            CHECK(h.skipped_from_line);
+            REQUIRE(h.fields.size() == 2);
+            CHECK(h.fields[0].name == "from");
+            CHECK(h.size == std::string("From: Dev <dev@x.test>\r\nTo: maint@x.test\r\n").size());
+        }
+        HeaderSection later;
+        CHECK(later.add("Subject: s\r\n") == HeaderSection::Step::more);
+        CHECK(later.add("From x Mon Jan  1 00:00:00 2024\r\n") == HeaderSection::Step::body);
+        CHECK_FALSE(later.skipped_from_line);
+        HeaderSection field;
+        CHECK(field.add("From: a@x.test\r\n") == HeaderSection::Step::more);
+        CHECK_FALSE(field.skipped_from_line);
+        REQUIRE(field.fields.size() == 1);
+        HeaderSection huge;
+        CHECK(huge.add("From " + std::string(2 << 20, 'x')) == HeaderSection::Step::too_long);
+    }
+
     TEST_CASE("a line longer than the piece size comes in pieces, at any chunking; the pieces say where lines begin")
     {
         std::string_view text = "abcdefg\n.\r\nxyz\rabcd";
