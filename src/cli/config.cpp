@@ -876,7 +876,9 @@ std::vector<OptionInfo> option_table()
 
 std::vector<std::string> runq_arguments(const Config& c)
 {
-    std::vector<std::string> args{"runq"};
+    // Every setting is on the command line: no configuration file is read,
+    // not even the default one.
+    std::vector<std::string> args{"runq", "--config", "/dev/null"};
     Lines values;
     for (const Option& o : k_options) {
         // Not --user (the privileges are dropped already) nor --deliver-now

@@ -59,6 +59,20 @@ std::optional<std::string> system_spool()
     return std::nullopt;
 }
 
+// The configuration file of a command that names none: $SMTPSPOOL_CONFIG,
+// else /etc/smtpspool.conf when it exists.
+std::optional<std::string> default_config()
+{
+    const char* env = std::getenv("SMTPSPOOL_CONFIG");
+    if (env != nullptr && *env != '\0') {
+        return std::string(env);
+    }
+    if (::access(k_system_config, F_OK) == 0) {
+        return std::string(k_system_config);
+    }
+    return std::nullopt;
+}
+
 // The configuration file sendmail's caller names (-C, --config, else
 // SMTPSPOOL_CONFIG), when it is not the system's.
 std::optional<std::string> other_config(const std::vector<std::string>& ours)
@@ -225,6 +239,16 @@ int main(int argc, char** argv)
         bool serving = name != "mailq" && (argc < 2 || std::string_view(argv[1]) == "serve" || argv[1][0] == '-');
         g_crash.serving = serving;
         auto parsed = parse_config(static_cast<int>(args.size()), args.data());
+        // Every command but serve reads the default configuration when no
+        // --config is given, so that mailq, runq, cat and remove see the
+        // spool that sendmail writes. serve reads only the file it is told.
+        std::optional<std::string> file;
+        if (auto* c = std::get_if<Config>(&parsed); c != nullptr && c->command != Subcommand::serve && !c->config_file) {
+            if ((file = default_config())) {
+                args.insert(args.begin() + 2, {"--config", file->c_str()});
+                parsed = parse_config(static_cast<int>(args.size()), args.data());
+            }
+        }
         if (auto* exit = std::get_if<ConfigExit>(&parsed)) {
             if (exit->status == k_exit_ok) {
                 std::cout << exit->text << std::flush;

@@ -526,6 +526,60 @@ def sendmail_config_from_the_environment_and_compatibility_modes(tmp):
 
 
 @test
+def every_command_reads_smtpspool_config_else_etc_smtpspool_conf(tmp):
+    # mailq (also by its own name), runq, cat, remove and check-config read the
+    # configuration sendmail reads; --config wins; serve reads only --config.
+    spool = os.path.join(tmp, "spool")
+    conf = write(tmp, "sm.conf", f"spool = {spool}\nhostname = mx.test\nlog = none\n")
+    env = {"SMTPSPOOL_CONFIG": conf}
+    code, _, err = run_as(named(tmp, "sendmail"), ["root"], b"Subject: one\n\nhi\n", env=env)
+    expect(code == 0, (code, err))
+    qid = os.listdir(os.path.join(spool, "queue"))[0]
+    for argv in ([named(tmp, "mailq")], [BIN, "mailq"]):
+        code, out, err = run_as(argv[0], argv[1:], env=env)
+        expect(code == 0 and qid.encode() in out and b"<root@mx.test>" in out, (argv, code, out, err))
+    code, out, err = run_as(BIN, ["cat", qid], env=env)
+    expect(code == 0 and b"Subject: one\r\n" in out, (code, out, err))
+    code, out, err = run_as(BIN, ["check-config"], env=env)
+    expect(code == 0 and f"spool = {spool}\n".encode() in out and b"hostname = mx.test\n" in out, (code, out, err))
+    code, out, err = run_as(BIN, ["runq"], env=env)
+    expect(code == 0, (code, err))
+    with open(os.path.join(spool, "queue", qid, "envelope.json")) as f:
+        expect(json.load(f)["attempts"] == 1, "runq ran the spool of SMTPSPOOL_CONFIG")
+    # --config wins over SMTPSPOOL_CONFIG.
+    other = os.path.join(tmp, "other")
+    os.makedirs(os.path.join(other, "queue"))
+    code, out, err = run_as(BIN, ["mailq", "--config", write(tmp, "o.conf", f"spool = {other}\n")], env=env)
+    expect(code == 0 and out == b"Mail queue is empty\n", (code, out, err))
+    # A SMTPSPOOL_CONFIG that cannot be read is an error, not another spool.
+    code, out, err = run_as(named(tmp, "mailq"), [], env={"SMTPSPOOL_CONFIG": os.path.join(tmp, "none.conf")})
+    expect(code == 78 and b"cannot read config file" in err and b"none.conf" in err, (code, out, err))
+    # serve does not read it.
+    code, out, err = run_as(BIN, ["--spool", spool, "--hostname", "mx.test", "--log", "none"], b"QUIT\r\n",
+                            env={"SMTPSPOOL_CONFIG": os.path.join(tmp, "none.conf")})
+    expect(code == 0 and out.startswith(b"220 mx.test"), (code, out, err))
+    code, _, err = run_as(BIN, ["remove", qid], env=env)
+    expect(code == 0 and not os.path.exists(os.path.join(spool, "queue", qid)), (code, err))
+    # Without SMTPSPOOL_CONFIG: /etc/smtpspool.conf when it exists (in a
+    # mount namespace with a copy of /etc, so that the machine's is untouched).
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        raise Skip("needs root and a mount namespace for /etc/smtpspool.conf")
+    if os.path.exists("/etc/smtpspool.conf"):
+        raise Skip("/etc/smtpspool.conf exists")
+    etc = os.path.join(tmp, "etc")
+    os.mkdir(etc)
+    in_namespace = ["unshare", "-m", "sh", "-c",
+                    'cp -a /etc/. "$0"/ && cp "$1" "$0"/smtpspool.conf && mount --bind "$0" /etc && shift && exec "$@"',
+                    etc, conf]
+    code, _, err = run_as(in_namespace[0], in_namespace[1:] + [named(tmp, "sendmail"), "root"], b"Subject: two\n\nhi\n")
+    expect(code == 0, (code, err))
+    qid = os.listdir(os.path.join(spool, "queue"))[0]
+    for argv in ([named(tmp, "mailq")], [BIN, "mailq"], [BIN, "check-config"]):
+        code, out, err = run_as(in_namespace[0], in_namespace[1:] + argv)
+        expect(code == 0 and (qid.encode() in out or f"spool = {spool}\n".encode() in out), (argv, code, out, err))
+
+
+@test
 def sendmail_honours_another_config_only_for_root_and_the_spool_owner(tmp):
     # -C names the programs that -q (pipe routes) and -bs (hooks) run: a
     # caller who controls sendmail's arguments must not choose it.

@@ -308,6 +308,10 @@ TEST_SUITE("option table")
         Config c = std::get<Config>(r);
         std::vector<std::string> args = runq_arguments(c);
         REQUIRE(args.front() == "runq");
+        // Only these settings: not those of a default configuration file.
+        REQUIRE(args.size() >= 3);
+        CHECK(args[1] == "--config");
+        CHECK(args[2] == "/dev/null");
         CHECK(std::find(args.begin(), args.end(), "--user") == args.end());
         CHECK(std::find(args.begin(), args.end(), "--deliver-now") == args.end());
         std::vector<const char*> back{"smtpspool"};
