@@ -108,7 +108,7 @@ int sendmail_main(const std::vector<std::string>& args)
 {
     if (std::find(args.begin(), args.end(), "--help") != args.end()) {
         std::cout << "Usage: smtpspool sendmail [-t] [-i] [-f SENDER] [-F NAME] [OPTIONS] [RECIPIENT...]\n"
-                     "       sendmail -bp | -q[TIME] | -bs\n"
+                     "       sendmail -bp | -q[TIME] | -qf | -bs | -bi | -bv RECIPIENT...\n"
                      "Queue the message on standard input for the recipients, with the same durable\n"
                      "commit as serve; Date:, Message-ID: and From: are added when missing. The exit\n"
                      "status follows sysexits(3). See smtpspool-sendmail(8).\n\n"
@@ -119,8 +119,15 @@ int sendmail_main(const std::vector<std::string>& args)
                      "  -f SENDER, -r SENDER  the envelope sender (default: login name @ hostname)\n"
                      "  -F NAME               the full name of an added From:\n"
                      "  -bp | -q[TIME] | -bs  list the queue | run it (every TIME) | SMTP on stdin\n"
+                     "  -qf                   run the queue once (in the foreground, as always)\n"
+                     "  -bi, -I               check the aliases file (newaliases)\n"
+                     "  -bv                   print each recipient's route; queue nothing\n"
+                     "  -N DSN, -R RET, -V ID the DSN requests NOTIFY (never | success,failure,delay),\n"
+                     "                        RET (full | hdrs) and ENVID (xtext)\n"
+                     "  -O IgnoreDots=true    the same as -oi; other -O option=value ignored\n"
+                     "  -eq, -oeq             errors by the exit status only (-ep, -em, -ee, -ew: printed)\n"
                      "  -C FILE               the same as --config FILE (root and the spool's owner only)\n"
-                     "  Ignored: -oX, -v, -U, -Am, -Ac, and -B, -N, -R, -h, -L, -V with a value.\n\n"
+                     "  Ignored: -oX, -v, -U, -Am, -Ac, -G, and -B, -h, -L with a value.\n\n"
                      "Options:\n"
                      "  --config FILE         default: $SMTPSPOOL_CONFIG, else /etc/smtpspool.conf if present;\n"
                      "                        another file than that only for root and the spool's owner\n"
@@ -160,6 +167,8 @@ int sendmail_main(const std::vector<std::string>& args)
         break;
     case SendmailOptions::Mode::submit:
     case SendmailOptions::Mode::smtp:
+    case SendmailOptions::Mode::check_aliases:
+    case SendmailOptions::Mode::verify:
         argv.push_back("serve");
         break;
     }
@@ -202,6 +211,10 @@ int sendmail_main(const std::vector<std::string>& args)
         return run_runq(std::move(c));
     case SendmailOptions::Mode::smtp:
         return run_serve(std::move(c));
+    case SendmailOptions::Mode::check_aliases:
+        return run_check_aliases(o, std::move(c));
+    case SendmailOptions::Mode::verify:
+        return run_verify(o, std::move(c));
     case SendmailOptions::Mode::submit:
         break;
     }

@@ -8,6 +8,8 @@
 #include "base/log.hpp"
 #include "base/text.hpp"
 #include "policy/policy.hpp"
+#include "delivery/route.hpp"
+#include "smtp/dsn.hpp"
 #include "smtp/header_check.hpp"
 #include "smtp/smtp_address.hpp"
 #include "spool/spool.hpp"
@@ -241,10 +243,61 @@ std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector
             o.mode = SendmailOptions::Mode::list_queue;
         } else if (a == "-bs") {
             o.mode = SendmailOptions::Mode::smtp;
+        } else if (a == "-bi" || a == "-I") {
+            o.mode = SendmailOptions::Mode::check_aliases;
+        } else if (a == "-bv") {
+            o.mode = SendmailOptions::Mode::verify;
         } else if (a.rfind("-q", 0) == 0) {
+            // -q once, -qf once (runq always runs in the foreground), -qTIME
+            // every TIME.
             o.mode = SendmailOptions::Mode::run_queue;
-            if (a.size() > 2) {
+            o.interval.reset();
+            if (a.size() > 2 && a != "-qf") {
+                if (a[2] < '0' || a[2] > '9') {
+                    return "unsupported flag " + a + " (-q, -qf or -qTIME)";
+                }
                 o.interval = a.substr(2);
+            }
+        } else if (a.size() == 3 && (a[1] == 'e') && std::string_view("pmewq").find(a[2]) != std::string_view::npos) {
+            o.quiet = a[2] == 'q'; // -ep, -em, -ee, -ew: errors on standard error; -eq: none
+        } else if (a.size() == 4 && a.rfind("-oe", 0) == 0 && std::string_view("pmewq").find(a[3]) != std::string_view::npos) {
+            o.quiet = a[3] == 'q';
+        } else if (a == "-G") {
+            // A relayed (gateway) submission: the same checks apply.
+        } else if (a.rfind("-O", 0) == 0) {
+            auto v = value(2);
+            if (!v || v->find('=') == std::string::npos || v->front() == '=') {
+                return "-O needs option=value";
+            }
+            // IgnoreDots is -oi; other long sendmail options are ignored.
+            if (ascii_lower(v->substr(0, v->find('='))) == "ignoredots") {
+                std::string b = ascii_lower(v->substr(v->find('=') + 1));
+                if (b == "true" || b == "t" || b == "yes" || b == "y" || b == "on" || b.empty()) {
+                    o.dot_ends = false;
+                } else if (b == "false" || b == "f" || b == "no" || b == "n" || b == "off") {
+                    o.dot_ends = true;
+                } else {
+                    return "-O IgnoreDots needs true or false";
+                }
+            }
+        } else if (a.rfind("-N", 0) == 0) {
+            auto v = value(2);
+            std::string why;
+            if (!v || !(o.notify = parse_notify(*v, why))) {
+                return "-N needs never or a list of success, failure, delay" + (why.empty() ? "" : " (" + why + ")");
+            }
+        } else if (a.rfind("-R", 0) == 0) {
+            auto v = value(2);
+            std::string r = v ? ascii_lower(*v) : "";
+            if (r != "full" && r != "hdrs") {
+                return "-R needs full or hdrs";
+            }
+            o.ret = r == "full" ? "FULL" : "HDRS";
+        } else if (a.rfind("-V", 0) == 0) {
+            auto v = value(2);
+            std::string why = "an envelope id";
+            if (!v || !(o.envid = parse_envid(*v, why))) {
+                return "-V needs an envelope id: " + why;
             }
         } else if (a.rfind("-f", 0) == 0 || a.rfind("-r", 0) == 0) {
             auto v = value(2);
@@ -266,12 +319,11 @@ std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector
             o.ours.insert(o.ours.end(), {"--config", *v});
         } else if (a.rfind("-o", 0) == 0 || a == "-v" || a == "-U" || a == "-Am" || a == "-Ac") {
             // Other sendmail options (-oem, -odb, ...) and verbosity: ignored.
-        } else if (a.rfind("-B", 0) == 0 || a.rfind("-N", 0) == 0 || a.rfind("-R", 0) == 0 || a.rfind("-h", 0) == 0 ||
-                   a.rfind("-L", 0) == 0 || a.rfind("-V", 0) == 0) {
+        } else if (a.rfind("-B", 0) == 0 || a.rfind("-h", 0) == 0 || a.rfind("-L", 0) == 0) {
             if (!value(2)) {
                 return a + " needs a value";
             }
-            // Body type, DSN notify and return, hop count, log tag, envelope id: ignored.
+            // Body type (detected from the content), hop count, log tag: ignored.
         } else {
             return "unknown flag " + a;
         }
@@ -298,6 +350,8 @@ std::vector<std::string> header_addresses(std::string_view folded)
         std::string a(text::trim_space(has_angle ? std::string_view(angle) : std::string_view(item)));
         if (!a.empty()) {
             out.push_back(a);
+        } else if (has_angle) {
+            out.push_back("<>"); // the null address: never a recipient, and said so
         }
         item.clear();
         angle.clear();
@@ -613,7 +667,12 @@ Step<Envelope> queue_submission(LineReader& in, const HeaderSection& header, boo
     e.mail_from = facts.sender;
     e.body = eight_bit ? Body::eight_bit_mime : Body::seven_bit;
     e.smtputf8 = non_ascii;
+    e.dsn_ret = options.ret;
+    e.dsn_envid = options.envid;
     e.recipients = std::move(targets);
+    for (Recipient& r : e.recipients) {
+        r.notify = options.notify; // -N: for every recipient, as NOTIFY on each RCPT
+    }
     if (auto r = writer.commit(e); !r) {
         log.log(LogLine("spool-error").add("reason", r.error().message));
         return fail(refused(spool_failure(r.error()), "message not queued: " + r.error().message));
@@ -703,7 +762,9 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
     auto queued = submit(options, config, fd, *log);
     if (!queued) {
         // The exit status of sendmail(8): sysexits(3), chosen by the step that refused.
-        std::cerr << "sendmail: " << queued.error().message << "\n";
+        if (!options.quiet) {
+            std::cerr << "sendmail: " << queued.error().message << "\n";
+        }
         return queued.error().status;
     }
     const Envelope& e = queued.value();
@@ -715,6 +776,76 @@ int run_sendmail(const SendmailOptions& options, Config config, int fd)
                  .add("user", e.client.ident.value_or(""))
                  .add("via", "sendmail"));
     return k_exit_ok;
+}
+
+int run_check_aliases(const SendmailOptions& options, Config config)
+{
+    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    PolicyConfig only;
+    only.aliases = config.aliases;
+    if (auto files = load_policy_files(only); !files) {
+        if (!options.quiet) {
+            std::cerr << "sendmail: " << files.error().message << "\n";
+        }
+        return k_exit_config;
+    }
+    return k_exit_ok;
+}
+
+int run_verify(const SendmailOptions& options, Config config)
+{
+    apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    if (options.recipients.empty()) {
+        std::cerr << "sendmail: no recipients given to verify\n";
+        return k_exit_usage;
+    }
+    PolicyConfig only;
+    only.aliases = config.aliases;
+    auto files = load_policy_files(only);
+    if (!files) {
+        std::cerr << "sendmail: " << files.error().message << "\n";
+        return k_exit_config;
+    }
+    auto is_local = [&](std::string_view d) { return is_local_domain(d, config.local_domains); };
+    int status = k_exit_ok;
+    auto worse = [&](int s) {
+        if (status == k_exit_ok || (status == k_exit_nouser && s == k_exit_dataerr)) {
+            status = s;
+        }
+    };
+    for (const std::string& arg : options.recipients) {
+        for (const std::string& a : header_addresses(arg)) {
+            bool non_ascii = false;
+            std::string m = submission_mailbox(a, config.hostname, non_ascii);
+            if (m.empty()) {
+                std::cout << text::terminal_text(a) << ": not a recipient address\n";
+                worse(k_exit_dataerr);
+                continue;
+            }
+            std::vector<std::string> targets{m};
+            if (files.value().aliases && files.value().aliases->has(m, is_local)) {
+                auto e = files.value().aliases->expand(m, is_local, config.max_recipients, config.hostname);
+                if (auto* refusal = std::get_if<Aliases::Refused>(&e)) {
+                    std::cout << text::terminal_text(m) << ": undeliverable: " << refusal->why << "\n";
+                    worse(k_exit_nouser);
+                    continue;
+                }
+                targets = std::get<std::vector<std::string>>(e);
+            }
+            for (const std::string& t : targets) {
+                std::string shown = t == m ? text::terminal_text(m) : text::terminal_text(m) + " -> " + text::terminal_text(t);
+                std::string domain = recipient_domain(t, config.hostname);
+                if (const Route* route = find_route(config.routes, domain)) {
+                    std::cout << shown << ": deliverable, route " << route->domain << "=" << route->transport.text
+                              << "\n";
+                } else {
+                    std::cout << shown << ": undeliverable: no route for domain " << text::terminal_text(domain) << "\n";
+                    worse(k_exit_nouser);
+                }
+            }
+        }
+    }
+    return status;
 }
 
 } // namespace smtpspool

@@ -16,13 +16,21 @@
 namespace smtpspool {
 
 struct SendmailOptions {
-    enum class Mode { submit, list_queue, run_queue, smtp };
+    // -bm, -bp, -q, -bs, -bi (newaliases: check --aliases), -bv (verify the
+    // recipients, queue nothing).
+    enum class Mode { submit, list_queue, run_queue, smtp, check_aliases, verify };
     Mode mode = Mode::submit;
     std::optional<std::string> sender;    // -f
     std::optional<std::string> full_name; // -F
     bool extract = false;                 // -t: recipients from To:, Cc:, Bcc: (or Resent-*)
     bool dot_ends = true;                 // without -i/-oi a line "." ends the message
     std::optional<std::string> interval;  // -qTIME
+    bool quiet = false;                   // -eq, -oeq: errors by the exit status only
+    // RFC 3461 DSN requests, as a network client makes them with NOTIFY, RET
+    // and ENVID: -N (every recipient's), -R, -V (xtext, stored decoded).
+    std::optional<std::vector<std::string>> notify;
+    std::optional<std::string> ret;   // "FULL" | "HDRS"
+    std::optional<std::string> envid;
     std::vector<std::string> recipients;
     std::vector<std::string> ours; // our own long options, for parse_config
 };
@@ -109,5 +117,16 @@ struct LocalSubmission {
 std::string local_header_section(const HeaderSection& header, const LocalSubmission& submission);
 
 int run_sendmail(const SendmailOptions& options, Config config, int fd);
+
+// -bi (newaliases): reads --aliases (when set) and reports the first error; 0
+// or 78 (EX_CONFIG).
+int run_check_aliases(const SendmailOptions& options, Config config);
+
+// -bv: each command-line recipient, as a submission would take it (address,
+// --aliases), with the route runq would deliver it by; nothing is read or
+// queued. 0 when every one has a route, 67 (EX_NOUSER) when one has none or
+// its alias cannot be expanded, 65 for one that is not an address, 64 when
+// none is given.
+int run_verify(const SendmailOptions& options, Config config);
 
 } // namespace smtpspool

@@ -414,6 +414,67 @@ def sendmail_skips_a_leading_mbox_from_line(tmp):
     expect(b"alice@x" not in data and b"\r\nSubject: s\r\n" in data and data.endswith(b"\r\n\r\nb\r\n"), data)
 
 
+@test
+def sendmail_flags_of_other_mtas(tmp):
+    spool = os.path.join(tmp, "spool")
+    aliases = write(tmp, "aliases", "root: admin@example.org, backup\nloop: loop2\nloop2: loop\n")
+    conf = write(tmp, "a.conf", f"aliases = {aliases}\nroute = example.org=smtp:relay.test:2525\n")
+    base = ["sendmail", "--spool", spool, "--hostname", "mx.test", "--log", "none"]
+    # -bi (and -I): the aliases file is read; its first error, exit status 78.
+    for flag in ("-bi", "-I"):
+        code, out, err = run(base + ["--config", conf, flag])
+        expect(code == 0 and out == b"" and err == b"", (flag, code, out, err))
+    bad = write(tmp, "bad.conf", f"aliases = {write(tmp, 'bad-aliases', 'ok: a@example.org' + chr(10) + 'x:' + chr(10))}\n")
+    code, out, err = run(base + ["--config", bad, "-bi"])
+    expect(code == 78 and b"bad-aliases line 2" in err, (code, out, err))
+    code, out, err = run(base + ["-bi"])
+    expect(code == 0 and err == b"", (code, err))
+    # -bv: what a submission would make of each recipient, and its route; nothing queued.
+    code, out, err = run(base + ["--config", conf, "-bv", "root", "x@example.org"])
+    expect(code == 67 and out == b"root@mx.test -> admin@example.org: deliverable, route example.org=smtp:relay.test:2525\n"
+           b"root@mx.test -> backup@mx.test: undeliverable: no route for domain mx.test\n"
+           b"x@example.org: deliverable, route example.org=smtp:relay.test:2525\n", (code, out, err))
+    code, out, err = run(base + ["--config", conf, "-bv", "x@example.org"])
+    expect(code == 0 and out == b"x@example.org: deliverable, route example.org=smtp:relay.test:2525\n", (code, out, err))
+    code, out, err = run(base + ["--config", conf, "-bv", "loop", "a b@@x"])
+    expect(code == 65 and b"loop@mx.test: undeliverable: alias loop" in out and b"a b@@x: not a recipient address\n" in out,
+           (code, out, err))
+    code, out, err = run(base + ["-bv"])
+    expect(code == 64 and b"no recipients" in err, (code, err))
+    spool_is_clean(spool)
+    # '<>' is not a recipient: refused, not dropped.
+    code, _, err = run(base + ["<>", "bob"], b"Subject: x\n\nb\n")
+    expect(code == 65 and err == b"sendmail: not a recipient address: '<>'\n", (code, err))
+    code, _, err = run(base + ["-t"], b"To: <>, a@example.org\nSubject: x\n\nb\n")
+    expect(code == 65 and err == b"sendmail: not a recipient address in To: '<>'\n", (code, err))
+    # -eq: the exit status only.
+    code, out, err = run(base + ["-eq", "<>"], b"Subject: x\n\nb\n")
+    expect(code == 65 and out == b"" and err == b"", (code, out, err))
+    spool_is_clean(spool)
+    # -N, -R, -V: the DSN requests, in the envelope as a session stores them;
+    # -O, -G and -em accepted; -O IgnoreDots=true is -oi.
+    code, _, err = run(base + ["--config", conf, "-N", "success,delay", "-R", "hdrs", "-V", "batch+2B7", "-O",
+                               "DeliveryMode=b", "-OIgnoreDots=true", "-G", "-em", "root", "bob"],
+                       b"Subject: dsn\n\n.\nafter\n")
+    expect(code == 0, (code, err))
+    qid, env, data = only_message(spool)
+    expect(env["dsn_ret"] == "HDRS" and env["dsn_envid"] == "batch+7", env)
+    expect([(r["address"], r.get("notify")) for r in env["recipients"]] ==
+           [("admin@example.org", ["SUCCESS", "DELAY"]), ("backup@mx.test", ["SUCCESS", "DELAY"]),
+            ("bob@mx.test", ["SUCCESS", "DELAY"])], env["recipients"])
+    expect(data.endswith(b"\r\n\r\n.\r\nafter\r\n"), data[-30:])
+    shutil.rmtree(os.path.join(spool, "queue", qid))
+    code, _, err = run(base + ["-N", "sometimes", "bob"], b"x\n")
+    expect(code == 64 and b"-N needs never or a list of success, failure, delay" in err, (code, err))
+    # -qf: one queue run in the foreground (here: with no route, the message stays).
+    code, _, err = run(base + ["bob"], b"Subject: q\n\nb\n")
+    expect(code == 0, (code, err))
+    code, _, err = run(base + ["-qf"])
+    expect(code == 0, (code, err))
+    _, env, _ = only_message(spool)
+    expect(env["attempts"] == 1, env)
+
+
 def spool_is_clean(spool):
     for d in ("queue", "tmp"):
         path = os.path.join(spool, d)

@@ -57,6 +57,55 @@ TEST_SUITE("sendmail")
         CHECK(ok({"-bp", "-bm"}).mode == SendmailOptions::Mode::submit);
     }
 
+    TEST_CASE("-bi, -I, -bv, -qf; -q followed by anything but f or a time is refused")
+    {
+        CHECK(ok({"-bi"}).mode == SendmailOptions::Mode::check_aliases);
+        CHECK(ok({"-I"}).mode == SendmailOptions::Mode::check_aliases);
+        CHECK(ok({"-bv", "a@x.test"}).mode == SendmailOptions::Mode::verify);
+        CHECK(ok({"-qf"}).mode == SendmailOptions::Mode::run_queue);
+        CHECK_FALSE(ok({"-qf"}).interval);
+        CHECK_FALSE(ok({"-q1h", "-qf"}).interval);
+        CHECK(error({"-qR"}).find("unsupported flag -qR") != std::string::npos);
+        CHECK(error({"-qff"}).find("unsupported flag -qff") != std::string::npos);
+    }
+
+    TEST_CASE("-N, -R and -V are the DSN requests NOTIFY, RET and ENVID")
+    {
+        auto o = ok({"-N", "success,Delay", "-Rhdrs", "-V", "id+2B1", "a"});
+        CHECK(o.notify == Strings{"SUCCESS", "DELAY"});
+        CHECK(o.ret == "HDRS");
+        CHECK(o.envid == "id+1");
+        CHECK(ok({"-Nnever"}).notify == Strings{"NEVER"});
+        CHECK(ok({"-R", "FULL"}).ret == "FULL");
+        CHECK_FALSE(ok({"a"}).notify);
+        CHECK_FALSE(ok({"a"}).ret);
+        CHECK_FALSE(ok({"a"}).envid);
+        CHECK(error({"-N", "never,success"}).find("-N needs") != std::string::npos);
+        CHECK(error({"-N", "sometimes"}).find("-N needs") != std::string::npos);
+        CHECK(error({"-N"}).find("-N needs") != std::string::npos);
+        CHECK(error({"-R", "body"}).find("-R needs full or hdrs") != std::string::npos);
+        CHECK(error({"-V", "a b"}).find("-V needs an envelope id") != std::string::npos);
+        CHECK(error({"-V", "+zz"}).find("-V needs an envelope id") != std::string::npos);
+    }
+
+    TEST_CASE("-O option=value (IgnoreDots is -oi), -G, and the error modes -e/-oe p, m, e, w, q")
+    {
+        CHECK(ok({"-O", "DeliveryMode=b", "-ODeliveryMode=i", "a"}).recipients == Strings{"a"});
+        CHECK_FALSE(ok({"-O", "IgnoreDots=true"}).dot_ends);
+        CHECK_FALSE(ok({"-OIgnoreDots=yes"}).dot_ends);
+        CHECK(ok({"-oi", "-O", "ignoredots=false"}).dot_ends);
+        CHECK(error({"-O", "IgnoreDots=maybe"}).find("IgnoreDots") != std::string::npos);
+        CHECK(error({"-O", "DeliveryMode"}).find("-O needs option=value") != std::string::npos);
+        CHECK(error({"-O"}).find("-O needs option=value") != std::string::npos);
+        CHECK(ok({"-G", "a"}).recipients == Strings{"a"});
+        for (std::string m : {"-ep", "-em", "-ee", "-ew", "-oep", "-oem", "-oee", "-oew"}) {
+            CHECK_FALSE(ok({m}).quiet);
+        }
+        CHECK(ok({"-eq"}).quiet);
+        CHECK(ok({"-oeq"}).quiet);
+        CHECK(error({"-ex"}).find("unknown flag -ex") != std::string::npos);
+    }
+
     TEST_CASE("our own long options pass through; -C is --config")
     {
         auto o = ok({"--spool", "/tmp/s", "--config=/etc/x.conf", "-C", "/etc/y.conf", "--log", "none", "a"});
@@ -88,6 +137,9 @@ TEST_SUITE("sendmail")
         CHECK(header_addresses("\"quoted local\"@x.test") == Strings{"\"quoted local\"@x.test"});
         CHECK(header_addresses("a@x.test,\r\n b@x.test") == Strings{"a@x.test", "b@x.test"});
         CHECK(header_addresses("") == Strings{});
+        // The null address is kept, for the caller to refuse.
+        CHECK(header_addresses("<>, a@x.test") == Strings{"<>", "a@x.test"});
+        CHECK(header_addresses("Nobody <>") == Strings{"<>"});
         CHECK(header_addresses(" , ,") == Strings{});
         // Folded inside a quoted string or after a backslash: unfolded, no line end kept (found by fuzz_sendmail).
         CHECK(header_addresses("\"a\r\n b\"@x.test, \"c\\\r\n d\"@x.test") == Strings{"\"a b\"@x.test", "\"c\\ d\"@x.test"});
