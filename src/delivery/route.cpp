@@ -1,9 +1,11 @@
 // route: parsing of transports, routes and schedules; longest-domain matching.
 #include "delivery/route.hpp"
 
+#include "base/cidr.hpp"
 #include "base/clock.hpp"
 #include "smtp/smtp_address.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace smtpspool {
@@ -20,10 +22,22 @@ bool parse_host_port(std::string_view text, std::string& host, std::uint16_t& po
         }
         host = std::string(text.substr(1, close - 1));
         rest = text.substr(close + 1);
+        if (!host.empty() && !parse_ip(host)) {
+            why = "not an IP address in brackets";
+            return false;
+        }
     } else {
+        if (std::count(text.begin(), text.end(), ':') > 1) {
+            why = "an IPv6 address needs brackets ([ADDRESS] or [ADDRESS]:PORT, as in [::1]:25)";
+            return false;
+        }
         auto colon = text.find(':');
         host = std::string(text.substr(0, colon));
         rest = colon == std::string_view::npos ? std::string_view{} : text.substr(colon);
+        if (!host.empty() && !is_domain(host) && !parse_ip(host)) {
+            why = "not a host name or address";
+            return false;
+        }
     }
     if (host.empty()) {
         why = "missing host";

@@ -200,6 +200,23 @@ def check_config_round_trip_and_errors(tmp):
 
 
 @test
+def check_config_refuses_a_smarthost_that_is_not_a_host(tmp):
+    for args, why in [(["--smarthost", "host name"], b"smarthost: not a host name or address: 'host name'\n"),
+                      (["--smarthost", "::1"], b"smarthost: an IPv6 address needs brackets ([ADDRESS] or [ADDRESS]:PORT, as in [::1]:25): '::1'\n"),
+                      (["--smarthost", "::1:2525"], b"needs brackets"),
+                      (["--smarthost", "[relay.example]:25"], b"not an IP address in brackets: '[relay.example]:25'"),
+                      (["--route", "x.test=smtp:a b"], b"route: not a host name or address: 'x.test=smtp:a b'"),
+                      (["--route", "x.test=smtp:fe80::1:25"], b"needs brackets")]:
+        code, out, err = run(["check-config", "--config", "/dev/null"] + args)
+        expect(code == 78 and why in err and out == b"", (args, code, out, err))
+    for host, route in [("[::1]:2525", b"route = *=smtp:[::1]:2525\n"), ("192.0.2.1", b"route = *=smtp:192.0.2.1:25\n"),
+                        ("relay.example:587", b"route = *=smtp:relay.example:587\n"),
+                        ("localhost", b"route = *=smtp:localhost:25\n")]:
+        code, out, err = run(["check-config", "--config", "/dev/null", "--smarthost", host])
+        expect(code == 0 and route in out, (host, code, out, err))
+
+
+@test
 def serve_refuses_bad_options_on_a_pipe(tmp):
     code, out, err = run(["--max-errors", "zero", "--spool", tmp], b"QUIT\r\n")
     expect(code == 78 and out == b"" and b"max-errors" in err, (code, out, err))

@@ -24,8 +24,9 @@ TEST_SUITE("route")
         CHECK(v6->port == 26);
         CHECK(parse_transport("maildir:/var/mail/%d/%u", why)->path == "/var/mail/%d/%u");
         CHECK(parse_transport("pipe:/usr/bin/procmail -d \"$LOCAL\"", why)->command == "/usr/bin/procmail -d \"$LOCAL\"");
-        for (auto bad : {"smtp:", "smtp:host:0", "smtp:host:70000", "smtp:host:x", "smtp:[::1", "maildir:relative",
-                         "pipe:", "lmtp:x", "nothing"}) {
+        for (auto bad : {"smtp:host name", "smtp:::1", "smtp:::1:25", "smtp:[host]:25", "smtp:[]", "smtp:host:0",
+                         "smtp:host:70000", "smtp:host:x", "smtp:[::1", "maildir:relative", "pipe:", "lmtp:x",
+                         "nothing"}) {
             INFO(bad);
             CHECK_FALSE(parse_transport(bad, why));
             CHECK_FALSE(why.empty());
