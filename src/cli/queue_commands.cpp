@@ -1,8 +1,11 @@
 // queue_commands: the queue tools. Output on stdout, diagnostics on stderr.
 #include "cli/queue_commands.hpp"
 
+#include "base/text.hpp"
+#include "delivery/route.hpp"
 #include "policy/policy.hpp"
 #include "server/tls.hpp"
+#include "smtp/smtp_address.hpp"
 
 #include "cli/lister.hpp"
 #include "delivery/runner.hpp"
@@ -159,6 +162,33 @@ int run_runq(Config config)
     }
 }
 
+std::vector<std::string> config_warnings(const Config& config)
+{
+    std::vector<std::string> out;
+    const std::string& host = config.hostname;
+    if (host.find('.') == std::string::npos && !is_address_literal(host)) {
+        out.push_back("hostname '" + text::terminal_text(host) +
+                      "' is not fully qualified (it has no dot): servers may refuse it in HELO, and it names the "
+                      "sender of bounces and bare local parts; set hostname");
+    }
+    if (config.routes.empty()) {
+        out.push_back("no routes (no smarthost, no route): runq delivers nothing, every message is deferred until "
+                      "it expires after max-queue-time");
+        return out;
+    }
+    for (const std::string& domain : config.local_domains) {
+        if (find_route(config.routes, domain) == nullptr) {
+            out.push_back("no route for the local domain " + text::terminal_text(domain) +
+                          ": its mail is deferred until it expires");
+        }
+    }
+    if (std::none_of(config.routes.begin(), config.routes.end(), [](const Route& r) { return r.domain == "*"; })) {
+        out.push_back("no default route (no smarthost, no route for *): mail to other domains, bounces "
+                      "included, is deferred until it expires");
+    }
+    return out;
+}
+
 int run_check_config(Config config)
 {
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
@@ -175,6 +205,9 @@ int run_check_config(Config config)
         }
     }
     std::cout << describe(config) << std::flush;
+    for (const std::string& w : config_warnings(config)) {
+        std::cerr << "smtpspool check-config: warning: " << w << "\n";
+    }
     return k_exit_ok;
 }
 

@@ -3,6 +3,9 @@
 
 #include "cli/config.hpp"
 
+#include <string>
+#include <vector>
+
 namespace smtpspool {
 
 int run_mailq(const Config& config);
@@ -10,5 +13,10 @@ int run_cat(const Config& config);
 int run_remove(const Config& config);
 int run_runq(Config config);
 int run_check_config(Config config);
+
+// What check-config warns about (on standard error, exit status 0): a host
+// name without a dot, and mail that no route would deliver (no routes at
+// all, a local domain without one, no default route).
+std::vector<std::string> config_warnings(const Config& config);
 
 } // namespace smtpspool

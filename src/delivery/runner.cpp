@@ -75,6 +75,9 @@ RunStats Runner::run(const std::vector<std::string>& ids)
         process(queue.value(), id, !ids.empty(), stats);
     }
     finish_deliverers();
+    for (const auto& [domain, recipients] : stats.no_route) {
+        m_log.log(LogLine("no-route").add("domain", domain).add("deferred", recipients));
+    }
     m_log.log(LogLine("runq-done")
                   .add("messages", stats.messages)
                   .add("attempted", stats.attempted)
@@ -200,16 +203,15 @@ Runner::Routed Runner::expire_and_route(Envelope& e, TimePoint now, Reports& rep
             m_log.log(LogLine("expired").add("id", e.id).add("to", r.address));
             continue;
         }
-        const Route* route = find_route(m_config.routes, recipient_domain(r.address, e.hostname));
+        std::string domain = recipient_domain(r.address, e.hostname);
+        const Route* route = find_route(m_config.routes, domain);
         if (route == nullptr) {
+            // A configuration matter, not the message's: the envelope says
+            // why, and the log says it once per domain at the end of the run.
             ++r.attempts;
-            r.last_error = "no route for domain " + recipient_domain(r.address, e.hostname);
+            r.last_error = "no route for domain " + domain;
             ++stats.deferred;
-            m_log.log(LogLine("delivery")
-                          .add("id", e.id)
-                          .add("to", r.address)
-                          .add("result", "deferred")
-                          .add("detail", *r.last_error));
+            ++stats.no_route[domain];
             continue;
         }
         routed.by_route[route->transport.text].push_back(i);

@@ -43,6 +43,9 @@ struct RunStats {
     std::size_t bounces = 0;    // notifications queued
     std::size_t removed = 0;    // messages done with
     std::size_t errors = 0;     // local failures (envelope not updated)
+    // Recipients deferred because no route covers their domain, by domain:
+    // logged once per domain at the end of the run, not per message.
+    std::map<std::string, std::size_t> no_route;
 };
 
 using DelivererFactory = std::function<std::unique_ptr<Deliverer>(const TransportSpec&)>;

@@ -164,6 +164,40 @@ def runq_without_routes_defers_and_keeps_the_message(tmp):
 
 
 @test
+def runq_logs_a_missing_route_once_per_run_and_check_config_warns(tmp):
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@far.example", "v@far.example"], b"x\r\n")] * 3 +
+                           [("a@b.example", ["w@other.example"], b"y\r\n")])
+    expect(len(queued_ids(out)) == 4, out)
+    code, out, err = run(["runq", "--spool", spool, "--hostname", "mx.test", "--route", "mx.test=maildir:/nonexistent",
+                          "--log", "stderr"])
+    lines = [line for line in err.decode().splitlines() if "event=" in line]
+    expect(code == 0, (code, err))
+    expect([line[line.index("event="):] for line in lines if "no-route" in line] ==
+           ["event=no-route domain=far.example deferred=6", "event=no-route domain=other.example deferred=1"], lines)
+    expect(not any("event=delivery" in line for line in lines), lines)
+    expect(any("event=runq-done messages=4" in line and "deferred=7" in line for line in lines), lines)
+    # check-config: no routes at all; an unqualified host name.
+    code, out, err = run(["check-config", "--config", "/dev/null", "--hostname", "vm"])
+    expect(code == 0 and b"hostname = vm\n" in out, (code, out, err))
+    expect(err == b"smtpspool check-config: warning: hostname 'vm' is not fully qualified (it has no dot): servers may "
+           b"refuse it in HELO, and it names the sender of bounces and bare local parts; set hostname\n"
+           b"smtpspool check-config: warning: no routes (no smarthost, no route): runq delivers nothing, every message "
+           b"is deferred until it expires after max-queue-time\n", err)
+    # A local domain without a route, and no default route.
+    code, out, err = run(["check-config", "--config", "/dev/null", "--hostname", "mx.test", "--local-domain", "mx.test",
+                          "--local-domain", "lists.test", "--route", "mx.test=maildir:/var/mail/%u"])
+    expect(code == 0 and err ==
+           b"smtpspool check-config: warning: no route for the local domain lists.test: its mail is deferred until it "
+           b"expires\nsmtpspool check-config: warning: no default route (no smarthost, no route for *): mail to other "
+           b"domains, bounces included, is deferred until it expires\n", (code, err))
+    # Every domain routed, a qualified name: nothing to say.
+    code, out, err = run(["check-config", "--config", "/dev/null", "--hostname", "mx.test", "--local-domain", "mx.test",
+                          "--route", "mx.test=maildir:/var/mail/%u", "--smarthost", "[192.0.2.1]:587"])
+    expect(code == 0 and err == b"", (code, err))
+
+
+@test
 def help_and_version(tmp):
     for cmd in ([], ["serve"], ["mailq"], ["runq"], ["cat"], ["remove"], ["check-config"]):
         code, out, err = run(cmd + ["--help"])

@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -277,6 +278,26 @@ TEST_SUITE("runner")
         CHECK(f.run().removed == 1);
     }
 
+    TEST_CASE("no route: logged once per domain and run, with the number of recipients, not once per message")
+    {
+        Fixture f;
+        f.routes.erase(f.routes.begin()); // no "*"
+        for (int i = 0; i < 3; ++i) {
+            f.queue("a@b.test", {"u@far.test", "v@far.test", "w@other.test"});
+        }
+        RunStats s = f.run();
+        CHECK(s.deferred == 9);
+        CHECK(s.no_route == std::map<std::string, std::size_t>{{"far.test", 6}, {"other.test", 3}});
+        auto count = [&](std::string_view needle) {
+            return std::count_if(f.log.lines.begin(), f.log.lines.end(),
+                                 [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+        };
+        CHECK(count("event=no-route") == 2);
+        CHECK(count("event=no-route domain=far.test deferred=6") == 1);
+        CHECK(count("event=no-route domain=other.test deferred=3") == 1);
+        CHECK(count("event=delivery") == 0);
+    }
+
     TEST_CASE("no route: deferred with a reason; unreadable envelopes are skipped")
     {
         Fixture f;
@@ -285,6 +306,7 @@ TEST_SUITE("runner")
         RunStats s = f.run();
         CHECK(s.deferred == 1);
         CHECK(f.envelope(id).recipients[0].last_error == "no route for domain far.test");
+        CHECK(s.no_route == std::map<std::string, std::size_t>{{"far.test", 1}});
         std::string bad = f.dir.path() + "/queue/0-bad";
         std::filesystem::create_directory(bad);
         std::ofstream(bad + "/envelope.json") << "{";
