@@ -452,6 +452,14 @@ Session::Handled Session::on_rcpt(const Command& cmd)
     // Our own recipients are stored in one canonical form (smtp_address).
     std::string address =
         local ? canonical_mailbox(path.local, path.domain) : path.local + "@" + ascii_lower(path.domain);
+    // RFC 5321 §4.5.3.1.10: an implementation limit is 452, and the
+    // transaction goes on with the recipients already accepted. Checked before
+    // any work for the recipient (the duplicate scan, aliases, the rcpt hook),
+    // and counted toward --max-errors (is_client_error), so RCPTs past the
+    // limit cost nothing and end the session soon.
+    if (m_tx->targets.size() >= m_config.max_recipients) {
+        return refuse(replies::too_many_recipients(), address);
+    }
     if (std::find(m_tx->recipients.begin(), m_tx->recipients.end(), address) != m_tx->recipients.end()) {
         m_log.log(LogLine("rcpt").add("to", address).add("result", "duplicate"));
         return {replies::recipient_ok(), true};
@@ -472,8 +480,7 @@ Session::Handled Session::on_rcpt(const Command& cmd)
         r.notify = rcpt.notify;
         r.orcpt = rcpt.orcpt;
     }
-    // RFC 5321 §4.5.3.1.10: an implementation limit is 452, and the
-    // transaction goes on with the recipients already accepted.
+    // An alias may expand past the limit.
     if (m_tx->targets.size() + added.size() > m_config.max_recipients) {
         return refuse(replies::too_many_recipients(), address);
     }

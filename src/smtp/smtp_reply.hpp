@@ -22,9 +22,11 @@ struct Reply {
 // "250-a\r\n250 b\r\n"; each line cut to 512 octets, control characters replaced.
 std::string render(const Reply& reply);
 
-// True when the reply reports a client error (RFC 5321 §4.2.1: 5yz), which
-// counts toward --max-errors.
-constexpr bool is_client_error(const Reply& r) { return r.code >= 500; }
+// True when the reply reports a client error, which counts toward
+// --max-errors: a 5yz (RFC 5321 §4.2.1), and 452 4.5.3, too many recipients
+// (a client that goes on past --max-recipients is told so every time, and
+// each of those costs us a reply).
+inline bool is_client_error(const Reply& r) { return r.code >= 500 || (r.code == 452 && r.status == "4.5.3"); }
 
 namespace replies {
 

@@ -41,12 +41,13 @@ TEST_SUITE("smtp_reply")
         CHECK(render(replies::bad_address("a\tb")) == "501 5.1.3 bad address syntax: a?b\r\n");
     }
 
-    TEST_CASE("5xx replies count as client errors, others do not")
+    TEST_CASE("5xx replies and 452 too many recipients count as client errors, others do not")
     {
         CHECK(is_client_error(replies::unknown_command()));
         CHECK(is_client_error(replies::out_of_sequence(Refusal::mail)));
-        CHECK_FALSE(is_client_error(replies::too_many_recipients()));
+        CHECK(is_client_error(replies::too_many_recipients()));
         CHECK_FALSE(is_client_error(replies::local_error()));
+        CHECK_FALSE(is_client_error(replies::storage_full())); // 452 too, but ours
         CHECK(replies::out_of_sequence(Refusal::recipient).code == 554);
         CHECK(replies::storage_full().code == 452);
         CHECK(replies::storage_full().status == "4.3.1");
