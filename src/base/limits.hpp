@@ -75,6 +75,14 @@ inline constexpr std::size_t k_max_envid = 100;
 // RFC 3461 §4.2: the ORCPT parameter's value is at most 500 characters.
 inline constexpr std::size_t k_max_orcpt = 500;
 
+// Steps of one recipient's alias expansion (an address looked up: the
+// recipient, then each target reached); each entry is expanded once, so this
+// is about the number of targets reached, and a longer expansion is refused
+// (550 5.4.6: the file, not the client, would have to change). A file of
+// diamonds, or an alias file past this size, costs a stranger's RCPT at most
+// this much.
+inline constexpr std::size_t k_max_alias_steps = 100000;
+
 // A bounce with RET=FULL returns messages up to this size whole; of a larger
 // one it returns the header section only (and says so).
 inline constexpr std::size_t k_max_returned_message = 10 << 20;

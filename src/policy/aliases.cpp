@@ -6,6 +6,7 @@
 #include "smtp/smtp_address.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace smtpspool {
 namespace {
@@ -146,38 +147,65 @@ bool Aliases::has(std::string_view address, const IsLocal& is_local) const
 
 std::variant<std::vector<std::string>, Aliases::Refused> Aliases::expand(std::string_view address,
                                                                          const IsLocal& is_local, std::size_t max,
-                                                                         std::string_view default_domain) const
+                                                                         std::string_view default_domain,
+                                                                         std::size_t max_steps,
+                                                                         std::size_t* steps_taken) const
 {
     std::vector<std::string> out;
-    std::vector<std::string> chain; // the addresses being expanded, outermost first
+    std::unordered_set<std::string> emitted; // what out holds
+    std::vector<std::string> chain;          // the addresses being expanded, outermost first
+    // The alias addresses expanded whole, with their height: the alias levels
+    // at and below them (1 for an entry whose targets have no entries). A
+    // second path to one of them adds no address (its addresses were emitted
+    // the first time) and no loop (a cycle through it would have been found
+    // then, whatever path led there); only the depth depends on the path, and
+    // the height answers that. So each entry is expanded once, and a file of
+    // diamonds (every entry of a level listing every entry of the next) costs
+    // its number of targets, not its number of paths.
+    std::unordered_map<std::string, std::size_t> expanded;
+    std::size_t steps = 0;
     std::optional<Refused> refused;
-    std::function<void(const std::string&)> walk = [&](const std::string& addr) {
+    auto too_deep = [] { return Refused{"alias expansion deeper than " + std::to_string(k_max_depth) + " levels"}; };
+    auto emit = [&](const std::string& a) {
+        if (emitted.count(a) == 0) {
+            if (out.size() >= max) {
+                refused = Refused{"expands to more than " + std::to_string(max) + " addresses"};
+                return;
+            }
+            emitted.insert(a);
+            out.push_back(a);
+        }
+    };
+    // Returns the height of addr (0 for an address without an entry).
+    std::function<std::size_t(const std::string&)> walk = [&](const std::string& addr) -> std::size_t {
         if (refused) {
-            return;
+            return 0;
+        }
+        if (++steps > max_steps) {
+            refused = Refused{"alias expansion takes more than " + std::to_string(max_steps) + " steps"};
+            return 0;
+        }
+        if (auto done = expanded.find(addr); done != expanded.end()) {
+            if (chain.size() + done->second > k_max_depth) {
+                refused = too_deep();
+            }
+            return done->second;
         }
         const std::vector<std::string>* targets = lookup(addr, is_local);
-        auto emit = [&](const std::string& a) {
-            if (std::find(out.begin(), out.end(), a) == out.end()) {
-                if (out.size() >= max) {
-                    refused = Refused{"expands to more than " + std::to_string(max) + " addresses"};
-                    return;
-                }
-                out.push_back(a);
-            }
-        };
         if (targets == nullptr) {
             emit(addr);
-            return;
+            return 0;
         }
         if (chain.size() >= k_max_depth) {
-            refused = Refused{"alias expansion deeper than " + std::to_string(k_max_depth) + " levels"};
-            return;
+            refused = too_deep();
+            return 0;
         }
         chain.push_back(key_of(addr));
         std::string_view domain = domain_of(addr);
         if (domain.empty()) {
             domain = default_domain;
         }
+        std::size_t below = 0;
         for (const std::string& t : *targets) {
             // A bare local part takes the domain of the address it came from.
             std::string target =
@@ -187,15 +215,20 @@ std::variant<std::vector<std::string>, Aliases::Refused> Aliases::expand(std::st
             } else if (std::find(chain.begin(), chain.end(), key_of(target)) != chain.end()) {
                 refused = Refused{"alias loop through " + target};
             } else {
-                walk(target);
+                below = std::max(below, walk(target));
             }
             if (refused) {
-                return;
+                return 0;
             }
         }
         chain.pop_back();
+        expanded.emplace(addr, below + 1);
+        return below + 1;
     };
     walk(std::string(address));
+    if (steps_taken != nullptr) {
+        *steps_taken = steps;
+    }
     if (refused) {
         return *refused;
     }

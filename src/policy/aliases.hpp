@@ -2,6 +2,7 @@
 // Pure: text in, addresses out.
 #pragma once
 
+#include "base/limits.hpp"
 #include "policy/address_list.hpp"
 
 #include <cstddef>
@@ -37,11 +38,17 @@ public:
     // ("bob: bob, archive"); any other cycle is a loop, and expansion deeper
     // than k_max_depth or to more than max addresses is refused. Bare local
     // parts in an address without a domain (<postmaster>) take default_domain.
+    // Each entry is expanded once however many paths lead to it, and an
+    // expansion that takes more than max_steps steps (an address looked up:
+    // the recipient, then each target reached) is refused too; steps_taken,
+    // when given, says how many it took.
     struct Refused {
         std::string why;
     };
     std::variant<std::vector<std::string>, Refused> expand(std::string_view address, const IsLocal& is_local,
-                                                           std::size_t max, std::string_view default_domain = {}) const;
+                                                           std::size_t max, std::string_view default_domain = {},
+                                                           std::size_t max_steps = limits::k_max_alias_steps,
+                                                           std::size_t* steps_taken = nullptr) const;
 
     // True when the recipient has an entry.
     bool has(std::string_view address, const IsLocal& is_local) const;

@@ -165,6 +165,85 @@ TEST_SUITE("aliases")
         CHECK(expand(dup, "team@example.com") == std::vector<std::string>{"a@example.com"});
     }
 
+    TEST_CASE("each entry is expanded once: a file of diamonds costs its targets, not its paths")
+    {
+        // Ten levels of five entries, each listing all five of the next
+        // level: 5^9 paths from l0x0 to the last level, 5 addresses at the end.
+        std::string text;
+        for (int level = 0; level < 10; ++level) {
+            for (int j = 0; j < 5; ++j) {
+                text += "l" + std::to_string(level) + "x" + std::to_string(j) + ":";
+                for (int k = 0; k < 5; ++k) {
+                    text += level < 9 ? " l" + std::to_string(level + 1) + "x" + std::to_string(k) + ","
+                                      : " end" + std::to_string(k) + "@store.test,";
+                }
+                text += "\n";
+            }
+        }
+        auto diamond = parsed<Aliases>(text);
+        std::size_t steps = 0;
+        auto r = diamond.expand("l0x0@example.com", local, 100, {}, limits::k_max_alias_steps, &steps);
+        REQUIRE(std::holds_alternative<std::vector<std::string>>(r));
+        CHECK(std::get<std::vector<std::string>>(r) ==
+              std::vector<std::string>{"end0@store.test", "end1@store.test", "end2@store.test", "end3@store.test",
+                                       "end4@store.test"});
+        // The recipient, then the five targets of each of the 46 entries
+        // expanded (l0x0 and the 45 of levels 1 to 9).
+        CHECK(steps == 1 + 46 * 5);
+        // The bound on the steps refuses what it does not cover.
+        r = diamond.expand("l0x0@example.com", local, 100, {}, 100, &steps);
+        REQUIRE(std::holds_alternative<Aliases::Refused>(r));
+        CHECK(std::get<Aliases::Refused>(r).why == "alias expansion takes more than 100 steps");
+        CHECK(steps == 101);
+    }
+
+    TEST_CASE("an expansion past limits::k_max_alias_steps is refused, whatever its number of addresses")
+    {
+        // 300 lists of the same 400 members: 400 addresses, 120,301 steps.
+        std::string members;
+        for (int m = 0; m < 400; ++m) {
+            members += " m" + std::to_string(m) + "@store.test,";
+        }
+        std::string text = "all:";
+        for (int g = 0; g < 300; ++g) {
+            text += " g" + std::to_string(g) + ",";
+        }
+        text += "\n";
+        for (int g = 0; g < 300; ++g) {
+            text += "g" + std::to_string(g) + ":" + members + "\n";
+        }
+        auto lists = parsed<Aliases>(text);
+        std::size_t steps = 0;
+        auto r = lists.expand("all@example.com", local, 10000, {}, limits::k_max_alias_steps, &steps);
+        REQUIRE(std::holds_alternative<Aliases::Refused>(r));
+        CHECK(std::get<Aliases::Refused>(r).why.find("more than 100000 steps") != std::string::npos);
+        CHECK(steps == limits::k_max_alias_steps + 1);
+        // One list alone is well inside.
+        CHECK(expand(lists, "g7@example.com", 10000).size() == 400);
+    }
+
+    TEST_CASE("an entry expanded before is still refused when reached too deep")
+    {
+        // b (two levels: b, d) is expanded first at depth 1, then reached
+        // again through the c chain: at depth 8 it fits (8 + 2 levels), at
+        // depth 9 it does not, as when it is expanded anew.
+        std::string fits = "root: b, c1\nb: d\nd: z@store.test\n";
+        std::string deeper = fits;
+        for (int i = 1; i < 7; ++i) {
+            fits += "c" + std::to_string(i) + ": c" + std::to_string(i + 1) + "\n";
+        }
+        for (int i = 1; i < 8; ++i) {
+            deeper += "c" + std::to_string(i) + ": c" + std::to_string(i + 1) + "\n";
+        }
+        fits += "c7: b\n";
+        deeper += "c8: b\n";
+        CHECK(expand(parsed<Aliases>(fits), "root@example.com") == std::vector<std::string>{"z@store.test"});
+        CHECK(expand(parsed<Aliases>(deeper), "root@example.com") ==
+              std::vector<std::string>{"refused: alias expansion deeper than 10 levels"});
+        // From c1, one level less deep, b fits again.
+        CHECK(expand(parsed<Aliases>(deeper), "c1@example.com") == std::vector<std::string>{"z@store.test"});
+    }
+
     TEST_CASE("bad aliases files are refused with the line number")
     {
         CHECK(error_of<Aliases>("root alice\n").line == 1);
