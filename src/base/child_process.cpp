@@ -202,12 +202,12 @@ Result<ChildProcess> ChildProcess::spawn(const std::string& command, const std::
 
 Result<ChildProcess> ChildProcess::spawn_program(const std::string& path, const std::vector<std::string>& argv,
                                                  const std::vector<std::string>& environment,
-                                                 std::array<int, 3> stdio, bool new_session)
+                                                 std::array<int, 3> stdio, bool new_session, int fd3)
 {
     if (argv.empty()) {
         return Error{EINVAL, "no arguments for " + path};
     }
-    return start(path, argv, environment, stdio, -1, new_session);
+    return start(path, argv, environment, stdio, fd3, new_session);
 }
 
 Result<ChildProcess> ChildProcess::start(const std::string& path, const std::vector<std::string>& arguments,

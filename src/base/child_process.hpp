@@ -50,9 +50,10 @@ public:
     // The program at `path` (no shell) with these arguments (argv[0] first),
     // for programs we start ourselves. With new_session it leads a session of
     // its own (setsid(2)), so that nothing sent to ours (a hangup) reaches it.
+    // fd3, when not -1, becomes its descriptor 3 (a lock it holds while it runs).
     static Result<ChildProcess> spawn_program(const std::string& path, const std::vector<std::string>& argv,
                                               const std::vector<std::string>& environment, std::array<int, 3> stdio,
-                                              bool new_session = false);
+                                              bool new_session = false, int fd3 = -1);
     ChildProcess(ChildProcess&& other) noexcept;
     ChildProcess& operator=(ChildProcess&&) = delete;
     ChildProcess(const ChildProcess&) = delete;

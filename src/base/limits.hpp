@@ -83,6 +83,13 @@ inline constexpr std::size_t k_max_orcpt = 500;
 // this much.
 inline constexpr std::size_t k_max_alias_steps = 100000;
 
+// serve --deliver-now starts one runq per session, at its end, and at most
+// this many of them run at once per spool (SPOOL/state/runq-slot.N); past
+// that the messages wait for the next scheduled runq. A runq is given at
+// most this many ids; for more it makes a whole pass.
+inline constexpr std::size_t k_deliver_now_runners = 4;
+inline constexpr std::size_t k_deliver_now_max_ids = 1000;
+
 // A bounce with RET=FULL returns messages up to this size whole; of a larger
 // one it returns the header section only (and says so).
 inline constexpr std::size_t k_max_returned_message = 10 << 20;

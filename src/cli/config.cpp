@@ -463,7 +463,7 @@ constexpr Option k_options[] = {
      set_duration<&C::smtp_timeout>, show<&C::smtp_timeout>, nullptr, "RFC 5321 section 4.5.3.2, and 60s to connect"},
     {"pipe-timeout", 0, K::text, G::delivery, k_delivering, "TIME", "how long a pipe command may run",
      set_duration<&C::pipe_timeout>, show<&C::pipe_timeout>},
-    {"deliver-now", 0, K::yes_no, G::delivery, k_delivering, "yes|no", "serve: start a detached runq for each message accepted",
+    {"deliver-now", 0, K::yes_no, G::delivery, k_delivering, "yes|no", "serve: start one detached runq for the messages of each session, at its end",
      set_flag<&C::deliver_now>, show<&C::deliver_now>},
 
     {"json", 0, K::flag, G::command, bit(Subcommand::mailq), nullptr, "one JSON object per message and line", set_json, nullptr},

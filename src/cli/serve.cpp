@@ -4,6 +4,7 @@
 
 #include "base/child_process.hpp"
 #include "base/fd.hpp"
+#include "base/limits.hpp"
 
 #include "policy/checkpassword.hpp"
 #include "base/fs.hpp"
@@ -11,6 +12,7 @@
 #include "policy/policy.hpp"
 #include "policy/rate_limit.hpp"
 #include "smtp/session.hpp"
+#include "spool/runner_slots.hpp"
 #include "spool/spool.hpp"
 #include "server/stdio_transport.hpp"
 #include "server/tls.hpp"
@@ -19,7 +21,6 @@
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <cstdlib>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -59,36 +60,49 @@ private:
     SpoolPort& m_inner;
 };
 
-// A runq for one message, detached (double fork, new session, /dev/null for
-// fds 0-2, nothing else inherited) so that the session neither waits for it
-// nor shares its descriptors with it.
-// The runq processes --deliver-now started, reaped once they have exited.
-std::vector<pid_t> g_runq_children;
-
-void reap_runq_children()
+// --deliver-now: one runq for the messages this session accepted, started
+// when the session has ended, in a session of its own (not ours: nothing sent
+// to ours reaches it), with a clean environment and /dev/null for its
+// standard descriptors: it outlives us, and its log goes where --log says.
+// It gets one of the spool's runner slots as its descriptor 3 and holds it
+// until it exits; when every slot is taken none is started, and the messages
+// wait in the queue for the next scheduled runq. So a client cannot make us
+// start more than one runq per session, nor the sessions more than
+// limits::k_deliver_now_runners at once per spool, whatever their number.
+void start_runq(const Config& config, const std::vector<std::string>& ids, LogSink& log)
 {
-    std::erase_if(g_runq_children, [](pid_t pid) { return ::waitpid(pid, nullptr, WNOHANG) != 0; });
-}
-
-// A runq for these ids, in a session of its own, with a clean
-// environment and /dev/null for its standard descriptors: it outlives the
-// session, and its log goes where --log says.
-void start_runq(const Config& config, const std::vector<std::string>& ids)
-{
-    reap_runq_children();
+    auto slot = take_runner_slot(config.spool, limits::k_deliver_now_runners);
+    if (!slot || !slot.value()) {
+        LogLine line("deliver-now");
+        line.add("result", "not-started").add("messages", static_cast<std::uint64_t>(ids.size()));
+        line.add("reason", slot ? std::string("every runner slot is taken") : slot.error().message);
+        log.log(line);
+        return; // the messages stay queued for the next runq
+    }
     std::vector<std::string> argv = runq_arguments(config);
     argv.insert(argv.begin(), "smtpspool");
-    argv.insert(argv.end(), ids.begin(), ids.end());
+    // Past this many ids the runq makes a whole pass instead (the ids would
+    // make a command line too long to start).
+    if (ids.size() <= limits::k_deliver_now_max_ids) {
+        argv.insert(argv.end(), ids.begin(), ids.end());
+    }
     auto env = child_environment({});
     Fd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
     if (!env || !null) {
-        return; // the message stays queued for the next runq
+        return; // the messages stay queued for the next runq
     }
     auto child = ChildProcess::spawn_program("/proc/self/exe", argv, env.value(), {null.get(), null.get(), null.get()},
-                                              true);
-    if (child) {
-        g_runq_children.push_back(child.value().release());
+                                              true, slot.value()->get());
+    if (!child) {
+        log.log(LogLine("deliver-now").add("result", "not-started").add("reason", child.error().message));
+        return;
     }
+    // Not reaped: we exit now, and it goes on under init.
+    auto pid = child.value().release();
+    log.log(LogLine("deliver-now")
+                .add("result", "started")
+                .add("pid", static_cast<std::uint64_t>(pid))
+                .add("messages", static_cast<std::uint64_t>(ids.size())));
 }
 
 // Loads the certificate and key when first asked, and hands them to the
@@ -288,12 +302,11 @@ int run_serve(Config config)
     if (config.tls_cert) {
         session.use_tls(lazy);
     }
-    auto after_write = [&] {
-        if (config.deliver_now && !spool.committed.empty()) {
-            start_runq(config, std::exchange(spool.committed, {}));
-        }
-    };
-    switch (transport.run(session, after_write)) {
+    const SessionEnd end = transport.run(session);
+    if (config.deliver_now && !spool.committed.empty()) {
+        start_runq(config, spool.committed, *log);
+    }
+    switch (end) {
     case SessionEnd::quit:
     case SessionEnd::eof:
     case SessionEnd::timeout:

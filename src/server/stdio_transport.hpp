@@ -29,7 +29,7 @@ public:
     void use_tls(std::shared_ptr<TlsContext> context, bool on_connect);
 
     // Runs the session to its end; after_write runs after each batch of
-    // replies has been written (serve --deliver-now starts runq there).
+    // replies has been written.
     SessionEnd run(Session& session, const std::function<void()>& after_write = {});
 
 private:

@@ -383,7 +383,7 @@ Session::Handled Session::on_mail(const Command& cmd)
                       .add("reason", refusal->text));
         return {*refusal, false};
     }
-    m_tx = Transaction{std::move(std::get<MailCommand>(parsed)), {}, {}};
+    m_tx = Transaction{std::move(std::get<MailCommand>(parsed)), {}, {}, {}};
     if (auto refusal = m_policy.check_sender(facts())) {
         m_log.log(LogLine("mail")
                       .add("from", m_tx->mail.path.mailbox)
@@ -452,17 +452,17 @@ Session::Handled Session::on_rcpt(const Command& cmd)
     // Our own recipients are stored in one canonical form (smtp_address).
     std::string address =
         local ? canonical_mailbox(path.local, path.domain) : path.local + "@" + ascii_lower(path.domain);
-    // RFC 5321 §4.5.3.1.10: an implementation limit is 452, and the
-    // transaction goes on with the recipients already accepted. Checked before
-    // any work for the recipient (the duplicate scan, aliases, the rcpt hook),
-    // and counted toward --max-errors (is_client_error), so RCPTs past the
-    // limit cost nothing and end the session soon.
-    if (m_tx->targets.size() >= m_config.max_recipients) {
-        return refuse(replies::too_many_recipients(), address);
-    }
-    if (std::find(m_tx->recipients.begin(), m_tx->recipients.end(), address) != m_tx->recipients.end()) {
+    if (m_tx->named.count(address) > 0) {
         m_log.log(LogLine("rcpt").add("to", address).add("result", "duplicate"));
         return {replies::recipient_ok(), true};
+    }
+    // RFC 5321 §4.5.3.1.10: an implementation limit is 452, and the
+    // transaction goes on with the recipients already accepted. Checked before
+    // the work for a new recipient (aliases, the rcpt hook), and counted
+    // toward --max-errors (is_client_error), so RCPTs past the limit cost
+    // little and end the session soon.
+    if (m_tx->targets.size() >= m_config.max_recipients) {
+        return refuse(replies::too_many_recipients(), address);
     }
     auto verdict = m_policy.check_recipient(facts(), address, local);
     if (verdict.refusal) {
@@ -484,6 +484,7 @@ Session::Handled Session::on_rcpt(const Command& cmd)
     if (m_tx->targets.size() + added.size() > m_config.max_recipients) {
         return refuse(replies::too_many_recipients(), address);
     }
+    m_tx->named.insert(address);
     m_tx->recipients.push_back(address);
     std::move(added.begin(), added.end(), std::back_inserter(m_tx->targets));
     if (m_log.enabled()) {

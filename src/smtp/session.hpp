@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace smtpspool {
@@ -119,6 +120,7 @@ private:
         MailCommand mail;
         std::vector<std::string> recipients; // as the client named them
         std::vector<Recipient> targets;      // what they stand for (aliases)
+        std::unordered_set<std::string> named; // recipients, to find a repeat at once
     };
 
     // A handler's result; the NFA table has allowed the command already.

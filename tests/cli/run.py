@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from testlib import Skip, Suite, clean_env, expect, queued  # noqa: E402
+from testlib import Skip, Suite, clean_env, expect, expect_eq, queued  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/smtpspool")
 SUITE = Suite("cli tests", prefix="smtpspool-cli-")
@@ -50,6 +50,27 @@ def session(spool, messages, extra=()):
 
 def queued_ids(out):
     return [line.rsplit(" ", 1)[1] for line in out.decode().splitlines() if "queued as" in line]
+
+
+@test
+def rcpt_past_limit_runs_no_hook(tmp):
+    # Each call of the rcpt hook leaves a file: three recipients fit, 30 more
+    # RCPTs get 452 without a call, and the 20th client error (452s count)
+    # ends the session.
+    calls = os.path.join(tmp, "calls")
+    os.makedirs(calls)
+    hook = write(tmp, "hook.sh", f'#!/bin/sh\nmktemp "{calls}/call.XXXXXX" >/dev/null\nexit 0\n')
+    os.chmod(hook, 0o755)
+    data = b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\n"
+    data += b"".join(b"RCPT TO:<u%d@mx.test>\r\n" % i for i in range(33)) + b"QUIT\r\n"
+    code, out, err = run(["--spool", os.path.join(tmp, "spool"), "--hostname", "mx.test", "--log", "none",
+                          "--max-recipients", "3", "--rcpt-hook", hook], data)
+    replies = out.decode().splitlines()
+    expect(code == 0, (code, err))
+    expect_eq(3, sum(r.startswith("250 2.1.5") for r in replies), "RCPTs accepted")
+    expect_eq(20, sum(r.startswith("452 4.5.3") for r in replies), "RCPTs refused with 452 before the close")
+    expect(replies[-1].startswith("421 4.7.0 mx.test too many errors"), "the last reply", "421 too many errors", replies[-1])
+    expect_eq(3, len(os.listdir(calls)), "calls of the rcpt hook")
 
 
 @test
