@@ -94,9 +94,30 @@ inline constexpr std::size_t k_deliver_now_max_ids = 1000;
 // one it returns the header section only (and says so).
 inline constexpr std::size_t k_max_returned_message = 10 << 20;
 
-// envelope.json is read up to this size; a larger one is refused as damaged
-// (ten thousand recipients with long DSN parameters stay far below it).
+// envelope.json is read up to this size; a larger one is refused as damaged.
 inline constexpr std::size_t k_max_envelope_size = 16 << 20;
+
+// The envelope never outgrows its reader. runq stores at most this many
+// octets of a recipient's last error (text::detail_line: control octets
+// replaced, so JSON writes each octet as at most 3: '"' and '\' as 2, an
+// octet of broken UTF-8 as U+FFFD, 3), and changes nothing else but small
+// fields. Per recipient, a rewrite adds at most
+//   last_error: 3 * 300 octets of value + 22 of key, indent and punctuation
+//   attempts: 19 more digits (20 at most, 1 at least); status: 2 ("delivered"
+//   against "pending"); total 943, rounded up to the growth below;
+// per envelope, attempts, last_attempt and next_attempt: under 256.
+// A rewrite replaces the last error rather than adding to it, so whatever the
+// number of runs, envelope.json stays at most its committed size plus
+//   recipients * k_envelope_growth_per_recipient + k_envelope_growth_fixed.
+// serve refuses (552 5.3.4) a message whose committed envelope plus that
+// growth would pass k_max_envelope_size, and a rewrite that would pass it
+// anyway (an envelope written by something else) is not written.
+// 10000 recipients of 30-octet addresses take about 1.2 MB plus 9.6 MB of
+// growth; 10000 with 64-octet quoted local parts and 500-character ORCPTs
+// of quotes (13 MB) are refused.
+inline constexpr std::size_t k_max_last_error = 300;
+inline constexpr std::size_t k_envelope_growth_per_recipient = 960;
+inline constexpr std::size_t k_envelope_growth_fixed = 256;
 
 // A notice that returns only the header section reads this much of the
 // message, and returns at most this much of its header section.

@@ -6,6 +6,7 @@
 #include "smtp/dsn.hpp"
 #include "base/fs.hpp"
 #include "base/limits.hpp"
+#include "base/text.hpp"
 #include "spool/spool.hpp"
 #include "spool/spool_entry.hpp"
 
@@ -16,6 +17,17 @@
 
 namespace smtpspool {
 namespace {
+
+// What the envelope keeps of each last error: one line, at most
+// limits::k_max_last_error octets (the bound on the envelope's growth rests on it).
+void bound_last_errors(Envelope& e)
+{
+    for (Recipient& r : e.recipients) {
+        if (r.last_error) {
+            r.last_error = text::detail_line(*r.last_error, limits::k_max_last_error);
+        }
+    }
+}
 
 bool has_high_bit(std::string_view s)
 {
@@ -303,6 +315,7 @@ void Runner::finish_message(SpoolEntry& entry, Envelope& e, TimePoint now, RunSt
         return;
     }
     e.next_attempt = rfc3339_utc(now + retry_delay(m_config.schedule, e.attempts));
+    bound_last_errors(e);
     if (auto r = entry.rewrite(e); !r) {
         ++stats.errors;
         m_log.log(LogLine("runq-error").add("id", e.id).add("reason", r.error().message));

@@ -503,6 +503,9 @@ Reply Session::local_error_reply(const Error& e) const
     if (is_file_too_big(e)) {
         return replies::file_too_big();
     }
+    if (is_envelope_too_large(e)) {
+        return replies::envelope_too_large();
+    }
     return is_storage_full(e) ? replies::storage_full() : replies::local_error();
 }
 

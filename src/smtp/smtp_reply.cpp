@@ -192,6 +192,10 @@ Reply storage_full() { return {452, "4.3.1", "insufficient system storage; try a
 // RFC 3463 X.3.4: larger than the system lets a file grow (EFBIG: a file-size
 // limit such as ulimit -f or LimitFSIZE=); the same message fails again.
 Reply file_too_big() { return {552, "5.3.4", "message too big for this system; not queued"}; }
+Reply envelope_too_large()
+{
+    return {552, "5.3.4", "message refused: too many recipients with long addresses or parameters; send it in parts"};
+}
 Reply timeout(std::string_view host) { return {421, "4.4.2", std::string(host) + " timeout, closing connection"}; }
 Reply too_many_errors(std::string_view host)
 {

@@ -96,6 +96,9 @@ Reply nul_in_data();
 Reply local_error();
 Reply storage_full();
 Reply file_too_big();
+// The envelope of the message would be too large to keep (so many recipients
+// with long addresses and DSN parameters): permanent, since a retry is the same.
+Reply envelope_too_large();
 Reply timeout(std::string_view host);
 Reply too_many_errors(std::string_view host);
 Reply shutting_down(std::string_view host);

@@ -31,5 +31,8 @@ public:
 // 5.3.4; every other local failure is 451 4.3.0.
 bool is_storage_full(const Error& e);
 bool is_file_too_big(const Error& e);
+// A commit refused because the envelope, with the room runq needs to record
+// its attempts, would pass limits::k_max_envelope_size: 552 5.3.4.
+bool is_envelope_too_large(const Error& e);
 
 } // namespace smtpspool

@@ -20,6 +20,12 @@
 namespace smtpspool {
 namespace {
 
+// What runq may add to an envelope of this many recipients.
+std::size_t envelope_room(std::size_t recipients)
+{
+    return recipients * limits::k_envelope_growth_per_recipient + limits::k_envelope_growth_fixed;
+}
+
 Error sys_error(const std::string& what)
 {
     int e = errno;
@@ -54,6 +60,7 @@ Result<void> make_dir(const std::string& path)
 
 bool is_storage_full(const Error& e) { return e.errnum == ENOSPC || e.errnum == EDQUOT; }
 bool is_file_too_big(const Error& e) { return e.errnum == EFBIG; }
+bool is_envelope_too_large(const Error& e) { return e.errnum == E2BIG; }
 
 Result<void> ensure_spool_layout(const std::string& spool)
 {
@@ -286,6 +293,16 @@ Result<void> SpoolWriter::commit(Envelope& envelope)
     envelope.id = m_id;
     envelope.size = m_written;
     std::string json = envelope_to_json(envelope);
+    // What runq may add to it must still fit in what runq reads
+    // (limits::k_envelope_growth_per_recipient says why this is enough).
+    if (json.size() > limits::k_max_envelope_size ||
+        envelope_room(envelope.recipients.size()) > limits::k_max_envelope_size - json.size()) {
+        abort();
+        return Error{E2BIG, "envelope.json of " + std::to_string(json.size()) + " octets for " +
+                                std::to_string(envelope.recipients.size()) +
+                                " recipients leaves runq too little room under " +
+                                std::to_string(limits::k_max_envelope_size) + " octets"};
+    }
     int efd = m_fs.open(tmp_dir() + "/envelope.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
     if (efd < 0) {
         return failure("cannot create envelope.json in");

@@ -256,6 +256,12 @@ Result<Envelope> SpoolEntry::load() const
 Result<void> SpoolEntry::rewrite(const Envelope& envelope)
 {
     const std::string json = envelope_to_json(envelope);
+    // Never written past what it is read with (the envelope was not made here).
+    if (json.size() > limits::k_max_envelope_size) {
+        return Error{E2BIG, m_spool + "/queue/" + m_id + "/envelope.json: the rewrite would be " +
+                                std::to_string(json.size()) + " octets, over " +
+                                std::to_string(limits::k_max_envelope_size)};
+    }
     AtomicTarget target;
     target.temp_dir = m_dir.get();
     target.temp_name = "envelope.json.new";

@@ -1,11 +1,15 @@
 // Tests of the spool on a real temporary directory: the commit protocol, a
 // failure injected at every step, ids, the stale-tmp sweep, the reader.
+#include "base/limits.hpp"
+#include "base/text.hpp"
+#include "spool/envelope_json.hpp"
 #include "spool/spool.hpp"
 #include "testutil.hpp"
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -230,5 +234,82 @@ TEST_SUITE("spool")
         std::ofstream(dir.path() + "/f") << "x";
         CHECK(ensure_spool_layout(dir.path() + "/f").error().errnum == ENOTDIR);
         CHECK_FALSE(ensure_spool_layout(dir.path() + "/f/sub").ok());
+    }
+}
+
+TEST_SUITE("spool")
+{
+    TEST_CASE("the envelope never outgrows its reader: the worst committed envelope, after the worst runq changes")
+    {
+        // Recipients as long and as costly to write as a client can make them:
+        // a 64-octet quoted local part of backslashes (each written as two)
+        // in a 254-octet address, the same as the alias original, a
+        // 500-character ORCPT of quotes, every NOTIFY keyword.
+        auto worst_recipient = [](std::size_t n) {
+            Recipient r;
+            std::string local = "\"" + std::string(62, '\\') + "\"";
+            std::string domain = std::string(254 - local.size() - 1 - 5, 'd') + ".test";
+            std::string tag = std::to_string(n); // written as it is, like the 'd's
+            domain.replace(0, tag.size(), tag);
+            r.address = local + "@" + domain;
+            REQUIRE(r.address.size() == 254);
+            r.original = r.address;
+            r.orcpt = "rfc822;" + std::string(493, '"');
+            r.notify = std::vector<std::string>{"SUCCESS", "FAILURE", "DELAY"};
+            return r;
+        };
+        Envelope e = small_envelope();
+        e.mail_from = std::string(64, '\\') + "@" + std::string(180, 's') + ".test";
+        e.client.helo = std::string(2000, '"');
+        e.dsn_envid = std::string(100, '"');
+        e.dsn_ret = "HDRS";
+        e.recipients = {worst_recipient(0)};
+        const std::size_t one = envelope_to_json(e).size();
+        e.recipients.push_back(worst_recipient(1));
+        const std::size_t per_recipient = envelope_to_json(e).size() - one;
+        const std::size_t base = one - per_recipient;
+        // The most such recipients a commit takes.
+        const std::size_t room = limits::k_max_envelope_size - base - limits::k_envelope_growth_fixed;
+        const std::size_t most = room / (per_recipient + limits::k_envelope_growth_per_recipient);
+        CHECK(most < limits::k_default_max_recipients); // these would not all fit
+        e.recipients.clear();
+        for (std::size_t i = 0; i <= most; ++i) {
+            e.recipients.push_back(worst_recipient(i));
+        }
+
+        TempDir dir;
+        REQUIRE(ensure_spool_layout(dir.path()).ok());
+        PosixFs fs;
+        FixedClock clock(TimePoint(std::chrono::seconds(1795000000)));
+        SpoolWriter w(dir.path(), fs, clock, 7);
+        // One recipient too many: refused, as too large (552 5.3.4), nothing kept.
+        auto refused = store(w, "x\r\n", e);
+        REQUIRE_FALSE(refused.ok());
+        CHECK(is_envelope_too_large(refused.error()));
+        CHECK(count_entries(dir.path() + "/queue") == 0);
+        CHECK(count_entries(dir.path() + "/tmp") == 0);
+        e.recipients.pop_back();
+        REQUIRE(store(w, "x\r\n", e).ok());
+        const std::size_t committed = envelope_to_json(e).size();
+        MESSAGE("committed: " << e.recipients.size() << " recipients, " << committed << " octets");
+
+        // Every change runq makes, at its largest: the longest last error,
+        // stored as runq stores it, of octets that JSON writes as three
+        // (broken UTF-8), the largest counts, the longest status, both times.
+        for (Recipient& r : e.recipients) {
+            r.last_error = text::detail_line(std::string(1000, '\xff'), limits::k_max_last_error);
+            r.attempts = std::numeric_limits<std::uint64_t>::max();
+            r.status = RecipientStatus::delivered;
+        }
+        CHECK(e.recipients.front().last_error->size() <= limits::k_max_last_error);
+        e.attempts = std::numeric_limits<std::uint64_t>::max();
+        e.last_attempt = "2199-12-31T23:59:59.999999Z";
+        e.next_attempt = "2199-12-31T23:59:59.999999Z";
+        const std::size_t rewritten = envelope_to_json(e).size();
+        MESSAGE("after runq: " << rewritten << " octets, cap " << limits::k_max_envelope_size);
+        CHECK(rewritten > committed);
+        CHECK(rewritten - committed <=
+              e.recipients.size() * limits::k_envelope_growth_per_recipient + limits::k_envelope_growth_fixed);
+        CHECK(rewritten <= limits::k_max_envelope_size);
     }
 }
