@@ -157,6 +157,32 @@ bool Runner::queue_notice(const SpoolEntry& entry, const Envelope& e, const std:
     return true;
 }
 
+// A message whose envelope cannot be read (damaged, or too large) can be
+// neither delivered nor bounced; it is reported at every run, and once its
+// id's arrival time is --max-queue-time ago it is removed, like an expired
+// message, with the log line unreadable-expired. An id without that time (not
+// made by smtpspool) is only reported.
+void Runner::expire_unreadable(SpoolEntry& entry, const std::string& id, RunStats& stats)
+{
+    // YYYYMMDDTHHMMSS, the first 15 characters of the ids SpoolWriter makes.
+    if (id.size() < 15 || id[8] != 'T') {
+        return;
+    }
+    std::string stamp = id.substr(0, 4) + "-" + id.substr(4, 2) + "-" + id.substr(6, 2) + "T" + id.substr(9, 2) + ":" +
+                        id.substr(11, 2) + ":" + id.substr(13, 2) + "Z";
+    auto arrived = parse_rfc3339_utc(stamp);
+    if (!arrived || m_clock.now() - *arrived < m_config.max_queue_time) {
+        return;
+    }
+    if (auto r = entry.remove(); !r) {
+        ++stats.errors;
+        m_log.log(LogLine("runq-error").add("id", id).add("reason", r.error().message));
+        return;
+    }
+    ++stats.removed;
+    m_log.log(LogLine("unreadable-expired").add("id", id).add("arrived", stamp));
+}
+
 std::optional<Runner::Locked> Runner::load_locked(const QueueDir& queue, const std::string& id, RunStats& stats)
 {
     auto entry = queue.entry(id);
@@ -179,6 +205,7 @@ std::optional<Runner::Locked> Runner::load_locked(const QueueDir& queue, const s
         if (e.error().errnum != ENOENT) { // removed while we waited for the directory
             ++stats.unreadable;
             m_log.log(LogLine("unreadable").add("id", id).add("reason", e.error().message));
+            expire_unreadable(entry.value(), id, stats);
         }
         return std::nullopt;
     }

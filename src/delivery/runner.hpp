@@ -77,6 +77,7 @@ private:
     // each pending recipient, deliver, tell the sender, remove or reschedule.
     void process(const QueueDir& queue, const std::string& id, bool force, RunStats& stats);
     std::optional<Locked> load_locked(const QueueDir& queue, const std::string& id, RunStats& stats);
+    void expire_unreadable(SpoolEntry& entry, const std::string& id, RunStats& stats);
     bool is_due(const Envelope& e, TimePoint now) const;
     Routed expire_and_route(Envelope& e, TimePoint now, Reports& reports, RunStats& stats);
     void deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& routed, Reports& reports,

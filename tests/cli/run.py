@@ -74,6 +74,33 @@ def rcpt_past_limit_runs_no_hook(tmp):
 
 
 @test
+def runq_expires_unreadable_envelopes(tmp):
+    # An envelope that cannot be read (damaged, or past the reader's cap) is
+    # listed by mailq, reported by every runq, and removed by runq once the
+    # arrival time in its id is --max-queue-time ago.
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@mx.test"], b"x\r\n")])
+    recent = queued_ids(out)[0]
+    old = "20200101T000000-000001-1-0"
+    os.makedirs(os.path.join(spool, "queue", old), mode=0o700)
+    with open(os.path.join(spool, "queue", old, "message.eml"), "w") as f:
+        f.write("x\n")
+    for qid in (recent, old):
+        with open(os.path.join(spool, "queue", qid, "envelope.json"), "w") as f:
+            f.write('{"version": 1, "id": ')
+    code, out, err = run(["mailq", "--spool", spool])
+    expect(code == 1 and out.decode().splitlines()[-1].endswith("2 unreadable"), (code, out, err))
+    expect(re.search(rb"^20200101T000000-000001-1-0 +\(unreadable: ", out, re.M), out)
+    code, out, err = run(["runq", "--spool", spool, "--log", "stderr", "--route", "*=pipe:cat >/dev/null"])
+    expect(code == 1, (code, err))
+    expect(re.search(rb"event=unreadable-expired id=20200101T000000-000001-1-0 arrived=2020-01-01T00:00:00Z", err), err)
+    expect(re.search(rb"event=unreadable id=" + recent.encode(), err), err)
+    expect_eq([recent], sorted(os.listdir(os.path.join(spool, "queue"))), "queue/ after runq")
+    code, out, err = run(["mailq", "--spool", spool])
+    expect(code == 1 and out.decode().splitlines()[-1].endswith("1 unreadable"), (code, out, err))
+
+
+@test
 def mailq_empty_and_missing_spool(tmp):
     spool = os.path.join(tmp, "spool")
     os.makedirs(os.path.join(spool, "queue"))
