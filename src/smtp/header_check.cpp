@@ -36,6 +36,10 @@ void HeaderCheck::end_of_name()
 
 void HeaderCheck::feed(std::string_view data)
 {
+    if (!m_started && !data.empty()) {
+        m_started = true;
+        m_leading_white_space = data.front() == ' ' || data.front() == '\t';
+    }
     for (std::size_t i = 0; i < data.size() && m_state != St::body; ++i) {
         if (!m_options.strict && m_state == St::value) {
             // Only field names matter without --check-headers: skip to the

@@ -38,6 +38,9 @@ public:
     // "" when the header section is well-formed (or the check is off).
     const std::string& malformed() const { return m_problem; }
     std::size_t received_fields() const { return m_received; }
+    // The message's first octet is SP or HTAB: stored as it is, its first
+    // line would continue the last header field the receiver wrote on top.
+    bool leading_white_space() const { return m_leading_white_space; }
     void finish();
 
 private:
@@ -53,6 +56,8 @@ private:
     std::string m_name; // the first octets of the current field name, lower case
     std::size_t m_name_length = 0;
     std::string m_problem;
+    bool m_started = false;
+    bool m_leading_white_space = false;
 };
 
 } // namespace smtpspool

@@ -615,6 +615,11 @@ std::optional<Reply> Session::check_message(std::size_t size, std::string_view& 
         reason = "mail-loop";
         return replies::mail_loop(m_config.max_hops);
     }
+    if (m_headers->leading_white_space()) {
+        // Stored as it is, the first line would continue our Received: field.
+        reason = "leading-white-space";
+        return replies::leading_white_space();
+    }
     if (!m_headers->malformed().empty()) {
         reason = "bad-headers";
         return replies::bad_headers(m_headers->malformed());

@@ -229,6 +229,11 @@ Reply policy_refused(Stage stage)
     return {554, "5.7.1", "message refused by local policy"};
 }
 Reply policy_tempfail() { return {451, "4.3.0", "local policy check failed; try again later"}; }
+Reply leading_white_space()
+{
+    return {550, "5.6.0", "message refused: the first line starts with white space (a header section cannot begin "
+                          "with a continuation line)"};
+}
 Reply bad_headers(std::string_view why) { return {550, "5.6.0", "malformed header section: " + std::string(why)}; }
 Reply mail_loop(std::size_t hops)
 {

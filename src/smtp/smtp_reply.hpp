@@ -112,6 +112,7 @@ Reply user_unknown();
 Reply alias_loop();
 Reply policy_refused(Stage stage);
 Reply policy_tempfail();
+Reply leading_white_space();
 Reply bad_headers(std::string_view why);
 Reply mail_loop(std::size_t hops);
 Reply rate_limited(std::string_view host);
