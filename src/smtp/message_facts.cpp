@@ -3,6 +3,7 @@
 
 #include "base/text.hpp"
 #include "smtp/dsn.hpp"
+#include "smtp/smtp_address.hpp"
 
 namespace smtpspool {
 namespace {
@@ -18,11 +19,18 @@ std::string address_literal(std::string_view address)
 
 } // namespace
 
+std::string helo_text(std::string_view helo)
+{
+    // A checked literal holds only digits, hex letters, '.', ':', "IPv6" and
+    // its brackets: nothing that can end the line or open a comment.
+    return is_address_literal(helo) ? std::string(helo) : text::header_word(helo);
+}
+
 std::string received_header(const MessageFacts& f, std::string_view id)
 {
     // RFC 5321 §4.4: from the EHLO name and the peer's address literal, by our
     // name, with the protocol, id, for the recipient when there is only one.
-    std::string h = "Received: from " + text::header_word(f.helo);
+    std::string h = "Received: from " + helo_text(f.helo);
     const bool unknown = !f.peer.local && f.peer.address.empty();
     if (!f.peer.local && !unknown) {
         h += " (";

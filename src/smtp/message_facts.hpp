@@ -31,6 +31,11 @@ struct MessageFacts {
     bool may_relay;                             // or authenticated: its DSN requests are honoured
 };
 
+// The HELO/EHLO argument as the EHLO reply and Received: show it: an address
+// literal (RFC 5321 §4.1.3: [IPv4] or [IPv6:...], checked) as it is, any
+// other text through text::header_word.
+std::string helo_text(std::string_view helo);
+
 // Received: (and X-Envelope-To:) lines, each ending in CRLF, for queue id `id`.
 std::string received_header(const MessageFacts& facts, std::string_view id);
 

@@ -363,10 +363,10 @@ Session::Handled Session::greet(const Command& cmd, bool esmtp)
     if (esmtp) {
         bool starttls = starttls_offered() && !m_config.tls;
         bool auth = auth_offered() && !m_auth_user;
-        return {replies::ehlo_ok(m_config.hostname, text::header_word(m_helo), m_config.max_message_size, starttls, auth),
+        return {replies::ehlo_ok(m_config.hostname, helo_text(m_helo), m_config.max_message_size, starttls, auth),
                 true};
     }
-    return {replies::helo_ok(m_config.hostname, text::header_word(m_helo)), true};
+    return {replies::helo_ok(m_config.hostname, helo_text(m_helo)), true};
 }
 
 Session::Handled Session::on_mail(const Command& cmd)
