@@ -20,11 +20,16 @@ public:
 
 class StderrSink final : public LogSink {
 public:
+    explicit StderrSink(bool utf8) : m_utf8(utf8) {}
     void log(const LogLine& line) override
     {
-        std::string out = "smtpspool[" + std::to_string(::getpid()) + "]: " + line.str() + "\n";
+        std::string out = "smtpspool[" + std::to_string(::getpid()) + "]: " +
+                          (m_utf8 ? line.str() : text::log_line_ascii(line.str())) + "\n";
         std::ignore = ::write(2, out.data(), out.size());
     }
+
+private:
+    bool m_utf8;
 };
 
 class NullSink final : public LogSink {
@@ -62,13 +67,13 @@ LogLine& LogLine::add(std::string_view key, std::uint64_t value)
     return *this;
 }
 
-std::unique_ptr<LogSink> make_log_sink(LogTarget target)
+std::unique_ptr<LogSink> make_log_sink(LogTarget target, bool utf8_stderr)
 {
     switch (target) {
     case LogTarget::syslog:
         return std::make_unique<SyslogSink>();
     case LogTarget::stderr_:
-        return std::make_unique<StderrSink>();
+        return std::make_unique<StderrSink>(utf8_stderr);
     case LogTarget::none:
         break;
     }

@@ -29,7 +29,11 @@ public:
 
 enum class LogTarget { syslog, stderr_, none };
 
-// The sinks that main builds; "program" names the syslog ident.
-std::unique_ptr<LogSink> make_log_sink(LogTarget target);
+// The sinks that main builds; "program" names the syslog ident. Syslog gets
+// each line as LogLine made it (UTF-8 inside quoted values kept); standard
+// error too when `utf8_stderr` (its reader's locale is UTF-8, which the
+// caller found out), else each octet >= 0x80 written \xNN
+// (text::log_line_ascii).
+std::unique_ptr<LogSink> make_log_sink(LogTarget target, bool utf8_stderr = false);
 
 } // namespace smtpspool

@@ -31,6 +31,47 @@ void append_hex(std::string& out, unsigned char u)
     out.append(esc, sizeof esc);
 }
 
+// The length of the well-formed UTF-8 character (RFC 3629) at text[i]: no
+// overlong form, no surrogate, nothing over U+10FFFF; 0 when the octets there
+// are not one.
+std::size_t utf8_length(std::string_view text, std::size_t i)
+{
+    auto at = [&](std::size_t k) -> unsigned { return k < text.size() ? static_cast<unsigned char>(text[k]) : 0U; };
+    const unsigned u = at(i);
+    std::size_t n = 0;
+    unsigned lo = 0x80; // the second octet's range
+    unsigned hi = 0xbf;
+    if (u >= 0xc2 && u <= 0xdf) {
+        n = 2;
+    } else if (u >= 0xe0 && u <= 0xef) {
+        n = 3;
+        lo = u == 0xe0 ? 0xa0 : lo; // overlong
+        hi = u == 0xed ? 0x9f : hi; // surrogates
+    } else if (u >= 0xf0 && u <= 0xf4) {
+        n = 4;
+        lo = u == 0xf0 ? 0x90 : lo; // overlong
+        hi = u == 0xf4 ? 0x8f : hi; // over U+10FFFF
+    } else {
+        return 0;
+    }
+    for (std::size_t k = 1; k < n; ++k) {
+        const unsigned c = at(i + k);
+        if (c < (k == 1 ? lo : 0x80U) || c > (k == 1 ? hi : 0xbfU)) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+// The length of the character at text[i] (an octet >= 0x80) that the UTF-8
+// sanitizers keep: a well-formed one that is no invisible control; 0 when
+// its octets are to be escaped.
+std::size_t kept_utf8(std::string_view text, std::size_t i)
+{
+    const std::size_t n = utf8_length(text, i);
+    return n != 0 && invisible_control(text, i) == 0 ? n : 0;
+}
+
 bool needs_quotes(std::string_view value)
 {
     return value.empty() || std::any_of(value.begin(), value.end(), [](char c) {
@@ -167,16 +208,25 @@ void append_log_value(std::string& out, std::string_view text)
         return;
     }
     out += '"';
-    for (char c : text) {
+    for (std::size_t i = 0; i < text.size();) {
+        const char c = text[i];
         auto u = static_cast<unsigned char>(c);
         if (c == '"' || c == '\\') {
             out += '\\';
             out += c;
-        } else if (u < 0x20 || u >= 0x7f) {
+        } else if (u >= 0x80) {
+            if (std::size_t n = kept_utf8(text, i)) {
+                out.append(text.substr(i, n));
+                i += n;
+                continue;
+            }
+            append_hex(out, u);
+        } else if (u < 0x20 || u == 0x7f) {
             append_hex(out, u);
         } else {
             out += c;
         }
+        ++i;
     }
     out += '"';
 }
@@ -218,6 +268,44 @@ std::string json_text(std::string_view json)
                              k_hex[cp & 0xf]};
         out.append(esc, sizeof esc);
         i += n - 1;
+    }
+    return out;
+}
+
+std::string terminal_text_utf8(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        auto u = static_cast<unsigned char>(text[i]);
+        if (u >= 0x80) {
+            if (std::size_t n = kept_utf8(text, i)) {
+                out.append(text.substr(i, n));
+                i += n;
+                continue;
+            }
+        }
+        if (u < 0x20 || u >= 0x7f || u == '\\') {
+            append_hex(out, u);
+        } else {
+            out += static_cast<char>(u);
+        }
+        ++i;
+    }
+    return out;
+}
+
+std::string log_line_ascii(std::string_view line)
+{
+    std::string out;
+    out.reserve(line.size());
+    for (char c : line) {
+        auto u = static_cast<unsigned char>(c);
+        if (u >= 0x80) {
+            append_hex(out, u);
+        } else {
+            out += c;
+        }
     }
     return out;
 }

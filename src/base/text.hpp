@@ -12,6 +12,8 @@
 //   log_value             a key=value log value       \xNN, quoted    none
 //   terminal_text         a listing on a terminal     \xNN            none
 //   json_text             a JSON text for a terminal  \uNNNN          none
+//   terminal_text_utf8    the same, UTF-8 locale      \xNN            none
+//   log_line_ascii        a log line, other locales   \xNN            none
 //   file_name_component   one path component          '_' (1 for 1)   none
 //
 // None of them returns CR, LF or NUL. "Invisible controls" (invisible_control)
@@ -72,8 +74,10 @@ std::string printable_tail(std::string_view text, std::size_t max);
 
 // A value of a key=value log line: as it is when it is non-empty printable
 // US-ASCII without space, '"', '=' or '\'; otherwise in double quotes, with
-// '"' and '\' escaped by '\' and every octet outside 0x20-0x7e written \xNN
-// (lower-case hex). A reader splits the line on spaces outside quotes.
+// '"' and '\' escaped by '\', each well-formed UTF-8 character that is not a
+// control (see terminal_text_utf8) as it is, and every other octet outside
+// 0x20-0x7e written \xNN (lower-case hex). A reader splits the line on spaces
+// outside quotes; octets >= 0x80 appear only inside quotes.
 std::string log_value(std::string_view text);
 void append_log_value(std::string& out, std::string_view text);
 
@@ -89,6 +93,23 @@ std::string terminal_text(std::string_view text);
 // decodes to the same value. JSON's own syntax is ASCII: the octets replaced
 // can only be inside strings.
 std::string json_text(std::string_view json);
+
+// Text for a terminal whose locale's character set is UTF-8 (the queue
+// listing, a log on standard error): printable US-ASCII and each well-formed
+// UTF-8 character (RFC 3629: no overlong form, no surrogate, at most
+// U+10FFFF) as it is, except the invisible controls (invisible_control: C1,
+// bidirectional formatting, line and paragraph separators). Those, '\', the
+// C0 controls, DEL
+// and every octet that is not part of a well-formed character are written
+// \xNN (lower-case hex, each octet), so the result cannot drive the terminal
+// or reorder what follows it, and can be decoded back.
+std::string terminal_text_utf8(std::string_view text);
+
+// A log line (of LogLine, whose values are log_value's) for a reader whose
+// locale is not UTF-8: every octet >= 0x80 written \xNN, as log_value wrote
+// them before UTF-8 was kept. The result is printable US-ASCII when the line
+// is a LogLine's.
+std::string log_line_ascii(std::string_view line);
 
 // One component of a file path made from an address or a host name (a
 // maildir folder, a unique file name): '"' dropped; '/', '\' and control

@@ -27,8 +27,9 @@ std::string pad_left(std::string s, std::size_t width)
 
 } // namespace
 
-std::string format_table(const std::vector<QueueEntry>& entries)
+std::string format_table(const std::vector<QueueEntry>& entries, bool utf8)
 {
+    auto shown = utf8 ? text::terminal_text_utf8 : text::terminal_text;
     if (entries.empty()) {
         return "Mail queue is empty\n";
     }
@@ -43,32 +44,32 @@ std::string format_table(const std::vector<QueueEntry>& entries)
     std::size_t readable = 0;
     for (const QueueEntry& e : entries) {
         if (!e.envelope) {
-            out += pad_right(e.id, id_width) + " (unreadable: " + text::terminal_text(e.error) + ")\n";
+            out += pad_right(e.id, id_width) + " (unreadable: " + shown(e.error) + ")\n";
             continue;
         }
         const Envelope& env = *e.envelope;
         total += env.size;
         ++readable;
         out += pad_right(e.id, id_width) + " " + pad_left(std::to_string(env.size), 10) + " " +
-               pad_right(text::terminal_text(env.received_at), 20) + " <" + text::terminal_text(env.mail_from) + ">\n";
+               pad_right(shown(env.received_at), 20) + " <" + shown(env.mail_from) + ">\n";
         if (env.attempts > 0) {
             out += std::string(indent, ' ') + "(" + std::to_string(env.attempts) +
                    (env.attempts == 1 ? " delivery run" : " delivery runs");
             if (env.last_attempt) {
-                out += ", last " + text::terminal_text(*env.last_attempt);
+                out += ", last " + shown(*env.last_attempt);
             }
             if (env.next_attempt) {
-                out += ", next " + text::terminal_text(*env.next_attempt);
+                out += ", next " + shown(*env.next_attempt);
             }
             out += ")\n";
         }
         for (const Recipient& r : env.recipients) {
-            out += std::string(indent, ' ') + "<" + text::terminal_text(r.address) + "> " + std::string(status_name(r.status));
+            out += std::string(indent, ' ') + "<" + shown(r.address) + "> " + std::string(status_name(r.status));
             if (r.attempts > 0) {
                 out += ", " + std::to_string(r.attempts) + (r.attempts == 1 ? " attempt" : " attempts");
             }
             if (r.last_error) {
-                out += ": " + text::terminal_text(*r.last_error);
+                out += ": " + shown(*r.last_error);
             }
             out += "\n";
         }

@@ -16,7 +16,10 @@ struct QueueEntry {
     std::string error;                // why not
 };
 
-std::string format_table(const std::vector<QueueEntry>& entries);
+// The table; `utf8` when the terminal's locale is UTF-8: addresses and
+// errors keep their UTF-8 (text::terminal_text_utf8), else every octet outside
+// printable ASCII is escaped (text::terminal_text).
+std::string format_table(const std::vector<QueueEntry>& entries, bool utf8 = false);
 std::string format_json_lines(const std::vector<QueueEntry>& entries);
 
 } // namespace smtpspool

@@ -6,6 +6,7 @@
 #include "policy/policy.hpp"
 #include "server/tls.hpp"
 #include "smtp/smtp_address.hpp"
+#include "cli/terminal.hpp"
 
 #include "cli/lister.hpp"
 #include "delivery/runner.hpp"
@@ -73,7 +74,7 @@ int run_mailq(const Config& config)
             status = k_exit_failure;
         }
     }
-    std::cout << (config.json ? format_json_lines(entries) : format_table(entries)) << std::flush;
+    std::cout << (config.json ? format_json_lines(entries) : format_table(entries, utf8_locale())) << std::flush;
     return status;
 }
 
@@ -142,7 +143,7 @@ int run_runq(Config config)
             ++missing;
         }
     }
-    auto log = make_log_sink(config.log);
+    auto log = open_log(config.log);
     SystemClock clock;
     RunnerConfig rc{config.spool, config.hostname, config.routes, config.retry_schedule, config.max_queue_time};
     Runner runner(

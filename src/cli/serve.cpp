@@ -16,6 +16,7 @@
 #include "spool/spool.hpp"
 #include "server/stdio_transport.hpp"
 #include "server/tls.hpp"
+#include "cli/terminal.hpp"
 
 #include <tuple>
 #include <cerrno>
@@ -233,7 +234,7 @@ int run_serve(Config config)
     std::signal(SIGPIPE, SIG_IGN);
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
     g_last_words.hostname = config.hostname;
-    auto log = make_log_sink(config.log);
+    auto log = open_log(config.log);
     EnvLookup env = [](const char* name) -> const char* { return std::getenv(name); };
     Peer peer = peer_from_environment(env).value_or(peer_from_socket(0, config.trust_unix_socket));
     if (config.proxy_protocol) {

@@ -135,6 +135,35 @@ def mailq_lists_table_and_json(tmp):
 
 
 @test
+def mailq_and_log_keep_utf8_for_a_utf8_locale(tmp):
+    """Under a UTF-8 locale mailq and a log on standard error show UTF-8
+    addresses as they are; under LC_ALL=C (and without a locale that exists)
+    they escape every octet outside printable ASCII, as before."""
+    spool = os.path.join(tmp, "spool")
+    sender, rcpt = "j\u00f6rg@cl\u00efent.example", "\u7528\u6237@mx.test"
+    data = (f"EHLO c.example\r\nMAIL FROM:<{sender}> SMTPUTF8\r\nRCPT TO:<{rcpt}>\r\n"
+            "DATA\r\nSubject: u\r\n\r\nb\r\n.\r\nQUIT\r\n").encode()
+    logs = {}
+    for locale in ("C.UTF-8", "C"):
+        code, out, err = run(["--spool", spool, "--hostname", "mx.test", "--log", "stderr"], data,
+                             env={"LC_ALL": locale})
+        expect(code == 0 and len(queued_ids(out)) == 1, (code, out, err))
+        logs[locale] = err
+    expect(f"from=\"{sender}\"".encode() in logs["C.UTF-8"], logs["C.UTF-8"])
+    expect(b"from=\"j\\xc3\\xb6rg@cl\\xc3\\xafent.example\"" in logs["C"], logs["C"])
+    expect(all(b < 0x80 for b in logs["C"]), logs["C"])
+    code, out, err = run(["mailq", "--spool", spool], env={"LC_ALL": "C.UTF-8"})
+    expect(code == 0 and err == b"", (code, err))
+    expect(f" <{sender}>\n".encode() in out and f"<{rcpt}> pending".encode() in out, out)
+    for env in ({"LC_ALL": "C"}, {"LC_ALL": "", "LC_CTYPE": "", "LANG": "no_SUCH.UTF-8"}):
+        code, out, err = run(["mailq", "--spool", spool], env=env)
+        expect(code == 0 and err == b"", (code, err))
+        expect(b" <j\\xc3\\xb6rg@cl\\xc3\\xafent.example>\n" in out, (env, out))
+        expect(b"<\\xe7\\x94\\xa8\\xe6\\x88\\xb7@mx.test> pending" in out, (env, out))
+        expect(all(b < 0x80 for b in out), out)
+
+
+@test
 def mailq_reports_malformed_and_missing(tmp):
     spool = os.path.join(tmp, "spool")
     code, out, _ = session(spool, [("a@b.example", ["u@mx.test"], b"x\r\n")])

@@ -60,6 +60,20 @@ TEST_SUITE("lister")
         CHECK(t2.find("(1 delivery run, last 2026-11-22T03:00:00Z, next 2026-11-22T03:30:00Z)\n") != std::string::npos);
     }
 
+    TEST_CASE("the table keeps UTF-8 for a UTF-8 terminal, and escapes it for any other")
+    {
+        Envelope e = env("U1", 10);
+        e.mail_from = "j\xc3\xb6rg@cl\xc3\xaf" "ent.example";
+        e.recipients.front().address = "\xe7\x94\xa8@\xe2\x80\xaemx.test";
+        std::string utf8 = format_table({{"U1", e, ""}}, true);
+        CHECK(utf8.find("<j\xc3\xb6rg@cl\xc3\xaf" "ent.example>\n") != std::string::npos);
+        CHECK(utf8.find("<\xe7\x94\xa8@\\xe2\\x80\\xaemx.test>") != std::string::npos);
+        CHECK(utf8.find("<v\\x1b[31m@mx.test> failed") != std::string::npos);
+        std::string ascii = format_table({{"U1", e, ""}}, false);
+        CHECK(ascii.find("<j\\xc3\\xb6rg@cl\\xc3\\xafent.example>\n") != std::string::npos);
+        CHECK(ascii.find("<\\xe7\\x94\\xa8@\\xe2\\x80\\xaemx.test>") != std::string::npos);
+    }
+
     TEST_CASE("JSON lines: one object per message, errors as objects too")
     {
         std::vector<QueueEntry> entries{{"A1", env("A1", 10), ""}, {"B2", std::nullopt, "bad"}};

@@ -181,6 +181,51 @@ TEST_SUITE("text")
         CHECK(all.size() == 2 * (95 - 1 + 161 * 4 + 4)); // 94 kept, '\' and 161 others escaped
     }
 
+    TEST_CASE("terminal_text_utf8: well-formed UTF-8 as is, controls and invalid octets as \\xNN")
+    {
+        CHECK(text::terminal_text_utf8("<j\xc3\xb6rg@cl\xc3\xaf" "ent.example>") == "<j\xc3\xb6rg@cl\xc3\xaf" "ent.example>");
+        CHECK(text::terminal_text_utf8("\xe7\x94\xa8\xe6\x88\xb7@\xf0\x9f\x93\xa7.example") ==
+              "\xe7\x94\xa8\xe6\x88\xb7@\xf0\x9f\x93\xa7.example");
+        // C0, DEL and '\' as terminal_text does.
+        CHECK(text::terminal_text_utf8("\x1b]0;owned\x07 a\\x41\x7f\r\n\0"s) == "\\x1b]0;owned\\x07 a\\x5cx41\\x7f\\x0d\\x0a\\x00");
+        // C1 controls (U+0085, U+009B CSI), written octet by octet.
+        CHECK(text::terminal_text_utf8("a\xc2\x85" "b\xc2\x9b" "31m") == "a\\xc2\\x85b\\xc2\\x9b31m");
+        CHECK(text::terminal_text_utf8("\xc2\xa0\xc2\x9f") == "\xc2\xa0\\xc2\\x9f"); // U+00A0 kept, U+009F not
+        // Bidirectional controls and the line and paragraph separators.
+        for (std::string bidi : {"\xd8\x9c"s, "\xe2\x80\x8e"s, "\xe2\x80\x8f"s, "\xe2\x80\xaa"s, "\xe2\x80\xae"s,
+                                 "\xe2\x81\xa6"s, "\xe2\x81\xa9"s, "\xe2\x80\xa8"s, "\xe2\x80\xa9"s}) {
+            std::string shown = text::terminal_text_utf8("x" + bidi + "y");
+            CHECK(only_printable_ascii(shown));
+            CHECK(shown.size() == 2 + 4 * bidi.size());
+        }
+        CHECK(text::terminal_text_utf8("\xe2\x80\x8d\xe2\x81\xa5") == "\xe2\x80\x8d\xe2\x81\xa5"); // U+200D, U+2065 kept
+        // Not well-formed: a lone continuation, a cut character, overlong forms,
+        // surrogates, beyond U+10FFFF, 0xff.
+        CHECK(text::terminal_text_utf8("\x80") == "\\x80");
+        CHECK(text::terminal_text_utf8("a\xc3") == "a\\xc3");
+        CHECK(text::terminal_text_utf8("\xe2\x82x") == "\\xe2\\x82x");
+        CHECK(text::terminal_text_utf8("\xc0\xaf\xc1\xbf") == "\\xc0\\xaf\\xc1\\xbf");
+        CHECK(text::terminal_text_utf8("\xe0\x80\xaf") == "\\xe0\\x80\\xaf");
+        CHECK(text::terminal_text_utf8("\xf0\x80\x80\xaf") == "\\xf0\\x80\\x80\\xaf");
+        CHECK(text::terminal_text_utf8("\xed\xa0\x80") == "\\xed\\xa0\\x80");
+        CHECK(text::terminal_text_utf8("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");
+        CHECK(text::terminal_text_utf8("\xf4\x8f\xbf\xbf") == "\xf4\x8f\xbf\xbf"); // U+10FFFF
+        CHECK(text::terminal_text_utf8("\xff\xfe") == "\\xff\\xfe");
+        // Every octet once: nothing above 0x7f forms a character, so all is ASCII.
+        std::string all = text::terminal_text_utf8(all_octets());
+        CHECK(all == text::terminal_text(all_octets()));
+        CHECK(!has_line_end_or_nul(all));
+    }
+
+    TEST_CASE("log_value keeps well-formed UTF-8 in quotes; log_line_ascii escapes it again")
+    {
+        CHECK(text::log_value("j\xc3\xb6rg@x.example") == "\"j\xc3\xb6rg@x.example\"");
+        CHECK(text::log_value("\xe2\x80\xae\xc2\x85\xc3") == "\"\\xe2\\x80\\xae\\xc2\\x85\\xc3\"");
+        std::string line = "event=mail from=" + text::log_value("j\xc3\xb6rg@x.example");
+        CHECK(text::log_line_ascii(line) == "event=mail from=\"j\\xc3\\xb6rg@x.example\"");
+        CHECK(only_printable_ascii(text::log_line_ascii(text::log_value(all_octets() + "\xc3\xb6"))));
+    }
+
     TEST_CASE("file_name_component: never empty, '.', '..', hidden or a path")
     {
         CHECK(text::file_name_component("alice") == "alice");
