@@ -53,6 +53,10 @@ inline constexpr std::size_t k_max_chunk_size_digits = 20;
 // RFC 5322 §2.1.1: a header line is at most 998 octets before its CRLF.
 inline constexpr std::size_t k_max_header_line = 998;
 
+// RFC 5322 §2.1.1 and RFC 5321 §4.5.3.1.6: any line of a message is at most
+// 998 octets before its CRLF; --max-data-line-length, for network clients.
+inline constexpr std::size_t k_default_max_data_line_length = 998;
+
 // RFC 5321 §6.3 asks for a hop limit; its suggested minimum is 100.
 inline constexpr std::size_t k_default_max_hops = 100;
 

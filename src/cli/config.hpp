@@ -35,6 +35,7 @@ struct Config {
     std::size_t max_message_size = limits::k_default_max_message_size;
     std::size_t max_recipients = limits::k_default_max_recipients;
     std::size_t max_line_length = limits::k_default_max_line_length;
+    std::size_t max_data_line_length = limits::k_default_max_data_line_length;
     unsigned timeout = limits::k_default_timeout_seconds;
     unsigned max_session_time = limits::k_default_max_session_time;
     std::size_t max_errors = limits::k_default_max_errors;

@@ -34,9 +34,9 @@ BdatTransfer::Chunk BdatTransfer::end_chunk()
     return {a.size, a.last, std::move(a.refusal)};
 }
 
-void BdatTransfer::open_message(bool binary, std::size_t max_size)
+void BdatTransfer::open_message(bool binary, std::size_t max_size, std::size_t max_line)
 {
-    m_reader.emplace(binary, max_size);
+    m_reader.emplace(binary, max_size, max_line);
     m_accepted_chunks = 0;
 }
 

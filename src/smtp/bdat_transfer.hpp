@@ -42,7 +42,7 @@ public:
 
     // The message, open from its first accepted chunk to the reply to the
     // last one (or until it is abandoned).
-    void open_message(bool binary, std::size_t max_size);
+    void open_message(bool binary, std::size_t max_size, std::size_t max_line = 0);
     bool message_open() const { return m_reader.has_value(); }
     const ChunkReader& reader() const { return *m_reader; }
     std::size_t accepted_chunks() const { return m_accepted_chunks; }

@@ -520,7 +520,8 @@ Session::Handled Session::on_data(const Command& cmd)
     if (auto refusal = begin_message()) {
         return {*refusal, false};
     }
-    m_data_reader.emplace(m_config.peer.local ? LineEnds::lf_accepted : LineEnds::crlf_only, m_config.max_message_size);
+    m_data_reader.emplace(m_config.peer.local ? LineEnds::lf_accepted : LineEnds::crlf_only, m_config.max_message_size,
+                          max_data_line());
     m_mode = Mode::data;
     return {replies::start_data(), true};
 }
@@ -556,7 +557,7 @@ std::size_t Session::read_data(std::string_view bytes)
     if (m_data_reader->done()) {
         const DataReader& d = *m_data_reader;
         std::string_view reason;
-        std::optional<Reply> refusal = read_refusal(d.bare_line_end(), d.nul(), d.too_big(), reason);
+        std::optional<Reply> refusal = read_refusal(d.bare_line_end(), d.nul(), d.too_big(), d.long_line(), reason);
         std::size_t size = d.size();
         m_data_reader.reset();
         m_mode = Mode::command;
@@ -583,9 +584,15 @@ void Session::store(bool refused)
     }
 }
 
+// The longest line a message may have, before its CRLF (0: any): local
+// clients, like the sendmail interface, are not held to it.
+std::size_t Session::max_data_line() const { return m_config.peer.local ? 0 : m_config.max_data_line_length; }
+
 // Why a message whose data has all been read is refused before its checks,
-// if it is: the spool failed, a bare line end, a NUL octet, too big.
-std::optional<Reply> Session::read_refusal(bool bare_line_end, bool nul, bool too_big, std::string_view& reason) const
+// if it is: the spool failed, a bare line end, a NUL octet, too big, a line
+// too long.
+std::optional<Reply> Session::read_refusal(bool bare_line_end, bool nul, bool too_big, bool long_line,
+                                           std::string_view& reason) const
 {
     if (m_spool_error) {
         reason = "local-error";
@@ -602,6 +609,10 @@ std::optional<Reply> Session::read_refusal(bool bare_line_end, bool nul, bool to
     if (too_big) {
         reason = "too-big";
         return replies::message_too_big(m_config.max_message_size);
+    }
+    if (long_line) {
+        reason = "line-too-long";
+        return replies::line_too_long_in_data(m_config.max_data_line_length);
     }
     return std::nullopt;
 }
@@ -659,7 +670,7 @@ Session::Handled Session::on_bdat(const Command& cmd)
         // The first chunk of the message.
         refusal = begin_message();
         if (!refusal) {
-            m_bdat.open_message(m_tx->mail.body == Body::binary_mime, m_config.max_message_size);
+            m_bdat.open_message(m_tx->mail.body == Body::binary_mime, m_config.max_message_size, max_data_line());
         }
     }
     const bool accepted = !refusal;
@@ -714,7 +725,7 @@ void Session::end_bdat_chunk()
     }
     const ChunkReader& b = m_bdat.reader();
     std::string_view reason;
-    std::optional<Reply> refusal = read_refusal(b.bare_line_end(), b.nul(), b.too_big(), reason);
+    std::optional<Reply> refusal = read_refusal(b.bare_line_end(), b.nul(), b.too_big(), b.long_line(), reason);
     if (!refusal && !c.last) {
         m_state = after_chunk(false);
         reply(replies::chunk_received(c.size));

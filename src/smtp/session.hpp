@@ -45,6 +45,7 @@ struct SessionConfig {
     std::size_t max_message_size = 0;
     std::size_t max_recipients = 0;
     std::size_t max_line_length = 0;
+    std::size_t max_data_line_length = 0; // of a network client's message, before CRLF; 0: any
     std::size_t max_errors = 0;
     bool rfc821 = false;
     bool may_relay = false; // from relay-client, RELAYCLIENT or a local client
@@ -170,7 +171,9 @@ private:
     std::size_t read_bdat_octets(std::string_view bytes);
     void end_bdat_chunk();
     void store(bool refused);
-    std::optional<Reply> read_refusal(bool bare_line_end, bool nul, bool too_big, std::string_view& reason) const;
+    std::optional<Reply> read_refusal(bool bare_line_end, bool nul, bool too_big, bool long_line,
+                                      std::string_view& reason) const;
+    std::size_t max_data_line() const;
     std::optional<Reply> check_message(std::size_t size, std::string_view& reason);
     void finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size,
                         std::size_t chunks);

@@ -7,7 +7,38 @@
 
 namespace smtpspool {
 
-DataReader::DataReader(LineEnds line_ends, std::size_t max_size) : m_line_ends(line_ends), m_max_size(max_size) {}
+void LineMeter::feed(std::string_view bytes)
+{
+    if (m_max == 0 || m_too_long) {
+        return;
+    }
+    std::size_t pos = 0;
+    while (pos < bytes.size()) {
+        const void* lf = std::memchr(bytes.data() + pos, '\n', bytes.size() - pos);
+        if (lf == nullptr) {
+            // The line goes on: one octet more than max may be the CR of its CRLF.
+            m_length += bytes.size() - pos;
+            m_cr = bytes.back() == '\r';
+            m_too_long = m_length > m_max + 1 || (m_length == m_max + 1 && !m_cr);
+            return;
+        }
+        const auto end = static_cast<std::size_t>(static_cast<const char*>(lf) - bytes.data());
+        m_length += end - pos;
+        const bool cr = end > pos ? bytes[end - 1] == '\r' : m_cr;
+        if (m_length - (cr && m_length > 0 ? 1 : 0) > m_max) {
+            m_too_long = true;
+            return;
+        }
+        m_length = 0;
+        m_cr = false;
+        pos = end + 1;
+    }
+}
+
+DataReader::DataReader(LineEnds line_ends, std::size_t max_size, std::size_t max_line)
+    : m_line_ends(line_ends), m_max_size(max_size), m_lines(max_line)
+{
+}
 
 void DataReader::emit(std::string& out, std::string_view bytes)
 {
@@ -18,6 +49,7 @@ void DataReader::emit(std::string& out, std::string_view bytes)
     if (m_size > m_max_size) {
         m_too_big = true;
     }
+    m_lines.feed(bytes);
     if (!refused()) {
         out.append(bytes);
     }
@@ -120,7 +152,10 @@ std::size_t DataReader::feed(std::string_view in, std::string& out)
     return i;
 }
 
-ChunkReader::ChunkReader(bool binary, std::size_t max_size) : m_binary(binary), m_max_size(max_size) {}
+ChunkReader::ChunkReader(bool binary, std::size_t max_size, std::size_t max_line)
+    : m_binary(binary), m_max_size(max_size), m_lines(binary ? 0 : max_line)
+{
+}
 
 void ChunkReader::feed(std::string_view in, std::string& out)
 {
@@ -141,6 +176,7 @@ void ChunkReader::feed(std::string_view in, std::string& out)
     if (m_size > m_max_size) {
         m_too_big = true;
     }
+    m_lines.feed(in);
     if (!refused()) {
         out.append(in);
     }

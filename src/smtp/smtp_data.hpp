@@ -9,6 +9,22 @@
 
 namespace smtpspool {
 
+// The length of a message's lines, fed its octets in any chunking (lines end
+// in CRLF): whether one was longer than `max` octets before its CRLF (RFC 5322
+// §2.1.1: 998). A limit of 0 measures nothing.
+class LineMeter {
+public:
+    explicit LineMeter(std::size_t max) : m_max(max) {}
+    void feed(std::string_view bytes);
+    bool too_long() const { return m_too_long; }
+
+private:
+    std::size_t m_max;
+    std::size_t m_length = 0; // octets of the current line so far, a CR included
+    bool m_cr = false;        // the last octet fed was a CR
+    bool m_too_long = false;
+};
+
 enum class LineEnds {
     crlf_only,   // network clients: a bare CR or LF refuses the message (SMTP smuggling)
     lf_accepted, // local clients: LF alone ends a line and is stored as CRLF
@@ -16,7 +32,8 @@ enum class LineEnds {
 
 class DataReader {
 public:
-    DataReader(LineEnds line_ends, std::size_t max_size);
+    // `max_line`: refuse a line longer than that before its CRLF (0: any).
+    DataReader(LineEnds line_ends, std::size_t max_size, std::size_t max_line = 0);
 
     // Consumes input up to and including the end-of-data mark and appends the
     // message octets to `out` (nothing once the message is refused). Returns the
@@ -31,8 +48,10 @@ public:
     // . CRLF.
     bool nul() const { return m_nul; }
     bool too_big() const { return m_too_big; }
+    // A line (after unstuffing) longer than max_line octets before its CRLF.
+    bool long_line() const { return m_lines.too_long(); }
     // The message will be refused whatever follows: stop storing it.
-    bool refused() const { return m_bare_line_end || m_nul || m_too_big; }
+    bool refused() const { return m_bare_line_end || m_nul || m_too_big || long_line(); }
     // Message octets seen so far (after unstuffing, with CRLF line ends).
     std::size_t size() const { return m_size; }
 
@@ -48,6 +67,7 @@ private:
     bool m_bare_line_end = false;
     bool m_nul = false;
     bool m_too_big = false;
+    LineMeter m_lines;
 };
 
 // The octets of a message's BDAT chunks (RFC 3030), counted out by the
@@ -58,7 +78,8 @@ private:
 // BINARYMIME octets are stored as they come.
 class ChunkReader {
 public:
-    ChunkReader(bool binary, std::size_t max_size);
+    // `max_line` as DataReader's; BINARYMIME has no lines to measure.
+    ChunkReader(bool binary, std::size_t max_size, std::size_t max_line = 0);
 
     // All of `in` belongs to the message; its octets go to `out` until the
     // message is refused.
@@ -69,7 +90,8 @@ public:
     bool bare_line_end() const { return m_bare_line_end; }
     bool nul() const { return m_nul; }
     bool too_big() const { return m_too_big; }
-    bool refused() const { return m_bare_line_end || m_nul || m_too_big; }
+    bool long_line() const { return m_lines.too_long(); }
+    bool refused() const { return m_bare_line_end || m_nul || m_too_big || long_line(); }
     std::size_t size() const { return m_size; }
 
 private:
@@ -80,6 +102,7 @@ private:
     bool m_bare_line_end = false;
     bool m_nul = false;
     bool m_too_big = false;
+    LineMeter m_lines;
 };
 
 } // namespace smtpspool

@@ -229,6 +229,10 @@ Reply policy_refused(Stage stage)
     return {554, "5.7.1", "message refused by local policy"};
 }
 Reply policy_tempfail() { return {451, "4.3.0", "local policy check failed; try again later"}; }
+Reply line_too_long_in_data(std::size_t max)
+{
+    return {550, "5.6.0", "message refused: a line longer than " + std::to_string(max) + " octets (without its CRLF)"};
+}
 Reply leading_white_space()
 {
     return {550, "5.6.0", "message refused: the first line starts with white space (a header section cannot begin "

@@ -113,6 +113,7 @@ Reply alias_loop();
 Reply policy_refused(Stage stage);
 Reply policy_tempfail();
 Reply leading_white_space();
+Reply line_too_long_in_data(std::size_t max);
 Reply bad_headers(std::string_view why);
 Reply mail_loop(std::size_t hops);
 Reply rate_limited(std::string_view host);

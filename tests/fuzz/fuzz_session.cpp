@@ -78,6 +78,7 @@ Run drive(std::string_view input, Flags f, std::size_t step)
     c.max_message_size = 2000;
     c.max_recipients = 5;
     c.max_line_length = 600;
+    c.max_data_line_length = 100;
     c.max_errors = 50;
     c.peer.local = local;
     c.peer.address = local ? "" : "192.0.2.7";

@@ -151,6 +151,65 @@ TEST_SUITE("smtp_data")
         CHECK_FALSE(clean.nul());
     }
 
+    TEST_CASE("line length: more than max octets before CRLF refuses, at every split, after unstuffing")
+    {
+        struct LineCase {
+            std::string input;
+            LineEnds mode;
+            bool too_long;
+        };
+        const std::string ten(10, 'x');
+        const std::vector<LineCase> line_cases{
+            {ten + "\r\n.\r\n", LineEnds::crlf_only, false},                    // exactly max
+            {ten + "y\r\n.\r\n", LineEnds::crlf_only, true},                    // max + 1
+            {"a\r\n" + ten + "y\r\nb\r\n.\r\n", LineEnds::crlf_only, true}, // not the first line
+            {"." + ten + "\r\n.\r\n", LineEnds::crlf_only, false},              // the stuffed dot is not counted
+            {".." + ten + "\r\n.\r\n", LineEnds::crlf_only, true},
+            {ten + "\n.\n", LineEnds::lf_accepted, false}, // stored as CRLF
+            {ten + "y\n.\n", LineEnds::lf_accepted, true},
+            {"\r\n\r\n" + ten + "\r\n.\r\n", LineEnds::crlf_only, false},
+        };
+        for (const LineCase& c : line_cases) {
+            for (std::size_t split = 0; split <= c.input.size(); ++split) {
+                INFO(c.input << " split at " << split);
+                DataReader r(c.mode, 1000, 10);
+                std::string out;
+                std::size_t used = r.feed(std::string_view(c.input).substr(0, split), out);
+                if (!r.done()) {
+                    used += r.feed(std::string_view(c.input).substr(split), out);
+                }
+                CHECK(r.done());
+                CHECK(used == c.input.size());
+                CHECK(r.long_line() == c.too_long);
+                CHECK(r.refused() == c.too_long);
+            }
+        }
+        DataReader any(LineEnds::crlf_only, 1000000, 0);
+        std::string out;
+        any.feed(std::string(100000, 'x') + "\r\n.\r\n", out);
+        CHECK(any.done());
+        CHECK_FALSE(any.long_line());
+        // BDAT: a line over chunks counts whole; BINARYMIME is not measured.
+        for (std::size_t split = 0; split <= 13; ++split) {
+            const std::string in = "a\r\n" + ten + "y\r\n";
+            ChunkReader b(false, 1000, 10);
+            std::string sink;
+            b.feed(std::string_view(in).substr(0, split), sink);
+            b.feed(std::string_view(in).substr(split), sink);
+            CHECK(b.long_line());
+            const std::string fits = "a\r\n" + ten + "\r\n";
+            ChunkReader ok(false, 1000, 10);
+            ok.feed(std::string_view(fits).substr(0, split), sink);
+            ok.feed(std::string_view(fits).substr(split), sink);
+            CHECK_FALSE(ok.long_line());
+        }
+        ChunkReader binary(true, 1000, 10);
+        std::string sink;
+        binary.feed(ten + ten + "\r\n", sink);
+        CHECK_FALSE(binary.long_line());
+        CHECK_FALSE(binary.refused());
+    }
+
     TEST_CASE("memory stays bounded: nothing is stored after the size limit")
     {
         DataReader r(LineEnds::crlf_only, 10);
