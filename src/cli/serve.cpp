@@ -208,6 +208,25 @@ Result<Peer, int> proxied_client(const Config& config, const Peer& connection, L
     return client;
 }
 
+// Standard error is open and is not the client's connection (fd 0 or 1, as
+// under inetd, which hands the socket over as fds 0, 1 and 2): what is
+// written there reaches the operator (tcpserver's log, the journal), never
+// the client.
+bool stderr_apart_from_client()
+{
+    struct stat err {};
+    if (::fstat(2, &err) != 0) {
+        return false;
+    }
+    for (int fd : {0, 1}) {
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && st.st_dev == err.st_dev && st.st_ino == err.st_ino) {
+            return false;
+        }
+    }
+    return true;
+}
+
 } // namespace
 
 int refuse_service(const std::string& message, int status)
@@ -216,9 +235,11 @@ int refuse_service(const std::string& message, int status)
     ::syslog(LOG_ERR, "event=config-error reason=%s", message.c_str());
     if (is_socket(0)) {
         say_421(machine_fqdn());
-    } else {
-        std::ignore = ::write(2, message.data(), message.size());
+        if (!stderr_apart_from_client()) {
+            return status;
+        }
     }
+    std::ignore = ::write(2, message.data(), message.size());
     return status;
 }
 

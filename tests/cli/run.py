@@ -864,6 +864,51 @@ def serve_with_an_unusable_spool_says_421(tmp):
 
 
 @test
+def configuration_error_on_a_socket_is_told_on_stderr_apart_from_it(tmp):
+    """A configuration error with the client on a socket: the client gets 421;
+    the reason goes to standard error too when that is not the client's
+    socket (tcpserver's log, systemd's journal), and never to the client
+    when it is (inetd gives the socket as fd 0, 1 and 2)."""
+    spool = os.path.join(tmp, "spool")
+    for separate in (True, False):
+        client, conn = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        r, w = os.pipe()
+        p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none", "--no-such-option"],
+                             stdin=conn, stdout=conn, stderr=w if separate else conn, env=clean_env())
+        conn.close()
+        os.close(w)
+        client.settimeout(20)
+        out = b""
+        while chunk := client.recv(65536):
+            out += chunk
+        code = p.wait(timeout=20)
+        with os.fdopen(r, "rb") as f:
+            err = f.read()
+        client.close()
+        expect(code == 64 and out.startswith(b"421 4.3.0 ") and out.count(b"\r\n") == 1, (separate, code, out, err))
+        expect(b"no-such-option" not in out, (separate, out))
+        if separate:
+            expect(b"unrecognised option '--no-such-option'" in err, (code, out, err))
+        else:
+            expect(err == b"", err)
+    # A configuration error found later (an unreadable policy file) likewise.
+    client, conn = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    p = subprocess.Popen([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none",
+                          "--aliases", os.path.join(tmp, "no-such-file")],
+                         stdin=conn, stdout=conn, stderr=subprocess.PIPE, env=clean_env())
+    conn.close()
+    client.settimeout(20)
+    out = b""
+    while chunk := client.recv(65536):
+        out += chunk
+    code = p.wait(timeout=20)
+    err = p.stderr.read()
+    client.close()
+    expect(code == 78 and out.startswith(b"421 4.3.0 ") and b"no-such-file" not in out, (code, out, err))
+    expect(b"configuration error" in err and b"no-such-file" in err, err)
+
+
+@test
 def an_exception_in_serve_gets_421_and_is_logged_where_log_says(tmp):
     # A real exception: with no bound on the command line's length, a client
     # that sends a line longer than the memory the process may have (its
