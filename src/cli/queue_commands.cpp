@@ -6,9 +6,9 @@
 #include "policy/policy.hpp"
 #include "server/tls.hpp"
 #include "smtp/smtp_address.hpp"
-#include "cli/terminal.hpp"
 
 #include "cli/lister.hpp"
+#include "cli/terminal.hpp"
 #include "delivery/runner.hpp"
 #include "spool/spool.hpp"
 #include "spool/spool_entry.hpp"

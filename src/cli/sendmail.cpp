@@ -1,6 +1,7 @@
 // sendmail: flag parsing, the header section of a submitted message (address
 // extraction, Bcc: removal, the fields added when missing), and the commit.
 #include "cli/sendmail.hpp"
+#include "cli/terminal.hpp"
 
 #include "base/clock.hpp"
 #include "base/fs.hpp"
@@ -758,7 +759,7 @@ std::string local_header_section(const HeaderSection& header, const LocalSubmiss
 int run_sendmail(const SendmailOptions& options, Config config, int fd)
 {
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
-    auto log = make_log_sink(config.log);
+    auto log = open_log(config.log);
     auto queued = submit(options, config, fd, *log);
     if (!queued) {
         // The exit status of sendmail(8): sysexits(3), chosen by the step that refused.
