@@ -49,7 +49,8 @@ TEST_SRCS := $(wildcard tests/unit/*.cpp)
 TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 
 DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
-	libssl-dev openssl libnet-ssleay-perl python3 python3-aiosmtpd ucspi-tcp swaks curl git mandoc groff-base systemd strace valgrind
+	libssl-dev openssl libnet-ssleay-perl python3 python3-aiosmtpd ucspi-tcp swaks curl git git-email libmailtools-perl msmtp mutt \
+	mandoc groff-base systemd strace valgrind
 
 .PHONY: lint-layers all check demo install uninstall integration package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build bench
 
@@ -152,7 +153,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-remove $$missing >/dev/null || exit 1; \
 	  else \
 	    echo "missing Debian packages; run as root:"; \
 	    echo "  apt-get install$$missing"; exit 1; \
