@@ -206,4 +206,26 @@ std::string format_duration(std::chrono::seconds d)
     return std::to_string(s) + "s";
 }
 
+std::string format_age(std::chrono::seconds d)
+{
+    long long s = d.count() < 0 ? 0 : d.count();
+    struct Unit {
+        long long size;
+        const char* name;
+    };
+    static constexpr Unit units[] = {{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
+    for (std::size_t i = 0; i + 1 < std::size(units); ++i) {
+        if (s >= units[i].size) {
+            long long big = s / units[i].size;
+            long long small = s % units[i].size / units[i + 1].size;
+            std::string out = std::to_string(big) + units[i].name;
+            if (small != 0) {
+                out += " " + std::to_string(small) + units[i + 1].name;
+            }
+            return out;
+        }
+    }
+    return std::to_string(s) + "s";
+}
+
 } // namespace smtpspool

@@ -47,5 +47,8 @@ inline constexpr int k_last_year = 2199;
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 // The shortest of those forms that is exact: 1800 s -> "30m".
 std::string format_duration(std::chrono::seconds d);
+// An elapsed time in its two largest units, the smaller left out when zero:
+// "13m 11s", "5d 2h", "3h", "45s".
+std::string format_age(std::chrono::seconds d);
 
 } // namespace smtpspool

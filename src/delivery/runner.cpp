@@ -221,25 +221,34 @@ bool Runner::is_due(const Envelope& e, TimePoint now) const
     return !due || *due <= now;
 }
 
+std::optional<std::chrono::seconds> Runner::expired_age(const Envelope& e, TimePoint now) const
+{
+    auto arrived = parse_rfc3339_utc(e.received_at);
+    if (!arrived || now - *arrived < m_config.max_queue_time) {
+        return std::nullopt;
+    }
+    return std::chrono::duration_cast<std::chrono::seconds>(now - *arrived);
+}
+
+void Runner::expire(const Envelope& e, Recipient& r, std::chrono::seconds age, Reports& reports, RunStats& stats)
+{
+    r.status = RecipientStatus::failed;
+    std::string last = r.last_error ? "; last error: " + *r.last_error : "";
+    r.last_error = "message expired after " + format_age(age) + " in the queue" + last;
+    if (notify_failure(r.notify)) {
+        reports.failed.push_back({r.address, *r.last_error, true, Action::failed, r.orcpt});
+    }
+    ++stats.failed;
+    m_log.log(LogLine("expired").add("id", e.id).add("to", r.address).add("age", format_age(age)));
+}
+
 Runner::Routed Runner::expire_and_route(Envelope& e, TimePoint now, Reports& reports, RunStats& stats)
 {
     Routed routed;
-    auto arrived = parse_rfc3339_utc(e.received_at);
-    bool expired = arrived && now - *arrived >= m_config.max_queue_time;
+    routed.expired_age = expired_age(e, now);
     for (std::size_t i = 0; i < e.recipients.size(); ++i) {
         Recipient& r = e.recipients[i];
         if (r.status != RecipientStatus::pending) {
-            continue;
-        }
-        if (expired) {
-            r.status = RecipientStatus::failed;
-            std::string last = r.last_error ? "; last error: " + *r.last_error : "";
-            r.last_error = "message expired after " + format_duration(m_config.max_queue_time) + " in the queue" + last;
-            if (notify_failure(r.notify)) {
-                reports.failed.push_back({r.address, *r.last_error, true, Action::failed, r.orcpt});
-            }
-            ++stats.failed;
-            m_log.log(LogLine("expired").add("id", e.id).add("to", r.address));
             continue;
         }
         std::string domain = recipient_domain(r.address, e.hostname);
@@ -249,6 +258,10 @@ Runner::Routed Runner::expire_and_route(Envelope& e, TimePoint now, Reports& rep
             // why, and the log says it once per domain at the end of the run.
             ++r.attempts;
             r.last_error = "no route for domain " + domain;
+            if (routed.expired_age) {
+                expire(e, r, *routed.expired_age, reports, stats);
+                continue;
+            }
             ++stats.deferred;
             ++stats.no_route[domain];
             continue;
@@ -288,6 +301,9 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
                 }
                 ++stats.failed;
                 result = "failed";
+            } else if (routed.expired_age) { // that was the last attempt
+                r.last_error = o.detail;
+                result = "expired";
             } else {
                 r.last_error = o.detail;
                 ++stats.deferred;
@@ -298,6 +314,9 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
                           .add("via", key)
                           .add("result", result)
                           .add("detail", o.detail));
+            if (o.outcome == Outcome::temporary && routed.expired_age) {
+                expire(e, r, *routed.expired_age, reports, stats);
+            }
         }
     }
 }
@@ -358,7 +377,7 @@ void Runner::process(const QueueDir& queue, const std::string& id, bool force, R
     }
     auto& [entry, e] = *locked;
     TimePoint now = m_clock.now();
-    if (!force && !is_due(e, now)) {
+    if (!force && !is_due(e, now) && !expired_age(e, now)) {
         ++stats.not_due;
         return;
     }

@@ -67,18 +67,23 @@ private:
     struct Routed {
         std::map<std::string, std::vector<std::size_t>> by_route; // route's transport text -> recipient indices
         std::map<std::string, const TransportSpec*> specs;
+        std::optional<std::chrono::seconds> expired_age; // set when this is the message's last attempt
     };
     struct Reports {
         std::vector<ReportedRecipient> failed;    // RFC 3461: those whose NOTIFY asks for FAILURE
         std::vector<ReportedRecipient> succeeded; // and SUCCESS, when we are the last to know
     };
 
-    // The steps of one message: lock and load, due or not, expire or route
-    // each pending recipient, deliver, tell the sender, remove or reschedule.
+    // The steps of one message: lock and load, due or not (an expired message
+    // is always taken, for a last attempt), route each pending recipient,
+    // deliver, expire what is still pending when the message is expired, tell
+    // the sender, remove or reschedule.
     void process(const QueueDir& queue, const std::string& id, bool force, RunStats& stats);
     std::optional<Locked> load_locked(const QueueDir& queue, const std::string& id, RunStats& stats);
     void expire_unreadable(SpoolEntry& entry, const std::string& id, RunStats& stats);
     bool is_due(const Envelope& e, TimePoint now) const;
+    std::optional<std::chrono::seconds> expired_age(const Envelope& e, TimePoint now) const;
+    void expire(const Envelope& e, Recipient& r, std::chrono::seconds age, Reports& reports, RunStats& stats);
     Routed expire_and_route(Envelope& e, TimePoint now, Reports& reports, RunStats& stats);
     void deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& routed, Reports& reports,
                         RunStats& stats);

@@ -3,8 +3,10 @@
 # temporary) is given up after --max-queue-time. Two messages: M1 from
 # alice@ to b@ and c@, M2 from the null sender to d@.
 #  1. runq (default --max-queue-time): both deferred, kept;
-#  2. a second later, runq --max-queue-time 1s M1 M2: every recipient fails
-#     ("message expired after 1s in the queue; last error: ..."), both
+#  2. a second later, runq --max-queue-time 1s M1 M2: every recipient is
+#     tried once more (a delivery line with result=expired), then fails
+#     ("message expired after AGE in the queue; last error: ...", AGE being
+#     the message's real age, a few seconds here), both
 #     messages are removed, and exactly one bounce is queued: to alice, with
 #     one group per recipient, Action: failed, Status: 4.4.7 and the last
 #     error; none for M2 (null sender);
@@ -54,10 +56,11 @@ cat "$TEST_TMP/runq2.log"
 log=$(cat "$TEST_TMP/runq2.log")
 assert_contains "$log" "delivered=0 deferred=0 failed=3 bounces=1 removed=2" "runq log"
 for to in b@far.test c@far.test d@far.test; do
-    assert_match "$log" "event=expired id=[^ ]+ to=$to" "runq log"
+    assert_match "$log" "event=delivery id=[^ ]+ to=$to via=[^ ]+ result=expired " "runq log (the last attempt)"
+    assert_match "$log" "event=expired id=[^ ]+ to=$to age=[1-9]s" "runq log"
 done
 CLOSED=$CLOSED SPOOL=$SPOOL M1=$M1 M2=$M2 python3 - <<'EOF' >"$TEST_TMP/bounce"
-import json, os
+import json, os, re
 from e2elib import *
 from deliverylib import *
 
@@ -72,9 +75,13 @@ def main():
         orig = json.load(f)
     with open(os.path.join(d, "message.eml"), "rb") as f:
         eml = f.read()
-    why = f"message expired after 1s in the queue; last error: connection to 127.0.0.1:{closed} refused"
-    check_bounce(spool, left[0], orig, {"b@far.test": (r"4\.4\.7", "x-local; " + why),
-                                       "c@far.test": (r"4\.4\.7", "x-local; " + why)}, head_of(eml))
+    why = f" in the queue; last error: connection to 127.0.0.1:{closed} refused"
+    check_bounce(spool, left[0], orig, {"b@far.test": (r"4\.4\.7", why),
+                                       "c@far.test": (r"4\.4\.7", why)}, head_of(eml))
+    with open(os.path.join(spool, "queue", left[0], "message.eml"), "rb") as f:
+        text = f.read()
+    expect(re.search(rb"message expired after [1-9]s in the queue", text) is not None, "the bounce",
+           "message expired after Ns (the real age, a few seconds)", text)
     print(left[0])
 
 run(main)

@@ -85,6 +85,11 @@ TEST_SUITE("route")
         CHECK_FALSE(parse_duration("h"));
         CHECK(format_duration(5 * 86400s) == "5d");
         CHECK(format_duration(90s) == "90s");
+        CHECK(format_age(45s) == "45s");
+        CHECK(format_age(791s) == "13m 11s");
+        CHECK(format_age(780s) == "13m");
+        CHECK(format_age(3h + 59s) == "3h");
+        CHECK(format_age(6 * 86400s + 3h + 20min) == "6d 3h");
     }
 
     TEST_CASE("RFC 3339 times round trip")

@@ -244,24 +244,70 @@ TEST_SUITE("runner")
         CHECK(f.queued().empty());
     }
 
-    TEST_CASE("expired messages fail without another attempt and bounce with 4.4.7")
+    TEST_CASE("an expired message gets a last attempt; what still fails is bounced with its real age and 4.4.7")
     {
         Fixture f;
-        std::string id = f.queue("a@b.test", {"u@far.test"});
+        std::string id = f.queue("a@b.test", {"u@far.test", "v@far.test"});
+        f.script.answers["u@far.test"] = {Outcome::temporary, "421 4.4.2 timeout"};
+        f.script.answers["v@far.test"] = {Outcome::temporary, "421 4.4.2 timeout"};
+        f.run();
+        f.clock.advance(6 * 24h + 3h + 20min);
+        f.script.calls.clear();
+        f.script.answers["u@far.test"] = {Outcome::temporary, "451 4.3.0 still down"};
+        f.script.answers.erase("v@far.test"); // delivered at the last attempt
+        RunStats s = f.run();
+        REQUIRE(f.script.calls.size() == 1);
+        CHECK(f.script.calls[0].recipients == std::vector<std::string>{"u@far.test", "v@far.test"});
+        CHECK(s.delivered == 1);
+        CHECK(s.failed == 1);
+        CHECK(s.deferred == 0);
+        CHECK(s.bounces == 1);
+        auto q = f.queued();
+        REQUIRE(q.size() == 1);
+        std::string m = f.message(q[0]);
+        CHECK(m.find("Status: 4.4.7") != std::string::npos);
+        CHECK(m.find("message expired after 6d 3h in the queue; last error: 451 4.3.0 still down") !=
+              std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; v@far.test") == std::string::npos);
+        CHECK(f.log.has("event=expired id=" + id));
+        CHECK(f.log.has("6d 3h"));
+    }
+
+    TEST_CASE("an expired message is tried even before its next attempt is due")
+    {
+        Fixture f;
+        f.queue("a@b.test", {"u@far.test"});
         f.script.answers["u@far.test"] = {Outcome::temporary, "421 4.4.2 timeout"};
         f.run();
-        f.clock.advance(5 * 24h);
+        f.clock.advance(5 * 24h - 30min);
+        f.run(); // deferred again: next attempt an hour later
+        f.clock.advance(45min);
         f.script.calls.clear();
+        f.script.answers.clear();
+        RunStats s = f.run();
+        CHECK(s.not_due == 0);
+        REQUIRE(f.script.calls.size() == 1);
+        CHECK(s.delivered == 1);
+        CHECK(s.failed == 0);
+        CHECK(s.bounces == 0);
+        CHECK(f.queued().empty());
+    }
+
+    TEST_CASE("an expired message's recipients without a route fail at once")
+    {
+        Fixture f;
+        f.routes.erase(f.routes.begin()); // no "*"
+        f.queue("a@b.test", {"u@far.test"});
+        f.run();
+        f.clock.advance(5 * 24h + 10min);
         RunStats s = f.run();
         CHECK(f.script.calls.empty());
         CHECK(s.failed == 1);
         CHECK(s.bounces == 1);
         auto q = f.queued();
         REQUIRE(q.size() == 1);
-        std::string m = f.message(q[0]);
-        CHECK(m.find("Status: 4.4.7") != std::string::npos);
-        CHECK(m.find("message expired after 5d in the queue; last error: 421 4.4.2 timeout") != std::string::npos);
-        CHECK(f.log.has("event=expired id=" + id));
+        CHECK(f.message(q[0]).find("message expired after 5d in the queue; last error: no route for domain far.test") !=
+              std::string::npos);
     }
 
     TEST_CASE("a message locked by another runner is left alone")
