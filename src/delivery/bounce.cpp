@@ -4,6 +4,7 @@
 
 #include "base/text.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace smtpspool {
@@ -103,6 +104,32 @@ bool is_smtp_reply(std::string_view detail)
     return detail.size() > 3 && digit(detail[0]) && digit(detail[1]) && digit(detail[2]);
 }
 
+bool has_non_ascii(std::string_view s)
+{
+    return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+}
+
+// RFC 6533 §3: an address of type utf-8 as utf-8-addr-unitext: UTF-8 as is,
+// and the ASCII octets that the form leaves out (controls, space, '+', '='
+// and the backslash) as \x{HH}.
+std::string utf8_type_address(std::string_view address)
+{
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (char c : address) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f || c == '+' || c == '=' || c == '\\') {
+            out += "\\x{";
+            out += hex[u >> 4];
+            out += hex[u & 0xf];
+            out += '}';
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 // The text part's list of one action's recipients.
 std::string text_list(const BounceInput& in, Action a)
 {
@@ -162,7 +189,12 @@ std::string compose_bounce(const BounceInput& in)
     if (in.too_big_to_return) {
         m += "\r\nThe message was too big to be returned whole; its header section follows.\r\n";
     }
-    m += "\r\n--" + boundary + "\r\nContent-Type: message/delivery-status\r\n\r\n";
+    // RFC 6533 §6: with an address that is not ASCII, the report is
+    // message/global-delivery-status and such an address has the type utf-8.
+    const bool global = std::any_of(in.recipients.begin(), in.recipients.end(),
+                                    [](const ReportedRecipient& r) { return has_non_ascii(r.address); });
+    m += "\r\n--" + boundary + "\r\nContent-Type: " +
+         (global ? "message/global-delivery-status" : "message/delivery-status") + "\r\n\r\n";
     // RFC 3464 §2.2: per-message fields.
     if (in.original.dsn_envid) {
         m += "Original-Envelope-Id: " + text::header_value(*in.original.dsn_envid) + "\r\n";
@@ -181,7 +213,11 @@ std::string compose_bounce(const BounceInput& in)
             m += "Original-Recipient: " + text::header_value(r.orcpt->substr(0, semi)) + "; " +
                  text::header_value(semi == std::string::npos ? "" : r.orcpt->substr(semi + 1)) + "\r\n";
         }
-        m += "Final-Recipient: rfc822; " + text::header_value(r.address) + "\r\n";
+        if (has_non_ascii(r.address)) {
+            m += "Final-Recipient: utf-8; " + text::header_value(utf8_type_address(r.address)) + "\r\n";
+        } else {
+            m += "Final-Recipient: rfc822; " + text::header_value(r.address) + "\r\n";
+        }
         switch (r.action) {
         case Action::failed:
             m += "Action: failed\r\n";

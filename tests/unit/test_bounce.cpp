@@ -124,4 +124,39 @@ TEST_SUITE("bounce")
         CHECK(m.find("/m/u") == std::string::npos);
         CHECK(m.find("Action: failed") == std::string::npos);
     }
+
+    TEST_CASE("a report for a UTF-8 address: message/global-delivery-status and the utf-8 address type (RFC 6533)")
+    {
+        Envelope e;
+        e.id = "ORIG";
+        e.received_at = "2026-11-22T02:35:25Z";
+        e.mail_from = "j\xc3\xb6rg@client.test";
+        e.smtputf8 = true;
+        TimePoint now{std::chrono::seconds(1795000000)};
+        std::vector<ReportedRecipient> failed{
+            {"b\xc3\xb8" "b@x.test", "550 5.1.1 no", false, Action::failed, std::nullopt},
+            {"\"a+b=c\\d\xc3\xa9\"@x.test", "550 5.1.1 no", false, Action::failed, std::nullopt},
+            {"plain@x.test", "550 5.1.1 no", false, Action::failed, std::nullopt}};
+        const std::string headers = "Subject: gr\xc3\xbc\xc3\x9f\r\n";
+        BounceInput in{e, failed, headers, "mx.test", "BID", now};
+        std::string m = compose_bounce(in);
+        CHECK(m.find("Content-Type: multipart/report; report-type=delivery-status;") != std::string::npos);
+        CHECK(m.find("Content-Type: message/global-delivery-status\r\n") != std::string::npos);
+        CHECK(m.find("Content-Type: message/delivery-status\r\n") == std::string::npos);
+        CHECK(m.find("\r\nFinal-Recipient: utf-8; b\xc3\xb8" "b@x.test\r\n") != std::string::npos);
+        CHECK(m.find("\r\nFinal-Recipient: utf-8; \"a\\x{2B}b\\x{3D}c\\x{5C}d\xc3\xa9\"@x.test\r\n") !=
+              std::string::npos);
+        CHECK(m.find("\r\nFinal-Recipient: rfc822; plain@x.test\r\n") != std::string::npos);
+        CHECK(m.find("rfc822; b\xc3\xb8") == std::string::npos);
+        CHECK(m.find("Content-Type: message/global-headers\r\n\r\n" + headers) != std::string::npos);
+
+        // ASCII addresses only: the RFC 3464 types, even for an SMTPUTF8 message.
+        std::vector<ReportedRecipient> ascii{{"u@x.test", "550 5.1.1 no", false, Action::failed, std::nullopt}};
+        BounceInput in2{e, ascii, "Subject: s\r\n", "mx.test", "BID2", now};
+        m = compose_bounce(in2);
+        CHECK(m.find("Content-Type: message/delivery-status\r\n") != std::string::npos);
+        CHECK(m.find("global-delivery-status") == std::string::npos);
+        CHECK(m.find("\r\nFinal-Recipient: rfc822; u@x.test\r\n") != std::string::npos);
+        CHECK(m.find("Content-Type: text/rfc822-headers\r\n") != std::string::npos);
+    }
 }
