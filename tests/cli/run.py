@@ -185,6 +185,23 @@ def mailq_reports_malformed_and_missing(tmp):
 
 
 @test
+def option_errors_quoting_placeholders_end(tmp):
+    # The option parser's error text replaces %canonical_option%, %value% and
+    # %prefix% until none is left: a name or value holding one used to hang.
+    for args in (["check-config", "--x%canonical_option%"], ["check-config", "--x%prefix%%option%"],
+                 ["mailq", "--y%value%=1"]):
+        code, out, err = run(args, timeout=10)
+        expect(code == 64 and b"unrecognised option" in err and b"?canonical_option?" in err
+               if "canonical" in args[1] else code == 64 and b"unrecognised option" in err, (args, code, err))
+    # The config file fuzz_config hung on (relay-client given twice, the
+    # values quoting %prefix%).
+    config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus", "config",
+                          "regression-placeholder-loop")
+    code, out, err = run(["check-config", "--config", config], timeout=10)
+    expect(code == 78 and b"configuration error" in err, (code, err))
+
+
+@test
 def queue_ids_from_the_command_line_are_checked(tmp):
     spool = os.path.join(tmp, "spool")
     os.makedirs(os.path.join(spool, "queue"))

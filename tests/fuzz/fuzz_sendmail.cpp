@@ -129,6 +129,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (step != HeaderSection::Step::more) {
             break;
         }
+        if (used == 0 && header.skipped_from_line) {
+            continue; // a leading mbox From line is dropped, not a field
+        }
         taken += lines[used];
     }
     std::string joined;

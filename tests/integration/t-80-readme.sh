@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 section=$(awk '/^## Deployment$/ { on = 1; next } /^### Install/ { on = 0 } on' "$REPO_ROOT/README.md")
 [[ -n "$section" ]] || fail "no Deployment section in README.md"
-mapfile -t lines < <(sed -n 's/^    //p' <<<"$section" | grep -v '^\(useradd\|install\) ')
+mapfile -t lines < <(sed -n 's/^    //p' <<<"$section" | grep -v '^\(useradd\|install\|ln\) ')
 ((${#lines[@]} > 20)) || fail "too few example lines in README's Deployment section: ${#lines[@]}"
 all=$(find "$REPO_ROOT/examples" -type f -exec cat {} +)
 for line in "${lines[@]}"; do
