@@ -8,16 +8,6 @@
 #include <fcntl.h>
 
 namespace smtpspool {
-namespace {
-
-Error sys_error(const std::string& what)
-{
-    int e = errno;
-    return Error{e, what + ": " + std::strerror(e)};
-}
-
-} // namespace
-
 Result<void> write_all(Fs& fs, int fd, std::string_view bytes, const std::string& shown)
 {
     while (!bytes.empty()) {

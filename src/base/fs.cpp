@@ -88,4 +88,28 @@ int PosixFs::flock(int fd, int operation)
     return r;
 }
 
+Fd openat_nofollow(int dir, const std::string& name, int flags, mode_t mode)
+{
+    return Fd(PosixFs().openat(dir, name, flags | O_NOFOLLOW, mode));
+}
+
+Result<Fd> open_state_directory(const std::string& spool)
+{
+    Fd root(::open(spool.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root) {
+        return sys_error("cannot open " + spool);
+    }
+    Fd state = openat_nofollow(root.get(), "state", O_RDONLY | O_DIRECTORY, 0);
+    if (!state && errno == ENOENT) {
+        if (::mkdirat(root.get(), "state", 0700) != 0 && errno != EEXIST) {
+            return sys_error("cannot create " + spool + "/state");
+        }
+        state = openat_nofollow(root.get(), "state", O_RDONLY | O_DIRECTORY, 0);
+    }
+    if (!state) {
+        return sys_error("cannot open " + spool + "/state");
+    }
+    return state;
+}
+
 } // namespace smtpspool

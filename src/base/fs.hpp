@@ -3,6 +3,9 @@
 // an envelope. PosixFs is the real one; it opens everything close-on-exec.
 #pragma once
 
+#include "base/fd.hpp"
+#include "base/result.hpp"
+
 #include <cstddef>
 #include <string>
 #include <sys/stat.h>
@@ -50,5 +53,14 @@ public:
     int fstat(int fd, struct stat* st) override;
     int flock(int fd, int operation) override;
 };
+
+// openat(2) that never follows a link in NAME (O_NOFOLLOW, close-on-exec,
+// EINTR retried).
+Fd openat_nofollow(int dir, const std::string& name, int flags, mode_t mode);
+
+// SPOOL/state, the directory of the rate-limit file and the runner slots:
+// created 0700 when missing and opened without following a link (the spool
+// itself may be a link the administrator made).
+Result<Fd> open_state_directory(const std::string& spool);
 
 } // namespace smtpspool

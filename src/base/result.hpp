@@ -7,7 +7,9 @@
 // mode the client gets 421 4.3.0 when it can be told).
 #pragma once
 
+#include <cerrno>
 #include <concepts>
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -20,6 +22,13 @@ struct Error {
     int errnum = 0;
     std::string message;
 };
+
+// The Error of a failed system call: errno, and "WHAT: its description".
+inline Error sys_error(const std::string& what)
+{
+    int e = errno;
+    return Error{e, what + ": " + std::strerror(e)};
+}
 
 // An error on its way into a Result (std::unexpected).
 template <typename E>

@@ -238,20 +238,37 @@ std::string log_value(std::string_view text)
     return out;
 }
 
-std::string terminal_text(std::string_view text)
+namespace {
+
+// Octets as they are, except controls, DEL, '\\' and (unless keep_utf8 and
+// they make well-formed UTF-8 that is no invisible control) those above 0x7f,
+// which are written \xNN.
+std::string terminal_escape(std::string_view text, bool keep_utf8)
 {
     std::string out;
     out.reserve(text.size());
-    for (char c : text) {
-        auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u >= 0x7f || c == '\\') {
+    for (std::size_t i = 0; i < text.size();) {
+        auto u = static_cast<unsigned char>(text[i]);
+        if (keep_utf8 && u >= 0x80) {
+            if (std::size_t n = kept_utf8(text, i)) {
+                out.append(text.substr(i, n));
+                i += n;
+                continue;
+            }
+        }
+        if (u < 0x20 || u >= 0x7f || u == '\\') {
             append_hex(out, u);
         } else {
-            out += c;
+            out += static_cast<char>(u);
         }
+        ++i;
     }
     return out;
 }
+
+} // namespace
+
+std::string terminal_text(std::string_view text) { return terminal_escape(text, false); }
 
 std::string json_text(std::string_view json)
 {
@@ -272,28 +289,7 @@ std::string json_text(std::string_view json)
     return out;
 }
 
-std::string terminal_text_utf8(std::string_view text)
-{
-    std::string out;
-    out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size();) {
-        auto u = static_cast<unsigned char>(text[i]);
-        if (u >= 0x80) {
-            if (std::size_t n = kept_utf8(text, i)) {
-                out.append(text.substr(i, n));
-                i += n;
-                continue;
-            }
-        }
-        if (u < 0x20 || u >= 0x7f || u == '\\') {
-            append_hex(out, u);
-        } else {
-            out += static_cast<char>(u);
-        }
-        ++i;
-    }
-    return out;
-}
+std::string terminal_text_utf8(std::string_view text) { return terminal_escape(text, true); }
 
 std::string log_line_ascii(std::string_view line)
 {

@@ -26,9 +26,10 @@
 namespace smtpspool {
 namespace {
 
-// The connection is unusable; detail says why (one line, for every recipient
-// not yet decided).
+// The connection is unusable; detail says why (one line of at most
+// k_max_detail octets, for every recipient not yet decided).
 struct Lost {
+    explicit Lost(std::string_view why) : detail(text::detail_line(why, k_max_detail)) {}
     std::string detail;
 };
 
@@ -153,7 +154,7 @@ void SmtpDeliverer::connect_socket()
     int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &list);
     if (rc != 0) {
         std::string why = rc == EAI_SYSTEM ? std::strerror(errno) : ::gai_strerror(rc);
-        throw Lost{text::detail_line("cannot resolve " + host + ": " + why, k_max_detail)};
+        throw Lost{"cannot resolve " + host + ": " + why};
     }
     std::string failure = "cannot connect to " + where() + ": no address";
     for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
@@ -205,7 +206,7 @@ void SmtpDeliverer::connect_socket()
         }
     }
     ::freeaddrinfo(list);
-    throw Lost{text::detail_line(failure, k_max_detail)};
+    throw Lost{failure};
 }
 
 // A greeting or EHLO/HELO the server refuses: QUIT politely unless it is
@@ -217,7 +218,7 @@ void SmtpDeliverer::refuse_session(const ServerReply& reply, std::string_view wh
         quit();
     }
     drop();
-    throw Lost{text::detail_line(detail, k_max_detail)};
+    throw Lost{detail};
 }
 
 // Connect, read the greeting, EHLO (HELO when EHLO gets 5xx, RFC 5321 §3.2).
@@ -340,19 +341,16 @@ void SmtpDeliverer::send_all(std::string_view bytes, std::chrono::seconds timeou
             if (err == EPIPE || err == ECONNRESET) {
                 throw Lost{closed_detail("sending " + std::string(what))};
             }
-            throw Lost{text::detail_line(
-                "error sending " + std::string(what) + " to " + where() + ": " + std::strerror(err), k_max_detail)};
+            throw Lost{"error sending " + std::string(what) + " to " + where() + ": " + std::strerror(err)};
         }
         pollfd p{m_fd, POLLOUT, 0};
         int r = ::poll(&p, 1, remaining_ms(deadline));
         if (r == 0) {
-            throw Lost{text::detail_line("timeout sending " + std::string(what) + " to " + where() + " after " +
-                                             seconds(timeout),
-                                         k_max_detail)};
+            throw Lost{"timeout sending " + std::string(what) + " to " + where() + " after " +
+                                             seconds(timeout)};
         }
         if (r < 0 && errno != EINTR) {
-            throw Lost{
-                text::detail_line("error waiting to send to " + where() + ": " + std::strerror(errno), k_max_detail)};
+            throw Lost{"error waiting to send to " + where() + ": " + std::strerror(errno)};
         }
     }
 }
@@ -370,24 +368,21 @@ ServerReply SmtpDeliverer::read_reply(std::chrono::seconds timeout, std::string_
             return m_parser.take();
         }
         if (m_parser.failed()) {
-            throw Lost{text::detail_line(
-                "malformed " + std::string(what) + " from " + where() + ": " + m_parser.error(), k_max_detail)};
+            throw Lost{"malformed " + std::string(what) + " from " + where() + ": " + m_parser.error()};
         }
         // The parser has consumed all of m_in: read more.
         pollfd p{m_fd, POLLIN, 0};
         int r = ::poll(&p, 1, remaining_ms(deadline));
         if (r == 0) {
-            throw Lost{text::detail_line("timeout waiting for " + std::string(what) + " from " + where() + " after " +
-                                             seconds(timeout),
-                                         k_max_detail)};
+            throw Lost{"timeout waiting for " + std::string(what) + " from " + where() + " after " +
+                                             seconds(timeout)};
         }
         if (r < 0) {
             if (errno == EINTR) {
                 continue;
             }
-            throw Lost{text::detail_line("error waiting for " + std::string(what) + " from " + where() + ": " +
-                                             std::strerror(errno),
-                                         k_max_detail)};
+            throw Lost{"error waiting for " + std::string(what) + " from " + where() + ": " +
+                                             std::strerror(errno)};
         }
         ssize_t n = ::recv(m_fd, m_buffer.data(), m_buffer.size(), 0);
         if (n > 0) {
@@ -395,12 +390,10 @@ ServerReply SmtpDeliverer::read_reply(std::chrono::seconds timeout, std::string_
             continue;
         }
         if (n == 0 || errno == ECONNRESET) {
-            throw Lost{text::detail_line("connection to " + where() + " closed while waiting for " + std::string(what),
-                                         k_max_detail)};
+            throw Lost{"connection to " + where() + " closed while waiting for " + std::string(what)};
         }
         if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-            throw Lost{text::detail_line(
-                "error reading " + std::string(what) + " from " + where() + ": " + std::strerror(errno), k_max_detail)};
+            throw Lost{"error reading " + std::string(what) + " from " + where() + ": " + std::strerror(errno)};
         }
     }
 }
@@ -564,8 +557,7 @@ void SmtpDeliverer::run_transaction(Transaction& tx)
                     tx.decide_open(outcome_of(r), reply_detail(r), false);
                     mail_refused = true;
                 } else if (klass(r) != 2) {
-                    throw Lost{text::detail_line("unexpected reply to MAIL from " + where() + ": " + reply_detail(r),
-                                                 k_max_detail)};
+                    throw Lost{"unexpected reply to MAIL from " + where() + ": " + reply_detail(r)};
                 }
                 break;
             }
@@ -582,8 +574,7 @@ void SmtpDeliverer::run_transaction(Transaction& tx)
                 } else if (klass(r) == 4 || klass(r) == 5) {
                     tx.decide(cmd.pos, outcome_of(r), reply_detail(r));
                 } else {
-                    throw Lost{text::detail_line("unexpected reply to RCPT from " + where() + ": " + reply_detail(r),
-                                                 k_max_detail)};
+                    throw Lost{"unexpected reply to RCPT from " + where() + ": " + reply_detail(r)};
                 }
                 break;
             }
@@ -616,16 +607,14 @@ void SmtpDeliverer::run_transaction(Transaction& tx)
             abort_transaction();
             return;
         }
-        throw Lost{text::detail_line("unexpected reply to DATA from " + where() + ": " + reply_detail(data_reply),
-                                     k_max_detail)};
+        throw Lost{"unexpected reply to DATA from " + where() + ": " + reply_detail(data_reply)};
     }
     send_data(tx);
     ServerReply done = read_reply(m_timeouts.data_done, "reply to the end of data");
     if (done.code == 421 || klass(done) == 3) {
-        throw Lost{text::detail_line(klass(done) == 3 ? "unexpected reply to the end of data from " + where() + ": " +
+        throw Lost{klass(done) == 3 ? "unexpected reply to the end of data from " + where() + ": " +
                                                             reply_detail(done)
-                                                      : reply_detail(done),
-                                     k_max_detail)};
+                                                      : reply_detail(done)};
     }
     for (std::size_t pos = 0; pos < tx.state.size(); ++pos) {
         if (tx.state[pos] == Transaction::St::accepted) {
@@ -648,8 +637,7 @@ void SmtpDeliverer::send_data(Transaction& tx)
             }
             // The server has the message half-sent; only closing the
             // connection keeps it from taking a truncated one.
-            throw Lost{
-                text::detail_line("cannot read the message file: " + std::string(std::strerror(errno)), k_max_detail)};
+            throw Lost{"cannot read the message file: " + std::string(std::strerror(errno))};
         }
         if (n == 0) {
             break;

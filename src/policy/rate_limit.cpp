@@ -5,6 +5,7 @@
 
 #include "base/cidr.hpp"
 #include "base/fd.hpp"
+#include "base/fs.hpp"
 #include "base/siphash.hpp"
 
 #include <algorithm>
@@ -36,12 +37,6 @@ static_assert(offsetof(Header, server_current) == 48 && offsetof(Header, zero) =
 static_assert(std::is_trivially_copyable_v<Slot> && sizeof(Slot) == k_rate_slot_size);
 static_assert(offsetof(Slot, minute) == 16 && offsetof(Slot, current) == 24);
 static_assert((k_rate_slot_count & (k_rate_slot_count - 1)) == 0 && k_rate_probe <= k_rate_slot_count);
-
-Error sys_error(const std::string& what)
-{
-    int e = errno;
-    return Error{e, what + ": " + std::strerror(e)};
-}
 
 // The whole buffer by pread or pwrite, EINTR retried; a short transfer is EIO
 // (the file was cut under us by something that does not take the lock).
@@ -142,32 +137,13 @@ private:
 Result<RateFile> RateFile::open(const std::string& spool)
 {
     std::string path = rate_state_path(spool);
-    std::string dir = spool + "/state";
     // state/ and the file are reached without following a link: a link
     // planted there is an error, not a way to write elsewhere.
-    auto open_at = [](int parent, const char* name, int flags, mode_t mode) {
-        int fd;
-        do {
-            fd = ::openat(parent, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
-        } while (fd < 0 && errno == EINTR);
-        return Fd(fd);
-    };
-    // The spool itself may be a link the administrator made.
-    Fd root(::open(spool.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!root) {
-        return sys_error("cannot open " + spool);
-    }
-    Fd state = open_at(root.get(), "state", O_RDONLY | O_DIRECTORY, 0);
-    if (!state && errno == ENOENT) {
-        if (::mkdirat(root.get(), "state", 0700) != 0 && errno != EEXIST) {
-            return sys_error("cannot create " + dir);
-        }
-        state = open_at(root.get(), "state", O_RDONLY | O_DIRECTORY, 0);
-    }
+    auto state = open_state_directory(spool);
     if (!state) {
-        return sys_error("cannot open " + dir);
+        return state.error();
     }
-    Fd fd = open_at(state.get(), "connections", O_RDWR | O_CREAT, 0600);
+    Fd fd = openat_nofollow(state.value().get(), "connections", O_RDWR | O_CREAT, 0600);
     if (!fd) {
         return sys_error("cannot open " + path);
     }

@@ -26,12 +26,6 @@ std::size_t envelope_room(std::size_t recipients)
     return recipients * limits::k_envelope_growth_per_recipient + limits::k_envelope_growth_fixed;
 }
 
-Error sys_error(const std::string& what)
-{
-    int e = errno;
-    return Error{e, what + ": " + std::strerror(e)};
-}
-
 // Deletes SPOOL/tmp/NAME or SPOOL/queue/NAME and the files in it, never
 // following a link (remove_spool_dir).
 void remove_tree(const std::string& parent, const std::string& name)

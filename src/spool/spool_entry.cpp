@@ -20,12 +20,6 @@ namespace {
 
 constexpr int k_dir_flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
 
-Error sys_error(const std::string& what)
-{
-    int e = errno;
-    return Error{e, what + ": " + std::strerror(e)};
-}
-
 } // namespace
 
 Result<std::vector<std::string>> directory_names(int dir, const std::string& what)
