@@ -291,6 +291,36 @@ std::string json_text(std::string_view json)
 
 std::string terminal_text_utf8(std::string_view text) { return terminal_escape(text, true); }
 
+std::string metric_label_value(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        auto u = static_cast<unsigned char>(text[i]);
+        if (u >= 0x80) {
+            std::size_t n = kept_utf8(text, i);
+            if (n == 0) {
+                n = std::max<std::size_t>(1, invisible_control(text, i));
+                out.append(n, '?');
+            } else {
+                out.append(text.substr(i, n));
+            }
+            i += n;
+            continue;
+        }
+        if (u == '\\' || u == '"') {
+            out += '\\';
+            out += static_cast<char>(u);
+        } else if (u == '\n') {
+            out += "\\n";
+        } else {
+            out += control(u) ? '?' : static_cast<char>(u);
+        }
+        ++i;
+    }
+    return out;
+}
+
 std::string log_line_ascii(std::string_view line)
 {
     std::string out;

@@ -15,6 +15,7 @@
 //   terminal_text_utf8    the same, UTF-8 locale      \xNN            none
 //   log_line_ascii        a log line, other locales   \xNN            none
 //   file_name_component   one path component          '_' (1 for 1)   none
+//   metric_label_value    a Prometheus label value    '?' (1 for 1)   none
 //
 // None of them returns CR, LF or NUL. "Invisible controls" (invisible_control)
 // are the UTF-8 forms of the C1 controls and of the characters that reorder
@@ -117,6 +118,13 @@ std::string log_line_ascii(std::string_view line);
 // for an empty result. Never empty, never ".", ".." or a hidden name, never a
 // path separator. Octets >= 0x80 are kept; the length is the caller's to bound.
 std::string file_name_component(std::string_view text);
+
+// A label value of the Prometheus text exposition format, between its
+// double quotes: '\', '"' and LF escaped as the format says (\\, \", \n); each
+// other control octet (< 0x20, 0x7f), each octet that is not part of
+// well-formed UTF-8 and each invisible control's octets replaced by '?';
+// well-formed UTF-8 kept. The result is valid UTF-8 on one line.
+std::string metric_label_value(std::string_view text);
 
 // `text` without leading and trailing spaces and tabs (RFC 5234 WSP).
 std::string_view trim(std::string_view text);

@@ -49,8 +49,10 @@ struct BadConfig {
 };
 
 constexpr std::pair<Subcommand, const char*> k_commands[] = {
-    {Subcommand::serve, "serve"}, {Subcommand::mailq, "mailq"},   {Subcommand::runq, "runq"},
-    {Subcommand::cat, "cat"},     {Subcommand::remove, "remove"}, {Subcommand::check_config, "check-config"}};
+    {Subcommand::serve, "serve"},     {Subcommand::mailq, "mailq"},     {Subcommand::runq, "runq"},
+    {Subcommand::cat, "cat"},         {Subcommand::remove, "remove"},   {Subcommand::check_config, "check-config"},
+    {Subcommand::hold, "hold"},       {Subcommand::release, "release"}, {Subcommand::requeue, "requeue"},
+    {Subcommand::bounce, "bounce"},   {Subcommand::stats, "stats"}};
 
 const char* command_name(Subcommand c)
 {
@@ -73,8 +75,12 @@ std::optional<Subcommand> command_from(std::string_view s)
 }
 
 constexpr unsigned bit(Subcommand c) { return 1u << static_cast<unsigned>(c); }
+constexpr unsigned k_changing = bit(Subcommand::hold) | bit(Subcommand::release) | bit(Subcommand::requeue) |
+                                bit(Subcommand::bounce); // the queue tools that change envelopes
+constexpr unsigned k_selecting = k_changing | bit(Subcommand::mailq); // and take the filters
 constexpr unsigned k_every = bit(Subcommand::serve) | bit(Subcommand::mailq) | bit(Subcommand::runq) |
-                             bit(Subcommand::cat) | bit(Subcommand::remove) | bit(Subcommand::check_config);
+                             bit(Subcommand::cat) | bit(Subcommand::remove) | bit(Subcommand::check_config) |
+                             k_changing | bit(Subcommand::stats);
 constexpr unsigned k_serving = bit(Subcommand::serve) | bit(Subcommand::check_config);
 constexpr unsigned k_delivering = k_serving | bit(Subcommand::runq);
 
@@ -214,6 +220,12 @@ void set_networks(Config& c, const Option& o, Values v)
 void set_config(Config& c, const Option&, Values v) { c.config_file = v.front(); }
 
 void set_json(Config& c, const Option&, Values) { c.json = true; }
+
+template <auto Field>
+void set_true(Config& c, const Option&, Values)
+{
+    c.*Field = true;
+}
 
 void set_log(Config& c, const Option&, Values v)
 {
@@ -470,11 +482,35 @@ constexpr Option k_options[] = {
     {"deliver-now", 0, K::yes_no, G::delivery, k_delivering, "yes|no", "serve: start one detached runq for the messages of each session, at its end",
      set_flag<&C::deliver_now>, show<&C::deliver_now>},
 
-    {"json", 0, K::flag, G::command, bit(Subcommand::mailq), nullptr, "one JSON object per message and line", set_json, nullptr},
+    {"json", 0, K::flag, G::command, bit(Subcommand::mailq) | bit(Subcommand::stats), nullptr,
+     "JSON: mailq one object per message and line (one object with --summary or --shape); stats one object",
+     set_json, nullptr},
+    {"summary", 0, K::flag, G::command, bit(Subcommand::mailq), nullptr,
+     "per destination domain: messages, recipients, volume, oldest and newest", set_true<&C::summary>, nullptr},
+    {"shape", 0, K::flag, G::command, bit(Subcommand::mailq), nullptr,
+     "pending recipients per destination domain and age", set_true<&C::shape>, nullptr},
+    {"all", 0, K::flag, G::command, k_changing, nullptr, "every message in the queue (that the filters select)",
+     set_true<&C::all>, nullptr},
+    {"held", 0, K::flag, G::command, k_selecting, nullptr, "only messages on hold", set_true<&C::held>, nullptr},
+    {"sender", 0, K::text, G::command, k_selecting, "TEXT",
+     "only messages whose sender contains TEXT, ignoring case (<> for the null sender)", set_text<&C::sender>, nullptr},
+    {"recipient", 0, K::text, G::command, k_selecting, "TEXT",
+     "only messages with a pending recipient that contains TEXT, ignoring case", set_text<&C::recipient>, nullptr},
+    {"domain", 0, K::text, G::command, k_selecting, "DOMAIN",
+     "only messages with a pending recipient in DOMAIN or a subdomain of it", set_text<&C::domain>, nullptr},
+    {"older-than", 0, K::text, G::command, k_selecting, "TIME", "only messages that arrived more than TIME ago",
+     set_duration<&C::older_than>, nullptr},
+    {"younger-than", 0, K::text, G::command, k_selecting, "TIME", "only messages that arrived less than TIME ago",
+     set_duration<&C::younger_than>, nullptr},
+    {"reason", 0, K::text, G::command, bit(Subcommand::bounce), "TEXT", "why, in the notice to the sender",
+     set_text<&C::reason>, nullptr},
     {"once", 0, K::flag, G::command, bit(Subcommand::runq), nullptr,
      "one pass over the queue, then exit (the default without --interval)", nullptr, nullptr},
     {"interval", 0, K::text, G::command, bit(Subcommand::runq), "TIME", "keep running: a pass, then wait TIME, and again",
      set_duration<&C::interval>, nullptr},
+    {"dry-run", 0, K::flag, G::command, bit(Subcommand::runq), nullptr,
+     "print each due message's recipients, routes and what would be done; deliver and change nothing",
+     set_true<&C::dry_run>, nullptr},
 };
 // clang-format on
 
@@ -615,16 +651,19 @@ std::string help_text(Subcommand c)
         out << "Usage: smtpspool [serve] [OPTIONS]\n"
                "Serve one SMTP session on standard input and output and spool each accepted\n"
                "message. Started by inetd, xinetd, systemd (Accept=yes) or tcpserver.\n\n"
-               "Commands: serve (default), mailq, runq, cat, remove, check-config, sendmail;\n"
+               "Commands: serve (default), mailq, runq, cat, remove, hold, release, requeue,\n"
+               "bounce, stats, check-config, sendmail;\n"
                "'smtpspool COMMAND --help' describes each. See smtpspool(8); every option\n"
                "is in smtpspool.conf(5).\n\n";
         break;
     case Subcommand::mailq:
-        out << "Usage: smtpspool mailq [--json] [OPTIONS] [ID...]\n"
-               "List the queue (all messages, or the IDs given), sendmail style or as JSON lines.\n\n";
+        out << "Usage: smtpspool mailq [--json] [--summary | --shape] [FILTERS] [OPTIONS] [ID...]\n"
+               "List the queue (all messages, or the IDs given, that the filters select), sendmail\n"
+               "style or as JSON lines; or sum it up per destination domain (--summary), or per\n"
+               "domain and age (--shape).\n\n";
         break;
     case Subcommand::runq:
-        out << "Usage: smtpspool runq [--once | --interval TIME] [OPTIONS] [ID...]\n"
+        out << "Usage: smtpspool runq [--once | --interval TIME | --dry-run] [OPTIONS] [ID...]\n"
                "Deliver the queued messages that are due (or the IDs given, due or not) through\n"
                "their routes; retry, expire and bounce per recipient. See smtpspool-runq(8).\n\n";
         break;
@@ -638,6 +677,28 @@ std::string help_text(Subcommand c)
         out << "Usage: smtpspool check-config [OPTIONS]\n"
                "Validate the configuration (and read the policy files) and print the effective\n"
                "settings as config-file lines.\n\n";
+        break;
+    case Subcommand::hold:
+        out << "Usage: smtpspool hold [OPTIONS] {ID... | --all} [FILTERS]\n"
+               "Put messages on hold: runq leaves them alone until they are released. Waits\n"
+               "while a runq delivers one. See smtpspool(8), QUEUE ADMINISTRATION.\n\n";
+        break;
+    case Subcommand::release:
+        out << "Usage: smtpspool release [OPTIONS] {ID... | --all} [FILTERS]\n"
+               "Take messages off hold; they are delivered when due.\n\n";
+        break;
+    case Subcommand::requeue:
+        out << "Usage: smtpspool requeue [OPTIONS] {ID... | --all} [FILTERS]\n"
+               "Make messages due now, with the retry schedule started again.\n\n";
+        break;
+    case Subcommand::bounce:
+        out << "Usage: smtpspool bounce [--reason TEXT] [OPTIONS] {ID... | --all} [FILTERS]\n"
+               "Give up on the pending recipients of messages now: the sender gets a failure\n"
+               "notice for them (as NOTIFY asks), and the messages leave the queue.\n\n";
+        break;
+    case Subcommand::stats:
+        out << "Usage: smtpspool stats [--json] [OPTIONS]\n"
+               "Print the queue's gauges in the Prometheus text format (or as JSON).\n\n";
         break;
     }
     bool first = true;
@@ -754,6 +815,12 @@ void check_together(Config& c, const po::variables_map& cmd)
     if (c.interval && cmd.count("once")) {
         throw BadConfig{"interval: --once and --interval exclude each other"};
     }
+    if (c.interval && c.dry_run) {
+        throw BadConfig{"dry-run: --dry-run and --interval exclude each other"};
+    }
+    if (c.summary && c.shape) {
+        throw BadConfig{"shape: --summary and --shape exclude each other"};
+    }
 }
 
 // Each option given, on the command line or else in the file, set in the
@@ -805,8 +872,9 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
         cmdline, [&](const Option& o) { return (o.commands & bit(command)) != 0 && named(o); }, false);
     cmdline.add_options()("id", po::value<std::vector<std::string>>());
     po::positional_options_description positional;
+    const bool changing = (bit(command) & k_changing) != 0;
     bool takes_ids = command == Subcommand::mailq || command == Subcommand::runq || command == Subcommand::cat ||
-                     command == Subcommand::remove;
+                     command == Subcommand::remove || changing;
     if (takes_ids) {
         positional.add("id", -1);
     }
@@ -826,6 +894,11 @@ std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv)
         }
         if ((command == Subcommand::cat || command == Subcommand::remove) && ids.size() != 1) {
             return ConfigExit{k_exit_usage, "smtpspool " + name + ": exactly one ID expected\n"};
+        }
+        if (changing && ids.empty() == (cmd.count("all") == 0)) {
+            return ConfigExit{k_exit_usage, "smtpspool " + name + ": " +
+                                                (ids.empty() ? "IDs or --all expected" : "IDs and --all exclude each other") +
+                                                "\n"};
         }
         po::variables_map file;
         if (auto it = cmd.find("config"); it != cmd.end()) {

@@ -21,7 +21,7 @@ namespace smtpspool {
 
 struct SessionConfig;
 
-enum class Subcommand { serve, mailq, runq, cat, remove, check_config };
+enum class Subcommand { serve, mailq, runq, cat, remove, check_config, hold, release, requeue, bounce, stats };
 
 struct Config {
     Subcommand command = Subcommand::serve;
@@ -80,8 +80,21 @@ struct Config {
     std::chrono::seconds pipe_timeout{600};
     bool deliver_now = false;
     std::optional<std::chrono::seconds> interval; // runq --interval
-    bool json = false;                            // mailq --json
-    std::vector<std::string> ids;                 // mailq, cat, remove
+    bool dry_run = false;                         // runq --dry-run
+    bool json = false;                            // mailq, stats --json
+    bool summary = false;                         // mailq --summary
+    bool shape = false;                           // mailq --shape
+    // The queue tools' selection (smtpspool(8), QUEUE ADMINISTRATION): every
+    // message with --all, and the filters, which all must match.
+    bool all = false;
+    bool held = false;
+    std::optional<std::string> sender;
+    std::optional<std::string> recipient;
+    std::optional<std::string> domain;
+    std::optional<std::chrono::seconds> older_than;
+    std::optional<std::chrono::seconds> younger_than;
+    std::optional<std::string> reason; // bounce --reason
+    std::vector<std::string> ids;      // mailq, cat, remove, runq and the queue tools
 };
 
 // sysexits(3) values used as exit statuses (smtpspool(8), EXIT STATUS).

@@ -52,6 +52,9 @@ std::string format_table(const std::vector<QueueEntry>& entries, bool utf8)
         ++readable;
         out += pad_right(e.id, id_width) + " " + pad_left(std::to_string(env.size), 10) + " " +
                pad_right(shown(env.received_at), 20) + " <" + shown(env.mail_from) + ">\n";
+        if (env.held) {
+            out += std::string(indent, ' ') + "(held: not delivered until released)\n";
+        }
         if (env.attempts > 0) {
             out += std::string(indent, ' ') + "(" + std::to_string(env.attempts) +
                    (env.attempts == 1 ? " delivery run" : " delivery runs");

@@ -277,8 +277,7 @@ int main(int argc, char** argv)
         // The queue tools, run by root, act as the spool's owner: what they
         // write stays the owner's, and nothing under the spool can make root
         // touch a file elsewhere.
-        bool queue_tool = config.command == Subcommand::mailq || config.command == Subcommand::cat ||
-                          config.command == Subcommand::remove || config.command == Subcommand::runq;
+        bool queue_tool = config.command != Subcommand::serve && config.command != Subcommand::check_config;
         std::optional<std::string> user = queue_tool ? user_to_become(config.user, config.spool) : config.user;
         if (user) {
             if (auto r = drop_privileges(*user); !r) {
@@ -303,6 +302,13 @@ int main(int argc, char** argv)
             return run_runq(std::move(config));
         case Subcommand::check_config:
             return run_check_config(std::move(config));
+        case Subcommand::hold:
+        case Subcommand::release:
+        case Subcommand::requeue:
+        case Subcommand::bounce:
+            return run_change(config);
+        case Subcommand::stats:
+            return run_stats(config);
         }
     } catch (const std::exception& e) {
         return uncaught(e.what());

@@ -8,6 +8,9 @@
 #include "smtp/smtp_address.hpp"
 
 #include "cli/lister.hpp"
+#include "cli/queue_report.hpp"
+#include "delivery/plan.hpp"
+#include "base/limits.hpp"
 #include "cli/terminal.hpp"
 #include "delivery/runner.hpp"
 #include "spool/spool.hpp"
@@ -45,36 +48,245 @@ bool check_ids(const std::string& command, const std::vector<std::string>& ids)
 
 } // namespace
 
-int run_mailq(const Config& config)
+namespace {
+
+MessageFilter filter_of(const Config& c)
 {
-    if (!check_ids("mailq", config.ids)) {
-        return k_exit_usage;
-    }
+    return MessageFilter{c.held, c.sender, c.recipient, c.domain, c.older_than, c.younger_than};
+}
+
+bool filtering(const Config& c)
+{
+    return c.held || c.sender || c.recipient || c.domain || c.older_than || c.younger_than;
+}
+
+// The messages a read-only tool looks at: each id of the queue (or each id
+// named), with its envelope, or nullptr and why not; use(id, envelope, why).
+// A message removed while the queue is read is left out unless it was named.
+// Returns the exit status: 0, 1 when a message named is missing or an
+// envelope could not be read, 66 or 74 when the queue could not be listed (and
+// nothing was used).
+template <typename Use>
+int read_queue(const Config& config, const char* command, Use&& use)
+{
     PosixFs fs;
     auto queue = QueueDir::open(config.spool, fs);
     auto listed = queue ? queue.value().list() : Result<std::vector<std::string>>(queue.error());
     if (!listed) {
-        complain("mailq", listed.error().message);
+        complain(command, listed.error().message);
         return listed.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
     }
-    std::vector<std::string> ids = config.ids.empty() ? listed.value() : config.ids;
-    std::vector<QueueEntry> entries;
+    const std::vector<std::string>& ids = config.ids.empty() ? listed.value() : config.ids;
     int status = k_exit_ok;
     for (const std::string& id : ids) {
         auto entry = queue.value().entry(id);
         auto e = entry ? entry.value().load() : Result<Envelope>(entry.error());
         if (e) {
-            entries.push_back({id, std::move(e.value()), ""});
+            use(id, &e.value(), std::string());
         } else if (e.error().errnum == ENOENT && config.ids.empty()) {
             continue; // removed or delivered while we listed
         } else {
             std::string why = e.error().errnum == ENOENT ? "not in the queue" : e.error().message;
-            complain("mailq", id + ": " + why);
-            entries.push_back({id, std::nullopt, why});
+            complain(command, id + ": " + why);
+            use(id, nullptr, why);
             status = k_exit_failure;
         }
     }
+    return status;
+}
+
+bool queue_unread(int status) { return status == k_exit_noinput || status == k_exit_ioerr; }
+
+} // namespace
+
+int run_mailq(const Config& config)
+{
+    if (!check_ids("mailq", config.ids)) {
+        return k_exit_usage;
+    }
+    const MessageFilter filter = filter_of(config);
+    const TimePoint now = SystemClock().now();
+    if (config.summary || config.shape) {
+        QueueSummary summary;
+        QueueShape shape;
+        int status = read_queue(config, "mailq", [&](const std::string&, const Envelope* e, const std::string&) {
+            if (e != nullptr && filter.matches(*e, now)) {
+                config.summary ? summary.add(*e, now) : shape.add(*e, now);
+            }
+        });
+        if (queue_unread(status)) {
+            return status;
+        }
+        if (config.summary) {
+            std::cout << (config.json ? summary_json(summary) : format_summary(summary, utf8_locale()));
+        } else {
+            std::cout << (config.json ? shape_json(shape) : format_shape(shape, utf8_locale()));
+        }
+        std::cout << std::flush;
+        return status;
+    }
+    std::vector<QueueEntry> entries;
+    // A message that cannot be read matches no filter; it is listed when
+    // there is none, or when it was named.
+    const bool all = !filtering(config) || !config.ids.empty();
+    int status = read_queue(config, "mailq", [&](const std::string& id, const Envelope* e, const std::string& why) {
+        if (e == nullptr) {
+            if (all) {
+                entries.push_back({id, std::nullopt, why});
+            }
+        } else if (filter.matches(*e, now)) {
+            entries.push_back({id, *e, ""});
+        }
+    });
+    if (queue_unread(status)) {
+        return status;
+    }
     std::cout << (config.json ? format_json_lines(entries) : format_table(entries, utf8_locale())) << std::flush;
+    return status;
+}
+
+int run_stats(const Config& config)
+{
+    QueueStats stats;
+    const TimePoint now = SystemClock().now();
+    PosixFs fs;
+    auto queue = QueueDir::open(config.spool, fs);
+    auto listed = queue ? queue.value().list() : Result<std::vector<std::string>>(queue.error());
+    if (!listed) {
+        complain("stats", listed.error().message);
+        return listed.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
+    }
+    for (const std::string& id : listed.value()) {
+        auto entry = queue.value().entry(id);
+        auto e = entry ? entry.value().load() : Result<Envelope>(entry.error());
+        if (e) {
+            stats.add(e.value(), now, config.max_queue_time);
+        } else if (e.error().errnum != ENOENT) { // gone: delivered meanwhile
+            ++stats.unreadable;
+        }
+    }
+    std::cout << (config.json ? stats_json(stats, config.spool) : prometheus_text(stats, config.spool)) << std::flush;
+    return std::cout ? k_exit_ok : k_exit_ioerr;
+}
+
+int run_change(const Config& config)
+{
+    const char* name = config.command == Subcommand::hold      ? "hold"
+                       : config.command == Subcommand::release ? "release"
+                       : config.command == Subcommand::requeue ? "requeue"
+                                                               : "bounce";
+    if (!check_ids(name, config.ids)) {
+        return k_exit_usage;
+    }
+    PosixFs fs;
+    auto queue = QueueDir::open(config.spool, fs);
+    auto listed = !queue ? Result<std::vector<std::string>>(queue.error())
+                  : config.all ? queue.value().list()
+                               : Result<std::vector<std::string>>(config.ids);
+    if (!listed) {
+        complain(name, listed.error().message);
+        return listed.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
+    }
+    const bool bouncing = config.command == Subcommand::bounce;
+    Config c = config;
+    if (bouncing) {
+        apply_machine_defaults(c, c.hostname.empty() ? machine_fqdn() : c.hostname);
+        if (auto r = ensure_spool_layout(c.spool); !r) { // tmp/ is needed for the notices
+            complain(name, r.error().message);
+            return k_exit_ioerr;
+        }
+    }
+    auto log = open_log(c.log);
+    SystemClock clock;
+    RunnerConfig rc{c.spool, c.hostname, c.routes, c.retry_schedule, c.max_queue_time};
+    Runner runner(
+        std::move(rc), [&c](const TransportSpec& spec) { return make_deliverer(spec, c); }, *log, clock);
+    const std::string reason =
+        text::detail_line("delivery cancelled by the postmaster" + (c.reason ? ": " + *c.reason : std::string()),
+                          limits::k_max_last_error);
+    const MessageFilter filter = filter_of(c);
+    const bool named = !c.all;
+    int status = k_exit_ok;
+    auto fail = [&](int s) { status = std::max(status, s); };
+    for (const std::string& id : listed.value()) {
+        auto entry = queue.value().entry(id);
+        if (!entry) {
+            if (entry.error().errnum != ENOENT || named) {
+                complain(name, id + ": " + (entry.error().errnum == ENOENT ? "not in the queue" : entry.error().message));
+                fail(entry.error().errnum == ENOENT ? k_exit_failure : k_exit_ioerr);
+            }
+            continue;
+        }
+        // The lock of runq: a message that one is delivering is changed when
+        // that run has rewritten its envelope, never under it.
+        auto locked = entry.value().try_lock();
+        if (locked && !locked.value()) {
+            complain(name, id + ": a runq is delivering it; waiting until it is done");
+            auto waited = entry.value().lock();
+            locked = waited ? Result<bool>(true) : Result<bool>(waited.error());
+        }
+        if (!locked) {
+            complain(name, locked.error().message);
+            fail(k_exit_ioerr);
+            continue;
+        }
+        auto e = entry.value().load();
+        if (!e) {
+            if (e.error().errnum != ENOENT || named) {
+                complain(name, id + ": " +
+                                   (e.error().errnum == ENOENT ? "no longer in the queue (delivered or removed meanwhile)"
+                                                               : e.error().message));
+                fail(k_exit_failure);
+            }
+            continue;
+        }
+        Envelope& env = e.value();
+        if (!filter.matches(env, clock.now())) {
+            continue;
+        }
+        std::string done;
+        switch (c.command) {
+        case Subcommand::hold:
+            done = env.held ? "already held" : "held";
+            env.held = true;
+            break;
+        case Subcommand::release:
+            done = env.held ? "released" : "not held";
+            env.held = false;
+            break;
+        case Subcommand::requeue:
+            // Due now, and the retry schedule starts again at its first wait.
+            env.next_attempt.reset();
+            env.attempts = 0;
+            done = env.held ? "requeued (still held)" : "requeued";
+            break;
+        default: {
+            RunStats stats;
+            runner.give_up(entry.value(), env, reason, stats);
+            if (stats.errors > 0) {
+                complain(name, id + ": the notice or the removal failed (see the log); pending recipients kept");
+                fail(k_exit_ioerr);
+                continue;
+            }
+            std::cout << id << ": bounced, " << stats.failed << (stats.failed == 1 ? " recipient" : " recipients")
+                      << (stats.bounces > 0 ? ", notice queued" : ", no notice") << "\n";
+            continue;
+        }
+        }
+        if (done != "already held" && done != "not held") {
+            if (auto r = entry.value().rewrite(env); !r) {
+                complain(name, r.error().message);
+                fail(k_exit_ioerr);
+                continue;
+            }
+            log->log(LogLine(c.command == Subcommand::hold      ? "held"
+                             : c.command == Subcommand::release ? "released"
+                                                                : "requeued")
+                         .add("id", id));
+        }
+        std::cout << id << ": " << done << "\n";
+    }
+    std::cout << std::flush;
     return status;
 }
 
@@ -118,12 +330,73 @@ int run_remove(const Config& config)
     return k_exit_ok;
 }
 
+namespace {
+
+// runq --dry-run: what a run would do, read without the lock (the envelope
+// is replaced by one rename) and changed in nothing.
+int dry_run(const Config& config)
+{
+    auto shown = utf8_locale() ? text::terminal_text_utf8 : text::terminal_text;
+    const TimePoint now = SystemClock().now();
+    const bool named = !config.ids.empty();
+    std::size_t tried = 0;
+    std::size_t recipients = 0;
+    std::size_t not_due = 0;
+    std::size_t held = 0;
+    std::size_t unreadable = 0;
+    int status = read_queue(config, "runq", [&](const std::string& id, const Envelope* e, const std::string&) {
+        if (e == nullptr) {
+            ++unreadable;
+            return;
+        }
+        MessagePlan plan = plan_message(*e, config.routes, now, config.max_queue_time, named);
+        if (plan.take == MessagePlan::Take::held) {
+            ++held;
+            if (named) {
+                std::cout << id << ": on hold, not delivered (smtpspool release " << id << ")\n";
+            }
+            return;
+        }
+        if (plan.take == MessagePlan::Take::not_due) {
+            ++not_due;
+            return;
+        }
+        ++tried;
+        std::cout << id << " <" << shown(e->mail_from) << "> " << e->size << " octets: ";
+        if (plan.expired_age) {
+            std::cout << "expired after " << format_age(*plan.expired_age) << ", last attempt\n";
+        } else {
+            std::cout << (message_due(*e, now) ? "due" : "not due, named") << ", run " << e->attempts + 1 << "\n";
+        }
+        for (const RecipientPlan& r : plan.recipients) {
+            ++recipients;
+            std::cout << "  <" << shown(r.address) << "> " << shown(r.domain) << " via "
+                      << (r.route == nullptr ? std::string("no route")
+                                             : shown(r.route->domain + "=" + r.route->transport.text))
+                      << ": " << shown(r.action) << "\n";
+        }
+    });
+    if (queue_unread(status)) {
+        return status;
+    }
+    std::cout << "runq --dry-run: " << tried << (tried == 1 ? " message" : " messages") << " with " << recipients
+              << (recipients == 1 ? " recipient" : " recipients") << " would be tried; " << not_due << " not due, "
+              << held << " held, " << unreadable << " unreadable; nothing was delivered or changed\n"
+              << std::flush;
+    return status;
+}
+
+} // namespace
+
 int run_runq(Config config)
 {
     if (!check_ids("runq", config.ids)) {
         return k_exit_usage;
     }
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
+    if (config.dry_run) {
+        return dry_run(config);
+    }
     // A pipe command that exits without reading its input must not kill us:
     // its exit status decides (EPIPE is handled where we write).
     std::signal(SIGPIPE, SIG_IGN);
@@ -141,6 +414,10 @@ int run_runq(Config config)
         if (std::find(listed.value().begin(), listed.value().end(), id) == listed.value().end()) {
             complain("runq", id + ": not in the queue");
             ++missing;
+        } else if (auto e = load_envelope(config.spool, id); e && e.value().held) {
+            // The runner skips it too (it may be held meanwhile): this says why.
+            complain("runq", id + ": on hold, not delivered (smtpspool release " + id + ")");
+            ++missing;
         }
     }
     auto log = open_log(config.log);
@@ -154,7 +431,8 @@ int run_runq(Config config)
         if (tty) {
             std::cerr << "smtpspool runq: " << s.attempted << " of " << s.messages << " messages tried: " << s.delivered
                       << " delivered, " << s.deferred << " deferred, " << s.failed << " failed, " << s.bounces
-                      << " bounces; " << s.locked << " locked by another runner, " << s.not_due << " not due\n";
+                      << " bounces; " << s.locked << " locked by another runner, " << s.not_due << " not due, "
+                      << s.held << " held\n";
         }
         if (!config.interval) {
             return s.errors > 0 || s.unreadable > 0 || missing > 0 ? k_exit_failure : k_exit_ok;

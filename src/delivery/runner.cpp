@@ -3,6 +3,7 @@
 #include "spool/envelope_json.hpp"
 
 #include "delivery/bounce.hpp"
+#include "delivery/plan.hpp"
 #include "smtp/dsn.hpp"
 #include "base/fs.hpp"
 #include "base/limits.hpp"
@@ -98,7 +99,8 @@ RunStats Runner::run(const std::vector<std::string>& ids)
                   .add("failed", stats.failed)
                   .add("bounces", stats.bounces)
                   .add("removed", stats.removed)
-                  .add("locked", stats.locked));
+                  .add("locked", stats.locked)
+                  .add("held", stats.held));
     return stats;
 }
 
@@ -212,22 +214,11 @@ std::optional<Runner::Locked> Runner::load_locked(const QueueDir& queue, const s
     return Locked{std::move(entry.value()), std::move(e.value())};
 }
 
-bool Runner::is_due(const Envelope& e, TimePoint now) const
-{
-    if (!e.next_attempt) {
-        return true;
-    }
-    auto due = parse_rfc3339_utc(*e.next_attempt);
-    return !due || *due <= now;
-}
+bool Runner::is_due(const Envelope& e, TimePoint now) const { return message_due(e, now); }
 
 std::optional<std::chrono::seconds> Runner::expired_age(const Envelope& e, TimePoint now) const
 {
-    auto arrived = parse_rfc3339_utc(e.received_at);
-    if (!arrived || now - *arrived < m_config.max_queue_time) {
-        return std::nullopt;
-    }
-    return std::chrono::duration_cast<std::chrono::seconds>(now - *arrived);
+    return message_expired_age(e, now, m_config.max_queue_time);
 }
 
 void Runner::expire(const Envelope& e, Recipient& r, std::chrono::seconds age, Reports& reports, RunStats& stats)
@@ -376,6 +367,10 @@ void Runner::process(const QueueDir& queue, const std::string& id, bool force, R
         return;
     }
     auto& [entry, e] = *locked;
+    if (e.held) { // named or not: released first (smtpspool release)
+        ++stats.held;
+        return;
+    }
     TimePoint now = m_clock.now();
     if (!force && !is_due(e, now) && !expired_age(e, now)) {
         ++stats.not_due;
@@ -387,6 +382,26 @@ void Runner::process(const QueueDir& queue, const std::string& id, bool force, R
     deliver_routed(entry, e, routed, reports, stats);
     ++e.attempts;
     e.last_attempt = rfc3339_utc(now);
+    send_notices(entry, e, reports, now, stats);
+    finish_message(entry, e, now, stats);
+}
+
+void Runner::give_up(SpoolEntry& entry, Envelope& e, const std::string& reason, RunStats& stats)
+{
+    TimePoint now = m_clock.now();
+    Reports reports;
+    for (Recipient& r : e.recipients) {
+        if (r.status != RecipientStatus::pending) {
+            continue;
+        }
+        r.status = RecipientStatus::failed;
+        r.last_error = reason;
+        if (notify_failure(r.notify)) {
+            reports.failed.push_back({r.address, reason, false, Action::failed, r.orcpt});
+        }
+        ++stats.failed;
+        m_log.log(LogLine("given-up").add("id", e.id).add("to", r.address).add("reason", reason));
+    }
     send_notices(entry, e, reports, now, stats);
     finish_message(entry, e, now, stats);
 }

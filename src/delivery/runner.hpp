@@ -36,6 +36,7 @@ struct RunStats {
     std::size_t attempted = 0;  // delivery tried
     std::size_t locked = 0;     // skipped: another runner has it
     std::size_t not_due = 0;    // skipped: next_attempt in the future
+    std::size_t held = 0;       // skipped: on hold
     std::size_t unreadable = 0; // skipped: envelope malformed
     std::size_t delivered = 0;  // recipients
     std::size_t deferred = 0;   // recipients
@@ -58,6 +59,11 @@ public:
     ~Runner();
     // ids empty: every message in the queue that is due. With ids: those, due or not.
     RunStats run(const std::vector<std::string>& ids);
+    // smtpspool bounce: gives up now on every pending recipient of the
+    // message that `entry` holds locked, whose envelope is e, with the error
+    // `reason`; tells the sender as a run does, and removes the message (or
+    // keeps them pending when the notice cannot be queued).
+    void give_up(SpoolEntry& entry, Envelope& e, const std::string& reason, RunStats& stats);
 
 private:
     struct Locked {

@@ -83,6 +83,9 @@ struct Envelope {
     std::uint64_t attempts = 0;
     std::optional<std::string> last_attempt; // RFC 3339, UTC
     std::optional<std::string> next_attempt; // RFC 3339, UTC; null = due now
+    // On hold: runq leaves the message alone, due or not, until it is
+    // released (smtpspool hold, release). Written only when true.
+    bool held = false;
 };
 
 // A queue id: [A-Za-z0-9_-], 1 to 128 octets, so a single safe path component.

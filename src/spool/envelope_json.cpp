@@ -140,6 +140,7 @@ void visit_fields(E& e, V& v)
     v.count("attempts", e.attempts, Presence::late);
     v.text("last_attempt", e.last_attempt, Presence::late, check_time<k_last_attempt>);
     v.text("next_attempt", e.next_attempt, Presence::late, check_time<k_next_attempt>);
+    v.flag("held", e.held, Presence::when_set);
 }
 
 // Builds the ordered_json tree of an envelope.
@@ -618,6 +619,11 @@ std::string json_object_line(std::initializer_list<std::pair<const char*, std::s
         j[key] = std::string(value);
     }
     return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string json_string(std::string_view text)
+{
+    return Json(std::string(text)).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 Result<Envelope> envelope_from_json(std::string_view text)

@@ -24,4 +24,8 @@ std::string envelope_to_json_line(const Envelope& envelope);
 // A one-line JSON object of string members, in the order given.
 std::string json_object_line(std::initializer_list<std::pair<const char*, std::string_view>> members);
 
+// A JSON string literal of `text`, quotes included (broken UTF-8 as U+FFFD):
+// for the reports that other layers write as JSON (mailq --summary, stats).
+std::string json_string(std::string_view text);
+
 } // namespace smtpspool

@@ -177,6 +177,16 @@ Result<bool> SpoolEntry::try_lock()
     return sys_error("cannot lock " + m_spool + "/queue/" + m_id);
 }
 
+Result<void> SpoolEntry::lock()
+{
+    while (m_fs->flock(m_dir.get(), LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            return sys_error("cannot lock " + m_spool + "/queue/" + m_id);
+        }
+    }
+    return {};
+}
+
 Result<Fd> SpoolEntry::open_message() const
 {
     Fd fd(m_fs->openat(m_dir.get(), "message.eml", O_RDONLY | O_NOFOLLOW, 0));

@@ -68,6 +68,9 @@ public:
     // flock(2) LOCK_EX|LOCK_NB on the directory: true when this process now
     // holds it (until the entry is destroyed), false when another one does.
     Result<bool> try_lock();
+    // The same lock, waiting while another process holds it (a runq that is
+    // delivering the message): the queue tools that change an envelope.
+    Result<void> lock();
 
     // envelope.json, read with the one bound (limits::k_max_envelope_size)
     // and validated, its id the directory's.
