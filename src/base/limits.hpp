@@ -109,7 +109,8 @@ inline constexpr std::size_t k_max_envelope_size = 16 << 20;
 //   last_error: 3 * 300 octets of value + 22 of key, indent and punctuation
 //   attempts: 19 more digits (20 at most, 1 at least); status: 2 ("delivered"
 //   against "pending"); total 943, rounded up to the growth below;
-// per envelope, attempts, last_attempt and next_attempt: under 256.
+// per envelope, attempts, last_attempt, next_attempt and held (smtpspool
+// hold): under 256.
 // A rewrite replaces the last error rather than adding to it, so whatever the
 // number of runs, envelope.json stays at most its committed size plus
 //   recipients * k_envelope_growth_per_recipient + k_envelope_growth_fixed.

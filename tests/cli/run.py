@@ -1538,6 +1538,404 @@ def sendmail_refuses_control_characters_in_envelope_addresses(tmp):
     expect(not os.path.isdir(queue) or not os.listdir(queue), "a message was queued")
 
 
+# --- queue administration: hold, release, requeue, bounce, stats, mailq's
+# filters, --summary and --shape, runq --dry-run ---
+
+
+def envelope_of(spool, qid):
+    with open(os.path.join(spool, "queue", qid, "envelope.json")) as f:
+        return json.load(f)
+
+
+def set_envelope(spool, qid, **changes):
+    env = envelope_of(spool, qid)
+    env.update(changes)
+    with open(os.path.join(spool, "queue", qid, "envelope.json"), "w") as f:
+        json.dump(env, f)
+
+
+def ago(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds))
+
+
+@test
+def hold_release_and_requeue(tmp):
+    spool = os.path.join(tmp, "spool")
+    out_file = os.path.join(tmp, "delivered")
+    code, out, _ = session(spool, [("a@b.example", ["u@far.example"], b"one\r\n"),
+                                   ("c@d.example", ["v@far.example"], b"two\r\n")])
+    one, two = queued_ids(out)
+    expect("held" not in envelope_of(spool, one), "a new envelope has no held key")
+    code, out, err = run(["hold", "--spool", spool, one])
+    expect(code == 0 and out == f"{one}: held\n".encode() and err == b"", (code, out, err))
+    expect(envelope_of(spool, one)["held"] is True, envelope_of(spool, one))
+    code, out, err = run(["hold", "--spool", spool, one])
+    expect(code == 0 and out == f"{one}: already held\n".encode(), (code, out, err))
+    code, out, err = run(["mailq", "--spool", spool])
+    lines = out.decode().splitlines()
+    expect(lines[1].startswith(one) and lines[2].strip() == "(held: not delivered until released)", out)
+    expect(not any("held" in l for l in lines[3:]), "only the held message is marked", out)
+    code, out, err = run(["mailq", "--spool", spool, "--held", "--json"])
+    objs = [json.loads(l) for l in out.decode().splitlines()]
+    expect(code == 0 and [o["id"] for o in objs] == [one] and objs[0]["held"] is True, objs)
+    # runq leaves it alone, due or named; the other one is delivered.
+    route = ["--route", f"*=pipe:cat >> {out_file}"]
+    code, out, err = run(["runq", "--spool", spool, "--log", "none", *route])
+    expect(code == 0, (code, err))
+    expect_eq([one], sorted(os.listdir(os.path.join(spool, "queue"))), "queue/ after runq")
+    expect_eq(1, open(out_file, "rb").read().count(b"Received: "), "messages delivered")
+    code, out, err = run(["runq", "--spool", spool, "--log", "none", *route, one])
+    expect(code == 1 and f"{one}: on hold, not delivered (smtpspool release {one})".encode() in err, (code, err))
+    env = envelope_of(spool, one)
+    expect(env["attempts"] == 0 and env["recipients"][0]["status"] == "pending", env)
+    code, out, err = run(["release", "--spool", spool, one])
+    expect(code == 0 and out == f"{one}: released\n".encode(), (code, out, err))
+    expect("held" not in envelope_of(spool, one), "released: the key is gone")
+    code, out, err = run(["release", "--spool", spool, one])
+    expect(code == 0 and out == f"{one}: not held\n".encode(), (code, out, err))
+    # requeue: a deferred message is due now, its retry schedule restarted.
+    code, out, err = run(["runq", "--spool", spool, "--log", "none", "--route", "*=pipe:exit 75"])
+    env = envelope_of(spool, one)
+    expect(env["attempts"] == 1 and env["next_attempt"] is not None, env)
+    code, out, err = run(["runq", "--spool", spool, "--log", "none", *route])
+    expect(envelope_of(spool, one)["attempts"] == 1, "not due: not tried")
+    code, out, err = run(["requeue", "--spool", spool, "--all"])
+    expect(code == 0 and out == f"{one}: requeued\n".encode(), (code, out, err))
+    env = envelope_of(spool, one)
+    expect(env["attempts"] == 0 and env["next_attempt"] is None, env)
+    expect(env["recipients"][0]["attempts"] == 1, "a recipient keeps its attempts", env)
+    run(["hold", "--spool", spool, "--all"])
+    code, out, err = run(["requeue", "--spool", spool, one])
+    expect(out == f"{one}: requeued (still held)\n".encode(), out)
+    run(["release", "--spool", spool, "--all", "--held"])
+    code, out, err = run(["runq", "--spool", spool, "--log", "none", *route])
+    expect(code == 0 and os.listdir(os.path.join(spool, "queue")) == [], (code, err))
+    expect_eq(2, open(out_file, "rb").read().count(b"Received: "), "messages delivered")
+
+
+@test
+def queue_tools_usage_and_missing_messages(tmp):
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@far.example"], b"one\r\n")])
+    qid = queued_ids(out)[0]
+    for command in ("hold", "release", "requeue", "bounce"):
+        code, out, err = run([command, "--spool", spool])
+        expect(code == 64 and b"IDs or --all expected" in err, command, (code, err))
+        code, out, err = run([command, "--spool", spool, "--all", qid])
+        expect(code == 64 and b"IDs and --all exclude each other" in err, command, (code, err))
+        code, out, err = run([command, "--spool", spool, "../x"])
+        expect(code == 64 and b"invalid queue id" in err, command, (code, err))
+        code, out, err = run([command, "--spool", spool, "20200101T000000-000001-1-0"])
+        expect(code == 1 and b"20200101T000000-000001-1-0: not in the queue" in err, command, (code, err))
+        code, out, err = run([command, "--spool", os.path.join(tmp, "nowhere"), "--all"])
+        expect(code == 66, command, (code, err))
+        code, out, err = run([command, "--help"])
+        expect(code == 0 and f"smtpspool {command} ".encode() in out and b"--all" in out, command, out)
+    code, out, err = run(["mailq", "--spool", spool, "--summary", "--shape"])
+    expect(code == 78 and b"exclude each other" in err, (code, err))
+    code, out, err = run(["runq", "--spool", spool, "--dry-run", "--interval", "1m"])
+    expect(code == 78 and b"exclude each other" in err, (code, err))
+    code, out, err = run(["mailq", "--spool", spool, "--older-than", "soon"])
+    expect(code == 78 and b"not a duration" in err, (code, err))
+    code, out, err = run(["hold", "--spool", spool, "--reason", "x", qid])
+    expect(code == 64, "--reason is bounce's", (code, err))
+    expect_eq([qid], os.listdir(os.path.join(spool, "queue")), "nothing was changed")
+    expect("held" not in envelope_of(spool, qid), "nothing was held")
+
+
+@test
+def mailq_filters_select_messages(tmp):
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("Alice@B.example", ["u@Sub.Far.example"], b"one\r\n"),
+                                   ("", ["v@near.example", "w@far.example.org"], b"two\r\n"),
+                                   ("c@d.example", ["x@other.example"], b"three\r\n")])
+    one, two, three = queued_ids(out)
+    set_envelope(spool, one, received_at=ago(7200))
+    set_envelope(spool, two, received_at=ago(600))
+    run(["hold", "--spool", spool, three])
+
+    def listed(*filters):
+        code, out, err = run(["mailq", "--json", "--spool", spool, *filters])
+        expect(code == 0, filters, (code, err))
+        return [json.loads(l)["id"] for l in out.decode().splitlines()]
+
+    expect_eq([one, two, three], listed(), "no filter")
+    expect_eq([one], listed("--sender", "alice@b.EXAMPLE"), "--sender, either case")
+    expect_eq([one, three], listed("--sender", ".example"), "--sender, a part")
+    expect_eq([two], listed("--sender", "<>"), "--sender <>")
+    expect_eq([two], listed("--recipient", "V@NEAR"), "--recipient")
+    expect_eq([one], listed("--domain", "far.example"), "--domain covers subdomains, not far.example.org")
+    expect_eq([one], listed("--domain", "SUB.far.example"), "--domain, either case")
+    expect_eq([two], listed("--domain", "far.example.org"), "--domain")
+    expect_eq([], listed("--domain", "example.org.x"), "--domain")
+    expect_eq([one], listed("--older-than", "1h"), "--older-than")
+    expect_eq([two, three], listed("--younger-than", "1h"), "--younger-than")
+    expect_eq([two], listed("--younger-than", "1h", "--older-than", "5m"), "both ages")
+    expect_eq([three], listed("--held"), "--held")
+    expect_eq([], listed("--held", "--sender", "alice"), "filters all must match")
+    expect_eq([one], listed("--older-than", "1h", one, two), "filters narrow the ids named")
+    # A delivered recipient no longer selects its message.
+    env = envelope_of(spool, two)
+    env["recipients"][0]["status"] = "delivered"
+    set_envelope(spool, two, recipients=env["recipients"])
+    expect_eq([], listed("--recipient", "v@near"), "--recipient: pending ones only")
+    # The actions take the same filters.
+    code, out, err = run(["hold", "--spool", spool, "--all", "--older-than", "1h"])
+    expect(code == 0 and out == f"{one}: held\n".encode(), (code, out, err))
+    expect_eq([one, three], listed("--held"), "held by filter")
+    code, out, err = run(["mailq", "--spool", spool, "--held"])
+    expect(out.decode().splitlines()[-1] == "-- 1 Kbytes in 2 messages", out)
+
+
+@test
+def bounce_gives_up_and_tells_the_sender(tmp):
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@far.example", "v@far.example"],
+                                    b"Subject: doomed\r\n\r\nbody\r\n"),
+                                   ("", ["w@far.example"], b"a bounce\r\n"),
+                                   ("c@d.example", ["x@far.example"], b"kept\r\n")])
+    one, two, three = queued_ids(out)
+    # One recipient was delivered before: only the pending one is given up.
+    env = envelope_of(spool, one)
+    env["recipients"][0]["status"] = "delivered"
+    set_envelope(spool, one, recipients=env["recipients"])
+    run(["hold", "--spool", spool, one])
+    code, out, err = run(["bounce", "--spool", spool, "--hostname", "mx.test", "--log", "stderr",
+                          "--reason", "the mailbox is gone", one, two])
+    expect(code == 0, (code, out, err))
+    expect_eq(f"{one}: bounced, 1 recipient, notice queued\n{two}: bounced, 1 recipient, no notice\n",
+              out.decode(), "bounce's output")
+    expect(re.search(rb"event=given-up id=" + one.encode() + rb" to=v@far.example reason=", err), err)
+    left = queued(spool)
+    expect_eq(2, len(left), f"the kept message and the notice: {[i for i, _, _ in left]}")
+    expect_eq(three, left[0][0], "the message not named stays")
+    _, notice, text = left[1]
+    expect(notice["mail_from"] == "" and [r["address"] for r in notice["recipients"]] == ["a@b.example"], notice)
+    expect(b"Subject: Undelivered Mail Returned to Sender" in text, text)
+    expect(b"Final-Recipient: rfc822; v@far.example" in text and b"u@far.example" not in text.split(b"Subject: doomed")[0], text)
+    expect(b"Diagnostic-Code: x-local; delivery cancelled by the postmaster: the mailbox is gone" in text, text)
+    expect(b"Action: failed\r\nStatus: 5.0.0" in text, text)
+    # With filters, from the whole queue: nothing matches the sender here.
+    code, out, err = run(["bounce", "--spool", spool, "--all", "--sender", "nobody@"])
+    expect(code == 0 and out == b"", (code, out, err))
+    expect_eq(2, len(queued(spool)), "nothing bounced")
+
+
+@test
+def mailq_summary_and_shape(tmp):
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@far.example", "v@far.example", "w@near.example"], b"one\r\n"),
+                                   ("a@b.example", ["x@far.example"], b"two\r\n"),
+                                   ("a@b.example", ["y@Near.example"], b"three\r\n")])
+    one, two, three = queued_ids(out)
+    set_envelope(spool, one, received_at=ago(3 * 3600 + 100))   # 3h: bucket 160-320 minutes
+    set_envelope(spool, two, received_at=ago(30 * 60 + 10))     # 30m: bucket 20-40
+    set_envelope(spool, three, received_at=ago(25 * 3600))      # 25h: 1280+
+    sizes = {q: envelope_of(spool, q)["size"] for q in (one, two, three)}
+    code, out, err = run(["mailq", "--spool", spool, "--summary", "--json"])
+    expect(code == 0, (code, err))
+    summary = json.loads(out)
+    far, near = summary["domains"]
+    expect(far["domain"] == "far.example" and far["messages"] == 2 and far["recipients"] == 3, far)
+    expect(far["octets"] == sizes[one] + sizes[two], far)
+    expect(10900 <= far["oldest_seconds"] < 11000 and 1810 <= far["newest_seconds"] < 1900, far)
+    expect(near["domain"] == "near.example" and near["messages"] == 2 and near["recipients"] == 2, near)
+    total = summary["total"]
+    expect(total["messages"] == 3 and total["recipients"] == 5 and total["octets"] == sum(sizes.values()), total)
+    expect(total["oldest_seconds"] >= 90000, total)
+    code, out, err = run(["mailq", "--spool", spool, "--summary"])
+    lines = out.decode().splitlines()
+    expect(lines[0].split() == ["Messages", "Recipients", "Volume", "Oldest", "Newest", "Domain"], lines)
+    expect(lines[1].split() == ["2", "3", str(sizes[one] + sizes[two]), "3h", "30m", "far.example"], lines)
+    expect(lines[2].split()[-1] == "near.example" and lines[2].split()[3:5] == ["1d", "3h"], lines)
+    expect(lines[-1].split()[:2] == ["3", "5"] and lines[-1].split()[-1] == "TOTAL", lines)
+    code, out, err = run(["mailq", "--spool", spool, "--shape", "--json"])
+    shape = json.loads(out)
+    expect(shape["bucket_minutes"] == [5, 10, 20, 40, 80, 160, 320, 640, 1280], shape)
+    by = {d["domain"]: d for d in shape["domains"]}
+    expect(by["far.example"]["counts"] == [0, 0, 0, 1, 0, 0, 2, 0, 0, 0], by)
+    expect(by["near.example"]["counts"] == [0, 0, 0, 0, 0, 0, 1, 0, 0, 1], by)
+    expect(shape["total"]["total"] == 5 and shape["domains"][0]["domain"] == "far.example", shape)
+    code, out, err = run(["mailq", "--spool", spool, "--shape"])
+    lines = out.decode().splitlines()
+    expect(lines[0].split() == ["T", "5", "10", "20", "40", "80", "160", "320", "640", "1280", "1280+"], lines)
+    expect(lines[1].split() == ["TOTAL", "5", "0", "0", "0", "1", "0", "0", "3", "0", "0", "1"], lines)
+    expect(lines[2].split()[:2] == ["far.example", "3"], lines)
+    # Filters apply first.
+    code, out, err = run(["mailq", "--spool", spool, "--summary", "--json", "--younger-than", "1h"])
+    summary = json.loads(out)
+    expect([d["domain"] for d in summary["domains"]] == ["far.example"] and summary["total"]["messages"] == 1, summary)
+
+
+PROM_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+PROM_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+PROM_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\\\|\\"|\\n)*)"(,|$)')
+
+
+def parse_prometheus(text):
+    """The samples of a text exposition, checked against the format's rules:
+    each metric has one HELP and one TYPE before its samples, names and label
+    names are valid, label values are escaped (\\\\, \\", \\n), values are numbers."""
+    helps, types, samples = {}, {}, []
+    for line in text.split("\n")[:-1]:
+        if line.startswith("# HELP "):
+            name = line.split(" ")[2]
+            expect(PROM_NAME.match(name) and name not in helps, "HELP", line)
+            helps[name] = line
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            expect(name in helps and name not in types and kind == "gauge", "TYPE", line)
+            types[name] = kind
+        else:
+            m = PROM_SAMPLE.match(line)
+            expect(m is not None, "a sample line", line)
+            name, labels_text, value = m.group(1), m.group(3) or "", m.group(4)
+            expect(name in types, "TYPE before the sample", line)
+            labels, at = {}, 0
+            while at < len(labels_text):
+                lm = PROM_LABEL.match(labels_text, at)
+                expect(lm is not None, "a label", labels_text[at:])
+                raw = lm.group(2)
+                labels[lm.group(1)] = re.sub(r"\\(.)", lambda x: "\n" if x.group(1) == "n" else x.group(1), raw)
+                at = lm.end()
+            samples.append((name, labels, float(value)))
+    expect(text.endswith("\n"), "the exposition ends with a line feed")
+    return samples
+
+
+@test
+def stats_prints_prometheus_text_and_json(tmp):
+    # A spool path with a quote, a backslash and a line feed: escaped in the label.
+    spool = os.path.join(tmp, 'sp"o\\o\nl')
+    code, out, _ = session(spool, [("a@b.example", ["u@far.example", "v@far.example"], b"one\r\n"),
+                                   ("", ["w@far.example"], b"two\r\n"),
+                                   ("c@d.example", ["x@far.example"], b"three\r\n"),
+                                   ("c@d.example", ["y@far.example"], b"four\r\n")])
+    one, two, three, four = queued_ids(out)
+    env = envelope_of(spool, one)
+    env["recipients"][0]["status"] = "delivered"
+    set_envelope(spool, one, recipients=env["recipients"], received_at=ago(5000))
+    set_envelope(spool, two, next_attempt=ago(-3600))   # due in an hour
+    run(["hold", "--spool", spool, three])
+    with open(os.path.join(spool, "queue", four, "envelope.json"), "w") as f:
+        f.write("{")
+    code, out, err = run(["stats", "--spool", spool])
+    expect(code == 0 and err == b"", (code, err))
+    samples = parse_prometheus(out.decode())
+    values = {}
+    for name, labels, value in samples:
+        expect(labels.get("spool") == spool, "the spool label, unescaped", labels)
+        key = name + "".join(f",{k}={v}" for k, v in sorted(labels.items()) if k != "spool")
+        values[key] = value
+    expect_eq(1, values["smtpspool_queue_messages,state=due"], "due")
+    expect_eq(1, values["smtpspool_queue_messages,state=waiting"], "waiting")
+    expect_eq(1, values["smtpspool_queue_messages,state=held"], "held")
+    expect_eq(1, values["smtpspool_queue_messages,state=unreadable"], "unreadable")
+    expect_eq(3, values["smtpspool_queue_recipients,status=pending"], "pending")
+    expect_eq(1, values["smtpspool_queue_recipients,status=delivered"], "delivered")
+    expect_eq(0, values["smtpspool_queue_recipients,status=failed"], "failed")
+    sizes = sum(envelope_of(spool, q)["size"] for q in (one, two, three))
+    expect_eq(sizes, values["smtpspool_queue_size_bytes"], "bytes")
+    expect(5000 <= values["smtpspool_queue_oldest_message_age_seconds"] < 5100, values)
+    expect_eq(1, values["smtpspool_queue_notice_messages"], "notices")
+    code, out, err = run(["stats", "--json", "--spool", spool])
+    j = json.loads(out)
+    expect(j["spool"] == spool and j["messages"] == {"due": 1, "waiting": 1, "held": 1, "unreadable": 1}, j)
+    expect(j["recipients"] == {"pending": 3, "delivered": 1, "failed": 0} and j["octets"] == sizes, j)
+    code, out, err = run(["stats", "--spool", os.path.join(tmp, "nowhere")])
+    expect(code == 66 and out == b"", (code, out, err))
+
+
+@test
+def runq_dry_run_says_what_it_would_do_and_changes_nothing(tmp):
+    spool = os.path.join(tmp, "spool")
+    maildir = os.path.join(tmp, "mail")
+    code, out, _ = session(spool, [("a@b.example", ["u@mx.test", "v@far.example", "w@nowhere.example"], b"one\r\n"),
+                                   ("a@b.example", ["x@far.example"], b"two\r\n"),
+                                   ("a@b.example", ["y@far.example"], b"three\r\n"),
+                                   ("a@b.example", ["z@far.example"], b"four\r\n")])
+    one, two, three, four = queued_ids(out)
+    set_envelope(spool, two, next_attempt=ago(-3600))
+    set_envelope(spool, four, received_at=ago(6 * 86400))
+    run(["hold", "--spool", spool, three])
+
+    def snapshot():
+        q = os.path.join(spool, "queue")
+        return {i: (open(os.path.join(q, i, "envelope.json"), "rb").read(), os.stat(os.path.join(q, i, "envelope.json")).st_mtime_ns)
+                for i in os.listdir(q)}
+
+    before = snapshot()
+    routes = ["--route", f"mx.test=maildir:{maildir}/%u", "--route", "far.example=smtp:[::1]:2525",
+              "--route", "pipe.example=pipe:cat"]
+    code, out, err = run(["runq", "--spool", spool, "--log", "stderr", "--dry-run", *routes])
+    expect(code == 0 and err == b"", (code, err))
+    lines = out.decode().splitlines()
+    expect(lines[0] == f"{one} <a@b.example> {envelope_of(spool, one)['size']} octets: due, run 1", lines)
+    expect(lines[1] == f"  <u@mx.test> mx.test via mx.test=maildir:{maildir}/%u: write into the maildir {maildir}/u", lines)
+    expect(lines[2] == "  <v@far.example> far.example via far.example=smtp:[::1]:2525: send by SMTP to [::1]:2525", lines)
+    expect(lines[3] == "  <w@nowhere.example> nowhere.example via no route: no route for the domain: defer", lines)
+    expect(lines[4].startswith(f"{four} <a@b.example> ") and "expired after 6d" in lines[4] and lines[4].endswith("last attempt"), lines)
+    expect(lines[5].endswith("send by SMTP to [::1]:2525; a temporary failure fails it for good (expired)"), lines)
+    expect_eq("runq --dry-run: 2 messages with 4 recipients would be tried; 1 not due, 1 held, 0 unreadable; "
+              "nothing was delivered or changed", lines[6], "the last line")
+    expect_eq(7, len(lines), f"lines: {lines}")
+    code, out, err = run(["runq", "--spool", spool, "--dry-run", *routes, two, three])
+    lines = out.decode().splitlines()
+    expect(code == 0 and lines[0].endswith("octets: not due, named, run 1"), (code, lines))
+    expect(lines[2] == f"{three}: on hold, not delivered (smtpspool release {three})", lines)
+    expect_eq(before, snapshot(), "the envelopes")
+    expect(not os.path.exists(maildir), "nothing delivered")
+
+
+@test
+def hold_waits_for_a_runq_that_is_delivering_and_loses_no_recipient(tmp):
+    # The pipe route blocks until the test writes into a FIFO, so the hold is
+    # issued while runq holds the message's lock: it waits, takes effect
+    # when that run has rewritten the envelope, and the next run skips it.
+    spool = os.path.join(tmp, "spool")
+    gate = os.path.join(tmp, "gate")
+    started = os.path.join(tmp, "started")
+    os.mkfifo(gate)
+    code, out, _ = session(spool, [("a@b.example", ["slow@slow.test", "later@nowhere.test"], b"x\r\n")])
+    qid = queued_ids(out)[0]
+    runq = subprocess.Popen([BIN, "runq", "--spool", spool, "--log", "none",
+                             "--route", f"slow.test=pipe:cat >/dev/null; touch {started}; read line < {gate}"],
+                            env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    hold = None
+    try:
+        deadline = time.monotonic() + 15
+        while not os.path.exists(started):
+            expect(runq.poll() is None and time.monotonic() < deadline, "the pipe command starts", runq.poll())
+            time.sleep(0.01)
+        hold = subprocess.Popen([BIN, "hold", "--spool", spool, qid], env=clean_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = hold.stderr.readline()
+        expect_eq(f"smtpspool hold: {qid}: a runq is delivering it; waiting until it is done\n".encode(), line,
+                  "hold's word that it waits")
+        expect("held" not in envelope_of(spool, qid), "not held while runq has it")
+        with open(gate, "w") as g:
+            g.write("go\n")
+        expect_eq(0, runq.wait(timeout=15), "runq's exit status")
+        out, err = hold.communicate(timeout=15)
+        expect(hold.returncode == 0 and out == f"{qid}: held\n".encode() and err == b"", (hold.returncode, out, err))
+    finally:
+        for p in (runq, hold):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    env = envelope_of(spool, qid)
+    expect(env["held"] is True and env["attempts"] == 1, env)
+    statuses = {r["address"]: r["status"] for r in env["recipients"]}
+    expect_eq({"slow@slow.test": "delivered", "later@nowhere.test": "pending"}, statuses, "the recipients")
+    delivered = os.path.join(tmp, "delivered")
+    code, out, err = run(["runq", "--spool", spool, "--log", "none", "--route", f"*=pipe:cat > {delivered}"])
+    expect(code == 0 and not os.path.exists(delivered), "held: not delivered", (code, err))
+    expect_eq(env, envelope_of(spool, qid), "the envelope, untouched by that run")
+    run(["release", "--spool", spool, qid])
+    code, out, err = run(["runq", "--spool", spool, "--log", "none", "--route", f"*=pipe:cat > {delivered}", qid])
+    expect(code == 0 and os.path.exists(delivered) and os.listdir(os.path.join(spool, "queue")) == [], (code, err))
+
+
 def main():
     SUITE.main(sys.argv[2:])
 

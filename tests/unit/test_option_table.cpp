@@ -152,6 +152,16 @@ const char* command_word(Subcommand c)
         return "remove";
     case Subcommand::check_config:
         return "check-config";
+    case Subcommand::hold:
+        return "hold";
+    case Subcommand::release:
+        return "release";
+    case Subcommand::requeue:
+        return "requeue";
+    case Subcommand::bounce:
+        return "bounce";
+    case Subcommand::stats:
+        return "stats";
     }
     return "";
 }
@@ -207,7 +217,8 @@ TEST_SUITE("option table")
     {
         std::vector<OptionInfo> table = option_table();
         for (Subcommand c : {Subcommand::serve, Subcommand::mailq, Subcommand::runq, Subcommand::cat,
-                             Subcommand::remove, Subcommand::check_config}) {
+                             Subcommand::remove, Subcommand::check_config, Subcommand::hold, Subcommand::release,
+                             Subcommand::requeue, Subcommand::bounce, Subcommand::stats}) {
             std::set<std::string> expected;
             for (const OptionInfo& o : table) {
                 if (std::find(o.commands.begin(), o.commands.end(), c) != o.commands.end()) {
