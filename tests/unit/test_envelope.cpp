@@ -384,4 +384,24 @@ TEST_SUITE("envelope")
         // smtputf8 stays required.
         CHECK_FALSE(envelope_from_json(with(json, "\"smtputf8\": true,", "")));
     }
+
+    TEST_CASE("held: written only when true, last; false when absent (older envelopes); a boolean when there")
+    {
+        Envelope e = sample();
+        std::string plain = envelope_to_json(e);
+        CHECK(plain.find("held") == std::string::npos);
+        REQUIRE(envelope_from_json(plain));
+        CHECK_FALSE(envelope_from_json(plain).value().held);
+
+        e.held = true;
+        std::string json = envelope_to_json(e);
+        CHECK(json.find("\"next_attempt\": null,\n  \"held\": true\n}") != std::string::npos);
+        auto back = envelope_from_json(json);
+        REQUIRE(back);
+        CHECK(back.value().held);
+        CHECK(envelope_to_json(back.value()) == json);
+        CHECK(envelope_to_json_line(e).find("\"held\":true") != std::string::npos);
+        CHECK_FALSE(envelope_from_json(with(json, "\"held\": true", "\"held\": 1")));
+        CHECK_FALSE(envelope_from_json(with(json, "\"held\": true", "\"held\": null")));
+    }
 }
