@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import re
+import shlex
 import shutil
 import struct
 import subprocess
@@ -1934,6 +1935,39 @@ def hold_waits_for_a_runq_that_is_delivering_and_loses_no_recipient(tmp):
     run(["release", "--spool", spool, qid])
     code, out, err = run(["runq", "--spool", spool, "--log", "none", "--route", f"*=pipe:cat > {delivered}", qid])
     expect(code == 0 and os.path.exists(delivered) and os.listdir(os.path.join(spool, "queue")) == [], (code, err))
+
+
+
+@test
+def example_stats_service_writes_the_textfile_atomically(tmp):
+    # The ExecStart of examples/systemd/smtpspool-stats.service, with this
+    # test's binary, configuration and textfile directory.
+    unit = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "systemd",
+                        "smtpspool-stats.service")
+    with open(unit) as f:
+        exec_start = [l.split("=", 1)[1] for l in f.read().splitlines() if l.startswith("ExecStart=")]
+    expect_eq(1, len(exec_start), "ExecStart= lines")
+    spool = os.path.join(tmp, "spool")
+    textfiles = os.path.join(tmp, "textfiles")
+    os.makedirs(textfiles)
+    conf = write(tmp, "smtpspool.conf", f"spool = {spool}\nlog = none\n")
+    session(spool, [("a@b.example", ["u@far.example"], b"one\r\n")])
+    argv = shlex.split(exec_start[0].replace("/usr/local/sbin/smtpspool", BIN).replace(
+        "/etc/smtpspool.conf", conf).replace("/var/lib/prometheus/node-exporter", textfiles))
+    expect(argv[:2] == ["/bin/sh", "-c"], argv)
+    p = subprocess.run(argv, capture_output=True, env=clean_env())
+    expect(p.returncode == 0 and p.stderr == b"", (p.returncode, p.stderr))
+    expect_eq(["smtpspool.prom"], os.listdir(textfiles), "the textfile directory")
+    with open(os.path.join(textfiles, "smtpspool.prom")) as f:
+        samples = parse_prometheus(f.read())
+    expect(("smtpspool_queue_messages", {"spool": spool, "state": "due"}, 1.0) in samples, samples)
+    # A failed run leaves the last file as it was, and no partial one.
+    shutil.rmtree(os.path.join(spool, "queue"))
+    before = open(os.path.join(textfiles, "smtpspool.prom"), "rb").read()
+    p = subprocess.run(argv, capture_output=True, env=clean_env())
+    expect(p.returncode != 0 and b"smtpspool stats: " in p.stderr, (p.returncode, p.stderr))
+    expect_eq(["smtpspool.prom"], os.listdir(textfiles), "the textfile directory after a failure")
+    expect_eq(before, open(os.path.join(textfiles, "smtpspool.prom"), "rb").read(), "the last gauges")
 
 
 def main():

@@ -93,14 +93,15 @@ cp "$REPO_ROOT"/man/*.5 "$TEST_TMP/man/man5/"
 # The user as in the examples: verify warns about nobody ("not safe").
 VERIFY=$TEST_TMP/verify
 mkdir -p "$VERIFY"
-cp "$UNITS/smtpspool.socket" "$UNITS/smtpspool-runq.timer" "$VERIFY/"
-for u in smtpspool@.service smtpspool-runq.service; do
+cp "$UNITS/smtpspool.socket" "$UNITS/smtpspool-runq.timer" "$EX/smtpspool-stats.timer" "$VERIFY/"
+for u in smtpspool@.service smtpspool-runq.service smtpspool-stats.service; do
     substitute "$EX/$u" "s#/usr/local/sbin/smtpspool#$BIN#" "s#/etc/smtpspool.conf#$CONF#" \
         "s#/var/spool/smtpspool#$SPOOL#" >"$VERIFY/$u"
 done
 set +e
 out=$(cd "$VERIFY" && MANPATH=$TEST_TMP/man systemd-analyze verify \
-    ./smtpspool.socket ./smtpspool@.service ./smtpspool-runq.service ./smtpspool-runq.timer 2>&1)
+    ./smtpspool.socket ./smtpspool@.service ./smtpspool-runq.service ./smtpspool-runq.timer \
+    ./smtpspool-stats.service ./smtpspool-stats.timer 2>&1)
 status=$?
 set -e
 echo "$out"
