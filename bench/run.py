@@ -15,12 +15,13 @@ message, spool on disk and on tmpfs (MiB/s, peak RSS), plus the DATA reader
 alone (input from a file, spool on tmpfs); (3) 500 sequential one-message
 sessions through tcpserver, and start-up time to the 220 greeting; (4) 20
 parallel clients, 2000 messages through tcpserver; (5) delivery by runq to a
-local sink (bench/delivery.py) and exim's queue run to the same kind of sink.
-Also: callgrind instructions per message and user CPU per 4 KiB message.
+local sink (bench/delivery.py) and exim's queue run to the same kind of sink;
+(6) the queue's gauges and shape (smtpspool stats, mailq --summary, --shape)
+on a spool of QUEUE_N messages (bench/queue_stats.py). Also: callgrind instructions per message and user CPU per 4 KiB message.
 
 Environment: RUNS (5), WARMUP (1), BENCH_WORK (/var/tmp/smtpspool-bench, on
 the disk), BENCH_TMPFS (/dev/shm/smtpspool-bench), N (1000), BIG (100M),
-M_SESS (500), M_CONC (2000), CONC (20), DELIVERY_N (500).
+M_SESS (500), M_CONC (2000), CONC (20), DELIVERY_N (500), QUEUE_N (100000).
 """
 import argparse
 import json
@@ -49,6 +50,7 @@ M_SESS = int(ENV.get("M_SESS", 500))
 M_CONC = int(ENV.get("M_CONC", 2000))
 CONC = int(ENV.get("CONC", 20))
 DELIVERY_N = int(ENV.get("DELIVERY_N", 500))
+QUEUE_N = int(ENV.get("QUEUE_N", 100000))
 SIZE = 4096
 PFX = os.path.join(W, "pfx")
 JSONL = os.path.join(HERE, "results.jsonl")
@@ -266,6 +268,16 @@ def delivery(binary):
                                  "msgs_per_s": stat(vals_one), "load": loadavg()}
     results["deliv/ours-each"] = {"label": "smtpspool runq ID (a process and a connection per message)",
                                   "msgs_per_s": stat(vals_each), "load": loadavg()}
+
+
+def queue_gauges(binary):
+    log("queue gauges: bench/queue_stats.py", f"(load {loadavg()})")
+    p = subprocess.run([PY, os.path.join(HERE, "queue_stats.py"), "--binary", binary, "-n", str(QUEUE_N),
+                        "--dir", W, "--runs", str(RUNS)], capture_output=True, text=True)
+    if p.returncode != 0:
+        notes.append("queue_stats.py failed: " + p.stderr[-300:])
+        return
+    results["queue"] = {"table": [l for l in p.stdout.splitlines() if l.startswith("|")], "load": loadavg()}
 
 
 SINK = r"""
@@ -512,6 +524,15 @@ def write_results(started, load0, binary_desc, end_load, elapsed):
               f"{ratio(med('deliv/ours-one'), med(k)) if k != 'deliv/ours-one' else '-'} |")
     a("")
 
+    r = results.get("queue")
+    if r:
+        a("## 6. The queue's gauges and shape: %d queued messages (bench/queue_stats.py)\n" % QUEUE_N)
+        a("One process per command, reading every envelope once (page cache warm, as for a timer every "
+          "minute); a tenth of the messages held, a third deferred, 1-3 recipients in five domains. CPU is "
+          "the process's user + system time.\n")
+        L.extend(r["table"])
+        a("")
+
     # targets
     a("## Targets (issue 6)\n")
     a("| target | measured | met |")
@@ -567,8 +588,8 @@ def write_results(started, load0, binary_desc, end_load, elapsed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "smtpspool"))
-    ap.add_argument("--only", default="small big sessions greet concurrent delivery cpu",
-                    help="space-separated subset of: small big sessions greet concurrent delivery cpu")
+    ap.add_argument("--only", default="small big sessions greet concurrent delivery cpu queue",
+                    help="space-separated subset of: small big sessions greet concurrent delivery cpu queue")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md from the last run's results (BENCH_WORK/results.json)")
     a = ap.parse_args()
@@ -674,6 +695,8 @@ def main():
         bench_py("conc/exim-drive", "concurrent", m + ["--client", "smtp-drive"] + ex, exim, "exim -bs -odq")
         bench_py("conc/sink-drive", "concurrent", m + ["--client", "smtp-drive"], [sinkbin],
                  "stdio-sink.c (no storage)")
+    if "queue" in only:
+        queue_gauges(binary)
     if "delivery" in only:
         delivery(binary)
         sink = subprocess.Popen([PY, "-c", SINK, str(sink_port)], stdout=subprocess.PIPE)
