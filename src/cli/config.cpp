@@ -651,8 +651,7 @@ std::string help_text(Subcommand c)
         out << "Usage: smtpspool [serve] [OPTIONS]\n"
                "Serve one SMTP session on standard input and output and spool each accepted\n"
                "message. Started by inetd, xinetd, systemd (Accept=yes) or tcpserver.\n\n"
-               "Commands: serve (default), mailq, runq, cat, remove, hold, release, requeue,\n"
-               "bounce, stats, check-config, sendmail;\n"
+               "Commands: serve (default), mailq, runq, cat, remove, hold, release, requeue, bounce, stats, check-config, sendmail;\n"
                "'smtpspool COMMAND --help' describes each. See smtpspool(8); every option\n"
                "is in smtpspool.conf(5).\n\n";
         break;

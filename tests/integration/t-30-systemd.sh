@@ -94,10 +94,12 @@ cp "$REPO_ROOT"/man/*.5 "$TEST_TMP/man/man5/"
 VERIFY=$TEST_TMP/verify
 mkdir -p "$VERIFY"
 cp "$UNITS/smtpspool.socket" "$UNITS/smtpspool-runq.timer" "$EX/smtpspool-stats.timer" "$VERIFY/"
-for u in smtpspool@.service smtpspool-runq.service smtpspool-stats.service; do
+for u in smtpspool@.service smtpspool-runq.service; do
     substitute "$EX/$u" "s#/usr/local/sbin/smtpspool#$BIN#" "s#/etc/smtpspool.conf#$CONF#" \
         "s#/var/spool/smtpspool#$SPOOL#" >"$VERIFY/$u"
 done
+substitute "$EX/smtpspool-stats.service" "s#/usr/local/sbin/smtpspool#$BIN#" "s#/etc/smtpspool.conf#$CONF#" \
+    >"$VERIFY/smtpspool-stats.service"
 set +e
 out=$(cd "$VERIFY" && MANPATH=$TEST_TMP/man systemd-analyze verify \
     ./smtpspool.socket ./smtpspool@.service ./smtpspool-runq.service ./smtpspool-runq.timer \
