@@ -20,6 +20,11 @@ tmp/; the session goes on and the other message is accepted; the log names
 the error; a spool whose directories cannot be made gets 421 and exit 75.
 runq with a failing step: no recipient lost, every envelope parses, and a
 later run delivers everything.
+hold and bounce, killed at each step or with each step failing: every
+envelope parses; hold loses no recipient and a second hold holds every
+message; bounce loses no recipient (each is pending in its message or reported
+in a notice in the queue), and a second bounce leaves only notices that
+report every recipient.
 """
 import errno
 import re
@@ -217,6 +222,74 @@ def runq_crashes():
             step += 1
 
 
+def reported(spool, envs):
+    """The recipients that the notices in the queue report."""
+    out = set()
+    for i, e in envs.items():
+        if e["mail_from"] == "":
+            text = open(os.path.join(spool, "queue", i, "message.eml"), "rb").read().decode()
+            out |= set(re.findall(r"^Final-Recipient: rfc822; (\S+)\r$", text, re.M))
+    return out
+
+
+def admin(command, env, where):
+    """Queues SESSION, runs `smtpspool COMMAND --all` with env, checks, runs it
+    again without env, checks again. Returns the exit code of the first."""
+    with tempfile.TemporaryDirectory(prefix="smtpspool-admin-") as tmp:
+        spool = os.path.join(tmp, "spool")
+        run([BIN, "--spool", spool, "--hostname", "mx.test", "--log", "none"], SESSION, {})
+        args = [BIN, command, "--all", "--spool", spool, "--hostname", "mx.test", "--log", "none"]
+        code, _, _ = run(args, b"", env)
+        for attempt in (where, where + ", after a second " + command):
+            envs = check_queue(spool, attempt)
+            originals = [e for e in envs.values() if e["mail_from"] != ""]
+            pending = {r["address"] for e in originals for r in e["recipients"] if r["status"] == "pending"}
+            if command == "hold":
+                if pending != RECIPIENTS:
+                    failures.append(f"{attempt}: pending {pending}")
+                if attempt != where and not all(e.get("held") is True for e in originals):
+                    failures.append(f"{attempt}: not every message held")
+            else:
+                if pending | reported(spool, envs) != RECIPIENTS:
+                    failures.append(f"{attempt}: lost: pending {pending}, reported {reported(spool, envs)}")
+                if attempt != where and originals:
+                    failures.append(f"{attempt}: {len(originals)} messages left")
+            if attempt == where:
+                # Not the notices (from <>), which a bounce would drop.
+                run(args + ["--sender", "a@b.example"], b"", {})
+        return code
+
+
+def admin_crashes(command):
+    step = 1
+    while True:
+        with tempfile.TemporaryDirectory(prefix="smtpspool-crash-") as tmp:
+            code = admin(command, {"LD_PRELOAD": SHIM, "SMTPSPOOL_CRASH_AT": str(step)},
+                         f"{command} crash at step {step}")
+            if code != -9:
+                return step - 1
+            step += 1
+
+
+def admin_faults(command, errnum):
+    step, total = 0, None
+    while True:
+        with tempfile.TemporaryDirectory(prefix="smtpspool-fault-") as tmp:
+            count = os.path.join(tmp, "count")
+            where = f"{command}, step {step} fails with {errno.errorcode[errnum]}"
+            code = admin(command, {"LD_PRELOAD": SHIM, "SMTPSPOOL_FAIL_AT": str(step),
+                                   "SMTPSPOOL_FAIL_ERRNO": str(errnum), "SMTPSPOOL_CRASH_COUNT": count}, where)
+            if code < 0:
+                failures.append(f"{where}: killed by signal {-code}")
+            if step == 0 and code != 0:
+                failures.append(f"{where}: exit status {code} without a fault")
+            if total is None:
+                total = int(open(count).read())
+            if step >= total:
+                return total
+            step += 1
+
+
 serve_tested, serve_steps = serve_crashes()
 # With a data hook that adds a header field, the message is copied behind it
 # (SpoolWriter::prepend) before the commit: more steps, the same invariants.
@@ -224,6 +297,8 @@ hook_tested, hook_steps = serve_crashes(["--data-hook", "cat >/dev/null; echo X-
 runq_tested, runq_steps = runq_crashes()
 faults = {e: serve_faults(e) for e in FAULTS}
 runq_fault_steps = {e: runq_faults(e) for e in FAULTS}
+admin_steps = {c: admin_crashes(c) for c in ("hold", "bounce")}
+admin_fault_steps = {(c, e): admin_faults(c, e) for c in ("hold", "bounce") for e in FAULTS}
 print(f"serve: killed at each of {serve_tested} steps ({serve_steps} file-system steps in a 2-message session)")
 print(f"serve with a data hook: killed at each of {hook_tested} steps ({hook_steps} file-system steps)")
 print(f"runq: killed at each of {runq_tested} steps ({runq_steps} file-system steps in a 3-recipient run)")
@@ -231,6 +306,10 @@ for e, (failed, total) in faults.items():
     print(f"serve: each of {total} steps failed with {errno.errorcode[e]} in turn ({failed} gave a 4xx)")
 for e, total in runq_fault_steps.items():
     print(f"runq: each of {total} steps failed with {errno.errorcode[e]} in turn")
+for c, n in admin_steps.items():
+    print(f"{c} --all: killed at each of {n} steps")
+for (c, e), total in admin_fault_steps.items():
+    print(f"{c} --all: each of {total} steps failed with {errno.errorcode[e]} in turn")
 for f in failures:
     print("FAIL", f)
 print(f"crash tests: {'FAILED' if failures else 'passed'} ({len(failures)} violations)")
