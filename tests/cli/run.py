@@ -734,8 +734,8 @@ def sendmail_config_from_the_environment_and_compatibility_modes(tmp):
 
 @test
 def every_command_reads_smtpspool_config_else_etc_smtpspool_conf(tmp):
-    # mailq (also by its own name), runq, cat, remove and check-config read the
-    # configuration sendmail reads; --config wins; serve reads only --config.
+    # mailq (also by its own name), runq, cat, remove, check-config and the
+    # queue administration read the configuration sendmail reads; --config wins; serve reads only --config.
     spool = os.path.join(tmp, "spool")
     conf = write(tmp, "sm.conf", f"spool = {spool}\nhostname = mx.test\nlog = none\n")
     env = {"SMTPSPOOL_CONFIG": conf}
@@ -753,6 +753,11 @@ def every_command_reads_smtpspool_config_else_etc_smtpspool_conf(tmp):
     expect(code == 0, (code, err))
     with open(os.path.join(spool, "queue", qid, "envelope.json")) as f:
         expect(json.load(f)["attempts"] == 1, "runq ran the spool of SMTPSPOOL_CONFIG")
+    code, out, err = run_as(BIN, ["stats", "--json"], env=env)
+    expect(code == 0 and json.loads(out)["spool"] == spool, (code, out, err))
+    for command, done in (("hold", "held"), ("release", "released")):
+        code, out, err = run_as(BIN, [command, qid], env=env)
+        expect(code == 0 and out == f"{qid}: {done}\n".encode(), (command, code, out, err))
     # --config wins over SMTPSPOOL_CONFIG.
     other = os.path.join(tmp, "other")
     os.makedirs(os.path.join(other, "queue"))
@@ -1968,6 +1973,36 @@ def example_stats_service_writes_the_textfile_atomically(tmp):
     expect(p.returncode != 0 and b"smtpspool stats: " in p.stderr, (p.returncode, p.stderr))
     expect_eq(["smtpspool.prom"], os.listdir(textfiles), "the textfile directory after a failure")
     expect_eq(before, open(os.path.join(textfiles, "smtpspool.prom"), "rb").read(), "the last gauges")
+
+
+
+@test
+def queue_tools_run_by_root_act_as_the_spool_owner(tmp):
+    # hold rewrites the envelope and bounce queues a notice as the spool's
+    # owner, not as root; stats reads as the owner too.
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    os.chmod(tmp, 0o755)
+    spool = os.path.join(tmp, "spool")
+    os.mkdir(spool, 0o750)
+    os.chown(spool, nobody.pw_uid, nobody.pw_gid)
+    code, out, err = session(spool, [("a@b.test", ["u@far.example"], b"one\r\n"),
+                                     ("a@b.test", ["v@far.example"], b"two\r\n")], ["--user", "nobody"])
+    one, two = queued_ids(out)
+    code, out, err = run(["hold", "--spool", spool, one])
+    expect(code == 0, (code, err))
+    st = os.stat(os.path.join(spool, "queue", one, "envelope.json"))
+    expect(st.st_uid == nobody.pw_uid and envelope_of(spool, one)["held"] is True, (st.st_uid, err))
+    code, out, err = run(["bounce", "--spool", spool, "--hostname", "mx.test", "--log", "none", two])
+    expect(code == 0 and b"notice queued" in out, (code, out, err))
+    for qid in os.listdir(os.path.join(spool, "queue")):
+        for name in ("", "envelope.json", "message.eml"):
+            st = os.stat(os.path.join(spool, "queue", qid, name))
+            expect(st.st_uid == nobody.pw_uid, (qid, name, st.st_uid))
+    code, out, err = run(["stats", "--json", "--spool", spool])
+    expect(code == 0 and json.loads(out)["messages"]["held"] == 1, (code, out, err))
 
 
 def main():
