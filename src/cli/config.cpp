@@ -495,9 +495,11 @@ constexpr Option k_options[] = {
     {"sender", 0, K::text, G::command, k_selecting, "TEXT",
      "only messages whose sender contains TEXT, ignoring case (<> for the null sender)", set_text<&C::sender>, nullptr},
     {"recipient", 0, K::text, G::command, k_selecting, "TEXT",
-     "only messages with a pending recipient that contains TEXT, ignoring case", set_text<&C::recipient>, nullptr},
+     "only messages with a pending recipient that contains TEXT, ignoring case (bounce: only those recipients)",
+     set_text<&C::recipient>, nullptr},
     {"domain", 0, K::text, G::command, k_selecting, "DOMAIN",
-     "only messages with a pending recipient in DOMAIN or a subdomain of it", set_text<&C::domain>, nullptr},
+     "only messages with a pending recipient in DOMAIN or a subdomain of it (bounce: only those recipients)",
+     set_text<&C::domain>, nullptr},
     {"older-than", 0, K::text, G::command, k_selecting, "TIME", "only messages that arrived more than TIME ago",
      set_duration<&C::older_than>, nullptr},
     {"younger-than", 0, K::text, G::command, k_selecting, "TIME", "only messages that arrived less than TIME ago",
@@ -692,8 +694,9 @@ std::string help_text(Subcommand c)
         break;
     case Subcommand::bounce:
         out << "Usage: smtpspool bounce [--reason TEXT] [OPTIONS] {ID... | --all} [FILTERS]\n"
-               "Give up on the pending recipients of messages now: the sender gets a failure\n"
-               "notice for them (as NOTIFY asks), and the messages leave the queue.\n\n";
+               "Give up on the pending recipients of messages now (with --recipient or --domain,\n"
+               "on those only): the sender gets a failure notice for them (as NOTIFY asks), and\n"
+               "a message with no recipient left pending leaves the queue.\n\n";
         break;
     case Subcommand::stats:
         out << "Usage: smtpspool stats [--json] [OPTIONS]\n"

@@ -262,14 +262,23 @@ int run_change(const Config& config)
             break;
         default: {
             RunStats stats;
-            runner.give_up(entry.value(), env, reason, stats);
+            runner.give_up(
+                entry.value(), env, reason, [&](const Recipient& r) { return filter.names(r, env); }, stats);
             if (stats.errors > 0) {
-                complain(name, id + ": the notice or the removal failed (see the log); pending recipients kept");
+                complain(name, id + ": the notice, the rewrite or the removal failed (see the log); pending "
+                                    "recipients kept");
                 fail(k_exit_ioerr);
                 continue;
             }
+            const auto left = std::count_if(env.recipients.begin(), env.recipients.end(), [](const Recipient& r) {
+                return r.status == RecipientStatus::pending;
+            });
             std::cout << id << ": bounced, " << stats.failed << (stats.failed == 1 ? " recipient" : " recipients")
-                      << (stats.bounces > 0 ? ", notice queued" : ", no notice") << "\n";
+                      << (stats.bounces > 0 ? ", notice queued" : ", no notice");
+            if (left > 0) {
+                std::cout << "; " << left << " still pending";
+            }
+            std::cout << "\n";
             continue;
         }
         }

@@ -116,6 +116,12 @@ std::chrono::seconds message_age(const Envelope& e, TimePoint now)
     return std::chrono::duration_cast<std::chrono::seconds>(now - *arrived);
 }
 
+bool MessageFilter::names(const Recipient& r, const Envelope& e) const
+{
+    return pending(r) && (!recipient || contains(r.address, *recipient)) &&
+           (!domain || in_domain(recipient_domain(r.address, e.hostname), *domain));
+}
+
 bool MessageFilter::matches(const Envelope& e, TimePoint now) const
 {
     if (held && !e.held) {

@@ -31,6 +31,9 @@ struct MessageFilter {
     std::optional<std::chrono::seconds> younger_than; // less than this long ago
 
     bool matches(const Envelope& e, TimePoint now) const;
+    // Whether a pending recipient of e is one that --recipient and --domain
+    // name (any pending one when neither is set): those that bounce gives up on.
+    bool names(const Recipient& r, const Envelope& e) const;
 };
 
 // The time a message has been in the queue (0 when received_at is unreadable

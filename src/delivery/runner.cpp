@@ -386,12 +386,13 @@ void Runner::process(const QueueDir& queue, const std::string& id, bool force, R
     finish_message(entry, e, now, stats);
 }
 
-void Runner::give_up(SpoolEntry& entry, Envelope& e, const std::string& reason, RunStats& stats)
+void Runner::give_up(SpoolEntry& entry, Envelope& e, const std::string& reason,
+                     const std::function<bool(const Recipient&)>& which, RunStats& stats)
 {
     TimePoint now = m_clock.now();
     Reports reports;
     for (Recipient& r : e.recipients) {
-        if (r.status != RecipientStatus::pending) {
+        if (r.status != RecipientStatus::pending || !which(r)) {
             continue;
         }
         r.status = RecipientStatus::failed;
@@ -403,7 +404,17 @@ void Runner::give_up(SpoolEntry& entry, Envelope& e, const std::string& reason, 
         m_log.log(LogLine("given-up").add("id", e.id).add("to", r.address).add("reason", reason));
     }
     send_notices(entry, e, reports, now, stats);
-    finish_message(entry, e, now, stats);
+    if (std::none_of(e.recipients.begin(), e.recipients.end(),
+                     [](const Recipient& r) { return r.status == RecipientStatus::pending; })) {
+        finish_message(entry, e, now, stats); // removes it
+        return;
+    }
+    // The others wait for their next run, as they did.
+    bound_last_errors(e);
+    if (auto r = entry.rewrite(e); !r) {
+        ++stats.errors;
+        m_log.log(LogLine("runq-error").add("id", e.id).add("reason", r.error().message));
+    }
 }
 
 } // namespace smtpspool

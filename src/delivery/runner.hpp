@@ -59,11 +59,14 @@ public:
     ~Runner();
     // ids empty: every message in the queue that is due. With ids: those, due or not.
     RunStats run(const std::vector<std::string>& ids);
-    // smtpspool bounce: gives up now on every pending recipient of the
-    // message that `entry` holds locked, whose envelope is e, with the error
-    // `reason`; tells the sender as a run does, and removes the message (or
-    // keeps them pending when the notice cannot be queued).
-    void give_up(SpoolEntry& entry, Envelope& e, const std::string& reason, RunStats& stats);
+    // smtpspool bounce: gives up now on the pending recipients of the
+    // message that `entry` holds locked, whose envelope is e, for which
+    // `which` holds, with the error `reason`; tells the sender as a run does,
+    // and removes the message when none is left pending, else rewrites its
+    // envelope with next_attempt as it was (when the notice cannot be queued,
+    // those recipients stay pending too).
+    void give_up(SpoolEntry& entry, Envelope& e, const std::string& reason,
+                 const std::function<bool(const Recipient&)>& which, RunStats& stats);
 
 private:
     struct Locked {

@@ -1728,6 +1728,41 @@ def bounce_gives_up_and_tells_the_sender(tmp):
 
 
 @test
+def bounce_with_a_domain_gives_up_only_on_its_recipients(tmp):
+    # The message stays for its other recipients, on its schedule.
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@dead.example", "v@mx.dead.example", "w@alive.example"],
+                                    b"x\r\n"),
+                                   ("c@d.example", ["x@alive.example"], b"y\r\n")])
+    one, two = queued_ids(out)
+    run(["runq", "--spool", spool, "--log", "none"])  # no route: all deferred
+    before = envelope_of(spool, one)
+    code, out, err = run(["bounce", "--spool", spool, "--hostname", "mx.test", "--log", "none", "--all",
+                          "--domain", "dead.example", "--reason", "the domain is gone"])
+    expect(code == 0, (code, err))
+    expect_eq(f"{one}: bounced, 2 recipients, notice queued; 1 still pending\n", out.decode(), "bounce's output")
+    after = envelope_of(spool, one)
+    expect_eq({"u@dead.example": "failed", "v@mx.dead.example": "failed", "w@alive.example": "pending"},
+              {r["address"]: r["status"] for r in after["recipients"]}, "the recipients")
+    expect(after["next_attempt"] == before["next_attempt"] and after["attempts"] == before["attempts"], after)
+    expect(after["recipients"][0]["last_error"] == "delivery cancelled by the postmaster: the domain is gone", after)
+    notices = [(i, e, t) for i, e, t in queued(spool) if e["mail_from"] == ""]
+    expect_eq(1, len(notices), "notices")
+    text = notices[0][2]
+    expect(b"Final-Recipient: rfc822; u@dead.example" in text and b"Final-Recipient: rfc822; v@mx.dead.example" in text
+           and b"w@alive.example" not in text, text)
+    expect_eq({"u@dead.example": "failed", "v@mx.dead.example": "failed", "w@alive.example": "pending"},
+              {r["address"]: r["status"] for r in envelope_of(spool, one)["recipients"]}, "the recipients")
+    expect("held" not in envelope_of(spool, two) and envelope_of(spool, two)["recipients"][0]["status"] == "pending",
+           "the other message is untouched")
+    # The rest, by recipient.
+    code, out, err = run(["bounce", "--spool", spool, "--hostname", "mx.test", "--log", "none", one,
+                          "--recipient", "w@alive"])
+    expect(code == 0 and out == f"{one}: bounced, 1 recipient, notice queued\n".encode(), (code, out, err))
+    expect(not os.path.exists(os.path.join(spool, "queue", one)), "nothing left pending: removed")
+
+
+@test
 def mailq_summary_and_shape(tmp):
     spool = os.path.join(tmp, "spool")
     code, out, _ = session(spool, [("a@b.example", ["u@far.example", "v@far.example", "w@near.example"], b"one\r\n"),

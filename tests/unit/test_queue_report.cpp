@@ -83,6 +83,24 @@ TEST_SUITE("queue report")
                     }).matches(e, k_now));
     }
 
+    TEST_CASE("names: the pending recipients that --recipient and --domain name, or every pending one")
+    {
+        Envelope e = message("a@b", {"u@dead.example", "v@mx.Dead.example", "w@alive.example", "x@dead.example"}, 1h);
+        e.recipients[3].status = RecipientStatus::delivered;
+        MessageFilter all;
+        MessageFilter dead;
+        dead.domain = "dead.example";
+        MessageFilter v;
+        v.recipient = "V@";
+        std::vector<bool> named;
+        for (const MessageFilter* f : {&all, &dead, &v}) {
+            for (const Recipient& r : e.recipients) {
+                named.push_back(f->names(r, e));
+            }
+        }
+        CHECK(named == std::vector<bool>{true, true, true, false, true, true, false, false, false, true, false, false});
+    }
+
     TEST_CASE("summary: per domain each message once, its volume, the oldest and newest; a total")
     {
         QueueSummary s;

@@ -2,6 +2,7 @@
 // transports standing in for the delivery methods.
 #include "base/limits.hpp"
 #include "delivery/runner.hpp"
+#include "spool/envelope_json.hpp"
 #include "spool/spool.hpp"
 #include "testutil.hpp"
 
@@ -681,5 +682,80 @@ TEST_SUITE("runner")
             }
         }
         CHECK(rewrites_failed >= 2 * 4); // create, write, fsync, rename (and the directory fsync) each reported
+    }
+
+    TEST_CASE("a held message is left alone, due or named, and its envelope untouched")
+    {
+        Fixture f;
+        f.tweak = [](Envelope& e) { e.held = true; };
+        std::string id = f.queue("a@b.test", {"u@far.test"});
+        f.tweak = nullptr;
+        std::string other = f.queue("a@b.test", {"v@far.test"});
+        const std::string before = envelope_to_json(f.envelope(id));
+        RunStats s = f.run();
+        CHECK(s.held == 1);
+        CHECK(s.attempted == 1);
+        REQUIRE(f.script.calls.size() == 1);
+        CHECK(f.script.calls[0].id == other);
+        s = f.run({id});
+        CHECK(s.held == 1);
+        CHECK(s.attempted == 0);
+        CHECK(f.queued() == std::vector<std::string>{id});
+        CHECK(envelope_to_json(f.envelope(id)) == before);
+        CHECK(f.log.lines.back().find(" held=1") != std::string::npos);
+    }
+
+    TEST_CASE("give_up: a failure notice for the recipients named; the others stay pending on their schedule")
+    {
+        Fixture f;
+        f.tweak = [](Envelope& e) {
+            e.recipients[2].notify = std::vector<std::string>{"NEVER"};
+            e.next_attempt = "2026-12-06T12:00:00Z";
+            e.attempts = 3;
+        };
+        std::string id = f.queue("alice@b.test", {"u@dead.test", "v@alive.test", "w@dead.test"});
+        f.tweak = nullptr;
+        auto give_up = [&](std::function<bool(const Recipient&)> which) {
+            PosixFs fs;
+            auto queue = QueueDir::open(f.dir.path(), fs);
+            REQUIRE(queue.ok());
+            auto entry = queue.value().entry(id);
+            REQUIRE(entry.ok());
+            REQUIRE(entry.value().lock().ok());
+            auto e = entry.value().load();
+            REQUIRE(e.ok());
+            RunnerConfig c{f.dir.path(), "mx.test", f.routes, {30min, 1h}, 5 * 24h};
+            Runner runner(
+                c, [](const TransportSpec&) -> std::unique_ptr<Deliverer> { return nullptr; }, f.log, f.clock);
+            RunStats stats;
+            runner.give_up(entry.value(), e.value(), "delivery cancelled by the postmaster", which, stats);
+            return stats;
+        };
+        RunStats s = give_up([](const Recipient& r) { return r.address.find("@dead.test") != std::string::npos; });
+        CHECK(s.failed == 2);
+        CHECK(s.bounces == 1);
+        CHECK(s.errors == 0);
+        Envelope left = f.envelope(id);
+        CHECK(left.recipients[0].status == RecipientStatus::failed);
+        CHECK(left.recipients[0].last_error == "delivery cancelled by the postmaster");
+        CHECK(left.recipients[1].status == RecipientStatus::pending);
+        CHECK(left.recipients[2].status == RecipientStatus::failed);
+        CHECK(left.next_attempt == "2026-12-06T12:00:00Z"); // as it was
+        CHECK(left.attempts == 3);
+        auto q = f.queued();
+        REQUIRE(q.size() == 2);
+        std::string m = f.message(q[0] == id ? q[1] : q[0]);
+        CHECK(m.find("Final-Recipient: rfc822; u@dead.test\r\nAction: failed\r\nStatus: 5.0.0\r\n") !=
+              std::string::npos);
+        CHECK(m.find("Diagnostic-Code: x-local; delivery cancelled by the postmaster") != std::string::npos);
+        CHECK(m.find("w@dead.test") == std::string::npos); // NOTIFY=NEVER
+        CHECK(m.find("v@alive.test") == std::string::npos);
+        // The rest: nothing is left pending, so the message goes.
+        s = give_up([](const Recipient&) { return true; });
+        CHECK(s.failed == 1);
+        CHECK(s.removed == 1);
+        q = f.queued();
+        CHECK(std::find(q.begin(), q.end(), id) == q.end());
+        CHECK(f.script.calls.empty()); // nothing was delivered
     }
 }
