@@ -46,10 +46,6 @@ bool check_ids(const std::string& command, const std::vector<std::string>& ids)
     return true;
 }
 
-} // namespace
-
-namespace {
-
 MessageFilter filter_of(const Config& c)
 {
     return MessageFilter{c.held, c.sender, c.recipient, c.domain, c.older_than, c.younger_than};
@@ -187,9 +183,8 @@ int run_change(const Config& config)
         complain(name, listed.error().message);
         return listed.error().errnum == ENOENT ? k_exit_noinput : k_exit_ioerr;
     }
-    const bool bouncing = config.command == Subcommand::bounce;
     Config c = config;
-    if (bouncing) {
+    if (c.command == Subcommand::bounce) {
         apply_machine_defaults(c, c.hostname.empty() ? machine_fqdn() : c.hostname);
         if (auto r = ensure_spool_layout(c.spool); !r) { // tmp/ is needed for the notices
             complain(name, r.error().message);
@@ -215,6 +210,11 @@ int run_change(const Config& config)
                 complain(name, id + ": " + (entry.error().errnum == ENOENT ? "not in the queue" : entry.error().message));
                 fail(entry.error().errnum == ENOENT ? k_exit_failure : k_exit_ioerr);
             }
+            continue;
+        }
+        // A message the filters do not select is passed over without waiting
+        // for its lock (it is checked again under the lock).
+        if (auto seen = entry.value().load(); seen && !filter.matches(seen.value(), clock.now())) {
             continue;
         }
         // The lock of runq: a message that one is delivering is changed when
@@ -244,29 +244,12 @@ int run_change(const Config& config)
         if (!filter.matches(env, clock.now())) {
             continue;
         }
-        std::string done;
-        switch (c.command) {
-        case Subcommand::hold:
-            done = env.held ? "already held" : "held";
-            env.held = true;
-            break;
-        case Subcommand::release:
-            done = env.held ? "released" : "not held";
-            env.held = false;
-            break;
-        case Subcommand::requeue:
-            // Due now, and the retry schedule starts again at its first wait.
-            env.next_attempt.reset();
-            env.attempts = 0;
-            done = env.held ? "requeued (still held)" : "requeued";
-            break;
-        default: {
+        if (c.command == Subcommand::bounce) {
             RunStats stats;
             runner.give_up(
                 entry.value(), env, reason, [&](const Recipient& r) { return filter.names(r, env); }, stats);
             if (stats.errors > 0) {
-                complain(name, id + ": the notice, the rewrite or the removal failed (see the log); pending "
-                                    "recipients kept");
+                complain(name, id + ": the notice, the rewrite or the removal failed (see the log)");
                 fail(k_exit_ioerr);
                 continue;
             }
@@ -281,19 +264,35 @@ int run_change(const Config& config)
             std::cout << "\n";
             continue;
         }
+        const char* event = nullptr; // logged when the envelope changes
+        const char* said = nullptr;
+        switch (c.command) {
+        case Subcommand::hold:
+            event = env.held ? nullptr : "held";
+            said = env.held ? "already held" : "held";
+            env.held = true;
+            break;
+        case Subcommand::release:
+            event = env.held ? "released" : nullptr;
+            said = env.held ? "released" : "not held";
+            env.held = false;
+            break;
+        default: // requeue: due now, and the retry schedule starts again at its first wait
+            env.next_attempt.reset();
+            env.attempts = 0;
+            event = "requeued";
+            said = env.held ? "requeued (still held)" : "requeued";
+            break;
         }
-        if (done != "already held" && done != "not held") {
+        if (event != nullptr) {
             if (auto r = entry.value().rewrite(env); !r) {
                 complain(name, r.error().message);
                 fail(k_exit_ioerr);
                 continue;
             }
-            log->log(LogLine(c.command == Subcommand::hold      ? "held"
-                             : c.command == Subcommand::release ? "released"
-                                                                : "requeued")
-                         .add("id", id));
+            log->log(LogLine(event).add("id", id));
         }
-        std::cout << id << ": " << done << "\n";
+        std::cout << id << ": " << said << "\n";
     }
     std::cout << std::flush;
     return status;
