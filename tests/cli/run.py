@@ -2043,6 +2043,48 @@ def queue_tools_run_by_root_act_as_the_spool_owner(tmp):
     expect(code == 0 and json.loads(out)["messages"]["held"] == 1, (code, out, err))
 
 
+
+@test
+def bounce_waits_for_a_runq_that_is_delivering_and_reports_only_what_is_left(tmp):
+    # As for hold: the bounce waits for the run, then gives up on what the
+    # run left pending; the recipient the run delivered is not in the notice.
+    spool = os.path.join(tmp, "spool")
+    gate = os.path.join(tmp, "gate")
+    started = os.path.join(tmp, "started")
+    os.mkfifo(gate)
+    code, out, _ = session(spool, [("a@b.example", ["slow@slow.test", "later@nowhere.test"], b"x\r\n")])
+    qid = queued_ids(out)[0]
+    runq = subprocess.Popen([BIN, "runq", "--spool", spool, "--log", "none",
+                             "--route", f"slow.test=pipe:cat >/dev/null; touch {started}; read line < {gate}"],
+                            env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    bounce = None
+    try:
+        deadline = time.monotonic() + 15
+        while not os.path.exists(started):
+            expect(runq.poll() is None and time.monotonic() < deadline, "the pipe command starts", runq.poll())
+            time.sleep(0.01)
+        bounce = subprocess.Popen([BIN, "bounce", "--spool", spool, "--hostname", "mx.test", "--log", "none", qid],
+                                  env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        expect_eq(f"smtpspool bounce: {qid}: a runq is delivering it; waiting until it is done\n".encode(),
+                  bounce.stderr.readline(), "bounce's word that it waits")
+        with open(gate, "w") as g:
+            g.write("go\n")
+        expect_eq(0, runq.wait(timeout=15), "runq's exit status")
+        out, err = bounce.communicate(timeout=15)
+        expect(bounce.returncode == 0 and out == f"{qid}: bounced, 1 recipient, notice queued\n".encode(),
+               (bounce.returncode, out, err))
+    finally:
+        for p in (runq, bounce):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    left = queued(spool)
+    expect_eq(1, len(left), "only the notice is left")
+    _, notice, text = left[0]
+    expect(notice["mail_from"] == "" and b"Final-Recipient: rfc822; later@nowhere.test" in text, text)
+    expect(b"slow@slow.test" not in text, "the delivered recipient is not reported", text)
+
+
 def main():
     SUITE.main(sys.argv[2:])
 
