@@ -298,6 +298,32 @@ void set_schedule(Config& c, const Option&, Values v)
     c.retry_schedule = std::move(*schedule);
 }
 
+void set_smtp_tls(Config& c, const Option&, Values v)
+{
+    auto level = tls_level_from_name(v.front());
+    if (!level) {
+        throw BadConfig{"smtp-tls: expected none, may, encrypt or verify, got '" + v.front() + "'"};
+    }
+    c.smtp_tls = *level;
+}
+
+void set_smtp_tls_policy(Config& c, const Option&, Values v)
+{
+    std::string why;
+    for (const std::string& text : v) {
+        auto entry = parse_tls_policy_entry(text, why);
+        if (!entry) {
+            throw BadConfig{"smtp-tls-policy: " + why + ": '" + text + "'"};
+        }
+        for (const TlsPolicyEntry& other : c.smtp_tls_policy) {
+            if (other.host == entry->host) {
+                throw BadConfig{"smtp-tls-policy: two levels for " + entry->host};
+            }
+        }
+        c.smtp_tls_policy.push_back(std::move(*entry));
+    }
+}
+
 // Showers: the values of a setting as config-file text.
 
 std::string text_of(const std::string& s) { return s; }
@@ -343,6 +369,16 @@ void show_routes(const Config& c, Lines& out)
 }
 
 void show_schedule(const Config& c, Lines& out) { out.push_back(format_schedule(c.retry_schedule)); }
+
+void show_smtp_tls(const Config& c, Lines& out) { out.push_back(std::string(tls_level_name(c.smtp_tls))); }
+
+void show_smtp_tls_policy(const Config& c, Lines& out)
+{
+    for (const TlsPolicyEntry& e : c.smtp_tls_policy) {
+        bool v6 = e.host.find(':') != std::string::npos;
+        out.push_back((v6 ? "[" + e.host + "]" : e.host) + "=" + std::string(tls_level_name(e.level)));
+    }
+}
 
 template <auto From, auto To>
 void copy(const Config& c, SessionConfig& s)
@@ -479,6 +515,21 @@ constexpr Option k_options[] = {
      set_duration<&C::smtp_timeout>, show<&C::smtp_timeout>, nullptr, "RFC 5321 section 4.5.3.2, and 60s to connect"},
     {"pipe-timeout", 0, K::text, G::delivery, k_delivering, "TIME", "how long a pipe command may run",
      set_duration<&C::pipe_timeout>, show<&C::pipe_timeout>},
+    {"smtp-tls", 0, K::text, G::delivery, k_delivering, "LEVEL",
+     "TLS toward SMTP next hops: none, may (STARTTLS when offered), encrypt (TLS or defer), verify (TLS with the certificate checked, or defer)",
+     set_smtp_tls, show_smtp_tls},
+    {"smtp-tls-policy", 0, K::list, G::delivery, k_delivering, "HOST=LEVEL", "the TLS level for one next-hop host",
+     set_smtp_tls_policy, show_smtp_tls_policy},
+    {"smtp-tls-ca", 0, K::text, G::delivery, k_delivering, "FILE",
+     "PEM certificates of the authorities that verify trusts (default: the system's)",
+     set_text<&C::smtp_tls_ca>, show<&C::smtp_tls_ca>},
+    {"smtp-tls-cert", 0, K::text, G::delivery, k_delivering, "FILE", "PEM client certificate chain shown to SMTP servers",
+     set_text<&C::smtp_tls_cert>, show<&C::smtp_tls_cert>},
+    {"smtp-tls-key", 0, K::text, G::delivery, k_delivering, "FILE", "PEM private key of --smtp-tls-cert",
+     set_text<&C::smtp_tls_key>, show<&C::smtp_tls_key>},
+    {"smtp-auth-file", 0, K::text, G::delivery, k_delivering, "FILE",
+     "'HOST[:PORT] USER:PASSWORD' lines: AUTH PLAIN or LOGIN toward those hosts (owner-only file)",
+     set_text<&C::smtp_auth_file>, show<&C::smtp_auth_file>},
     {"deliver-now", 0, K::yes_no, G::delivery, k_delivering, "yes|no", "serve: start one detached runq for the messages of each session, at its end",
      set_flag<&C::deliver_now>, show<&C::deliver_now>},
 
@@ -792,6 +843,9 @@ void check_together(Config& c, const po::variables_map& cmd)
 {
     if (c.auth_passwd && c.auth_command) {
         throw BadConfig{"auth-command: --auth-passwd and --auth-command exclude each other"};
+    }
+    if (c.smtp_tls_cert.has_value() != c.smtp_tls_key.has_value()) {
+        throw BadConfig{c.smtp_tls_cert ? "smtp-tls-cert: needs --smtp-tls-key" : "smtp-tls-key: needs --smtp-tls-cert"};
     }
     if (c.tls_cert.has_value() != c.tls_key.has_value()) {
         throw BadConfig{c.tls_cert ? "tls-cert: needs --tls-key" : "tls-key: needs --tls-cert"};

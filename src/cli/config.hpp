@@ -8,6 +8,7 @@
 #include "base/log.hpp"
 #include "policy/policy.hpp"
 #include "delivery/route.hpp"
+#include "delivery/smtp_security.hpp"
 
 #include <chrono>
 
@@ -78,6 +79,13 @@ struct Config {
     std::chrono::seconds max_queue_time{5 * 86400};
     std::optional<std::chrono::seconds> smtp_timeout; // none: RFC 5321 §4.5.3.2 values
     std::chrono::seconds pipe_timeout{600};
+    // The SMTP client's TLS and AUTH (runq).
+    TlsLevel smtp_tls = TlsLevel::may;
+    std::vector<TlsPolicyEntry> smtp_tls_policy;
+    std::optional<std::string> smtp_tls_ca;   // PEM CA certificates; none: the system's
+    std::optional<std::string> smtp_tls_cert; // PEM client certificate chain
+    std::optional<std::string> smtp_tls_key;  // its private key
+    std::optional<std::string> smtp_auth_file; // "HOST[:PORT] USER:PASSWORD" lines
     bool deliver_now = false;
     std::optional<std::chrono::seconds> interval; // runq --interval
     bool dry_run = false;                         // runq --dry-run

@@ -6,7 +6,7 @@
 
 namespace smtpspool {
 
-std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Config& config)
+std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Config& config, const SmtpClientSetup& smtp)
 {
     switch (spec.kind) {
     case TransportKind::maildir:
@@ -17,7 +17,14 @@ std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Confi
         break;
     }
     SmtpTimeouts timeouts = config.smtp_timeout ? SmtpTimeouts::uniform(*config.smtp_timeout) : SmtpTimeouts{};
-    return std::make_unique<SmtpDeliverer>(SmtpTarget{spec.host, spec.port}, config.hostname, timeouts);
+    SmtpSecurity security;
+    security.level = tls_level_for(spec.host, config.smtp_tls, config.smtp_tls_policy);
+    security.tls = smtp.tls;
+    if (const AuthEntry* cred = find_credentials(smtp.credentials, spec.host, spec.port)) {
+        security.credentials = *cred;
+    }
+    return std::make_unique<SmtpDeliverer>(SmtpTarget{spec.host, spec.port, spec.tls_on_connect}, config.hostname,
+                                           timeouts, std::move(security));
 }
 
 } // namespace smtpspool

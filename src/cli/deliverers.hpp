@@ -2,12 +2,22 @@
 #pragma once
 
 #include "cli/config.hpp"
+#include "delivery/client_tls.hpp"
 #include "delivery/deliverer.hpp"
+#include "delivery/smtp_security.hpp"
 
 #include <memory>
+#include <vector>
 
 namespace smtpspool {
 
-std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Config& config);
+// What SMTP deliverers share in a run: the TLS connector and the credentials.
+struct SmtpClientSetup {
+    std::shared_ptr<ClientTlsConnector> tls;
+    std::vector<AuthEntry> credentials;
+};
+
+std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Config& config,
+                                          const SmtpClientSetup& smtp = {});
 
 } // namespace smtpspool

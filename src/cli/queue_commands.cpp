@@ -15,6 +15,7 @@
 #include "delivery/runner.hpp"
 #include "spool/spool.hpp"
 #include "spool/spool_entry.hpp"
+#include "cli/client_tls.hpp"
 #include "cli/deliverers.hpp"
 
 #include <algorithm>
@@ -429,10 +430,21 @@ int run_runq(Config config)
         }
     }
     auto log = open_log(config.log);
+    SmtpClientSetup smtp{make_client_tls(config), {}};
+    if (config.smtp_auth_file) {
+        auto credentials = load_auth_file(*config.smtp_auth_file);
+        if (!credentials) {
+            complain("runq", "configuration error: " + credentials.error().message);
+            log->log(LogLine("runq-error").add("reason", credentials.error().message));
+            return k_exit_config;
+        }
+        smtp.credentials = std::move(credentials.value());
+    }
     SystemClock clock;
     RunnerConfig rc{config.spool, config.hostname, config.routes, config.retry_schedule, config.max_queue_time};
     Runner runner(
-        std::move(rc), [&config](const TransportSpec& spec) { return make_deliverer(spec, config); }, *log, clock);
+        std::move(rc), [&config, &smtp](const TransportSpec& spec) { return make_deliverer(spec, config, smtp); },
+        *log, clock);
     bool tty = ::isatty(2) == 1;
     for (;;) {
         RunStats s = runner.run(config.ids);
@@ -491,7 +503,29 @@ int run_check_config(Config config)
             return k_exit_config;
         }
     }
+    // The SMTP client's TLS files and credentials, as runq reads them.
+    if (config.smtp_tls_ca || config.smtp_tls_cert) {
+        if (auto tls = check_client_tls(config); !tls) {
+            std::cerr << "smtpspool check-config: configuration error: " << tls.error().message << "\n";
+            return k_exit_config;
+        }
+    }
+    std::vector<std::string> auth_unused;
+    if (config.smtp_auth_file) {
+        auto credentials = load_auth_file(*config.smtp_auth_file);
+        if (!credentials) {
+            std::cerr << "smtpspool check-config: configuration error: " << credentials.error().message << "\n";
+            return k_exit_config;
+        }
+        for (const std::string& u : unused_auth_entries(credentials.value(), config.routes)) {
+            auth_unused.push_back("smtp-auth-file " + *config.smtp_auth_file + ", " + text::terminal_text(u) +
+                                  ": no smtp or smtps route goes to this host");
+        }
+    }
     std::cout << describe(config) << std::flush;
+    for (const std::string& w : auth_unused) {
+        std::cerr << "smtpspool check-config: warning: " << w << "\n";
+    }
     for (const std::string& w : config_warnings(config)) {
         std::cerr << "smtpspool check-config: warning: " << w << "\n";
     }

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ struct RecipientOutcome {
     // ("550 5.1.1 <u@x>: no such user") or a local description. Never has CR or LF.
     std::string detail;
     Handoff handoff = Handoff::final_delivery; // for Outcome::delivered
+    // The TLS of the connection the outcome came over (SMTP), when it had TLS.
+    std::optional<DeliveryTls> tls = std::nullopt;
 };
 
 // Opens the message (CRLF line ends) for reading from its start, a fresh
@@ -48,6 +51,9 @@ public:
     virtual std::vector<RecipientOutcome> deliver(const Delivery& delivery) = 0;
     // End of the run: close connections (SMTP QUIT) and the like.
     virtual void finish() {}
+    // Configuration trouble met since the last call (bad credentials...),
+    // each reported once per run: the runner logs them. Never secrets.
+    virtual std::vector<std::string> take_notices() { return {}; }
 };
 
 } // namespace smtpspool

@@ -9,7 +9,6 @@
 #include <charconv>
 
 namespace smtpspool {
-namespace {
 
 bool parse_host_port(std::string_view text, std::string& host, std::uint16_t& port, std::string& why)
 {
@@ -60,8 +59,6 @@ bool parse_host_port(std::string_view text, std::string& host, std::uint16_t& po
     return true;
 }
 
-} // namespace
-
 std::optional<TransportSpec> parse_transport(std::string_view text, std::string& why)
 {
     TransportSpec t;
@@ -69,8 +66,11 @@ std::optional<TransportSpec> parse_transport(std::string_view text, std::string&
     auto colon = text.find(':');
     std::string_view kind = text.substr(0, colon);
     std::string_view arg = colon == std::string_view::npos ? std::string_view{} : text.substr(colon + 1);
-    if (kind == "smtp") {
+    if (kind == "smtp" || kind == "smtps") {
         t.kind = TransportKind::smtp;
+        // RFC 8314 §3.3: implicit TLS, submissions on port 465.
+        t.tls_on_connect = kind == "smtps";
+        t.port = t.tls_on_connect ? 465 : 25;
         if (!parse_host_port(arg, t.host, t.port, why)) {
             return std::nullopt;
         }
@@ -89,7 +89,7 @@ std::optional<TransportSpec> parse_transport(std::string_view text, std::string&
         }
         t.command = std::string(arg);
     } else {
-        why = "unknown transport '" + std::string(kind) + "' (smtp, maildir or pipe)";
+        why = "unknown transport '" + std::string(kind) + "' (smtp, smtps, maildir or pipe)";
         return std::nullopt;
     }
     return t;

@@ -16,7 +16,8 @@ enum class TransportKind { smtp, maildir, pipe };
 struct TransportSpec {
     TransportKind kind = TransportKind::smtp;
     std::string host;        // smtp
-    std::uint16_t port = 25; // smtp
+    std::uint16_t port = 25; // smtp (465 for smtps)
+    bool tls_on_connect = false; // smtps: TLS from the first octet (RFC 8314)
     std::string path;        // maildir, with %u and %d
     std::string command;     // pipe, run by /bin/sh -c
     std::string text;        // as written: "smtp:mx.example:2525"
@@ -27,8 +28,12 @@ struct Route {
     TransportSpec transport;
 };
 
-// "smtp:HOST[:PORT]" ("[::1]:25" for IPv6), "maildir:PATH", "pipe:COMMAND".
+// "smtp:HOST[:PORT]" ("[::1]:25" for IPv6), "smtps:HOST[:PORT]" (implicit
+// TLS, port 465 by default), "maildir:PATH", "pipe:COMMAND".
 std::optional<TransportSpec> parse_transport(std::string_view text, std::string& why);
+// "HOST[:PORT]": a domain or an IP address (IPv6 in brackets, kept without
+// them); port is left alone when none is given.
+bool parse_host_port(std::string_view text, std::string& host, std::uint16_t& port, std::string& why);
 // "DOMAIN=TRANSPORT".
 std::optional<Route> parse_route(std::string_view text, std::string& why);
 // "HOST[:PORT]" as --smarthost takes it: the route "*=smtp:HOST:PORT".

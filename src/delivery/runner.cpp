@@ -269,10 +269,14 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
     for (const auto& [key, indices] : routed.by_route) {
         Deliverer& t = deliverer_for(*routed.specs.at(key));
         auto outcomes = t.deliver(Delivery{e, [&entry] { return entry.open_message(); }, indices});
+        for (const std::string& notice : t.take_notices()) {
+            m_log.log(LogLine("delivery-config-error").add("via", key).add("reason", notice));
+        }
         for (std::size_t k = 0; k < indices.size(); ++k) {
             Recipient& r = e.recipients[indices[k]];
             RecipientOutcome o = k < outcomes.size() ? outcomes[k] : RecipientOutcome{Outcome::temporary, "no outcome"};
             ++r.attempts;
+            r.last_tls = o.tls;
             const char* result = "deferred";
             if (o.outcome == Outcome::delivered) {
                 r.status = RecipientStatus::delivered;
@@ -299,12 +303,12 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
                 r.last_error = o.detail;
                 ++stats.deferred;
             }
-            m_log.log(LogLine("delivery")
-                          .add("id", e.id)
-                          .add("to", r.address)
-                          .add("via", key)
-                          .add("result", result)
-                          .add("detail", o.detail));
+            LogLine line("delivery");
+            line.add("id", e.id).add("to", r.address).add("via", key).add("result", result);
+            if (o.tls) {
+                line.add("tls", o.tls->version).add("cipher", o.tls->cipher).add("verified", o.tls->verified ? "yes" : "no");
+            }
+            m_log.log(line.add("detail", o.detail));
             if (o.outcome == Outcome::temporary && routed.expired_age) {
                 expire(e, r, *routed.expired_age, reports, stats);
             }

@@ -1,6 +1,7 @@
 // smtp_client: RFC 5321 §4.2 (reply syntax), §4.1.1.1 (EHLO keywords), §4.5.2
 // (transparency), §2.3.8 (CRLF only), §4.1.2 (paths) for the outbound client.
 #include "delivery/smtp_client.hpp"
+#include "delivery/smtp_security.hpp"
 
 #include "smtp/dsn.hpp"
 
@@ -112,6 +113,8 @@ EhloFeatures parse_ehlo(const ServerReply& reply)
             f.smtputf8 = true;
         } else if (keyword == "dsn") {
             f.dsn = true;
+        } else if (keyword == "starttls") {
+            f.starttls = true;
         } else if (keyword == "size") {
             f.size = true;
             // RFC 1870 §4: size-param = [1*DIGIT]; absent or 0 means no fixed limit.
@@ -126,6 +129,9 @@ EhloFeatures parse_ehlo(const ServerReply& reply)
             }
             f.max_size = valid ? n : 0;
         }
+    }
+    if (!reply.lines.empty()) {
+        f.auth = offered_auth_mechanisms(std::vector<std::string>(reply.lines.begin() + 1, reply.lines.end()));
     }
     return f;
 }

@@ -70,6 +70,8 @@ struct EhloFeatures {
     bool eight_bit_mime = false; // RFC 6152
     bool smtputf8 = false;       // RFC 6531
     bool dsn = false;            // RFC 3461
+    bool starttls = false;       // RFC 3207
+    std::vector<std::string> auth; // RFC 4954: the AUTH mechanisms, upper case
 };
 
 EhloFeatures parse_ehlo(const ServerReply& reply);

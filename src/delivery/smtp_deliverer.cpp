@@ -3,6 +3,7 @@
 // RFC 3461 DSN, whose parameters go on when the server offers it).
 // Connection trouble is thrown as Lost inside this file and never escapes it.
 #include "delivery/smtp_deliverer.hpp"
+#include "delivery/smtp_lost.hpp"
 
 #include "base/fd.hpp"
 #include "smtp/dsn.hpp"
@@ -26,13 +27,6 @@
 namespace smtpspool {
 namespace {
 
-// The connection is unusable; detail says why (one line of at most
-// k_max_detail octets, for every recipient not yet decided).
-struct Lost {
-    explicit Lost(std::string_view why) : detail(text::detail_line(why, k_max_detail)) {}
-    std::string detail;
-};
-
 using SteadyClock = std::chrono::steady_clock;
 
 // Commands written at once with PIPELINING. RFC 2920 §3.1: a client that
@@ -40,18 +34,7 @@ using SteadyClock = std::chrono::steady_clock;
 // buffers; groups of this size keep both directions far below a socket buffer.
 inline constexpr std::size_t k_pipeline_group = 100;
 
-std::string seconds(std::chrono::seconds s) { return std::to_string(s.count()) + " s"; }
 
-int remaining_ms(SteadyClock::time_point deadline)
-{
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-    if (left <= 0) {
-        return 0;
-    }
-    return left > INT_MAX ? INT_MAX : static_cast<int>(left);
-}
-
-int klass(const ServerReply& reply) { return reply.code / 100; }
 
 Outcome outcome_of(const ServerReply& reply)
 {
@@ -104,8 +87,8 @@ struct SmtpDeliverer::Transaction {
     }
 };
 
-SmtpDeliverer::SmtpDeliverer(SmtpTarget target, std::string helo_name, SmtpTimeouts timeouts)
-    : m_target(std::move(target)), m_helo(std::move(helo_name)), m_timeouts(timeouts)
+SmtpDeliverer::SmtpDeliverer(SmtpTarget target, std::string helo_name, SmtpTimeouts timeouts, SmtpSecurity security)
+    : m_target(std::move(target)), m_helo(std::move(helo_name)), m_timeouts(timeouts), m_security(std::move(security))
 {
     m_buffer.resize(limits::k_read_buffer);
 }
@@ -128,6 +111,7 @@ std::string SmtpDeliverer::where() const
 
 void SmtpDeliverer::drop()
 {
+    m_tls.reset(); // close_notify first, while the socket is open
     if (m_fd >= 0) {
         ::close(m_fd);
     }
@@ -230,7 +214,11 @@ void SmtpDeliverer::open_session()
                                       [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; })) {
         throw Lost{"no usable HELO name (empty, or with a space or control character)"};
     }
+    m_tls_record.reset();
     connect_socket();
+    if (m_target.tls_on_connect) {
+        start_tls(true);
+    }
     ServerReply greeting = read_reply(m_timeouts.greeting, "greeting");
     if (greeting.code != 220) {
         refuse_session(greeting, "the session");
@@ -239,17 +227,19 @@ void SmtpDeliverer::open_session()
     ServerReply ehlo = read_reply(m_timeouts.helo, "reply to EHLO");
     if (klass(ehlo) == 2) {
         m_features = parse_ehlo(ehlo);
-        return;
+    } else {
+        if (klass(ehlo) != 5) {
+            refuse_session(ehlo, "EHLO");
+        }
+        send_all("HELO " + m_helo + "\r\n", m_timeouts.helo, "HELO");
+        ServerReply helo = read_reply(m_timeouts.helo, "reply to HELO");
+        if (klass(helo) != 2) {
+            refuse_session(helo, "HELO");
+        }
+        m_features = EhloFeatures();
     }
-    if (klass(ehlo) != 5) {
-        refuse_session(ehlo, "EHLO");
-    }
-    send_all("HELO " + m_helo + "\r\n", m_timeouts.helo, "HELO");
-    ServerReply helo = read_reply(m_timeouts.helo, "reply to HELO");
-    if (klass(helo) != 2) {
-        refuse_session(helo, "HELO");
-    }
-    m_features = EhloFeatures();
+    secure_session();
+    authenticate();
 }
 
 // RSET between two transactions (RFC 5321 §4.1.1.5); true when the server said 250.
@@ -278,7 +268,7 @@ void SmtpDeliverer::ensure_session()
         std::ignore = reset();
     }
     if (m_fd < 0) {
-        open_session();
+        open_secure_session();
     }
 }
 
@@ -303,7 +293,7 @@ void SmtpDeliverer::finish() { quit(); }
 std::string SmtpDeliverer::closed_detail(std::string_view doing)
 {
     std::string detail = "connection to " + where() + " closed while " + std::string(doing);
-    for (;;) {
+    for (; !m_tls;) {
         ssize_t n = ::recv(m_fd, m_buffer.data(), m_buffer.size(), MSG_DONTWAIT);
         if (n <= 0) {
             break;
@@ -325,6 +315,11 @@ void SmtpDeliverer::send_all(std::string_view bytes, std::chrono::seconds timeou
 {
     if (m_fd < 0) {
         throw Lost{"connection to " + where() + " is closed"};
+    }
+    m_used = true;
+    if (m_tls) {
+        tls_send(bytes, timeout, what);
+        return;
     }
     auto deadline = SteadyClock::now() + timeout;
     while (!bytes.empty()) {
@@ -371,6 +366,10 @@ ServerReply SmtpDeliverer::read_reply(std::chrono::seconds timeout, std::string_
             throw Lost{"malformed " + std::string(what) + " from " + where() + ": " + m_parser.error()};
         }
         // The parser has consumed all of m_in: read more.
+        if (m_tls) {
+            tls_receive(deadline, timeout, what);
+            continue;
+        }
         pollfd p{m_fd, POLLIN, 0};
         int r = ::poll(&p, 1, remaining_ms(deadline));
         if (r == 0) {
@@ -408,7 +407,7 @@ void SmtpDeliverer::abort_transaction()
     }
 }
 
-std::vector<RecipientOutcome> SmtpDeliverer::deliver(const Delivery& delivery)
+std::vector<RecipientOutcome> SmtpDeliverer::deliver_message(const Delivery& delivery)
 {
     Transaction tx(delivery);
     const Envelope& envelope = delivery.envelope;

@@ -3,11 +3,15 @@
 // connection reused for all messages of a run.
 #pragma once
 
-#include "delivery/smtp_client.hpp"
+#include "delivery/client_tls.hpp"
 #include "delivery/deliverer.hpp"
+#include "delivery/smtp_client.hpp"
+#include "delivery/smtp_security.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +21,14 @@ namespace smtpspool {
 struct SmtpTarget {
     std::string host; // a name, an IPv4 address, or an IPv6 address (with or without [])
     std::uint16_t port = 25;
+    bool tls_on_connect = false; // smtps: TLS before the greeting (RFC 8314 §3)
+};
+
+// TLS and AUTH toward one next hop (smtp_security.hpp defines the levels).
+struct SmtpSecurity {
+    TlsLevel level = TlsLevel::none;
+    std::shared_ptr<ClientTlsConnector> tls; // null: no TLS (encrypt and verify then defer)
+    std::optional<AuthEntry> credentials;    // AUTH PLAIN or LOGIN with these
 };
 
 // RFC 5321 §4.5.3.2 gives the minimum time to wait for each reply.
@@ -71,6 +83,23 @@ struct SmtpTimeouts {
 // message (MAIL refused, no recipient accepted, DATA refused); the connection
 // is kept only when RSET gets 250. finish() and the destructor send QUIT.
 //
+// TLS (smtp_deliverer_security.cpp): an smtps target gets the handshake
+// before the greeting; otherwise STARTTLS (RFC 3207) follows the first EHLO
+// as the level says (none: never; may: when offered, and a handshake that
+// fails makes the rest of the run use clear text; encrypt and verify: when
+// not offered or failing, every recipient temporary). verify also needs the
+// certificate verified, else every recipient temporary with the library's
+// reason. After STARTTLS's 220 the octets that came with it are discarded
+// and EHLO is sent again; the first reply is forgotten. The TLS version,
+// cipher and verdict go with every outcome of a session that used TLS.
+//
+// AUTH (with credentials): after TLS, PLAIN or else LOGIN, as the EHLO reply
+// offers; credentials go only inside TLS or to a loopback address. No
+// mechanism, no TLS to a remote host, or a refusal: every recipient
+// temporary; after a 5xx to AUTH (535: bad credentials), every later message
+// of the run is deferred at once with the same detail, and take_notices()
+// returns it once.
+//
 // Timeouts are per reply (from the moment we start waiting for it) and per
 // written block. getaddrinfo(3) has no timeout of ours: resolv.conf governs it.
 // Never logs; never raises SIGPIPE (MSG_NOSIGNAL).
@@ -78,7 +107,7 @@ class SmtpDeliverer final : public Deliverer {
 public:
     // helo_name: our name for EHLO/HELO (a domain or an address literal).
     // Does not connect; the first deliver() does.
-    SmtpDeliverer(SmtpTarget target, std::string helo_name, SmtpTimeouts timeouts = {});
+    SmtpDeliverer(SmtpTarget target, std::string helo_name, SmtpTimeouts timeouts = {}, SmtpSecurity security = {});
     // Sends QUIT if a connection is still open.
     ~SmtpDeliverer() override;
     SmtpDeliverer(const SmtpDeliverer&) = delete;
@@ -87,12 +116,24 @@ public:
     std::vector<RecipientOutcome> deliver(const Delivery& delivery) override;
     // QUIT and close; a later deliver() opens a new connection.
     void finish() override;
+    std::vector<std::string> take_notices() override;
 
     // True while a connection is open (for tests and the runner's curiosity).
     bool connected() const { return m_fd >= 0; }
 
 private:
     struct Transaction;
+
+    // smtp_deliverer_security.cpp
+    std::vector<RecipientOutcome> deliver_message(const Delivery& delivery);
+    void open_secure_session();
+    void start_tls(bool verify);
+    void secure_session();
+    void authenticate();
+    bool auth_round(std::string_view line, ServerReply& reply);
+    void tls_send(std::string_view bytes, std::chrono::seconds timeout, std::string_view what);
+    void tls_receive(std::chrono::steady_clock::time_point deadline, std::chrono::seconds timeout,
+                     std::string_view what);
 
     std::string where() const;
     void connect_socket();
@@ -119,6 +160,15 @@ private:
     EhloFeatures m_features;
     bool m_need_rset = false; // a transaction has used the connection since the last RSET
     std::string m_buffer;     // one 64 KiB buffer for reads (socket and message file)
+
+    SmtpSecurity m_security;
+    std::unique_ptr<ClientTlsChannel> m_tls;     // the connection's TLS, when it has it
+    std::optional<DeliveryTls> m_tls_record;     // the TLS of the last session opened
+    std::chrono::steady_clock::time_point m_tls_deadline; // what the TLS layer may wait until
+    bool m_used = false;               // this deliver() spoke to the server
+    bool m_clear_text_only = false;    // may: a handshake failed, clear text for the rest of the run
+    std::string m_auth_refused;        // after a 5xx to AUTH: why, for every later message
+    std::vector<std::string> m_notices;
 };
 
 } // namespace smtpspool

@@ -4,6 +4,7 @@
 
 #include "base/result.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,11 +29,25 @@ enum class RecipientStatus { pending, delivered, failed };
 std::string_view status_name(RecipientStatus status);
 std::optional<RecipientStatus> status_from_name(std::string_view name);
 
+// The TLS of a recipient's last delivery attempt over SMTP: the protocol
+// version, the cipher, and whether the server's certificate chain led to a
+// trusted certificate and named the host (each text at most
+// k_max_delivery_tls_text octets of printable ASCII).
+struct DeliveryTls {
+    std::string version; // "TLSv1.3"
+    std::string cipher;  // "TLS_AES_256_GCM_SHA384"
+    bool verified = false;
+    bool operator==(const DeliveryTls&) const = default;
+};
+inline constexpr std::size_t k_max_delivery_tls_text = 64;
+
 struct Recipient {
     std::string address;
     RecipientStatus status = RecipientStatus::pending;
     std::uint64_t attempts = 0;
     std::optional<std::string> last_error;
+    // The TLS of the last attempt, when it went over TLS (runq writes it).
+    std::optional<DeliveryTls> last_tls = std::nullopt;
     // The recipient the client named, when an alias replaced it by this one
     // (written only then).
     std::optional<std::string> original;

@@ -1,7 +1,10 @@
-// tls: the server end of TLS (OpenSSL) over the session's two descriptors,
-// for the transport: STARTTLS (RFC 3207) and --tls-on-connect. TLS 1.2 and
-// later with the library's default ciphers; no renegotiation, no tickets
-// (every session is its own process). The only file that includes OpenSSL.
+// tls: TLS (OpenSSL) in both directions. The server end over the session's
+// two descriptors, for the transport: STARTTLS (RFC 3207) and
+// --tls-on-connect. The client end over a connected socket, for runq's SMTP
+// client: STARTTLS and implicit TLS (RFC 8314), the certificate chain and the
+// host name checked and the verdict reported. TLS 1.2 and later with the
+// library's default ciphers; no renegotiation, no tickets (every session is
+// its own process). The only file that includes OpenSSL.
 #pragma once
 
 #include "model/envelope.hpp"
@@ -10,6 +13,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +28,12 @@ namespace smtpspool {
 class TlsContext {
 public:
     static Result<std::shared_ptr<TlsContext>> load(const std::string& cert_file, const std::string& key_file);
+    // The client end: servers' certificates are checked against the PEM
+    // certificates in ca_file, or the system's trusted ones without it; with
+    // cert_file and key_file, a client certificate (both or neither).
+    static Result<std::shared_ptr<TlsContext>> load_client(const std::optional<std::string>& ca_file,
+                                                           const std::optional<std::string>& cert_file,
+                                                           const std::optional<std::string>& key_file);
     ~TlsContext();
     TlsContext(const TlsContext&) = delete;
     TlsContext& operator=(const TlsContext&) = delete;
@@ -45,6 +55,12 @@ public:
     // The handshake; the error's message says why it failed.
     static Result<std::unique_ptr<TlsStream>> accept(const std::shared_ptr<TlsContext>& context, int in, int out,
                                                      WaitMs wait_ms);
+    // The client's handshake on a connected socket. host (a name, or an IP
+    // address without brackets) is sent as SNI when it is a name, and the
+    // server's certificate is checked against it; the handshake succeeds
+    // whatever the check says, and verify_error() tells.
+    static Result<std::unique_ptr<TlsStream>> connect(const std::shared_ptr<TlsContext>& context, int fd,
+                                                      const std::string& host, WaitMs wait_ms);
     ~TlsStream(); // sends close_notify when it can without waiting
     TlsStream(const TlsStream&) = delete;
     TlsStream& operator=(const TlsStream&) = delete;
@@ -54,6 +70,9 @@ public:
     // All of bytes, or a timeout or an error.
     Io write(std::string_view bytes);
     TlsInfo info() const;
+    // After connect: "" when the server's chain leads to a trusted
+    // certificate and names the host, else why not (the library's words).
+    std::string verify_error() const;
     // The library's reason for the last error.
     const std::string& error() const { return m_error; }
 

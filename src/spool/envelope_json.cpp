@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <initializer_list>
@@ -74,6 +75,16 @@ void check_orcpt(const std::string& v)
     }
 }
 
+// last_tls's texts: printable ASCII, at most k_max_delivery_tls_text octets.
+void check_tls_text(const std::string& v)
+{
+    bool printable = std::all_of(v.begin(), v.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+    if (!printable || v.size() > k_max_delivery_tls_text) {
+        throw Invalid{"\"last_tls\" texts must be printable ASCII, at most " +
+                      std::to_string(k_max_delivery_tls_text) + " octets"};
+    }
+}
+
 template <const char* Key>
 void check_time(const std::string& v)
 {
@@ -133,6 +144,11 @@ void visit_fields(E& e, V& v)
         v.named("status", r.status, status_name, status_from_name);
         v.count("attempts", r.attempts, Presence::required);
         v.text("last_error", r.last_error, Presence::nullable);
+        v.optional_object("last_tls", r.last_tls, [&](auto& tls) {
+            v.text("version", tls.version, Presence::required, check_tls_text);
+            v.text("cipher", tls.cipher, Presence::required, check_tls_text);
+            v.flag("verified", tls.verified, Presence::required);
+        });
         v.text("original", r.original, Presence::when_set_or_null);
         v.keywords("notify", r.notify, check_notify);
         v.text("orcpt", r.orcpt, Presence::when_set, check_orcpt);

@@ -300,6 +300,8 @@ TEST_SUITE("spool")
             r.last_error = text::detail_line(std::string(1000, '\xff'), limits::k_max_last_error);
             r.attempts = std::numeric_limits<std::uint64_t>::max();
             r.status = RecipientStatus::delivered;
+            r.last_tls = DeliveryTls{std::string(k_max_delivery_tls_text, '"'),
+                                     std::string(k_max_delivery_tls_text, '\\'), false};
         }
         CHECK(e.recipients.front().last_error->size() <= limits::k_max_last_error);
         e.attempts = std::numeric_limits<std::uint64_t>::max();
