@@ -336,6 +336,8 @@ struct Use {
     int timeout_s = 2;
     bool fresh = false; // a new transport for each delivery (else one for all)
     bool finish = true; // finish() after the last delivery (each, when fresh); else the destructor
+    SmtpSecurity security{}; // TLS level, connector, credentials
+    std::vector<std::string>* notices = nullptr; // take_notices() after each delivery, appended here
 };
 
 // The deliveries against a fake server playing the scripts.
@@ -362,9 +364,14 @@ Played play(const std::vector<std::string>& scripts, const std::vector<Delivery>
             if (!t || use.fresh) {
                 t.reset();
                 t.emplace(SmtpTarget{"127.0.0.1", server.port()}, "client.test",
-                          SmtpTimeouts::uniform(std::chrono::seconds(use.timeout_s)));
+                          SmtpTimeouts::uniform(std::chrono::seconds(use.timeout_s)), use.security);
             }
             p.outcomes.push_back(t->deliver(d));
+            if (use.notices != nullptr) {
+                for (std::string& n : t->take_notices()) {
+                    use.notices->push_back(std::move(n));
+                }
+            }
             p.connected.push_back(t->connected());
             if (use.fresh && use.finish) {
                 t->finish();
@@ -912,5 +919,216 @@ quit)"},
         CHECK(server.errors == std::vector<std::string>{"bogus step"});
         REQUIRE(server.conns.size() == 1);
         CHECK(server.conns[0].lines.front() == "EHLO client.test");
+    }
+}
+
+namespace {
+
+// A TLS connector whose handshakes all fail, as against a server whose TLS is broken.
+class BrokenTls final : public ClientTlsConnector {
+public:
+    Result<std::unique_ptr<ClientTlsChannel>> handshake(int, const std::string&, WaitMs) override
+    {
+        ++handshakes;
+        return Error{0, "handshake failure (test)"};
+    }
+    int handshakes = 0;
+};
+
+// The greeting, EHLO read, and a reply offering STARTTLS and AUTH (script lines).
+const std::string k_greet_tls_auth = "220 fake.test\n<\n250-fake.test hello\n250-STARTTLS\n250 AUTH LOGIN PLAIN";
+
+AuthEntry credentials(std::string user, std::string password)
+{
+    AuthEntry e;
+    e.host = "127.0.0.1";
+    e.user = std::move(user);
+    e.password = std::move(password);
+    return e;
+}
+
+} // namespace
+
+TEST_SUITE("smtp_deliverer security")
+{
+    TEST_CASE("may: a refused STARTTLS goes on in clear text; none never asks")
+    {
+        Fixture f("Subject: t\r\n\r\nbody\r\n");
+        Use use;
+        use.security.level = TlsLevel::may;
+        Played p = play({k_greet_tls_auth + R"(
+<STARTTLS 454 4.7.0 TLS not available now
+<
+250 ok
+<
+250 ok
+<
+354 go
+<data
+250 2.0.0 queued
+quit)"},
+                        {f.delivery()}, use);
+        REQUIRE(p.outcomes.at(0).size() == 1);
+        CHECK(p.outcomes[0][0].outcome == Outcome::delivered);
+        CHECK_FALSE(p.outcomes[0][0].tls);
+        CHECK(p.received(0).starts_with("EHLO client.test\r\nSTARTTLS\r\nMAIL FROM:"));
+
+        use.security.level = TlsLevel::none;
+        Played q = play({k_greet_tls_auth + R"(
+<
+250 ok
+<
+250 ok
+<
+354 go
+<data
+250 2.0.0 queued
+quit)"},
+                        {f.delivery()}, use);
+        CHECK(q.outcomes.at(0).at(0).outcome == Outcome::delivered);
+        CHECK(q.received(0).find("STARTTLS") == std::string::npos);
+    }
+
+    TEST_CASE("a failed handshake: may opens a new connection in clear text, encrypt defers")
+    {
+        Fixture f("Subject: t\r\n\r\nbody\r\n");
+        auto tls = std::make_shared<BrokenTls>();
+        Use use;
+        use.security.level = TlsLevel::may;
+        use.security.tls = tls;
+        Played p = play({k_greet_tls_auth + R"(
+<STARTTLS 220 go ahead
+wait)",
+                         k_greet_tls_auth + R"(
+<
+250 ok
+<
+250 ok
+<
+354 go
+<data
+250 2.0.0 queued
+<RSET 421 4.3.2 closing
+wait)",
+                         k_greet_tls_auth + R"(
+<
+250 ok
+<
+250 ok
+<
+354 go
+<data
+250 2.0.0 queued
+quit)"},
+                        {f.delivery(), f.delivery()}, use);
+        CHECK(tls->handshakes == 1); // not again on the run's next connection
+        CHECK(p.outcomes.at(0).at(0).outcome == Outcome::delivered);
+        CHECK(p.outcomes.at(1).at(0).outcome == Outcome::delivered);
+        REQUIRE(p.conns.size() == 3);
+        CHECK(p.received(1).find("STARTTLS") == std::string::npos);
+        CHECK(p.received(2).find("STARTTLS") == std::string::npos);
+
+        use.security.level = TlsLevel::encrypt;
+        Played q = play({k_greet_tls_auth + R"(
+<STARTTLS 220 go ahead
+wait)"},
+                        {f.delivery()}, use);
+        CHECK(q.outcomes.at(0).at(0).outcome == Outcome::temporary);
+        CHECK(q.outcomes[0][0].detail == "TLS with " + q.where + " failed: handshake failure (test)");
+    }
+
+    TEST_CASE("encrypt and verify without a TLS connector, or toward a server without STARTTLS: deferred")
+    {
+        Fixture f("Subject: t\r\n\r\nbody\r\n");
+        Use use;
+        use.security.level = TlsLevel::verify;
+        Played p = play({"greet plain\nquit"}, {f.delivery()}, use);
+        CHECK(p.outcomes.at(0).at(0).outcome == Outcome::temporary);
+        CHECK(p.outcomes[0][0].detail == p.where + " does not offer STARTTLS, which --smtp-tls verify requires");
+        CHECK(p.received(0) == "EHLO client.test\r\nQUIT\r\n");
+    }
+
+    TEST_CASE("AUTH PLAIN to a loopback server in clear text; the password only in the PLAIN message")
+    {
+        Fixture f("Subject: t\r\n\r\nbody\r\n");
+        Use use;
+        use.security.credentials = credentials("alice", "pa:ss word");
+        Played p = play({k_greet_tls_auth + R"(
+<
+235 2.7.0 ok
+<
+250 ok
+<
+250 ok
+<
+354 go
+<data
+250 2.0.0 queued
+quit)"},
+                        {f.delivery()}, use);
+        CHECK(p.outcomes.at(0).at(0).outcome == Outcome::delivered);
+        CHECK(p.received(0).starts_with("EHLO client.test\r\n" + auth_plain_command("alice", "pa:ss word") +
+                                        "MAIL FROM:"));
+    }
+
+    TEST_CASE("AUTH LOGIN when PLAIN is not offered; no mechanism: deferred")
+    {
+        Fixture f("Subject: t\r\n\r\nbody\r\n");
+        Use use;
+        use.security.credentials = credentials("alice", "secret");
+        Played p = play({R"(220 fake.test
+<
+250-fake.test
+250 AUTH=LOGIN
+<
+334 VXNlcm5hbWU6
+<
+334 UGFzc3dvcmQ6
+<
+235 ok
+<
+250 ok
+<
+250 ok
+<
+354 go
+<data
+250 2.0.0 queued
+quit)",
+                         R"(220 fake.test
+<
+250-fake.test
+250 AUTH CRAM-MD5
+quit)"},
+                        {f.delivery(), f.delivery()}, Use{2, true, true, use.security});
+        CHECK(p.outcomes.at(0).at(0).outcome == Outcome::delivered);
+        CHECK(p.received(0).starts_with("EHLO client.test\r\nAUTH LOGIN\r\nYWxpY2U=\r\nc2VjcmV0\r\nMAIL FROM:"));
+        CHECK(p.outcomes.at(1).at(0).outcome == Outcome::temporary);
+        CHECK(p.outcomes[1][0].detail ==
+              p.where + " offers no AUTH mechanism that runq uses (PLAIN, LOGIN); offered: CRAM-MD5");
+    }
+
+    TEST_CASE("535: deferred, one notice, and no second connection in the run")
+    {
+        Fixture f("Subject: t\r\n\r\nbody\r\n");
+        std::vector<std::string> notices;
+        Use use;
+        use.security.credentials = credentials("alice", "wrong");
+        use.notices = &notices;
+        Played p = play({k_greet_tls_auth + R"(
+<
+535 5.7.8 Authentication credentials invalid
+quit)"},
+                        {f.delivery(), f.delivery()}, use);
+        std::string want = "authentication as alice to " + p.where +
+                           " by PLAIN refused: 535 5.7.8 Authentication credentials invalid (check "
+                           "--smtp-auth-file; messages wait until the next run)";
+        for (const auto& outcomes : p.outcomes) {
+            CHECK(outcomes.at(0).outcome == Outcome::temporary);
+            CHECK(outcomes.at(0).detail == want);
+            CHECK(outcomes.at(0).detail.find("wrong") == std::string::npos);
+        }
+        CHECK(p.conns.size() == 1);
+        CHECK(notices == std::vector<std::string>{want});
     }
 }
