@@ -329,6 +329,50 @@ def check_config_round_trip_and_errors(tmp):
 
 
 @test
+def check_config_checks_the_smtp_clients_tls_files_and_credentials(tmp):
+    def cert(name, cn):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        os.path.join(tmp, name + ".key"), "-out", os.path.join(tmp, name + ".pem"), "-days", "2",
+                        "-subj", "/CN=" + cn], check=True, capture_output=True)
+        return os.path.join(tmp, name + ".pem"), os.path.join(tmp, name + ".key")
+    a_pem, a_key = cert("a", "client.example")
+    b_pem, b_key = cert("b", "other.example")
+    base = ["check-config", "--config", "/dev/null", "--hostname", "relay.example", "--smarthost", "relay.example:587"]
+    code, out, err = run(base + ["--smtp-tls", "verify", "--smtp-tls-ca", b_pem, "--smtp-tls-cert", a_pem,
+                                 "--smtp-tls-key", a_key, "--smtp-tls-policy", "[::1]=none"])
+    expect(code == 0, (code, err))
+    for line in ("smtp-tls = verify", "smtp-tls-ca = " + b_pem, "smtp-tls-cert = " + a_pem,
+                 "smtp-tls-key = " + a_key, "smtp-tls-policy = [::1]=none"):
+        expect(line in out.decode().splitlines(), (line, out))
+    junk = write(tmp, "junk.pem", "not a certificate\n")
+    for args, why in [(["--smtp-tls-cert", a_pem, "--smtp-tls-key", b_key], b"key values mismatch"),
+                      (["--smtp-tls-cert", junk, "--smtp-tls-key", a_key], b"cannot load the TLS client certificate"),
+                      (["--smtp-tls-cert", a_pem, "--smtp-tls-key", junk], b"cannot load the TLS client key"),
+                      (["--smtp-tls-ca", os.path.join(tmp, "missing.pem")], b"cannot load the CA certificates"),
+                      (["--smtp-tls-ca", junk], b"cannot load the CA certificates"),
+                      (["--smtp-tls-cert", a_pem], b"smtp-tls-cert: needs --smtp-tls-key"),
+                      (["--smtp-tls", "strict"], b"smtp-tls: expected none, may, encrypt or verify"),
+                      (["--smtp-tls-policy", "relay.example"], b"smtp-tls-policy: expected HOST=LEVEL"),
+                      (["--smtp-tls-policy", "a.example=may", "--smtp-tls-policy", "A.example=none"],
+                       b"two levels for a.example")]:
+        code, out, err = run(base + args)
+        expect(code == 78 and why in err and out == b"", (args, code, err))
+    auth = write(tmp, "auth", "relay.example:587 u:p\nrelay.example u:q\nelsewhere.example u:secret\n")
+    os.chmod(auth, 0o600)
+    code, out, err = run(base + ["--smtp-auth-file", auth])
+    expect(code == 0, (code, err))
+    expect(b"line 3: elsewhere.example: no smtp or smtps route goes to this host" in err, err)
+    expect(b"line 1" not in err and b"line 2" not in err, err)
+    with open(auth, "a") as f:
+        f.write("broken-line-with-secret\n")
+    code, out, err = run(base + ["--smtp-auth-file", auth])
+    expect(code == 78 and b"line 4: expected HOST[:PORT] USER:PASSWORD" in err and b"secret" not in err, (code, err))
+    os.chmod(auth, 0o640)
+    code, out, err = run(base + ["--smtp-auth-file", auth])
+    expect(code == 78 and b"(mode 0640); make it readable by its owner only" in err, (code, err))
+
+
+@test
 def check_config_refuses_a_smarthost_that_is_not_a_host(tmp):
     for args, why in [(["--smarthost", "host name"], b"smarthost: not a host name or address: 'host name'\n"),
                       (["--smarthost", "::1"], b"smarthost: an IPv6 address needs brackets ([ADDRESS] or [ADDRESS]:PORT, as in [::1]:25): '::1'\n"),
