@@ -49,7 +49,7 @@ TEST_SRCS := $(wildcard tests/unit/*.cpp)
 TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 
 DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
-	libssl-dev openssl libnet-ssleay-perl python3 python3-aiosmtpd ucspi-tcp swaks curl git git-email libmailtools-perl msmtp mutt \
+	libssl-dev openssl libnet-ssleay-perl python3 python3-aiosmtpd exim4-daemon-light ucspi-tcp swaks curl git git-email libmailtools-perl msmtp mutt \
 	mandoc groff-base systemd strace valgrind
 
 .PHONY: lint-layers all check demo install uninstall integration package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build bench
