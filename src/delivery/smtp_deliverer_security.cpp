@@ -75,6 +75,9 @@ void SmtpDeliverer::open_secure_session()
 void SmtpDeliverer::start_tls(bool implicit)
 {
     TlsLevel level = m_security.level;
+    // The name the certificate must bear and SNI carries: the host we
+    // connected to (a next hop that came from elsewhere, such as an MX
+    // lookup, would name its own host here).
     std::string host = m_target.host;
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
         host = host.substr(1, host.size() - 2);
@@ -109,7 +112,8 @@ void SmtpDeliverer::secure_session()
         return; // smtps: TLS from the start
     }
     TlsLevel level = m_security.level;
-    if (level == TlsLevel::none || (level == TlsLevel::may && (m_clear_text_only || !m_features.starttls))) {
+    bool opportunistic_only = level == TlsLevel::may && (m_clear_text_only || !m_features.starttls || !m_security.tls);
+    if (level == TlsLevel::none || opportunistic_only) {
         return;
     }
     if (!m_features.starttls) {

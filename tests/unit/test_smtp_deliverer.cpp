@@ -956,6 +956,8 @@ TEST_SUITE("smtp_deliverer security")
         Fixture f("Subject: t\r\n\r\nbody\r\n");
         Use use;
         use.security.level = TlsLevel::may;
+        auto tls = std::make_shared<BrokenTls>();
+        use.security.tls = tls;
         Played p = play({k_greet_tls_auth + R"(
 <STARTTLS 454 4.7.0 TLS not available now
 <
@@ -972,6 +974,7 @@ quit)"},
         CHECK(p.outcomes[0][0].outcome == Outcome::delivered);
         CHECK_FALSE(p.outcomes[0][0].tls);
         CHECK(p.received(0).starts_with("EHLO client.test\r\nSTARTTLS\r\nMAIL FROM:"));
+        CHECK(tls->handshakes == 0);
 
         use.security.level = TlsLevel::none;
         Played q = play({k_greet_tls_auth + R"(
