@@ -10,13 +10,17 @@ OPTIONS_JSON (all optional):
      "auth_require_tls": true,  offer AUTH only inside TLS (aiosmtpd's default)
      "mechanisms": ["LOGIN"],   offer only these mechanisms
      "auth_required": false,    refuse MAIL before AUTH (530)
-     "inject": false}           after "220 Ready to start TLS", send
+     "inject": false,           after "220 Ready to start TLS", send
                                 "250 injected" in clear text in the same
                                 write (a response injection; RFC 3207 §5)
+     "client_ca": "FILE"}       ask for a client certificate (optional),
+                                checked against FILE
 
 Every accepted message is recorded as one JSON line in DIR/transactions.jsonl
 with "tls" (true when the session was encrypted), "auth" (the user who
-authenticated, or null), the sender and recipients. Every AUTH attempt is a
+authenticated, or null), "client_cert" (the commonName of the client's
+certificate, or null), the sender and recipients. Every TLS handshake's
+server name (SNI, null without it) is a line of DIR/sni.jsonl. Every AUTH attempt is a
 line of DIR/auth.jsonl: mechanism, user, success. Runs until killed.
 """
 
@@ -52,7 +56,14 @@ class Handler:
             f.write(json.dumps(entry) + "\n")
 
     async def handle_DATA(self, server, session, envelope):
+        peercert = (session.ssl or {}).get("peercert") if isinstance(session.ssl, dict) else None
+        common_name = None
+        for rdn in (peercert or {}).get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    common_name = value
         self.record("transactions.jsonl", {
+            "client_cert": common_name,
             "tls": session.ssl is not None or bool(self.options.get("implicit")),
             "auth": session.auth_data.login.decode() if session.authenticated else None,
             "mail_from": envelope.mail_from,
@@ -69,6 +80,13 @@ def main():
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     handler = Handler(directory, options)
+    if options.get("client_ca"):
+        context.load_verify_locations(options["client_ca"])
+        context.verify_mode = ssl.CERT_OPTIONAL
+
+    def sni(ssl_object, server_name, ssl_context):
+        handler.record("sni.jsonl", {"server_name": server_name})
+    context.sni_callback = sni
     users = options.get("users", {})
 
     def authenticator(server, session, envelope, mechanism, auth_data):
