@@ -102,7 +102,9 @@ struct SmtpTimeouts {
 //
 // Timeouts are per reply (from the moment we start waiting for it) and per
 // written block. getaddrinfo(3) has no timeout of ours: resolv.conf governs it.
-// Never logs; never raises SIGPIPE (MSG_NOSIGNAL).
+// Never logs (take_notices() hands configuration trouble to the runner). In
+// clear text it never raises SIGPIPE (MSG_NOSIGNAL); the TLS layer writes with
+// write(2), so a caller that uses TLS ignores SIGPIPE (runq does).
 class SmtpDeliverer final : public Deliverer {
 public:
     // helo_name: our name for EHLO/HELO (a domain or an address literal).
