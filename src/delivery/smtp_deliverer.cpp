@@ -34,8 +34,6 @@ using SteadyClock = std::chrono::steady_clock;
 // buffers; groups of this size keep both directions far below a socket buffer.
 inline constexpr std::size_t k_pipeline_group = 100;
 
-
-
 Outcome outcome_of(const ServerReply& reply)
 {
     return klass(reply) == 2 ? Outcome::delivered : klass(reply) == 4 ? Outcome::temporary : Outcome::permanent;
@@ -227,19 +225,17 @@ void SmtpDeliverer::open_session()
     ServerReply ehlo = read_reply(m_timeouts.helo, "reply to EHLO");
     if (klass(ehlo) == 2) {
         m_features = parse_ehlo(ehlo);
-    } else {
-        if (klass(ehlo) != 5) {
-            refuse_session(ehlo, "EHLO");
-        }
-        send_all("HELO " + m_helo + "\r\n", m_timeouts.helo, "HELO");
-        ServerReply helo = read_reply(m_timeouts.helo, "reply to HELO");
-        if (klass(helo) != 2) {
-            refuse_session(helo, "HELO");
-        }
-        m_features = EhloFeatures();
+        return;
     }
-    secure_session();
-    authenticate();
+    if (klass(ehlo) != 5) {
+        refuse_session(ehlo, "EHLO");
+    }
+    send_all("HELO " + m_helo + "\r\n", m_timeouts.helo, "HELO");
+    ServerReply helo = read_reply(m_timeouts.helo, "reply to HELO");
+    if (klass(helo) != 2) {
+        refuse_session(helo, "HELO");
+    }
+    m_features = EhloFeatures();
 }
 
 // RSET between two transactions (RFC 5321 §4.1.1.5); true when the server said 250.

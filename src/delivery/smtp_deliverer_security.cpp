@@ -53,9 +53,10 @@ std::vector<RecipientOutcome> SmtpDeliverer::deliver(const Delivery& delivery)
 
 std::vector<std::string> SmtpDeliverer::take_notices() { return std::exchange(m_notices, {}); }
 
-// After bad credentials, the rest of the run defers at once (no server sees
-// the same wrong password again and again); after a failed `may` handshake,
-// one new connection in clear text.
+// The session (open_session: TCP, implicit TLS for smtps, greeting, EHLO),
+// then STARTTLS as the level says and AUTH. After bad credentials, the rest
+// of the run defers at once (no server sees the same wrong password again and
+// again); after a failed `may` handshake, one new connection in clear text.
 void SmtpDeliverer::open_secure_session()
 {
     if (!m_auth_refused.empty()) {
@@ -63,11 +64,13 @@ void SmtpDeliverer::open_secure_session()
     }
     try {
         open_session();
-    } catch (const ClearTextFallback& fallback) {
+        secure_session();
+    } catch (const ClearTextFallback&) {
         drop();
         m_clear_text_only = true;
         open_session();
     }
+    authenticate();
 }
 
 // The handshake on the connected socket; with verify, an unverified
