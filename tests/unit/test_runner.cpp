@@ -34,6 +34,7 @@ struct Script {
     std::vector<Call> calls;
     int created = 0;
     int finished = 0;
+    std::vector<std::string> notices; // handed out by the next take_notices()
 };
 
 class ScriptedDeliverer final : public Deliverer {
@@ -53,6 +54,7 @@ public:
         return out;
     }
     void finish() override { ++m_script.finished; }
+    std::vector<std::string> take_notices() override { return std::exchange(m_script.notices, {}); }
 
 private:
     Script& m_script;
@@ -757,5 +759,32 @@ TEST_SUITE("runner")
         q = f.queued();
         CHECK(std::find(q.begin(), q.end(), id) == q.end());
         CHECK(f.script.calls.empty()); // nothing was delivered
+    }
+
+    TEST_CASE("TLS of an attempt: on the delivery line and in last_tls, gone after an attempt in clear text; "
+              "a deliverer's notices logged")
+    {
+        Fixture f;
+        std::string id = f.queue("a@b.test", {"u@far.test"});
+        RecipientOutcome deferred{Outcome::temporary, "451 4.3.0 later"};
+        deferred.tls = DeliveryTls{"TLSv1.3", "TLS_AES_128_GCM_SHA256", true};
+        f.script.answers["u@far.test"] = deferred;
+        f.script.notices = {"authentication as x to smarthost.test:25 by PLAIN refused: 535 5.7.8 no"};
+        f.run();
+        CHECK(f.envelope(id).recipients.at(0).last_tls == deferred.tls);
+        CHECK(f.log.has("event=delivery id=" + id +
+                        " to=u@far.test via=smtp:smarthost.test result=deferred tls=TLSv1.3 "
+                        "cipher=TLS_AES_128_GCM_SHA256 verified=yes detail=\"451 4.3.0 later\""));
+        CHECK(f.log.has("event=delivery-config-error via=smtp:smarthost.test reason=\"authentication as x to "
+                        "smarthost.test:25 by PLAIN refused: 535 5.7.8 no\""));
+
+        f.script.answers["u@far.test"] = RecipientOutcome{Outcome::temporary, "451 4.3.0 still later"};
+        f.clock.advance(31min);
+        f.log.lines.clear();
+        f.run();
+        CHECK_FALSE(f.envelope(id).recipients.at(0).last_tls);
+        CHECK(f.log.has("result=deferred detail=\"451 4.3.0 still later\""));
+        CHECK_FALSE(f.log.has("tls="));
+        CHECK_FALSE(f.log.has("delivery-config-error"));
     }
 }
