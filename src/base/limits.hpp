@@ -113,8 +113,8 @@ inline constexpr std::size_t k_max_envelope_size = 16 << 20;
 //   with '"' and '\' escaped) and "verified": false, 256 + 100 of keys,
 //   indent and punctuation;
 //   total 1299, rounded up to the growth below;
-// per envelope, attempts, last_attempt, next_attempt and held (smtpspool
-// hold): under 256.
+// per envelope, attempts, last_attempt, next_attempt, held (smtpspool
+// hold) and delay_notified: under 256.
 // A rewrite replaces the last error rather than adding to it, so whatever the
 // number of runs, envelope.json stays at most its committed size plus
 //   recipients * k_envelope_growth_per_recipient + k_envelope_growth_fixed.

@@ -181,7 +181,11 @@ void set_flag(Config& c, const Option& o, Values v)
 template <auto Field>
 void set_number(Config& c, const Option& o, Values v)
 {
-    c.*Field = to_number(o.name, v.front(), o.min);
+    std::size_t n = to_number(o.name, v.front(), o.min);
+    if (n > o.max) {
+        throw BadConfig{std::string(o.name) + ": at most " + std::to_string(o.max)};
+    }
+    c.*Field = n;
 }
 
 template <auto Field>
@@ -530,6 +534,15 @@ constexpr Option k_options[] = {
     {"smtp-auth-file", 0, K::text, G::delivery, k_delivering, "FILE",
      "'HOST[:PORT] USER:PASSWORD' lines: AUTH PLAIN or LOGIN toward those hosts (owner-only file)",
      set_text<&C::smtp_auth_file>, show<&C::smtp_auth_file>},
+    {"concurrency", 0, K::text, G::delivery, k_delivering, "N",
+     "worker processes (so SMTP connections) a runq pass uses at most; 1: none, one message after the other",
+     set_number<&C::concurrency>, show<&C::concurrency>, nullptr, nullptr, 1, 1000},
+    {"concurrency-per-host", 0, K::text, G::delivery, k_delivering, "M",
+     "of them, at most this many deliver to one next hop (a route's transport)",
+     set_number<&C::concurrency_per_host>, show<&C::concurrency_per_host>, nullptr, nullptr, 1, 1000},
+    {"delay-warning", 0, K::text, G::delivery, k_delivering, "TIME",
+     "send one delay notice (RFC 3464) about a message still pending after TIME, where NOTIFY allows it",
+     set_duration<&C::delay_warning>, show<&C::delay_warning>, nullptr, "none"},
     {"deliver-now", 0, K::yes_no, G::delivery, k_delivering, "yes|no", "serve: start one detached runq for the messages of each session, at its end",
      set_flag<&C::deliver_now>, show<&C::deliver_now>},
 

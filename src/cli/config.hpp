@@ -86,6 +86,9 @@ struct Config {
     std::optional<std::string> smtp_tls_cert; // PEM client certificate chain
     std::optional<std::string> smtp_tls_key;  // its private key
     std::optional<std::string> smtp_auth_file; // "HOST[:PORT] USER:PASSWORD" lines
+    std::size_t concurrency = 10;         // runq: worker processes of a pass
+    std::size_t concurrency_per_host = 2; // of them, at most this many per next hop
+    std::optional<std::chrono::seconds> delay_warning; // runq: none: no delay notices
     bool deliver_now = false;
     std::optional<std::chrono::seconds> interval; // runq --interval
     bool dry_run = false;                         // runq --dry-run

@@ -441,7 +441,9 @@ int run_runq(Config config)
         smtp.credentials = std::move(credentials.value());
     }
     SystemClock clock;
-    RunnerConfig rc{config.spool, config.hostname, config.routes, config.retry_schedule, config.max_queue_time};
+    RunnerConfig rc{config.spool,          config.hostname,    config.routes,
+                    config.retry_schedule, config.max_queue_time, config.concurrency,
+                    config.concurrency_per_host, config.delay_warning};
     Runner runner(
         std::move(rc), [&config, &smtp](const TransportSpec& spec) { return make_deliverer(spec, config, smtp); },
         *log, clock);

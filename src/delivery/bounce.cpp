@@ -139,7 +139,8 @@ std::string text_list(const BounceInput& in, Action a)
             continue;
         }
         out += "<" + text::header_value(r.address) + ">";
-        if (a == Action::failed || (a == Action::relayed && is_smtp_reply(r.detail))) {
+        if (a == Action::failed || (a == Action::delayed && !r.detail.empty()) ||
+            (a == Action::relayed && is_smtp_reply(r.detail))) {
             out += ": " + text::header_value(r.detail);
         }
         out += "\r\n";
@@ -164,7 +165,10 @@ std::string compose_bounce(const BounceInput& in)
         "Received: by " + in.hostname + " (smtpspool, delivery status notification) id " + in.id + "; " + date + "\r\n";
     m += "From: Mail Delivery System <MAILER-DAEMON@" + in.hostname + ">\r\n";
     m += "To: <" + text::header_value(in.original.mail_from) + ">\r\n";
-    m += failure ? "Subject: Undelivered Mail Returned to Sender\r\n" : "Subject: Successful Mail Delivery Report\r\n";
+    const bool delay = has_action(in, Action::delayed);
+    m += failure ? "Subject: Undelivered Mail Returned to Sender\r\n"
+         : delay ? "Subject: Delayed Mail (still being retried)\r\n"
+                 : "Subject: Successful Mail Delivery Report\r\n";
     m += "Date: " + date + "\r\n";
     m += "Message-ID: <" + in.id + "@" + in.hostname + ">\r\n";
     m += "Auto-Submitted: auto-replied\r\n";
@@ -176,6 +180,12 @@ std::string compose_bounce(const BounceInput& in)
     const std::string yours = "Your message " + in.original.id + " of " + in.original.received_at;
     if (failure) {
         m += yours + " could not be delivered to the following\r\nrecipients:\r\n\r\n" + text_list(in, Action::failed);
+    }
+    if (delay) {
+        m += yours + " has not yet been delivered to the following\r\nrecipients:\r\n\r\n" +
+             text_list(in, Action::delayed) + "\r\nNo action is required on your part. Delivery will be tried again";
+        m += in.retry_until ? " until\r\n" + rfc5322_date(*in.retry_until) + ";" : ";";
+        m += " if it still fails then, you will get\r\na notice saying so.\r\n";
     }
     if (has_action(in, Action::delivered)) {
         m += yours + " was delivered to the following\r\nrecipients:\r\n\r\n" + text_list(in, Action::delivered);
@@ -229,15 +239,22 @@ std::string compose_bounce(const BounceInput& in)
         case Action::relayed:
             m += "Action: relayed\r\nStatus: 2.0.0\r\n";
             break;
+        case Action::delayed:
+            // A temporary failure's code, whatever class the detail names.
+            m += "Action: delayed\r\nStatus: 4" + status_code_of(r.detail, "4.0.0").substr(1) + "\r\n";
+            break;
         }
         if (is_smtp_reply(r.detail)) {
             m += "Diagnostic-Code: smtp; " + text::header_value(r.detail) + "\r\n";
-        } else if (r.action == Action::failed) {
+        } else if (r.action == Action::failed || (r.action == Action::delayed && !r.detail.empty())) {
             // A local delivery's own words (a maildir path, say) are not for the
             // sender when it succeeded.
             m += "Diagnostic-Code: x-local; " + text::header_value(r.detail) + "\r\n";
         }
-        m += "Last-Attempt-Date: " + date + "\r\n";
+        m += "Last-Attempt-Date: " + (in.last_attempt ? rfc5322_date(*in.last_attempt) : date) + "\r\n";
+        if (r.action == Action::delayed && in.retry_until) {
+            m += "Will-Retry-Until: " + rfc5322_date(*in.retry_until) + "\r\n";
+        }
     }
     m += "\r\n--" + boundary + "\r\n";
     // RFC 6533: headers with UTF-8 travel as message/global-headers, RFC 6532

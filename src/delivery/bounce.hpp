@@ -1,6 +1,6 @@
 // bounce: the delivery status notifications (RFC 3464 multipart/report) sent
-// to the sender: failures for good, and the successes that RFC 3461 NOTIFY=SUCCESS
-// asks for. Pure: which recipients to report is the runner's decision.
+// to the sender: failures for good, and the successes and delays that RFC 3461
+// NOTIFY=SUCCESS and NOTIFY=DELAY ask for. Pure: which recipients to report is the runner's decision.
 #pragma once
 
 #include "base/clock.hpp"
@@ -12,8 +12,8 @@
 
 namespace smtpspool {
 
-// RFC 3464 §2.3.3, the actions we report (no "delayed" or "expanded").
-enum class Action { failed, delivered, relayed };
+// RFC 3464 §2.3.3, the actions we report (no "expanded").
+enum class Action { failed, delivered, relayed, delayed };
 
 struct ReportedRecipient {
     std::string address;
@@ -25,7 +25,7 @@ struct ReportedRecipient {
 
 struct BounceInput {
     const Envelope& original;
-    std::vector<ReportedRecipient> recipients; // all failed, or none failed
+    std::vector<ReportedRecipient> recipients; // all failed, all delayed, or delivered and relayed
     std::string original_headers;              // the header section of message.eml, CRLF line ends
     std::string hostname;                      // our name: Reporting-MTA and MAILER-DAEMON@
     std::string id;                            // the bounce's own queue id
@@ -35,6 +35,11 @@ struct BounceInput {
     std::optional<std::string> original_message = std::nullopt;
     // RET=FULL asked for a message too big to return (only its headers are).
     bool too_big_to_return = false;
+    // A delay notice: until when delivery will be tried (RFC 3464 §2.3.9
+    // Will-Retry-Until), the message's arrival plus --max-queue-time.
+    std::optional<TimePoint> retry_until = std::nullopt;
+    // When the recipients were last tried, when not now (Last-Attempt-Date).
+    std::optional<TimePoint> last_attempt = std::nullopt;
 };
 
 // The whole message with CRLF line ends, a Received: header first.

@@ -13,6 +13,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fcntl.h>
+#include <set>
+#include <sys/wait.h>
 #include <tuple>
 #include <unistd.h>
 
@@ -71,6 +76,111 @@ Deliverer& Runner::deliverer_for(const TransportSpec& spec)
     return *it->second;
 }
 
+namespace {
+
+// RunStats' counts by name, for serialize and parse.
+template <class S, class F>
+void each_count(S& s, F&& f)
+{
+    f("messages", s.messages);
+    f("attempted", s.attempted);
+    f("locked", s.locked);
+    f("not_due", s.not_due);
+    f("held", s.held);
+    f("unreadable", s.unreadable);
+    f("delivered", s.delivered);
+    f("deferred", s.deferred);
+    f("failed", s.failed);
+    f("bounces", s.bounces);
+    f("delayed", s.delayed);
+    f("removed", s.removed);
+    f("errors", s.errors);
+}
+
+std::optional<std::size_t> to_count(std::string_view text)
+{
+    std::size_t n = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) {
+        return std::nullopt;
+    }
+    return n;
+}
+
+} // namespace
+
+void RunStats::add(const RunStats& other)
+{
+    std::vector<std::size_t> theirs;
+    each_count(other, [&](const char*, const std::size_t& n) { theirs.push_back(n); });
+    std::size_t k = 0;
+    each_count(*this, [&](const char*, std::size_t& n) { n += theirs[k++]; });
+    for (const auto& [domain, n] : other.no_route) {
+        no_route[domain] += n;
+    }
+}
+
+// "NAME COUNT" lines, then "no_route COUNT DOMAIN" lines (a domain has no
+// line end: it comes from a checked address).
+std::string RunStats::serialize() const
+{
+    std::string out;
+    each_count(*this, [&](const char* name, const std::size_t& n) {
+        out += std::string(name) + " " + std::to_string(n) + "\n";
+    });
+    for (const auto& [domain, n] : no_route) {
+        out += "no_route " + std::to_string(n) + " " + domain + "\n";
+    }
+    return out;
+}
+
+std::optional<RunStats> RunStats::parse(std::string_view text)
+{
+    RunStats s;
+    std::map<std::string, std::size_t> counts;
+    while (!text.empty()) {
+        std::size_t end = text.find('\n');
+        if (end == std::string_view::npos) {
+            return std::nullopt;
+        }
+        std::string_view line = text.substr(0, end);
+        text.remove_prefix(end + 1);
+        std::size_t sp = line.find(' ');
+        if (sp == std::string_view::npos) {
+            return std::nullopt;
+        }
+        std::string_view name = line.substr(0, sp);
+        std::string_view rest = line.substr(sp + 1);
+        if (name == "no_route") {
+            std::size_t sp2 = rest.find(' ');
+            auto n = to_count(rest.substr(0, sp2));
+            if (sp2 == std::string_view::npos || !n) {
+                return std::nullopt;
+            }
+            s.no_route[std::string(rest.substr(sp2 + 1))] += *n;
+            continue;
+        }
+        auto n = to_count(rest);
+        if (!n || !counts.emplace(std::string(name), *n).second) {
+            return std::nullopt;
+        }
+    }
+    bool complete = true;
+    each_count(s, [&](const char* name, std::size_t& n) {
+        auto it = counts.find(name);
+        if (it == counts.end()) {
+            complete = false;
+        } else {
+            n = it->second;
+            counts.erase(it);
+        }
+    });
+    if (!complete || !counts.empty()) {
+        return std::nullopt;
+    }
+    return s;
+}
+
 RunStats Runner::run(const std::vector<std::string>& ids)
 {
     RunStats stats;
@@ -84,10 +194,20 @@ RunStats Runner::run(const std::vector<std::string>& ids)
         ++stats.errors;
         return stats;
     }
-    for (const std::string& id : todo.value()) {
-        process(queue.value(), id, !ids.empty(), stats);
+    const bool force = !ids.empty();
+    std::vector<Lane> lanes;
+    if (m_config.concurrency > 1 && todo.value().size() > 1) {
+        lanes = plan_lanes(survey(queue.value(), todo.value(), force), m_config.concurrency,
+                           m_config.concurrency_per_host);
     }
-    finish_deliverers();
+    if (lanes.size() > 1) {
+        run_lanes(queue.value(), lanes, force, stats);
+    } else {
+        for (const std::string& id : todo.value()) {
+            process(queue.value(), id, force, stats);
+        }
+        finish_deliverers();
+    }
     for (const auto& [domain, recipients] : stats.no_route) {
         m_log.log(LogLine("no-route").add("domain", domain).add("deferred", recipients));
     }
@@ -100,8 +220,129 @@ RunStats Runner::run(const std::vector<std::string>& ids)
                   .add("bounces", stats.bounces)
                   .add("removed", stats.removed)
                   .add("locked", stats.locked)
-                  .add("held", stats.held));
+                  .add("held", stats.held)
+                  .add("workers", stats.workers));
     return stats;
+}
+
+std::vector<PlannedMessage> Runner::survey(const QueueDir& queue, const std::vector<std::string>& ids, bool force)
+{
+    std::vector<PlannedMessage> out;
+    out.reserve(ids.size());
+    const TimePoint now = m_clock.now();
+    for (const std::string& id : ids) {
+        PlannedMessage m{id, {}};
+        auto entry = queue.entry(id);
+        auto e = entry ? entry.value().load() : Result<Envelope>(entry.error());
+        if (e && !e.value().held && (force || is_due(e.value(), now) || expired_age(e.value(), now))) {
+            std::set<std::string> hops;
+            for (const Recipient& r : e.value().recipients) {
+                if (r.status != RecipientStatus::pending) {
+                    continue;
+                }
+                if (const Route* route = find_route(m_config.routes, recipient_domain(r.address, e.value().hostname))) {
+                    hops.insert(route->transport.text);
+                }
+            }
+            m.hops.assign(hops.begin(), hops.end());
+        }
+        out.push_back(std::move(m));
+    }
+    return out;
+}
+
+// Each worker is this process forked, without exec: it handles its lane's
+// messages as a pass without workers would (the same locks, the same
+// records), with deliverers of its own that it opens only in itself, and
+// writes its counts to a pipe before it exits. A worker that dies leaves its
+// remaining messages to the next pass (the locks die with it).
+void Runner::run_lanes(const QueueDir& queue, const std::vector<Lane>& lanes, bool force, RunStats& stats)
+{
+    finish_deliverers(); // none may be shared with a worker
+    struct Worker {
+        pid_t pid = -1;
+        int from = -1; // the read end of its pipe
+    };
+    std::vector<Worker> workers;
+    for (std::size_t n = 0; n < lanes.size(); ++n) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
+            m_log.log(LogLine("runq-error").add("reason", std::string("pipe: ") + std::strerror(errno)));
+            ++stats.errors;
+            break;
+        }
+        pid_t pid = ::fork();
+        if (pid < 0) {
+            m_log.log(LogLine("runq-error").add("reason", std::string("fork: ") + std::strerror(errno)));
+            ++stats.errors;
+            ::close(fds[0]);
+            ::close(fds[1]);
+            break;
+        }
+        if (pid == 0) {
+            ::close(fds[0]);
+            for (const Worker& w : workers) {
+                ::close(w.from);
+            }
+            int status = 0;
+            RunStats mine;
+            try {
+                for (const std::string& id : lanes[n].ids) {
+                    process(queue, id, force, mine);
+                }
+                finish_deliverers();
+            } catch (...) {
+                status = 70; // what main does with an exception
+            }
+            std::string text = mine.serialize();
+            for (std::size_t done = 0; done < text.size();) {
+                ssize_t w = ::write(fds[1], text.data() + done, text.size() - done);
+                if (w < 0 && errno == EINTR) {
+                    continue;
+                }
+                if (w <= 0) {
+                    status = 74;
+                    break;
+                }
+                done += static_cast<std::size_t>(w);
+            }
+            ::_exit(status);
+        }
+        ::close(fds[1]);
+        workers.push_back({pid, fds[0]});
+    }
+    stats.workers = workers.size();
+    // Each pipe to its end (a worker writes only when it is done), then its status.
+    for (std::size_t n = 0; n < workers.size(); ++n) {
+        std::string text;
+        char buf[4096];
+        for (;;) {
+            ssize_t r = ::read(workers[n].from, buf, sizeof buf);
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r <= 0) {
+                break;
+            }
+            text.append(buf, static_cast<std::size_t>(r));
+        }
+        ::close(workers[n].from);
+        int status = 0;
+        while (::waitpid(workers[n].pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        auto counts = RunStats::parse(text);
+        if (counts) {
+            stats.add(*counts);
+        }
+        if (!counts || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            ++stats.errors;
+            std::string how = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                                  : "exit status " + std::to_string(WEXITSTATUS(status));
+            m_log.log(LogLine("runq-error")
+                          .add("worker", static_cast<std::uint64_t>(n))
+                          .add("reason", "worker ended with " + how + (counts ? "" : ", its counts lost")));
+        }
+    }
 }
 
 // Queues one notification about `reported` (all failed, or none) to the
@@ -110,7 +351,8 @@ RunStats Runner::run(const std::vector<std::string>& ids)
 bool Runner::queue_notice(const SpoolEntry& entry, const Envelope& e, const std::vector<ReportedRecipient>& reported,
                           TimePoint now, RunStats& stats)
 {
-    const bool failure = reported.front().action == Action::failed;
+    const Action kind = reported.front().action;
+    const bool failure = kind == Action::failed;
     // A BINARYMIME message cannot travel inside a notice sent with DATA:
     // only its header section is returned. Nor does a limited envelope's
     // (from a client that could not relay) return more than a little of it.
@@ -129,6 +371,14 @@ bool Runner::queue_notice(const SpoolEntry& entry, const Envelope& e, const std:
         }
         BounceInput in{e,           reported, std::move(head),  m_config.hostname,
                        bid.value(), now,      std::move(whole), full && text && !fits};
+        if (kind == Action::delayed) {
+            if (auto arrived = parse_rfc3339_utc(e.received_at)) {
+                in.retry_until = *arrived + m_config.max_queue_time;
+            }
+            if (e.last_attempt) {
+                in.last_attempt = parse_rfc3339_utc(*e.last_attempt);
+            }
+        }
         std::string report = compose_bounce(in);
         done = writer.append(report);
         if (done) {
@@ -155,7 +405,7 @@ bool Runner::queue_notice(const SpoolEntry& entry, const Envelope& e, const std:
                   .add("id", e.id)
                   .add("bounce_id", bid.value())
                   .add("to", e.mail_from)
-                  .add("kind", failure ? "failure" : "success"));
+                  .add("kind", failure ? "failure" : kind == Action::delayed ? "delay" : "success"));
     return true;
 }
 
@@ -339,6 +589,32 @@ void Runner::send_notices(const SpoolEntry& entry, Envelope& e, const Reports& r
     if (!reports.succeeded.empty()) {
         std::ignore = queue_notice(entry, e, reports.succeeded, now, stats);
     }
+    // Recorded only once queued: a notice that could not be queued is tried
+    // again at the next pass.
+    if (!reports.delayed.empty() && queue_notice(entry, e, reports.delayed, now, stats)) {
+        e.delay_notified = rfc3339_utc(now);
+        ++stats.delayed;
+    }
+}
+
+// RFC 3461 §4.1: a delay notice, once per message, when it has waited
+// --delay-warning, to the recipients still pending whose NOTIFY has DELAY or
+// who gave no NOTIFY; never to the null sender, nor about a message from a
+// client that could not relay (dsn_limited: the sender address is anyone's).
+void Runner::add_delay_warnings(const Envelope& e, TimePoint now, Reports& reports) const
+{
+    if (!m_config.delay_warning || e.delay_notified || e.mail_from.empty() || e.dsn_limited) {
+        return;
+    }
+    auto arrived = parse_rfc3339_utc(e.received_at);
+    if (!arrived || now - *arrived < *m_config.delay_warning) {
+        return;
+    }
+    for (const Recipient& r : e.recipients) {
+        if (r.status == RecipientStatus::pending && notify_delay(r.notify)) {
+            reports.delayed.push_back({r.address, r.last_error.value_or(""), false, Action::delayed, r.orcpt});
+        }
+    }
 }
 
 void Runner::finish_message(SpoolEntry& entry, Envelope& e, TimePoint now, RunStats& stats)
@@ -378,6 +654,19 @@ void Runner::process(const QueueDir& queue, const std::string& id, bool force, R
     TimePoint now = m_clock.now();
     if (!force && !is_due(e, now) && !expired_age(e, now)) {
         ++stats.not_due;
+        // Not tried now, but it may have waited long enough for its delay notice.
+        Reports reports;
+        add_delay_warnings(e, now, reports);
+        if (!reports.delayed.empty()) {
+            send_notices(entry, e, reports, now, stats);
+            if (!e.delay_notified) {
+                return; // not queued: the next pass tries again
+            }
+            if (auto r = entry.rewrite(e); !r) {
+                ++stats.errors;
+                m_log.log(LogLine("runq-error").add("id", e.id).add("reason", r.error().message));
+            }
+        }
         return;
     }
     ++stats.attempted;
@@ -386,6 +675,7 @@ void Runner::process(const QueueDir& queue, const std::string& id, bool force, R
     deliver_routed(entry, e, routed, reports, stats);
     ++e.attempts;
     e.last_attempt = rfc3339_utc(now);
+    add_delay_warnings(e, now, reports);
     send_notices(entry, e, reports, now, stats);
     finish_message(entry, e, now, stats);
 }

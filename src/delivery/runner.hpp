@@ -9,6 +9,7 @@
 #include "base/clock.hpp"
 #include "base/log.hpp"
 #include "delivery/route.hpp"
+#include "delivery/schedule.hpp"
 #include "delivery/deliverer.hpp"
 #include "base/fs.hpp"
 #include "spool/spool_entry.hpp"
@@ -19,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace smtpspool {
@@ -29,6 +31,13 @@ struct RunnerConfig {
     std::vector<Route> routes;
     std::vector<std::chrono::seconds> schedule;
     std::chrono::seconds max_queue_time{5 * 86400};
+    // Worker processes of one pass, in all and per next hop (schedule.hpp);
+    // 1: the pass runs in this process.
+    std::size_t concurrency = 1;
+    std::size_t concurrency_per_host = 1;
+    // Send one "delayed" notice (RFC 3464) about a message that has waited
+    // this long, to the recipients whose NOTIFY allows it; none: never.
+    std::optional<std::chrono::seconds> delay_warning{};
 };
 
 struct RunStats {
@@ -42,11 +51,20 @@ struct RunStats {
     std::size_t deferred = 0;   // recipients
     std::size_t failed = 0;     // recipients
     std::size_t bounces = 0;    // notifications queued
+    std::size_t delayed = 0;    // of them, delay notices
     std::size_t removed = 0;    // messages done with
     std::size_t errors = 0;     // local failures (envelope not updated)
     // Recipients deferred because no route covers their domain, by domain:
     // logged once per domain at the end of the run, not per message.
     std::map<std::string, std::size_t> no_route;
+    std::size_t workers = 0; // worker processes the pass used (0: none, it ran in runq itself)
+
+    // Another part of the same pass (a worker's) added to this one.
+    void add(const RunStats& other);
+    // One line per count and per no_route domain, and back (for the pipe from
+    // a worker to the runner); nullopt when malformed.
+    std::string serialize() const;
+    static std::optional<RunStats> parse(std::string_view text);
 };
 
 using DelivererFactory = std::function<std::unique_ptr<Deliverer>(const TransportSpec&)>;
@@ -58,6 +76,8 @@ public:
     Runner(RunnerConfig config, DelivererFactory factory, LogSink& log, const Clock& clock, Fs& fs);
     ~Runner();
     // ids empty: every message in the queue that is due. With ids: those, due or not.
+    // With concurrency above 1, the messages are shared among worker
+    // processes forked here (plan_lanes), each with its own deliverers.
     RunStats run(const std::vector<std::string>& ids);
     // smtpspool bounce: gives up now on the pending recipients of the
     // message that `entry` holds locked, whose envelope is e, for which
@@ -81,6 +101,7 @@ private:
     struct Reports {
         std::vector<ReportedRecipient> failed;    // RFC 3461: those whose NOTIFY asks for FAILURE
         std::vector<ReportedRecipient> succeeded; // and SUCCESS, when we are the last to know
+        std::vector<ReportedRecipient> delayed;   // and DELAY (or says nothing), once per message
     };
 
     // The steps of one message: lock and load, due or not (an expired message
@@ -88,6 +109,12 @@ private:
     // deliver, expire what is still pending when the message is expired, tell
     // the sender, remove or reschedule.
     void process(const QueueDir& queue, const std::string& id, bool force, RunStats& stats);
+    // The messages and the next hops of their pending recipients, as the
+    // envelopes say without their locks (a worker reads again under the lock).
+    std::vector<PlannedMessage> survey(const QueueDir& queue, const std::vector<std::string>& ids, bool force);
+    // Forks one worker per lane, waits for all, adds up their counts.
+    void run_lanes(const QueueDir& queue, const std::vector<Lane>& lanes, bool force, RunStats& stats);
+    void add_delay_warnings(const Envelope& e, TimePoint now, Reports& reports) const;
     std::optional<Locked> load_locked(const QueueDir& queue, const std::string& id, RunStats& stats);
     void expire_unreadable(SpoolEntry& entry, const std::string& id, RunStats& stats);
     bool is_due(const Envelope& e, TimePoint now) const;

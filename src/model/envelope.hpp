@@ -101,6 +101,9 @@ struct Envelope {
     // On hold: runq leaves the message alone, due or not, until it is
     // released (smtpspool hold, release). Written only when true.
     bool held = false;
+    // When runq queued the one "delayed" notice about this message (runq
+    // --delay-warning), RFC 3339, UTC (written only when set).
+    std::optional<std::string> delay_notified;
 };
 
 // A queue id: [A-Za-z0-9_-], 1 to 128 octets, so a single safe path component.

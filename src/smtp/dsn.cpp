@@ -175,6 +175,11 @@ bool notify_success(const std::optional<std::vector<std::string>>& notify)
     return notify && std::find(notify->begin(), notify->end(), "SUCCESS") != notify->end();
 }
 
+bool notify_delay(const std::optional<std::vector<std::string>>& notify)
+{
+    return !notify || std::find(notify->begin(), notify->end(), "DELAY") != notify->end();
+}
+
 std::optional<std::vector<std::string>> limited_notify(const std::optional<std::vector<std::string>>& notify)
 {
     if (!notify) {

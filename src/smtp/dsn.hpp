@@ -40,6 +40,8 @@ std::string orcpt_parameter(std::string_view stored);
 // assumed, SUCCESS not.
 bool notify_failure(const std::optional<std::vector<std::string>>& notify);
 bool notify_success(const std::optional<std::vector<std::string>>& notify);
+// DELAY: named, or no NOTIFY at all (we take the default as FAILURE,DELAY).
+bool notify_delay(const std::optional<std::vector<std::string>>& notify);
 
 // What is honoured of NOTIFY from a client that could not relay (the sender
 // address is anyone's): FAILURE alone. No NOTIFY stays none (failures are

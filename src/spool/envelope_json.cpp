@@ -95,6 +95,7 @@ void check_time(const std::string& v)
 constexpr char k_received_at[] = "received_at";
 constexpr char k_last_attempt[] = "last_attempt";
 constexpr char k_next_attempt[] = "next_attempt";
+constexpr char k_delay_notified[] = "delay_notified";
 
 // RFC 3461 §4.1: NEVER alone, or SUCCESS, FAILURE, DELAY each at most once.
 void check_notify(const std::vector<std::string>& keywords)
@@ -157,6 +158,7 @@ void visit_fields(E& e, V& v)
     v.text("last_attempt", e.last_attempt, Presence::late, check_time<k_last_attempt>);
     v.text("next_attempt", e.next_attempt, Presence::late, check_time<k_next_attempt>);
     v.flag("held", e.held, Presence::when_set);
+    v.text("delay_notified", e.delay_notified, Presence::when_set, check_time<k_delay_notified>);
 }
 
 // Builds the ordered_json tree of an envelope.

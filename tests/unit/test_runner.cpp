@@ -98,7 +98,7 @@ struct Fixture {
 
     RunStats run(std::vector<std::string> ids = {})
     {
-        RunnerConfig c{dir.path(), "mx.test", routes, {30min, 1h}, 5 * 24h};
+        RunnerConfig c{dir.path(), "mx.test", routes, {30min, 1h}, 5 * 24h, concurrency, per_host, delay_warning};
         Runner runner(
             c,
             [this](const TransportSpec& spec) {
@@ -139,6 +139,9 @@ struct Fixture {
     std::function<void(Envelope&)> tweak; // applied to each envelope queue() writes
     PosixFs posix;
     Fs* fs = nullptr; // the runner's file system calls, when not posix
+    std::size_t concurrency = 1;
+    std::size_t per_host = 1;
+    std::optional<std::chrono::seconds> delay_warning;
 };
 
 using Notify = std::vector<std::string>;
@@ -786,5 +789,173 @@ TEST_SUITE("runner")
         CHECK(f.log.has("result=deferred detail=\"451 4.3.0 still later\""));
         CHECK_FALSE(f.log.has("tls="));
         CHECK_FALSE(f.log.has("delivery-config-error"));
+    }
+
+    TEST_CASE("delay notice: once, after --delay-warning, to the recipients still pending that want it")
+    {
+        Fixture f;
+        f.delay_warning = 4h;
+        f.tweak = [](Envelope& e) {
+            e.dsn_envid = "ENV42";
+            e.recipients[0].notify = Notify{"DELAY", "FAILURE"};
+            e.recipients[0].orcpt = "rfc822;U@far.test";
+            e.recipients[2].notify = Notify{"FAILURE"};
+            e.recipients[3].notify = Notify{"NEVER"};
+            e.recipients[4].notify = Notify{"SUCCESS", "DELAY"};
+        };
+        std::string id = f.queue("alice@b.test", {"u@far.test", "v@far.test", "w@far.test", "x@far.test",
+                                                  "y@far.test", "z@far.test"},
+                                 "Subject: slow one\r\n\r\nsecret body\r\n");
+        for (auto a : {"u@far.test", "v@far.test", "w@far.test", "x@far.test", "y@far.test"}) {
+            f.script.answers[a] = {Outcome::temporary, "451 4.3.0 try later"};
+        }
+        // Before the time: deferred, no notice.
+        RunStats s = f.run();
+        CHECK(s.deferred == 5);
+        CHECK(s.bounces == 0);
+        CHECK(f.queued() == std::vector<std::string>{id});
+        CHECK_FALSE(f.envelope(id).delay_notified);
+        // After it: one notice, about u (DELAY), v (no NOTIFY) and y
+        // (DELAY), not w (FAILURE only), x (NEVER) or z (delivered).
+        f.clock.advance(4h);
+        s = f.run();
+        CHECK(s.deferred == 5);
+        CHECK(s.bounces == 1);
+        CHECK(s.delayed == 1);
+        Envelope e = f.envelope(id);
+        REQUIRE(e.delay_notified);
+        CHECK(*e.delay_notified == rfc3339_utc(f.clock.now()));
+        auto q = f.queued();
+        REQUIRE(q.size() == 2);
+        const std::string notice = q[0] == id ? q[1] : q[0];
+        Envelope b = f.envelope(notice);
+        CHECK(b.mail_from == "");
+        REQUIRE(b.recipients.size() == 1);
+        CHECK(b.recipients[0].address == "alice@b.test");
+        std::string m = f.message(notice);
+        CHECK(m.find("Subject: Delayed Mail (still being retried)\r\n") != std::string::npos);
+        CHECK(m.find("has not yet been delivered to the following\r\nrecipients:\r\n\r\n"
+                     "<u@far.test>: 451 4.3.0 try later\r\n<v@far.test>: 451 4.3.0 try later\r\n"
+                     "<y@far.test>: 451 4.3.0 try later\r\n") != std::string::npos);
+        CHECK(m.find("Original-Envelope-Id: ENV42\r\n") != std::string::npos);
+        CHECK(m.find("Original-Recipient: rfc822; U@far.test\r\nFinal-Recipient: rfc822; u@far.test\r\n"
+                     "Action: delayed\r\nStatus: 4.3.0\r\nDiagnostic-Code: smtp; 451 4.3.0 try later\r\n"
+                     "Last-Attempt-Date: ") != std::string::npos);
+        // Will-Retry-Until: the arrival plus max-queue-time (5 days).
+        auto arrived = parse_rfc3339_utc(e.received_at);
+        REQUIRE(arrived);
+        CHECK(m.find("Will-Retry-Until: " + rfc5322_date(*arrived + 5 * 24h) + "\r\n") != std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; w@far.test") == std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; x@far.test") == std::string::npos);
+        CHECK(m.find("Final-Recipient: rfc822; z@far.test") == std::string::npos);
+        CHECK(m.find("Action: failed") == std::string::npos);
+        CHECK(m.find("Content-Type: text/rfc822-headers\r\n") != std::string::npos);
+        CHECK(m.find("Subject: slow one") != std::string::npos);
+        CHECK(m.find("secret body") == std::string::npos);
+        CHECK(f.log.has("event=bounce id=" + id + " bounce_id=" + notice + " to=alice@b.test kind=delay"));
+        // Never a second one, however long it waits.
+        f.clock.advance(24h);
+        s = f.run({id});
+        CHECK(s.deferred == 5);
+        CHECK(s.bounces == 0);
+        CHECK(f.queued().size() == 2);
+        CHECK(f.envelope(id).delay_notified == e.delay_notified);
+    }
+
+    TEST_CASE("delay notice: also for a message that is not due, without a delivery attempt")
+    {
+        Fixture f;
+        f.delay_warning = 1h;
+        std::string id = f.queue("alice@b.test", {"u@far.test"});
+        f.script.answers["u@far.test"] = {Outcome::temporary, "451 4.3.0 try later"};
+        f.run();
+        f.clock.advance(50min);
+        f.run();
+        Envelope e = f.envelope(id);
+        CHECK(e.attempts == 2);
+        const auto next = e.next_attempt;
+        // 1h 10m after arrival, the next attempt is an hour away.
+        f.clock.advance(20min);
+        f.script.calls.clear();
+        RunStats s = f.run();
+        CHECK(s.not_due == 1);
+        CHECK(s.bounces == 1);
+        CHECK(f.script.calls.empty());
+        e = f.envelope(id);
+        CHECK(e.delay_notified == rfc3339_utc(f.clock.now()));
+        CHECK(e.attempts == 2);
+        CHECK(e.next_attempt == next);
+        // The notice names the last attempt's time, not now.
+        auto q = f.queued();
+        REQUIRE(q.size() == 2);
+        std::string m = f.message(q[0] == id ? q[1] : q[0]);
+        CHECK(m.find("Last-Attempt-Date: " + rfc5322_date(*parse_rfc3339_utc(*e.last_attempt)) + "\r\n") !=
+              std::string::npos);
+        CHECK(f.run().bounces == 0);
+    }
+
+    TEST_CASE("delay notice: never to the null sender, a limited envelope's sender, or without --delay-warning")
+    {
+        for (int which = 0; which < 4; ++which) {
+            CAPTURE(which);
+            Fixture f;
+            f.delay_warning = 1h;
+            std::string sender = "alice@b.test";
+            if (which == 0) {
+                sender = "";
+            } else if (which == 1) {
+                f.tweak = [](Envelope& e) { e.dsn_limited = true; };
+            } else if (which == 2) {
+                f.delay_warning.reset();
+            } else {
+                f.tweak = [](Envelope& e) { e.recipients[0].notify = Notify{"SUCCESS", "FAILURE"}; };
+            }
+            std::string id = f.queue(sender, {"u@far.test"});
+            f.script.answers["u@far.test"] = {Outcome::temporary, "451 4.3.0 try later"};
+            f.clock.advance(2h);
+            RunStats s = f.run();
+            CHECK(s.deferred == 1);
+            CHECK(s.bounces == 0);
+            CHECK(f.queued() == std::vector<std::string>{id});
+            CHECK_FALSE(f.envelope(id).delay_notified);
+        }
+    }
+
+    TEST_CASE("delay notice: a message that fails for good or expires in that run gets no delay notice")
+    {
+        Fixture f;
+        f.delay_warning = 1h;
+        f.queue("alice@b.test", {"u@far.test"});
+        f.script.answers["u@far.test"] = {Outcome::permanent, "550 5.1.1 no"};
+        f.clock.advance(2h);
+        RunStats s = f.run();
+        CHECK(s.bounces == 1);
+        auto q = f.queued();
+        REQUIRE(q.size() == 1);
+        CHECK(f.message(q[0]).find("Action: delayed") == std::string::npos);
+    }
+
+    TEST_CASE("concurrency: worker processes share the queue; their counts add up, every message once")
+    {
+        Fixture f;
+        f.concurrency = 3;
+        f.per_host = 2;
+        std::string why;
+        f.routes.push_back(*parse_route("other.test=smtp:other.test", why));
+        for (int i = 0; i < 12; ++i) {
+            f.queue("a@b.test", {"u" + std::to_string(i) + (i % 3 == 0 ? "@other.test" : "@far.test")});
+        }
+        // Delivered by the workers: this process's deliverers are never made.
+        RunStats s = f.run();
+        CHECK(s.workers == 3); // far.test gets two, other.test one
+        CHECK(s.messages == 12);
+        CHECK(s.attempted == 12);
+        CHECK(s.delivered == 12);
+        CHECK(s.removed == 12);
+        CHECK(s.errors == 0);
+        CHECK(f.queued().empty());
+        CHECK(f.script.created == 0);
+        CHECK(f.log.has("event=runq-done messages=12 attempted=12 delivered=12"));
+        CHECK(f.log.has("workers=3"));
     }
 }

@@ -308,6 +308,7 @@ TEST_SUITE("spool")
         e.last_attempt = "2199-12-31T23:59:59.999999Z";
         e.next_attempt = "2199-12-31T23:59:59.999999Z";
         e.held = true; // smtpspool hold
+        e.delay_notified = "2199-12-31T23:59:59.999999Z";
         const std::size_t rewritten = envelope_to_json(e).size();
         MESSAGE("after runq: " << rewritten << " octets, cap " << limits::k_max_envelope_size);
         CHECK(rewritten > committed);
