@@ -195,13 +195,16 @@ RunStats Runner::run(const std::vector<std::string>& ids)
         return stats;
     }
     const bool force = !ids.empty();
-    std::vector<Lane> lanes;
+    std::vector<std::vector<Lane>> phases;
     if (m_config.concurrency > 1 && todo.value().size() > 1) {
-        lanes = plan_lanes(survey(queue.value(), todo.value(), force), m_config.concurrency,
-                           m_config.concurrency_per_host);
+        phases = plan_phases(survey(queue.value(), todo.value(), force), m_config.concurrency,
+                             m_config.concurrency_per_host);
     }
-    if (lanes.size() > 1) {
-        run_lanes(queue.value(), lanes, force, stats);
+    const bool parallel = std::any_of(phases.begin(), phases.end(), [](const auto& p) { return p.size() > 1; });
+    if (parallel) {
+        for (const std::vector<Lane>& lanes : phases) {
+            run_lanes(queue.value(), lanes, force, stats);
+        }
     } else {
         for (const std::string& id : todo.value()) {
             process(queue.value(), id, force, stats);
@@ -311,7 +314,7 @@ void Runner::run_lanes(const QueueDir& queue, const std::vector<Lane>& lanes, bo
         ::close(fds[1]);
         workers.push_back({pid, fds[0]});
     }
-    stats.workers = workers.size();
+    stats.workers += workers.size();
     // Each pipe to its end (a worker writes only when it is done), then its status.
     for (std::size_t n = 0; n < workers.size(); ++n) {
         std::string text;

@@ -145,4 +145,21 @@ std::vector<Lane> plan_lanes(const std::vector<PlannedMessage>& messages, std::s
     return lanes;
 }
 
+std::vector<std::vector<Lane>> plan_phases(const std::vector<PlannedMessage>& messages, std::size_t concurrency,
+                                           std::size_t per_host)
+{
+    std::vector<PlannedMessage> single;
+    std::vector<PlannedMessage> several;
+    for (const PlannedMessage& m : messages) {
+        (m.hops.size() > 1 ? several : single).push_back(m);
+    }
+    std::vector<std::vector<Lane>> phases;
+    for (const auto* part : {&single, &several}) {
+        if (auto lanes = plan_lanes(*part, concurrency, per_host); !lanes.empty()) {
+            phases.push_back(std::move(lanes));
+        }
+    }
+    return phases;
+}
+
 } // namespace smtpspool

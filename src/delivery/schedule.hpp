@@ -6,7 +6,7 @@
 // hops linked by a message with recipients at both form one group; a group
 // gets up to M workers (each may talk to every hop of the group), all groups
 // together at most N. So at most M workers ever connect to one next hop, and
-// each keeps its connection for all its messages to that hop.
+// each keeps its connection for all its messages to that hop (in a phase).
 #pragma once
 
 #include <cstddef>
@@ -34,5 +34,13 @@ struct Lane {
 // to the lanes with the fewest messages. No messages: no lanes.
 std::vector<Lane> plan_lanes(const std::vector<PlannedMessage>& messages, std::size_t concurrency,
                              std::size_t per_host);
+
+// A pass in two phases, one after the other: first the messages with at most
+// one next hop (each hop its own group), then those with several. So a few
+// messages with recipients at several hops do not join every hop into one
+// group of M workers; the price is that the workers of the second phase
+// open their connections anew. A phase without messages is left out.
+std::vector<std::vector<Lane>> plan_phases(const std::vector<PlannedMessage>& messages, std::size_t concurrency,
+                                           std::size_t per_host);
 
 } // namespace smtpspool

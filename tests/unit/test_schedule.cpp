@@ -143,6 +143,37 @@ TEST_CASE("plan_lanes: a message with recipients at two hops joins them in one g
     check_plan(m, lanes, 10, 2);
 }
 
+TEST_CASE("plan_phases: messages with several hops come second and do not join the others' groups")
+{
+    std::vector<PlannedMessage> m;
+    for (int i = 0; i < 40; ++i) {
+        m.push_back(msg(std::to_string(i), {"smtp:h" + std::to_string(i % 4) + ":25"}));
+    }
+    // A chain a-b, b-c, c-d: in one phase every hop would be one group of two workers.
+    m.push_back(msg("ab", {"smtp:h0:25", "smtp:h1:25"}));
+    m.push_back(msg("bc", {"smtp:h1:25", "smtp:h2:25"}));
+    m.push_back(msg("cd", {"smtp:h2:25", "smtp:h3:25"}));
+    m.push_back(msg("none", {}));
+    CHECK(plan_lanes(m, 10, 2).size() == 2);
+    auto phases = plan_phases(m, 10, 2);
+    REQUIRE(phases.size() == 2);
+    CHECK(phases[0].size() == 8); // two per hop
+    CHECK(phases[1].size() == 2); // the chain is one group
+    std::size_t total = 0;
+    for (const auto& lanes : phases) {
+        for (const Lane& l : lanes) {
+            total += l.ids.size();
+        }
+    }
+    CHECK(total == m.size());
+    CHECK(phases[1][0].ids == std::vector<std::string>{"ab", "cd"});
+    CHECK(phases[1][1].ids == std::vector<std::string>{"bc"});
+    // Only messages with one hop: one phase.
+    m.resize(40);
+    CHECK(plan_phases(m, 10, 2).size() == 1);
+    CHECK(plan_phases({}, 10, 2).empty());
+}
+
 TEST_CASE("plan_lanes: messages without hops go to the lightest lanes")
 {
     std::vector<PlannedMessage> m{msg("1", {"smtp:a:25"}), msg("2", {"smtp:a:25"}), msg("3", {"smtp:a:25"}),
@@ -189,6 +220,9 @@ TEST_CASE("plan_lanes: random queues keep every cap")
         const std::size_t per_host = rng() % 4;
         CAPTURE(round);
         check_plan(m, plan_lanes(m, concurrency, per_host), concurrency, per_host);
+        for (const auto& lanes : plan_phases(m, concurrency, per_host)) {
+            CHECK(lanes.size() <= std::max<std::size_t>(concurrency, 1));
+        }
     }
 }
 
