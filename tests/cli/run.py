@@ -293,6 +293,71 @@ def runq_logs_a_missing_route_once_per_run_and_check_config_warns(tmp):
 
 
 @test
+def runq_sends_one_delay_notice_where_notify_allows_it(tmp):
+    # --delay-warning 4h over a real spool whose arrival times are moved back
+    # in the envelopes: one notice about the message without NOTIFY, none for
+    # NOTIFY=NEVER or FAILURE, the null sender, a limited envelope, or a
+    # message that has not waited long enough; a second runq sends none again.
+    spool = os.path.join(tmp, "spool")
+    code, out, _ = session(spool, [("a@b.example", ["u@far.example"], f"Subject: m{i}\r\n\r\nx\r\n".encode())
+                                   for i in range(6)])
+    ids = queued_ids(out)
+    expect(code == 0 and len(ids) == 6, out)
+    old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5 * 3600))
+    recent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    changes = [
+        {},                                                  # no NOTIFY: DELAY is assumed
+        {"notify": ["NEVER"]},
+        {"notify": ["FAILURE"]},
+        {"mail_from": ""},
+        {"dsn_limited": True},
+        {"notify": ["DELAY"], "received_at": recent},
+    ]
+    for qid, change in zip(ids, changes):
+        path = os.path.join(spool, "queue", qid, "envelope.json")
+        with open(path) as f:
+            env = json.load(f)
+        env["received_at"] = change.get("received_at", old)
+        if "notify" in change:
+            env["recipients"][0]["notify"] = change["notify"]
+        for key in ("mail_from", "dsn_limited"):
+            if key in change:
+                env[key] = change[key]
+        with open(path, "w") as f:
+            json.dump(env, f)
+    args = ["runq", "--spool", spool, "--hostname", "mx.test", "--log", "stderr", "--delay-warning", "4h",
+            "--route", "far.example=pipe:cat >/dev/null; exit 75"]
+    code, out, err = run(args)
+    expect(code == 0, (code, err))
+    expect(re.search(rb"event=runq-done messages=6 attempted=6 delivered=0 deferred=6 failed=0 bounces=1 ", err), err)
+    notices = sorted(set(os.listdir(os.path.join(spool, "queue"))) - set(ids))
+    expect(len(notices) == 1, notices)
+    expect(re.search(("event=bounce id=" + ids[0] + " bounce_id=" + notices[0] +
+                      " to=a@b.example kind=delay").encode(), err), err)
+    with open(os.path.join(spool, "queue", notices[0], "envelope.json")) as f:
+        env = json.load(f)
+    expect(env["mail_from"] == "" and [r["address"] for r in env["recipients"]] == ["a@b.example"], env)
+    with open(os.path.join(spool, "queue", notices[0], "message.eml"), "rb") as f:
+        notice = f.read()
+    for want in (b"Subject: Delayed Mail (still being retried)\r\n",
+                 b"Content-Type: multipart/report; report-type=delivery-status;",
+                 b"X-Smtpspool-Queue-ID: " + ids[0].encode() + b"\r\n",
+                 b"Final-Recipient: rfc822; u@far.example\r\nAction: delayed\r\nStatus: 4.0.0\r\n",
+                 b"Will-Retry-Until: ", b"Subject: m0\r\n"):
+        expect(want in notice, want, notice)
+    expect(b"Action: failed" not in notice, notice)
+    for i, qid in enumerate(ids):
+        with open(os.path.join(spool, "queue", qid, "envelope.json")) as f:
+            env = json.load(f)
+        expect(("delay_notified" in env) == (i == 0), i, env)
+    # Once: neither the next pass nor a forced one sends another.
+    for again in (args, args + ids):
+        code, out, err = run(again)
+        expect(code == 0 and b" bounces=0 " in err, (code, err))
+        expect(sorted(os.listdir(os.path.join(spool, "queue"))) == sorted(ids + notices), err)
+
+
+@test
 def help_and_version(tmp):
     for cmd in ([], ["serve"], ["mailq"], ["runq"], ["cat"], ["remove"], ["check-config"]):
         code, out, err = run(cmd + ["--help"])
