@@ -17,7 +17,10 @@ sessions through tcpserver, and start-up time to the 220 greeting; (4) 20
 parallel clients, 2000 messages through tcpserver; (5) delivery by runq to a
 local sink (bench/delivery.py) and exim's queue run to the same kind of sink;
 (6) the queue's gauges and shape (smtpspool stats, mailq --summary, --shape)
-on a spool of QUEUE_N messages (bench/queue_stats.py). Also: callgrind instructions per message and user CPU per 4 KiB message.
+on a spool of QUEUE_N messages (bench/queue_stats.py); (7) runq serial and
+with --concurrency, and exim -qff alone and ten at once, 1000 messages to
+ten slow next hops (bench/parallel.py, its own section).
+Also: callgrind instructions per message and user CPU per 4 KiB message.
 
 Environment: RUNS (5), WARMUP (1), BENCH_WORK (/var/tmp/smtpspool-bench, on
 the disk), BENCH_TMPFS (/dev/shm/smtpspool-bench), N (1000), BIG (100M),
@@ -588,8 +591,8 @@ def write_results(started, load0, binary_desc, end_load, elapsed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "smtpspool"))
-    ap.add_argument("--only", default="small big sessions greet concurrent delivery cpu queue",
-                    help="space-separated subset of: small big sessions greet concurrent delivery cpu queue")
+    ap.add_argument("--only", default="small big sessions greet concurrent delivery cpu queue parallel",
+                    help="space-separated subset of: small big sessions greet concurrent delivery cpu queue parallel")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md from the last run's results (BENCH_WORK/results.json)")
     a = ap.parse_args()
@@ -715,6 +718,13 @@ def main():
         json.dump(saved, f, indent=1)
     write_results(started, load0, binary_desc, saved["end_load"], saved["elapsed"])
     shutil.rmtree(T, ignore_errors=True)
+    if "parallel" in only:
+        # Its own section of RESULTS.md (bench/parallel.py writes it).
+        log("parallel: bench/parallel.py", f"(load {loadavg()})")
+        p = subprocess.run([PY, os.path.join(HERE, "parallel.py"), "--binary", binary, "--runs", str(max(3, RUNS)),
+                            "--results", os.path.join(HERE, "RESULTS.md")], capture_output=True, text=True)
+        if p.returncode != 0:
+            log("parallel.py failed:", p.stderr[-1500:])
 
 
 if __name__ == "__main__":
