@@ -15,7 +15,9 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <csignal>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <set>
 #include <sys/wait.h>
 #include <tuple>
@@ -267,6 +269,7 @@ void Runner::run_lanes(const QueueDir& queue, const std::vector<Lane>& lanes, bo
         int from = -1; // the read end of its pipe
     };
     std::vector<Worker> workers;
+    const pid_t parent = ::getpid();
     for (std::size_t n = 0; n < lanes.size(); ++n) {
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -283,6 +286,12 @@ void Runner::run_lanes(const QueueDir& queue, const std::vector<Lane>& lanes, bo
             break;
         }
         if (pid == 0) {
+            // A worker ends with its runq (killed, say), as a runq's own
+            // delivery would: no orphan goes on delivering. The runq may have
+            // ended before the request took effect.
+            if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent) {
+                ::_exit(75);
+            }
             ::close(fds[0]);
             for (const Worker& w : workers) {
                 ::close(w.from);

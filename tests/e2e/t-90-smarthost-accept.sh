@@ -80,7 +80,8 @@ assert_eq 3 "${#IDS[@]}" "queued messages"
 step "one runq to the smarthost"
 t0=$EPOCHREALTIME
 status=0
-runq_logged "$TEST_TMP/runq.log" --spool "$SPOOL" --hostname relay.test \
+# --concurrency 1: the transactions arrive in queue order, one connection.
+runq_logged "$TEST_TMP/runq.log" --spool "$SPOOL" --hostname relay.test --concurrency 1 \
     --smarthost "127.0.0.1:$SMARTHOST_PORT" --smtp-timeout 10s || status=$?
 cat "$TEST_TMP/runq.log"
 assert_eq 0 "$status" "exit status of runq"

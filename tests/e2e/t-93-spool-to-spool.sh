@@ -49,7 +49,8 @@ run(main)
 EOF
 
 step "runq in A with B as the smarthost"
-runq_logged "$TEST_TMP/runq.log" --spool "$A" --hostname relay.test --smarthost "127.0.0.1:$PORT" \
+# --concurrency 1: B receives the messages in A's queue order.
+runq_logged "$TEST_TMP/runq.log" --spool "$A" --hostname relay.test --concurrency 1 --smarthost "127.0.0.1:$PORT" \
     --smtp-timeout 10s || fail "runq exited $?"
 cat "$TEST_TMP/runq.log"
 assert_contains "$(cat "$TEST_TMP/runq.log")" "delivered=4 deferred=0 failed=0 bounces=0 removed=3" "runq log"

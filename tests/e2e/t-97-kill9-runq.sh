@@ -45,7 +45,9 @@ rm -f "$RUNNING/\$\$"
 exit 0
 EOF
 chmod +x "$TEST_TMP/deliver.sh"
-RUNQ=(--spool "$SPOOL" --hostname relay.test --retry-schedule 1h --route "pipe.test=pipe:$TEST_TMP/deliver.sh")
+# --concurrency 1: one delivery in flight when runq is killed (the accounting
+# below); runq with workers is t-86.
+RUNQ=(--spool "$SPOOL" --hostname relay.test --concurrency 1 --retry-schedule 1h --route "pipe.test=pipe:$TEST_TMP/deliver.sh")
 
 step "queue 60 messages"
 SPOOL=$SPOOL python3 - <<'EOF'

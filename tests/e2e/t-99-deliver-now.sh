@@ -36,8 +36,10 @@ data = b"EHLO client.test\r\n"
 for n in range(20):
     data += b"MAIL FROM:<s%d@client.test>\r\nRCPT TO:<r%d@pipe.test>\r\nDATA\r\nSubject: now %d\r\n\r\nbody\r\n.\r\n" % (n, n, n)
 data += b"QUIT\r\n"
+# --concurrency 1 (passed on to the runq): the runq delivers itself, no worker.
 p = subprocess.run([binary(), "--spool", spool, "--hostname", "mx.test", "--log", "stderr", "--deliver-now",
-                    "--route", route], input=data, capture_output=True, env=clean_env(), timeout=30)
+                    "--concurrency", "1", "--route", route], input=data, capture_output=True, env=clean_env(),
+                   timeout=30)
 expect_eq(0, p.returncode, "serve's exit status")
 ids = [line.rsplit(" ", 1)[1] for line in p.stdout.decode().splitlines() if "queued as" in line]
 expect_eq(20, len(ids), f"messages accepted ({p.stdout!r})")
@@ -67,6 +69,7 @@ with open(os.path.join(out, first + ".argv")) as f:
     argv = f.read().split("\n")[:-1]
 expect_eq(sorted(ids), sorted(argv[-20:]), "the ids the runq was started with")
 expect("runq" in argv and "--route" in argv and route in argv, "the runq's arguments", "runq and the session's --route", argv)
+expect(argv[argv.index("--concurrency") + 1] == "1", "the runq's --concurrency", "the session's, 1", argv)
 with open(os.path.join(out, first + ".sid")) as f:
     sid = int(f.read())
 expect(sid != os.getsid(0), "the runq's session", "not the test's", sid)
