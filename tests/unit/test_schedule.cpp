@@ -47,11 +47,11 @@ void check_plan(const std::vector<PlannedMessage>& messages, const std::vector<L
         }
     }
     CHECK(seen.size() == messages.size());
-    for (const auto& [id, n] : seen) {
-        CHECK_MESSAGE(n == 1, id);
+    for (const auto& entry : seen) {
+        CHECK_MESSAGE(entry.second == 1, entry.first);
     }
-    for (const auto& [hop, n] : lanes_per_hop) {
-        CHECK_MESSAGE(n <= std::max<std::size_t>(per_host, 1), hop);
+    for (const auto& entry : lanes_per_hop) {
+        CHECK_MESSAGE(entry.second <= std::max<std::size_t>(per_host, 1), entry.first);
     }
 }
 
