@@ -128,6 +128,10 @@ TEST_SUITE("config")
             {{"--proxy-from", "10.0.0.0/40"}, "proxy-from: not an address or CIDR network"},
             {{"--proxy-protocol", "--proxy-from", "lb.test"}, "proxy-from: not an address or CIDR network"},
             {{"--config", dir.path() + "/missing.conf"}, "cannot read"},
+            {{"runq", "--concurrency", "0"}, "concurrency: must be at least 1"},
+            {{"runq", "--concurrency", "1001"}, "concurrency: at most 1000"},
+            {{"runq", "--concurrency-per-host", "0"}, "concurrency-per-host: must be at least 1"},
+            {{"runq", "--delay-warning", "soon"}, "delay-warning"},
         };
         for (const Row& r : rows) {
             ConfigExit e = exits(r.args);
@@ -140,6 +144,27 @@ TEST_SUITE("config")
         ConfigExit e = exits({"--config", path});
         CHECK(e.status == k_exit_config);
         CHECK(e.text.find("no-such-key") != std::string::npos);
+    }
+
+    TEST_CASE("runq: --concurrency, --concurrency-per-host and --delay-warning, and their defaults")
+    {
+        Config c = ok({"runq"});
+        CHECK(c.concurrency == 10);
+        CHECK(c.concurrency_per_host == 2);
+        CHECK_FALSE(c.delay_warning);
+        c = ok({"runq", "--concurrency", "3", "--concurrency-per-host", "1", "--delay-warning", "4h"});
+        CHECK(c.concurrency == 3);
+        CHECK(c.concurrency_per_host == 1);
+        CHECK(c.delay_warning == std::chrono::seconds(4 * 3600));
+        // serve passes them on to the runq of --deliver-now.
+        auto args = runq_arguments(c);
+        auto at = [&](const std::string& name) {
+            auto it = std::find(args.begin(), args.end(), name);
+            return it == args.end() || it + 1 == args.end() ? std::string() : *(it + 1);
+        };
+        CHECK(at("--concurrency") == "3");
+        CHECK(at("--concurrency-per-host") == "1");
+        CHECK(at("--delay-warning") == "4h");
     }
 
     TEST_CASE("TLS options: certificate and key together; requiring TLS needs them")
