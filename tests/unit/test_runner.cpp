@@ -945,17 +945,20 @@ TEST_SUITE("runner")
         for (int i = 0; i < 12; ++i) {
             f.queue("a@b.test", {"u" + std::to_string(i) + (i % 3 == 0 ? "@other.test" : "@far.test")});
         }
+        f.tweak = [](Envelope& e) { e.held = true; };
+        std::string held = f.queue("a@b.test", {"h@far.test"});
         // Delivered by the workers: this process's deliverers are never made.
         RunStats s = f.run();
         CHECK(s.workers == 3); // far.test gets two, other.test one
-        CHECK(s.messages == 12);
+        CHECK(s.messages == 13);
+        CHECK(s.held == 1);
         CHECK(s.attempted == 12);
         CHECK(s.delivered == 12);
         CHECK(s.removed == 12);
         CHECK(s.errors == 0);
-        CHECK(f.queued().empty());
+        CHECK(f.queued() == std::vector<std::string>{held});
         CHECK(f.script.created == 0);
-        CHECK(f.log.has("event=runq-done messages=12 attempted=12 delivered=12"));
+        CHECK(f.log.has("event=runq-done messages=13 attempted=12 delivered=12"));
         CHECK(f.log.has("workers=3"));
     }
 }
