@@ -192,8 +192,9 @@ for i in 1 2; do
         queue_session "$TEST_TMP/s-bad" >/dev/null
 done
 before=$(grep -c '"success": false' "$TEST_TMP/starttls/auth.jsonl" || true)
+# One runner process: each worker keeps its own once-per-run memory.
 runq_logged "$TEST_TMP/bad.runq.log" --spool "$TEST_TMP/s-bad" --hostname relay.test --smtp-timeout 10s \
-    --smarthost "localhost:$PORT_starttls" --smtp-auth-file "$BAD" || fail "runq exited $?"
+    --concurrency 1 --smarthost "localhost:$PORT_starttls" --smtp-auth-file "$BAD" || fail "runq exited $?"
 log=$(cat "$TEST_TMP/bad.runq.log")
 echo "$log"
 assert_eq 2 "$(grep -c 'event=delivery .*result=deferred' <<<"$log")" "535: deferred recipients"

@@ -25,7 +25,7 @@ set_rules "$RULES" '{"rcpt": {"defer-rcpt@far.test": "451 4.3.0 mailbox busy, tr
   "data_for": {"defer-data@far.test": "451 4.3.2 not accepting messages now"}}'
 start_smarthost "$SINK" "$RULES"
 RUNQ=(--spool "$SPOOL" --hostname relay.test --smarthost "127.0.0.1:$SMARTHOST_PORT" --retry-schedule "10m,1h"
-    --smtp-timeout 10s)
+    --smtp-timeout 10s --concurrency 1)
 
 step "queue M1 and M2"
 SPOOL=$SPOOL python3 - <<'EOF' >"$TEST_TMP/ids"
