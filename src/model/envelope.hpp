@@ -3,6 +3,7 @@
 #pragma once
 
 #include "base/result.hpp"
+#include "model/content.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -93,6 +94,10 @@ struct Envelope {
     // honoured when the message was accepted (written only when true).
     bool dsn_limited = false;
     std::uint64_t size = 0; // octets of message.eml
+    // What message.eml's octets are (the spool writer looks at every octet it
+    // stores); absent in envelopes written before it was recorded: unknown,
+    // and runq reads the message to find out when it matters.
+    std::optional<Content> content;
     std::vector<Recipient> recipients;
     // Delivery state, kept by runq (optional when reading: absent = never tried).
     std::uint64_t attempts = 0;

@@ -140,6 +140,7 @@ void visit_fields(E& e, V& v)
     v.text("dsn_envid", e.dsn_envid, Presence::when_set, check_envid);
     v.flag("dsn_limited", e.dsn_limited, Presence::when_set);
     v.count("size", e.size, Presence::required);
+    v.optional_named("content", e.content, content_name, content_from_name);
     v.array("recipients", e.recipients, [&](auto& r) {
         v.text("address", r.address, Presence::required);
         v.named("status", r.status, status_name, status_from_name);
@@ -184,6 +185,14 @@ public:
     void named(const char* key, T value, std::string_view (*name)(T), std::optional<T> (*)(std::string_view))
     {
         (*m_current)[key] = std::string(name(value));
+    }
+    template <class T>
+    void optional_named(const char* key, const std::optional<T>& value, std::string_view (*name)(T),
+                        std::optional<T> (*)(std::string_view))
+    {
+        if (value) {
+            (*m_current)[key] = std::string(name(*value));
+        }
     }
     void count(const char* key, std::uint64_t value, Presence) { (*m_current)[key] = value; }
     void flag(const char* key, bool value, Presence presence)
@@ -271,6 +280,15 @@ public:
     {
         start(key);
         string(name(value));
+    }
+    template <class T>
+    void optional_named(const char* key, const std::optional<T>& value, std::string_view (*name)(T),
+                        std::optional<T> (*)(std::string_view))
+    {
+        if (value) {
+            start(key);
+            string(name(*value));
+        }
     }
     void port(const char* key, const std::optional<std::uint64_t>& value)
     {
@@ -461,6 +479,22 @@ public:
     void named(const char* key, T& value, std::string_view (*)(T), std::optional<T> (*from_name)(std::string_view))
     {
         auto parsed = from_name(string_of(member(key), key));
+        if (!parsed) {
+            throw Invalid{std::string("\"") + key + "\" has an unknown value"};
+        }
+        value = *parsed;
+    }
+    // Written only when known: absent is unknown; when there, a known name.
+    template <class T>
+    void optional_named(const char* key, std::optional<T>& value, std::string_view (*)(T),
+                        std::optional<T> (*from_name)(std::string_view))
+    {
+        const Json* v = find(key);
+        if (v == nullptr) {
+            value.reset();
+            return;
+        }
+        auto parsed = from_name(string_of(*v, key));
         if (!parsed) {
             throw Invalid{std::string("\"") + key + "\" has an unknown value"};
         }

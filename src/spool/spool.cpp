@@ -147,6 +147,8 @@ Result<std::string> SpoolWriter::begin()
     }
     m_buffer.clear();
     m_written = 0;
+    m_content = ContentScanner();
+    m_prepended = Content::seven_bit;
     return m_id;
 }
 
@@ -178,6 +180,7 @@ Result<void> SpoolWriter::append(std::string_view bytes)
     if (m_id.empty()) {
         return Error{EBADF, "no message is open"};
     }
+    m_content.feed(bytes);
     if (m_buffer.size() + bytes.size() > limits::k_write_buffer) {
         if (auto r = flush(); !r) {
             return r;
@@ -265,6 +268,9 @@ Result<void> SpoolWriter::prepend(std::string_view bytes)
         return failure("cannot rename message.new in");
     }
     m_written += bytes.size();
+    ContentScanner scanner;
+    scanner.feed(bytes);
+    m_prepended = worse(m_prepended, scanner.result());
     return {};
 }
 
@@ -286,6 +292,7 @@ Result<void> SpoolWriter::commit(Envelope& envelope)
     }
     envelope.id = m_id;
     envelope.size = m_written;
+    envelope.content = worse(m_prepended, m_content.result());
     std::string json = envelope_to_json(envelope);
     // What runq may add to it must still fit in what runq reads
     // (limits::k_envelope_growth_per_recipient says why this is enough).

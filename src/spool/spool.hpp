@@ -3,6 +3,7 @@
 #pragma once
 
 #include "base/clock.hpp"
+#include "model/content.hpp"
 #include "model/envelope.hpp"
 #include "base/fs.hpp"
 #include "base/result.hpp"
@@ -53,6 +54,8 @@ private:
     int m_fd = -1;
     std::string m_buffer;
     std::uint64_t m_written = 0;
+    ContentScanner m_content;                   // what append() stored
+    Content m_prepended = Content::seven_bit;   // what prepend() stored
 };
 
 // --- shorthands over QueueDir and SpoolEntry (spool_entry.hpp) ---
