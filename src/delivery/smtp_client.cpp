@@ -115,6 +115,10 @@ EhloFeatures parse_ehlo(const ServerReply& reply)
             f.dsn = true;
         } else if (keyword == "starttls") {
             f.starttls = true;
+        } else if (keyword == "chunking") {
+            f.chunking = true;
+        } else if (keyword == "binarymime") {
+            f.binary_mime = true;
         } else if (keyword == "size") {
             f.size = true;
             // RFC 1870 §4: size-param = [1*DIGIT]; absent or 0 means no fixed limit.
@@ -228,14 +232,16 @@ std::string reply_detail(const ServerReply& reply)
     return text::detail_line(text, k_max_detail);
 }
 
-std::string mail_command(const Envelope& envelope, const EhloFeatures& features, std::uint64_t size)
+std::string mail_command(const Envelope& envelope, const EhloFeatures& features, std::uint64_t size,
+                         std::optional<Body> body)
 {
     std::string mail = "MAIL FROM:<" + envelope.mail_from + ">";
     if (features.size) {
         mail += " SIZE=" + std::to_string(size);
     }
-    if (envelope.body == Body::eight_bit_mime) {
-        mail += " BODY=8BITMIME";
+    Body declared = body.value_or(envelope.body);
+    if (declared != Body::seven_bit) {
+        mail += " BODY=" + std::string(body_name(declared));
     }
     if (envelope.smtputf8) {
         mail += " SMTPUTF8";

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,15 +73,20 @@ struct EhloFeatures {
     bool dsn = false;            // RFC 3461
     bool starttls = false;       // RFC 3207
     std::vector<std::string> auth; // RFC 4954: the AUTH mechanisms, upper case
+    bool chunking = false;       // RFC 3030 BDAT
+    bool binary_mime = false;    // RFC 3030 BODY=BINARYMIME
 };
 
 EhloFeatures parse_ehlo(const ServerReply& reply);
 
 // The MAIL command for `envelope` to a server with `features`, CRLF included:
 // SIZE=size when the server offers SIZE (RFC 1870), BODY=8BITMIME (RFC 6152
-// §3), SMTPUTF8 (RFC 6531 §3.4), and, to a server that offers DSN, RET and
-// ENVID as received (RFC 3461 §6.2.1). The caller has checked the address.
-std::string mail_command(const Envelope& envelope, const EhloFeatures& features, std::uint64_t size);
+// §3) or BODY=BINARYMIME (RFC 3030 §3), SMTPUTF8 (RFC 6531 §3.4), and, to a
+// server that offers DSN, RET and ENVID as received (RFC 3461 §6.2.1). The
+// BODY= is `body` when given (what choose_transfer decided), else the
+// envelope's. The caller has checked the address.
+std::string mail_command(const Envelope& envelope, const EhloFeatures& features, std::uint64_t size,
+                         std::optional<Body> body = std::nullopt);
 
 // The RCPT command for one recipient, CRLF included: with NOTIFY and ORCPT as
 // received when the server offers DSN.

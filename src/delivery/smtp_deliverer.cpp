@@ -58,7 +58,9 @@ struct SmtpDeliverer::Transaction {
     std::vector<St> state;
     std::vector<std::size_t> sent; // positions in delivery.recipients given to RCPT
     int file = -1;
-    std::uint64_t size = 0;
+    std::uint64_t size = 0;        // octets to send (converted ones when converting)
+    BodyTransfer transfer;         // how they go (prepare_body)
+    Downgrade downgrade;           // the conversion's plan, when converting
 
     explicit Transaction(const Delivery& d)
         : delivery(d), out(d.recipients.size()), state(d.recipients.size(), St::waiting)
@@ -462,24 +464,7 @@ std::vector<RecipientOutcome> SmtpDeliverer::deliver_message(const Delivery& del
                            false);
             return tx.out;
         }
-        if (envelope.body == Body::binary_mime) {
-            // RFC 3030 §3: a BINARYMIME message goes only by BDAT to a server
-            // that offers BINARYMIME, or is converted, or is returned. We send
-            // by DATA alone and convert nothing: it is returned.
-            tx.decide_open(
-                Outcome::permanent,
-                text::detail_line("554 5.6.3 not sent: the message is BODY=BINARYMIME, which needs BDAT (RFC "
-                                  "3030), and runq sends with DATA only",
-                                  k_max_detail),
-                false);
-            return tx.out;
-        }
-        if (envelope.body == Body::eight_bit_mime && !m_features.eight_bit_mime) {
-            tx.decide_open(Outcome::permanent,
-                           text::detail_line("554 5.6.3 not sent: " + where() +
-                                                 " does not offer 8BITMIME, which the message needs",
-                                             k_max_detail),
-                           false);
+        if (!prepare_body(tx)) {
             return tx.out;
         }
         if (m_features.size && m_features.max_size != 0 && tx.size > m_features.max_size) {
@@ -510,12 +495,14 @@ void SmtpDeliverer::run_transaction(Transaction& tx)
     };
 
     std::vector<Command> commands;
-    commands.push_back({Kind::mail, mail_command(envelope, m_features, tx.size)});
+    commands.push_back({Kind::mail, mail_command(envelope, m_features, tx.size, tx.transfer.declare)});
     for (std::size_t pos : tx.sent) {
         const Recipient& r = envelope.recipients[tx.delivery.recipients[pos]];
         commands.push_back({Kind::rcpt, rcpt_command(r, m_features), pos});
     }
-    commands.push_back({Kind::data, "DATA\r\n"});
+    if (!tx.transfer.bdat) {
+        commands.push_back({Kind::data, "DATA\r\n"});
+    }
 
     const bool pipelining = m_features.pipelining;
     const std::size_t group = pipelining ? k_pipeline_group : 1;
@@ -531,7 +518,7 @@ void SmtpDeliverer::run_transaction(Transaction& tx)
         }
         // RFC 2920 §3.1: DATA ends a group, so it goes with the last RCPTs.
         std::size_t end = std::min(commands.size(), next + group);
-        if (pipelining && end == commands.size() - 1) {
+        if (pipelining && !tx.transfer.bdat && end == commands.size() - 1) {
             ++end;
         }
         std::string batch;
@@ -585,7 +572,21 @@ void SmtpDeliverer::run_transaction(Transaction& tx)
         next = end;
     }
 
-    if (mail_refused || tx.accepted() == 0) {
+    ServerReply done;
+    if (tx.transfer.bdat) {
+        if (mail_refused || tx.accepted() == 0) {
+            abort_transaction();
+            return;
+        }
+        ChunksReply chunks = send_chunks(tx);
+        if (!chunks.last && (klass(chunks.reply) == 4 || klass(chunks.reply) == 5) && chunks.reply.code != 421) {
+            // RFC 3030 §2: after a refused chunk, no more chunks; RSET.
+            tx.decide_open(outcome_of(chunks.reply), reply_detail(chunks.reply), true);
+            abort_transaction();
+            return;
+        }
+        done = chunks.reply;
+    } else if (mail_refused || tx.accepted() == 0) {
         if (data_sent && data_reply.code == 354) {
             // A server that starts DATA although no recipient was accepted (or
             // MAIL was refused) gets the end of data at once; its reply does not
@@ -595,17 +596,17 @@ void SmtpDeliverer::run_transaction(Transaction& tx)
         }
         abort_transaction();
         return;
-    }
-    if (data_reply.code != 354) {
+    } else if (data_reply.code != 354) {
         if (klass(data_reply) == 4 || klass(data_reply) == 5) {
             tx.decide_open(outcome_of(data_reply), reply_detail(data_reply), true);
             abort_transaction();
             return;
         }
         throw Lost{"unexpected reply to DATA from " + where() + ": " + reply_detail(data_reply)};
+    } else {
+        send_data(tx);
+        done = read_reply(m_timeouts.data_done, "reply to the end of data");
     }
-    send_data(tx);
-    ServerReply done = read_reply(m_timeouts.data_done, "reply to the end of data");
     if (done.code == 421 || klass(done) == 3) {
         throw Lost{klass(done) == 3 ? "unexpected reply to the end of data from " + where() + ": " +
                                                             reply_detail(done)
@@ -619,31 +620,158 @@ void SmtpDeliverer::run_transaction(Transaction& tx)
     }
 }
 
-// The message file, 64 KiB at a time, through the dot-stuffer.
+// Decides how the body goes; false when that decided every recipient
+// (refused for good, or the message file unreadable).
+bool SmtpDeliverer::prepare_body(Transaction& tx)
+{
+    const Envelope& envelope = tx.delivery.envelope;
+    auto unreadable = [&tx](const Error& e) {
+        tx.decide_open(Outcome::temporary, text::detail_line(e.message, k_max_detail), false);
+        return false;
+    };
+    Content content = Content::binary;
+    if (envelope.content) {
+        content = *envelope.content;
+    } else {
+        // An envelope from before "content" was recorded: look at the message.
+        auto scanned = scan_content(tx.file);
+        if (!scanned) {
+            return unreadable(scanned.error());
+        }
+        content = *scanned;
+    }
+    tx.transfer = choose_transfer(envelope.body, content, m_features, where());
+    if (tx.transfer.way == BodyTransfer::Way::refused) {
+        tx.decide_open(Outcome::permanent, tx.transfer.refusal, false);
+        return false;
+    }
+    if (tx.transfer.way == BodyTransfer::Way::converted) {
+        auto planned = plan_downgrade(tx.file, envelope.smtputf8);
+        if (!planned) {
+            return unreadable(planned.error());
+        }
+        if (!planned->refusal.empty()) {
+            tx.decide_open(Outcome::permanent,
+                           text::detail_line("554 5.6.3 not sent: " + where() +
+                                                 " does not offer 8BITMIME, and the message cannot be converted "
+                                                 "to 7 bits: " + planned->refusal,
+                                             k_max_detail),
+                           false);
+            return false;
+        }
+        tx.downgrade = std::move(*planned);
+        tx.size = tx.downgrade.size;
+    }
+    return true;
+}
+
+// The message (as stored or converted), a block at a time, through the dot-stuffer.
 void SmtpDeliverer::send_data(Transaction& tx)
 {
+    bool converting = tx.transfer.way == BodyTransfer::Way::converted;
+    BodySource source(tx.file, converting ? &tx.downgrade : nullptr, tx.delivery.envelope.smtputf8);
     DotStuffer stuffer;
+    std::string block;
     std::string wire;
     for (;;) {
-        ssize_t n = ::read(tx.file, m_buffer.data(), m_buffer.size());
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
+        block.clear();
+        auto more = source.next(block);
+        if (!more) {
             // The server has the message half-sent; only closing the
             // connection keeps it from taking a truncated one.
-            throw Lost{"cannot read the message file: " + std::string(std::strerror(errno))};
+            throw Lost{more.error().message};
         }
-        if (n == 0) {
+        if (!*more) {
             break;
         }
         wire.clear();
-        stuffer.feed(std::string_view(m_buffer.data(), static_cast<std::size_t>(n)), wire);
+        stuffer.feed(block, wire);
         send_all(wire, m_timeouts.data_block, "data");
+    }
+    if (!source.refusal().empty()) {
+        throw Lost{"not sent: " + source.refusal()};
     }
     wire.clear();
     stuffer.finish(wire);
     send_all(wire, m_timeouts.data_block, "data");
+}
+
+// The message in BDAT chunks of at most k_bdat_chunk octets (RFC 3030 §2),
+// each streamed from the source as it comes. Without PIPELINING each chunk's
+// reply is read before the next chunk; with it (RFC 3030 §4.2) the replies are
+// read after the LAST chunk. The reply returned is the first refusal of a
+// chunk before the last, or else the LAST chunk's.
+SmtpDeliverer::ChunksReply SmtpDeliverer::send_chunks(Transaction& tx)
+{
+    bool converting = tx.transfer.way == BodyTransfer::Way::converted;
+    BodySource source(tx.file, converting ? &tx.downgrade : nullptr, tx.delivery.envelope.smtputf8);
+    const std::uint64_t total = tx.size;
+    std::uint64_t sent = 0;
+    std::size_t unread = 0; // replies to chunks before the last, not read yet
+    std::string carry;      // octets from the source not sent yet
+    auto pull = [&]() {
+        auto more = source.next(carry);
+        if (!more) {
+            throw Lost{more.error().message};
+        }
+        return *more;
+    };
+    for (;;) {
+        std::uint64_t n = std::min(k_bdat_chunk, total - sent);
+        bool last = sent + n == total;
+        send_all("BDAT " + std::to_string(n) + (last ? " LAST" : "") + "\r\n", m_timeouts.data_block, "BDAT");
+        for (std::uint64_t left = n; left > 0;) {
+            if (carry.empty() && !pull()) {
+                // The server waits for octets that will not come: only closing tells it.
+                throw Lost{"the message file is shorter than its size"};
+            }
+            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(left, carry.size()));
+            if (last && take == left) {
+                // Before the octets that complete the message: nothing may follow them.
+                if (carry.size() > take || pull()) {
+                    throw Lost{"the message file is longer than its size"};
+                }
+                if (!source.refusal().empty()) {
+                    throw Lost{"not sent: " + source.refusal()};
+                }
+            }
+            send_all(std::string_view(carry).substr(0, take), m_timeouts.data_block, "data");
+            carry.erase(0, take);
+            left -= take;
+        }
+        sent += n;
+        if (last) {
+            break;
+        }
+        if (m_features.pipelining) {
+            ++unread;
+            continue;
+        }
+        ServerReply r = read_reply(m_timeouts.data_done, "reply to BDAT");
+        if (r.code == 421 || klass(r) == 3) {
+            throw Lost{klass(r) == 3 ? "unexpected reply to BDAT from " + where() + ": " + reply_detail(r)
+                                     : reply_detail(r)};
+        }
+        if (klass(r) != 2) {
+            return {r, false};
+        }
+    }
+    std::optional<ServerReply> refused;
+    for (; unread > 0; --unread) {
+        ServerReply r = read_reply(m_timeouts.data_done, "reply to BDAT");
+        if (r.code == 421 || klass(r) == 3) {
+            throw Lost{klass(r) == 3 ? "unexpected reply to BDAT from " + where() + ": " + reply_detail(r)
+                                     : reply_detail(r)};
+        }
+        if (klass(r) != 2 && !refused) {
+            refused = r;
+        }
+    }
+    ServerReply done = read_reply(m_timeouts.data_done, "reply to BDAT LAST");
+    if (refused) {
+        return {*refused, false};
+    }
+    return {done, true};
 }
 
 } // namespace smtpspool

@@ -1,9 +1,10 @@
 // smtp_deliverer: delivery of queued messages to one SMTP server (a smarthost)
-// over TCP, RFC 5321 with PIPELINING, SIZE, 8BITMIME and SMTPUTF8; one
-// connection reused for all messages of a run.
+// over TCP, RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8, CHUNKING and
+// BINARYMIME; one connection reused for all messages of a run.
 #pragma once
 
 #include "delivery/client_tls.hpp"
+#include "delivery/body_transfer.hpp"
 #include "delivery/deliverer.hpp"
 #include "delivery/smtp_client.hpp"
 #include "delivery/smtp_security.hpp"
@@ -58,11 +59,19 @@ struct SmtpTimeouts {
 // - An entry of delivery.recipients that is not an index of the envelope's
 //   recipients is temporary (a bug of the caller, never sent).
 // - SMTPUTF8 message, server without SMTPUTF8: every recipient permanent
-//   "553 5.6.7 ...", nothing sent. 8BITMIME message, server without 8BITMIME
-//   (including a server that refused EHLO): every recipient permanent
-//   "554 5.6.3 ...", nothing sent. RFC 6152 §3 allows converting to 7 bits
-//   or failing for good; we fail, since conversion would break signed
-//   messages, and the sender gets a bounce saying why.
+//   "553 5.6.7 ...", nothing sent.
+// - The body goes as choose_transfer (body_transfer.hpp) says, from what the
+//   envelope's "content" records (or, for an envelope without it, what a look
+//   at the message finds), not from BODY= alone: 8-bit content to a server
+//   without 8BITMIME (including one that refused EHLO) is converted to 7 bits
+//   (MimeDowngrade, RFC 6152 §3); what cannot be converted (8-bit content of
+//   a multipart/signed entity, 8-bit header fields of a message without
+//   SMTPUTF8, ...) is permanent "554 5.6.3 ... cannot be converted to 7 bits:
+//   why", nothing sent. A BINARYMIME message goes only to a server that
+//   offers CHUNKING and BINARYMIME; elsewhere permanent "554 5.6.3 ...".
+// - A server that offers CHUNKING gets the message in BDAT chunks (RFC 3030)
+//   instead of DATA; a 4xx/5xx to a chunk before the last decides for every
+//   accepted recipient, as the reply to the last one does.
 // - A message larger than the server's SIZE limit: permanent "552 5.3.4 ...",
 //   nothing sent (RFC 1870: the server would refuse it anyway).
 // - Connection-level trouble (DNS failure, connection refused, a timeout, a
@@ -146,7 +155,15 @@ private:
     void drop();
     [[noreturn]] void refuse_session(const ServerReply& reply, std::string_view what);
     void run_transaction(Transaction& tx);
+    // The body: how it goes (choose_transfer, and the conversion's passes),
+    // then DATA's octets or the BDAT chunks.
+    bool prepare_body(Transaction& tx);
     void send_data(Transaction& tx);
+    struct ChunksReply {
+        ServerReply reply;
+        bool last = true; // the reply to the LAST chunk (else a refused chunk before it)
+    };
+    ChunksReply send_chunks(Transaction& tx);
     void abort_transaction();
 
     void send_all(std::string_view bytes, std::chrono::seconds timeout, std::string_view what);

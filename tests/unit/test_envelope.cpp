@@ -86,6 +86,9 @@ std::string reference_json(const Envelope& e)
         tree["dsn_limited"] = true;
     }
     tree["size"] = e.size;
+    if (e.content) {
+        tree["content"] = std::string(content_name(*e.content));
+    }
     tree["recipients"] = recipients;
     tree["attempts"] = e.attempts;
     tree["last_attempt"] = opt(e.last_attempt);
@@ -299,11 +302,34 @@ TEST_SUITE("envelope")
         CHECK(envelope_to_json(e) == reference_json(e));
         e.dsn_limited = true;
         CHECK(envelope_to_json(e) == reference_json(e));
+        e.content = Content::binary;
+        CHECK(envelope_to_json(e) == reference_json(e));
         e.recipients.clear();
         CHECK(envelope_to_json(e) == reference_json(e));
         e.id.clear();
         e.received_at.clear();
         CHECK(envelope_to_json(e) == reference_json(e));
+    }
+
+    TEST_CASE("content: written when known, read back; absent (an older envelope) is unknown; others refused")
+    {
+        Envelope e = sample();
+        std::string json = envelope_to_json(e);
+        CHECK(json.find("\"content\"") == std::string::npos);
+        auto back = envelope_from_json(json);
+        REQUIRE(back.ok());
+        CHECK(!back.value().content);
+        for (Content c : {Content::seven_bit, Content::eight_bit, Content::binary}) {
+            e.content = c;
+            json = envelope_to_json(e);
+            CHECK(json.find("\"size\": 1234,\n  \"content\": \"" + std::string(content_name(c)) + "\",\n") !=
+                  std::string::npos);
+            back = envelope_from_json(json);
+            REQUIRE(back.ok());
+            CHECK(back.value().content == c);
+        }
+        CHECK(!envelope_from_json(with(json, "\"binary\"", "\"8BIT\"")).ok());
+        CHECK(!envelope_from_json(with(json, "\"binary\"", "8")).ok());
     }
 
     TEST_CASE("DSN keys: written only when given, read back, absent in older envelopes")

@@ -197,6 +197,11 @@ TEST_SUITE("smtp_client")
         CHECK(f.max_size == 10240000);
         CHECK(f.eight_bit_mime);
         CHECK(f.smtputf8);
+        CHECK_FALSE(f.chunking);
+        CHECK_FALSE(f.binary_mime);
+        f = parse_ehlo({250, {"mx", "chunking", "BinaryMIME"}});
+        CHECK(f.chunking);
+        CHECK(f.binary_mime);
 
         // The greeting line is not a keyword.
         f = parse_ehlo({250, {"PIPELINING 8BITMIME SMTPUTF8 SIZE"}});
@@ -407,5 +412,8 @@ TEST_SUITE("smtp_client")
         bare.mail_from = "";
         bare.body = Body::seven_bit;
         CHECK(mail_command(bare, rich, 0) == "MAIL FROM:<> SIZE=0\r\n");
+        // The BODY= decided for this server replaces the envelope's.
+        CHECK(mail_command(e, plain, 1, Body::seven_bit) == "MAIL FROM:<a@b.test> SMTPUTF8\r\n");
+        CHECK(mail_command(bare, plain, 1, Body::binary_mime) == "MAIL FROM:<> BODY=BINARYMIME\r\n");
     }
 }

@@ -70,6 +70,15 @@ public:
             }
         }
     }
+    // Exactly n octets (a BDAT chunk); fewer when the client went away or stalled.
+    std::string bytes(std::size_t n)
+    {
+        while (m_buf.size() < n && fill(k_wait_ms)) {
+        }
+        std::string d = m_buf.substr(0, std::min(n, m_buf.size()));
+        m_buf.erase(0, d.size());
+        return d;
+    }
     // True when the client has sent more than we consumed (within ms): a
     // client without PIPELINING must wait for each reply.
     bool more_within(int ms) { return !m_buf.empty() || fill(ms); }
@@ -147,6 +156,7 @@ std::string escape(std::string_view text)
 //   greet plain   k_ehlo_all or k_ehlo_plain
 //   <             read one command line; <3: three
 //   <data         read the message data through its end mark
+//   <bytes N      read N octets (a BDAT chunk)
 //   <RSET 250 ok  read one line; when it is RSET, answer 250 ok
 //   early         record whether the client has sent more than was read
 //                 (within 50 ms): a client must wait for replies
@@ -236,6 +246,9 @@ private:
             } else if (step == "<data") {
                 flush();
                 c.data();
+            } else if (step.starts_with("<bytes ")) {
+                flush();
+                c.bytes(std::stoul(step.substr(7)));
             } else if (step[0] == '<' && (step.size() == 1 || std::isdigit(static_cast<unsigned char>(step[1])))) {
                 int n = step.size() == 1 ? 1 : std::stoi(step.substr(1));
                 for (int i = 0; i < n; ++i) {
@@ -613,8 +626,13 @@ quit)"},
     TEST_CASE("EHLO refused: HELO, no ESMTP parameters; an 8BITMIME message is then not sent")
     {
         Fixture f("hi\r\n");
-        Fixture eight("caf\xc3\xa9\r\n");
+        Fixture eight("Subject: x\r\n\r\ncaf\xc3\xa9\r\n");
         eight.envelope.body = Body::eight_bit_mime;
+        eight.envelope.content = Content::eight_bit;
+        // Signed content cannot be converted.
+        eight.path = eight.dir.path() + "/signed.eml";
+        std::ofstream(eight.path, std::ios::binary)
+            << "Content-Type: multipart/signed; boundary=s\r\n\r\n--s\r\n\r\ncaf\xc3\xa9\r\n--s--\r\n";
         Played p = play({R"(220 old.test SMTP
 <
 502 5.5.1 EHLO not supported
@@ -634,7 +652,9 @@ quit)"},
         CHECK(p.outcomes.at(0).at(0).outcome == Outcome::delivered);
         CHECK(p.outcomes.at(1).at(0).outcome == Outcome::permanent);
         CHECK(p.outcomes.at(1).at(0).detail ==
-              "554 5.6.3 not sent: " + p.where + " does not offer 8BITMIME, which the message needs");
+              "554 5.6.3 not sent: " + p.where +
+                  " does not offer 8BITMIME, and the message cannot be converted to 7 bits: 8-bit content inside "
+                  "multipart/signed (converting it would break the signature)");
         CHECK(p.conns.at(0).lines.at(1) == "HELO client.test");
         // The second message reused the connection: RSET, then nothing of it was sent.
         CHECK(p.received(0) == "EHLO client.test\r\nHELO client.test\r\nMAIL FROM:<a@b.test>\r\n"
@@ -657,10 +677,12 @@ quit)"},
                                "RCPT TO:<\xc3\xbc@fake.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n");
     }
 
-    TEST_CASE("a BINARYMIME message is never sent with DATA: permanent, even to a server that offers it all")
+    TEST_CASE("a BINARYMIME message goes by BDAT with BODY=BINARYMIME to a server that offers CHUNKING and BINARYMIME")
     {
-        Fixture f(std::string("bin\0ary\nbare\r", 13));
+        const std::string message("bin\0ary\nbare\r", 13);
+        Fixture f(message);
         f.envelope.body = Body::binary_mime;
+        f.envelope.content = Content::binary;
         Played p = play({R"(220 fake.test ESMTP
 <
 250-fake.test hello
@@ -668,13 +690,118 @@ quit)"},
 250-8BITMIME
 250-CHUNKING
 250 BINARYMIME
+<2
+250 ok
+250 ok
+<
+<bytes 13
+250 2.0.0 queued
 quit)"},
                         {f.delivery()});
         REQUIRE(p.outcomes.at(0).size() == 1);
-        CHECK(p.outcomes[0][0].outcome == Outcome::permanent);
-        CHECK(p.outcomes[0][0].detail == "554 5.6.3 not sent: the message is BODY=BINARYMIME, which needs BDAT "
-                                         "(RFC 3030), and runq sends with DATA only");
+        CHECK(p.outcomes[0][0].outcome == Outcome::delivered);
+        CHECK(p.outcomes[0][0].detail == "250 2.0.0 queued");
+        CHECK(p.received(0) == "EHLO client.test\r\nMAIL FROM:<a@b.test> BODY=BINARYMIME\r\nRCPT TO:<u@fake.test>\r\n"
+                               "BDAT 13 LAST\r\n" + message + "QUIT\r\n");
+    }
+
+    TEST_CASE("a BINARYMIME message to a server without BINARYMIME or CHUNKING: permanent, nothing sent")
+    {
+        Fixture f(std::string("bin\0ary\nbare\r", 13));
+        f.envelope.body = Body::binary_mime;
+        Played p = play({"220 fake.test ESMTP\n<\n250-fake.test hello\n250-8BITMIME\n250 CHUNKING\nquit",
+                         "greet all\nquit"},
+                        {f.delivery(), f.delivery()}, Use{.fresh = true, .finish = false});
+        CHECK(p.outcomes.at(0).at(0).outcome == Outcome::permanent);
+        CHECK(p.outcomes.at(0).at(0).detail == "554 5.6.3 not sent: the message is BODY=BINARYMIME, and " + p.where +
+                                                   " does not offer BINARYMIME (RFC 3030)");
+        CHECK(p.outcomes.at(1).at(0).detail == "554 5.6.3 not sent: the message is BODY=BINARYMIME, and " + p.where +
+                                                   " does not offer CHUNKING and BINARYMIME (RFC 3030)");
         CHECK(p.received(0) == "EHLO client.test\r\nQUIT\r\n"); // no MAIL, no octet of it
+    }
+
+    TEST_CASE("8-bit content to a server without 8BITMIME is converted; 7-bit content goes as it is, without BODY=")
+    {
+        const std::string header = "Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                                   "Content-Transfer-Encoding: 8bit\r\n\r\n";
+        Fixture eight(header + "caf\xc3\xa9 =\r\n");
+        eight.envelope.body = Body::eight_bit_mime; // declared, and the envelope does not say what it holds
+        Fixture undeclared(header + "na\xc3\xafve\r\n");
+        undeclared.envelope.content = Content::eight_bit;
+        Fixture seven("Subject: y\r\n\r\nplain\r\n");
+        seven.envelope.body = Body::eight_bit_mime;
+        seven.envelope.content = Content::seven_bit;
+        const std::string converted = "Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                                      "Content-Transfer-Encoding: quoted-printable\r\n\r\n";
+        const std::string body1 = converted + "caf=C3=A9 =3D\r\n";
+        const std::string body2 = converted + "na=C3=AFve\r\n";
+        Played p = play({"220 fake.test ESMTP\n<\n250-fake.test hello\n250 SIZE\n"
+                         "<\n250 ok\n<\n250 ok\n<\n354 go\n<data\n250 one\n<RSET 250 ok\n"
+                         "<\n250 ok\n<\n250 ok\n<\n354 go\n<data\n250 two\n<RSET 250 ok\n"
+                         "<\n250 ok\n<\n250 ok\n<\n354 go\n<data\n250 three\nquit"},
+                        {eight.delivery(), undeclared.delivery(), seven.delivery()});
+        for (std::size_t i = 0; i < 3; ++i) {
+            CHECK(p.outcomes.at(i).at(0).outcome == Outcome::delivered);
+        }
+        CHECK(p.received(0) == "EHLO client.test\r\n"
+                               "MAIL FROM:<a@b.test> SIZE=" + std::to_string(body1.size()) + "\r\n"
+                               "RCPT TO:<u@fake.test>\r\nDATA\r\n" + body1 + ".\r\n"
+                               "RSET\r\nMAIL FROM:<a@b.test> SIZE=" + std::to_string(body2.size()) + "\r\n"
+                               "RCPT TO:<u@fake.test>\r\nDATA\r\n" + body2 + ".\r\n"
+                               "RSET\r\nMAIL FROM:<a@b.test> SIZE=21\r\nRCPT TO:<u@fake.test>\r\nDATA\r\n"
+                               "Subject: y\r\n\r\nplain\r\n.\r\nQUIT\r\n");
+    }
+
+    TEST_CASE("8-bit content declared or not goes with BODY=8BITMIME to a server that offers it")
+    {
+        Fixture f("Subject: x\r\n\r\ncaf\xc3\xa9\r\n");
+        f.envelope.content = Content::eight_bit;
+        Played p = play({"greet plain\n<\n250 ok\n<\n250 ok\n<\n354 go\n<data\n250 queued\nquit"}, {f.delivery()});
+        CHECK(p.outcomes.at(0).at(0).outcome == Outcome::delivered);
+        CHECK(p.received(0) == "EHLO client.test\r\nMAIL FROM:<a@b.test> BODY=8BITMIME\r\nRCPT TO:<u@fake.test>\r\n"
+                               "DATA\r\nSubject: x\r\n\r\ncaf\xc3\xa9\r\n.\r\nQUIT\r\n");
+    }
+
+    TEST_CASE("CHUNKING: BDAT chunks of k_bdat_chunk octets; replies after each without PIPELINING, after LAST with it")
+    {
+        std::string message;
+        for (std::size_t i = 0; message.size() < 2 * k_bdat_chunk + 1000; ++i) {
+            message += "line " + std::to_string(i) + " .\r\n.\r\n";
+        }
+        const std::size_t rest = message.size() - 2 * k_bdat_chunk;
+        Fixture f(message);
+        f.envelope.content = Content::seven_bit;
+        const std::string chunk = std::to_string(k_bdat_chunk);
+        Played p = play({"220 fake.test ESMTP\n<\n250-fake.test hello\n250 CHUNKING\n<\n250 ok\n<\n250 ok\n"
+                         "<\n<bytes " + chunk + "\nearly\n250 one\n<\n<bytes " + chunk + "\n250 two\n<\n<bytes " +
+                             std::to_string(rest) + "\n250 last\nquit",
+                         "220 fake.test ESMTP\n<\n250-fake.test hello\n250-PIPELINING\n250 CHUNKING\n<2\n250 ok\n250 ok\n"
+                         "<\n<bytes " + chunk + "\n<\n<bytes " + chunk + "\n<\n<bytes " + std::to_string(rest) +
+                             "\n250 one\n250 two\n250 last\nquit"},
+                        {f.delivery(), f.delivery()}, Use{.fresh = true, .finish = false});
+        for (std::size_t i = 0; i < 2; ++i) {
+            CHECK(p.outcomes.at(i).at(0).outcome == Outcome::delivered);
+            CHECK(p.outcomes.at(i).at(0).detail == "250 last");
+            CHECK(p.received(i).ends_with("BDAT " + std::to_string(rest) + " LAST\r\n" +
+                                          message.substr(2 * k_bdat_chunk) + "QUIT\r\n"));
+            CHECK(p.received(i).find("\r\nBDAT " + chunk + "\r\n" + message.substr(0, k_bdat_chunk) + "BDAT " + chunk +
+                                     "\r\n") != std::string::npos);
+        }
+        CHECK(p.conns.at(0).early == std::vector<bool>{false}); // waited for the reply to the first chunk
+    }
+
+    TEST_CASE("CHUNKING: a refused chunk decides for every accepted recipient; RSET follows")
+    {
+        std::string message(k_bdat_chunk + 10, 'x');
+        Fixture f(message);
+        f.envelope.content = Content::seven_bit;
+        Played p = play({"220 fake.test ESMTP\n<\n250-fake.test hello\n250 CHUNKING\n<\n250 ok\n<\n250 ok\n"
+                         "<\n<bytes " + std::to_string(k_bdat_chunk) + "\n552 5.3.4 too big\n<RSET 250 ok\nquit"},
+                        {f.delivery()});
+        CHECK(p.outcomes.at(0).at(0).outcome == Outcome::permanent);
+        CHECK(p.outcomes.at(0).at(0).detail == "552 5.3.4 too big");
+        CHECK(p.received(0).ends_with("xRSET\r\nQUIT\r\n"));
+        CHECK(p.received(0).find("LAST") == std::string::npos);
     }
 
     TEST_CASE("DSN: the parameters go to a server that offers DSN, none to one that does not; the handoff says which")

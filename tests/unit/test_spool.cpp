@@ -78,10 +78,38 @@ TEST_SUITE("spool")
         auto back = load_envelope(dir.path(), e.id);
         REQUIRE(back.ok());
         CHECK(back.value().size == body.size());
+        CHECK(back.value().content == Content::seven_bit);
         CHECK(count_entries(dir.path() + "/tmp") == 0);
         struct stat st {};
         REQUIRE(::stat(message_path(dir.path(), e.id).c_str(), &st) == 0);
         CHECK((st.st_mode & 0777) == 0600);
+    }
+
+    TEST_CASE("the envelope records what the stored octets are, prepended ones included")
+    {
+        TempDir dir;
+        REQUIRE(ensure_spool_layout(dir.path()).ok());
+        PosixFs fs;
+        FixedClock clock(TimePoint(std::chrono::seconds(1795000000)));
+        SpoolWriter w(dir.path(), fs, clock, 4242);
+        auto stored = [&](const std::string& prepended, const std::string& body) {
+            Envelope e = small_envelope();
+            REQUIRE(w.begin().ok());
+            REQUIRE(w.append(body).ok());
+            if (!prepended.empty()) {
+                REQUIRE(w.prepend(prepended).ok());
+            }
+            REQUIRE(w.commit(e).ok());
+            auto back = load_envelope(dir.path(), e.id);
+            REQUIRE(back.ok());
+            return back.value().content;
+        };
+        CHECK(stored("", "Subject: x\r\n\r\nplain\r\n") == Content::seven_bit);
+        CHECK(stored("", "Subject: x\r\n\r\ncaf\xc3\xa9\r\n") == Content::eight_bit);
+        CHECK(stored("X-Hook: \xc3\xa9\r\n", "Subject: x\r\n\r\nplain\r\n") == Content::eight_bit);
+        CHECK(stored("", std::string("bin\0ary\r\n", 9)) == Content::binary);
+        CHECK(stored("", "bare\nlf") == Content::binary);
+        CHECK(stored("X-Hook: y\r\n", "a\xc3\xa9\r") == Content::binary);
     }
 
     TEST_CASE("a failure at any step leaves nothing in queue/ or tmp/")
