@@ -27,13 +27,16 @@ def stuff(body):
 def queue(spool, messages, hostname="a.test"):
     """Queues each (mail_from, [recipients], body[, MAIL parameters]) in one
     session piped into smtpspool (a local client, so it may relay); returns
-    the queue IDs."""
+    the queue IDs. A BODY=BINARYMIME message goes in one BDAT chunk, as it is."""
     session = [b"EHLO client.test\r\n"]
     for mail_from, rcpts, body, *params in messages:
         session.append(f"MAIL FROM:<{mail_from}>{''.join(' ' + p for p in params)}\r\n".encode())
         session += [f"RCPT TO:<{r}>\r\n".encode() for r in rcpts]
-        session.append(b"DATA\r\n")
-        session.append(stuff(body))
+        if "BODY=BINARYMIME" in params:
+            session.append(f"BDAT {len(body)} LAST\r\n".encode() + body)
+        else:
+            session.append(b"DATA\r\n")
+            session.append(stuff(body))
     session.append(b"QUIT\r\n")
     p = subprocess.run([binary(), "--spool", spool, "--hostname", hostname, "--log", "none"],
                        input=b"".join(session), capture_output=True, timeout=60)

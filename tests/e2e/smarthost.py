@@ -18,8 +18,9 @@ behaviour by renaming a new file over it; missing = accept everything):
                                                         when ADDRESS was accepted
      "data": "250 2.0.0 OK",                            reply to the end of data otherwise
      "data_delay": 0,                                   seconds to wait before it
-     "dsn": true}                                       offer DSN (RFC 3461) in the EHLO reply
+     "dsn": true,                                       offer DSN (RFC 3461) in the EHLO reply
                                                         and take its parameters
+     "no_8bitmime": true}                               leave 8BITMIME out of the EHLO reply
 
 aiosmtpd itself refuses every MAIL and RCPT parameter it does not know. With
 "dsn", RET= and ENVID= are taken out of MAIL, NOTIFY= and ORCPT= out of RCPT,
@@ -91,6 +92,8 @@ class Handler:
         session.host_name = hostname
         if self.rules().get("dsn"):
             responses.insert(len(responses) - 1, "250-DSN")
+        if self.rules().get("no_8bitmime"):
+            responses = [r for r in responses if r[4:].upper() != "8BITMIME"]
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
