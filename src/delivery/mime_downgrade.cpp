@@ -304,8 +304,10 @@ bool MimeDowngrade::boundary(const Piece& p, std::string& out)
         m_message_depth = m_frames[i].message_depth;
         bool digest = m_frames[i].digest;
         m_frames.resize(close ? i : i + 1);
-        emit(out, p.text);
-        emit(out, "\r\n");
+        if (!m_analyzing) {
+            copy_7bit(p.text, out); // what follows a close delimiter's "--" is not content either
+            out += "\r\n";
+        }
         m_header.clear();
         m_encoding = Encoding::none;
         if (close) {
@@ -583,7 +585,7 @@ void MimeDowngrade::encode_line_break(std::string_view eol, std::string& out)
         return;
     }
     if (m_qp_space != 0) {
-        char esc[3] = {'=', '2', m_qp_space == ' ' ? '0' : '9'};
+        char esc[3] = {'=', m_qp_space == ' ' ? '2' : '0', m_qp_space == ' ' ? '0' : '9'};
         qp_token(std::string_view(esc, 3), out);
         m_qp_space = 0;
     }
@@ -600,7 +602,7 @@ void MimeDowngrade::encode_finish(bool at_eof, std::string& out)
         }
     } else {
         if (m_qp_space != 0) {
-            char esc[3] = {'=', '2', m_qp_space == ' ' ? '0' : '9'};
+            char esc[3] = {'=', m_qp_space == ' ' ? '2' : '0', m_qp_space == ' ' ? '0' : '9'};
             qp_token(std::string_view(esc, 3), out);
             m_qp_space = 0;
         }

@@ -25,8 +25,8 @@
 // - multipart/* and message/rfc822 entities declared 8bit or binary are
 //   declared 7bit (their content is converted within, RFC 2046 §5.1, §5.2.1);
 //   message/rfc822 bodies are parsed as messages.
-// - an octet of 0x80 or more in a preamble or epilogue (text MIME readers
-//   ignore, RFC 2046 §5.1.1) becomes '?'.
+// - an octet of 0x80 or more in a preamble or epilogue, or after the "--" of
+//   a close delimiter (text MIME readers ignore, RFC 2046 §5.1.1), becomes '?'.
 // Every line it writes ends with CRLF; a line it encodes is at most 76
 // octets; lines it copies keep their length.
 //

@@ -87,7 +87,9 @@ struct SmtpTimeouts {
 // Session: EHLO, or HELO when EHLO gets 5xx (RFC 5321 §3.2). With PIPELINING,
 // MAIL, the RCPTs and DATA go in one write (RFC 2920; above 99 recipients in
 // writes of 100 commands, DATA with the last); without it, one at a time, and
-// DATA only once a RCPT was accepted. RSET goes before each transaction on a
+// DATA only once a RCPT was accepted. To a server that offers CHUNKING, no
+// DATA: the BDAT chunks follow once the RCPT replies are in and one was
+// accepted (send_chunks). RSET goes before each transaction on a
 // reused connection, and at once after a transaction that stopped before the
 // message (MAIL refused, no recipient accepted, DATA refused); the connection
 // is kept only when RSET gets 250. finish() and the destructor send QUIT.

@@ -408,9 +408,10 @@ bool Session::is_local_domain(std::string_view domain) const
     return smtpspool::is_local_domain(domain, m_config.local_domains);
 }
 
-// A BODY=BINARYMIME message to an address routed by SMTP can only bounce
-// (runq sends with DATA only), and the bounce of a client that may not relay
-// goes to anyone's address: that recipient is refused instead.
+// A BODY=BINARYMIME message to an address routed by SMTP bounces unless the
+// next hop offers CHUNKING and BINARYMIME (which the session cannot know), and
+// the bounce of a client that may not relay goes to anyone's address: that
+// recipient is refused instead.
 bool Session::binarymime_bounces(const std::vector<std::string>& addresses) const
 {
     if (m_tx->mail.body != Body::binary_mime || m_config.may_relay || !m_config.routed_by_smtp) {

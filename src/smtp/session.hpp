@@ -51,7 +51,7 @@ struct SessionConfig {
     bool may_relay = false; // from relay-client, RELAYCLIENT or a local client
     // Whether runq delivers mail for a domain (any case) by SMTP; unset: no
     // route is known. A client that may not relay gets 550 to a recipient of
-    // a BODY=BINARYMIME message so routed (runq sends with DATA only).
+    // a BODY=BINARYMIME message so routed (it bounces unless the next hop offers BINARYMIME).
     std::function<bool(std::string_view domain)> routed_by_smtp;
     // Take local recipients whose local part routes (%, !, @) from clients
     // that may not relay too.

@@ -90,3 +90,21 @@ for data in (b"PROXY TCP4 192.0.2.7 198.51.100.1 40001 25\r\nEHLO c.test\r\n",
              SIGNATURE + b"\x21\x11" + struct.pack(">H", 1241)):
     for step in (b"\x00", b"\x04"):
         put("proxy", step + data)
+
+# The 8-bit to 7-bit conversion: first octet = chunk size and flags (bit 7:
+# 8-bit header fields allowed), then a message.
+DOWNGRADE_SEEDS = [
+    b"Subject: x\r\n\r\nGr\xc3\xbc\xc3\x9fe =  \r\n.dot\r\n",
+    b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\npre \xe9\r\n--b\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\xc3\xa9\r\n"
+    b"--b\r\nContent-Type: application/octet-stream\r\n\r\n\x80\x81\xff\r\n--b--\r\nepi\r\n",
+    b"Content-Type: multipart/signed; boundary=s\r\n\r\n--s\r\n\r\n\xe9\r\n--s--\r\n",
+    b"Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\n\xe9\r\n",
+    b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: d\r\n\r\n\xfc\r\n--d--\r\n",
+    b"Subject: \xc3\xa9\r\n\r\nbody \xc3\xa9",
+    b"Content-Transfer-Encoding: base64\r\n\r\nTWFu\r\n",
+    b"X: " + b"a" * 5000 + b"\r\n\r\n" + b"\xe9" * 5000 + b"\r\n",
+]
+for data in DOWNGRADE_SEEDS:
+    for mode in (b"\x00", b"\x06", b"\x86"):
+        put("downgrade", mode + data)

@@ -75,7 +75,7 @@ std::string between(const std::string& s, const std::string& after, const std::s
 }
 
 const std::string k_latin = "Gr\xfc\xdf" "e aus K\xf6ln\r\n";
-const std::string k_utf8 = "Gr\xc3\xbc\xc3\x9f" "e =  \r\n.dot line\r\ntrailing space \r\n";
+const std::string k_utf8 = "Gr\xc3\xbc\xc3\x9f" "e =  \r\n.dot line\r\ntrailing space \r\ntrailing tab\t\r\n";
 
 } // namespace
 
@@ -127,6 +127,7 @@ TEST_CASE("MimeDowngrade: a plain 8-bit message without MIME headers becomes quo
                                 "Content-Transfer-Encoding: quoted-printable\r\n\r\n"));
         CHECK(decode_quoted_printable(between(c.out, "quoted-printable\r\n\r\n", "")) == k_utf8 + k_latin);
         CHECK(c.out.find("trailing space=20\r\n") != std::string::npos);
+        CHECK(c.out.find("trailing tab=09\r\n") != std::string::npos);
         CHECK(c.out.find("=3D") != std::string::npos);
     }
 }
@@ -184,7 +185,7 @@ TEST_CASE("MimeDowngrade: multipart: 8-bit parts re-encoded, the others and the 
                      "Content-Type: application/pdf\r\n"
                      "\r\n" +
                      pdf +
-                     "\r\n--=_b1--\r\n"
+                     "\r\n--=_b1-- \xe9\r\n"
                      "epilogue \xe9\r\n";
     for (std::size_t step : {0, 1, 5, 13}) {
         CAPTURE(step);
@@ -195,13 +196,13 @@ TEST_CASE("MimeDowngrade: multipart: 8-bit parts re-encoded, the others and the 
         CHECK(c.out.find("Content-Type: multipart/mixed; boundary=\"=_b1\"\r\nContent-Transfer-Encoding: 7bit\r\n") !=
               std::string::npos);
         CHECK(c.out.find("preamble ?t?\r\n--=_b1\r\n") != std::string::npos);
-        CHECK(c.out.find("epilogue ?\r\n") != std::string::npos);
+        CHECK(c.out.find("\r\n--=_b1-- ?\r\nepilogue ?\r\n") != std::string::npos);
         CHECK(c.out.find("--=_b1\r\nContent-Type: text/plain\r\n\r\nplain ascii\r\n--=_b1\r\n") != std::string::npos);
         std::string text = between(c.out, "charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n",
                                    "\r\n--=_b1\r\n");
         CHECK(decode_quoted_printable(text) == k_utf8);
         std::string b64 = between(c.out, "application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-                                  "\r\n--=_b1--\r\n");
+                                  "\r\n--=_b1-- ?\r\n");
         CHECK(decode_base64(b64) == pdf);
     }
 }
