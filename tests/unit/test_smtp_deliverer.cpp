@@ -790,6 +790,22 @@ quit)"},
         CHECK(p.conns.at(0).early == std::vector<bool>{false}); // waited for the reply to the first chunk
     }
 
+    TEST_CASE("CHUNKING without 8BITMIME: the converted message goes in BDAT, its size counted")
+    {
+        Fixture f("Subject: x\r\n\r\ncaf\xc3\xa9\r\n");
+        f.envelope.content = Content::eight_bit;
+        f.envelope.body = Body::eight_bit_mime;
+        const std::string converted = "Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=unknown-8bit\r\n"
+                                      "Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n";
+        const std::string n = std::to_string(converted.size());
+        Played p = play({"220 fake.test ESMTP\n<\n250-fake.test hello\n250-SIZE\n250 CHUNKING\n<\n250 ok\n<\n250 ok\n"
+                         "<\n<bytes " + n + "\n250 queued\nquit"},
+                        {f.delivery()});
+        CHECK(p.outcomes.at(0).at(0).outcome == Outcome::delivered);
+        CHECK(p.received(0) == "EHLO client.test\r\nMAIL FROM:<a@b.test> SIZE=" + n + "\r\nRCPT TO:<u@fake.test>\r\n"
+                               "BDAT " + n + " LAST\r\n" + converted + "QUIT\r\n");
+    }
+
     TEST_CASE("CHUNKING: a refused chunk decides for every accepted recipient; RSET follows")
     {
         std::string message(k_bdat_chunk + 10, 'x');
