@@ -167,6 +167,95 @@ const Field* find_field(const std::vector<Field>& fields, std::string_view name)
     return nullptr;
 }
 
+// The length of the well-formed UTF-8 character at the start of s (RFC 3629
+// §4), or 0.
+std::size_t utf8_char(std::string_view s)
+{
+    auto at = [&s](std::size_t i) { return i < s.size() ? static_cast<unsigned char>(s[i]) : 0u; };
+    unsigned c = at(0);
+    auto cont = [&](std::size_t i, unsigned lo = 0x80, unsigned hi = 0xbf) { return at(i) >= lo && at(i) <= hi; };
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        return cont(1) ? 2 : 0;
+    }
+    if (c >= 0xe0 && c <= 0xef) {
+        unsigned lo = c == 0xe0 ? 0xa0 : 0x80;
+        unsigned hi = c == 0xed ? 0x9f : 0xbf;
+        return cont(1, lo, hi) && cont(2) ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        unsigned lo = c == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xf4 ? 0x8f : 0xbf;
+        return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+    }
+    return 0;
+}
+
+bool valid_utf8(std::string_view s)
+{
+    while (!s.empty()) {
+        std::size_t n = utf8_char(s);
+        if (n == 0) {
+            return false;
+        }
+        s.remove_prefix(n);
+    }
+    return true;
+}
+
+// The unstructured fields (RFC 5322 §3.6.5, RFC 2045 §8), whose whole body
+// may be encoded words (RFC 2047 §5 (1)).
+bool unstructured(std::string_view name)
+{
+    return name == "subject" || name == "comments" || name == "content-description";
+}
+
+// An unstructured field with 8-bit octets, its body made RFC 2047 encoded
+// words ("Q" encoding, UTF-8 when the octets are UTF-8, else unknown-8bit),
+// each at most 75 characters, one to a line: "Name: =?UTF-8?Q?...?=\r\n ...".
+std::string encode_words(const Field& f)
+{
+    std::string_view raw = f.raw;
+    std::string out(raw.substr(0, raw.find(':') + 1));
+    std::string_view value = f.value;
+    while (!value.empty() && blank(value.front())) {
+        value.remove_prefix(1);
+    }
+    const std::string prefix = valid_utf8(value) ? "=?UTF-8?Q?" : "=?unknown-8bit?Q?";
+    const std::size_t room = 75 - prefix.size() - 2;
+    std::string word;
+    auto flush = [&] {
+        out += (out.back() == ':' ? " " : "\r\n ") + prefix + word + "?=";
+        word.clear();
+    };
+    while (!value.empty()) {
+        std::size_t n = std::max<std::size_t>(1, utf8_char(value));
+        std::string encoded;
+        for (char c : value.substr(0, n)) {
+            auto u = static_cast<unsigned char>(c);
+            if (c == ' ') {
+                encoded += '_';
+            } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '!' || c == '*' || c == '+' || c == '-' || c == '/') {
+                encoded += c; // RFC 2047 §5 (3)
+            } else {
+                encoded += {'=', k_hex[u >> 4], k_hex[u & 15]};
+            }
+        }
+        if (!word.empty() && word.size() + encoded.size() > room) {
+            flush();
+        }
+        word += encoded;
+        value.remove_prefix(n);
+    }
+    if (!word.empty() || out.back() == ':') {
+        flush();
+    }
+    return out + "\r\n";
+}
+
 int hex_value(char c)
 {
     if (c >= '0' && c <= '9') {
@@ -362,20 +451,26 @@ void MimeDowngrade::end_entity(bool at_eof, std::string& out)
 void MimeDowngrade::end_headers(std::string& out)
 {
     std::vector<Field> fields = split_fields(m_header);
+    auto emit_field = [this](const Field& f, std::string& to) {
+        if (!m_eight_bit_headers && !m_analyzing && unstructured(f.name) && has_high(f.raw)) {
+            emit(to, encode_words(f));
+        } else {
+            emit(to, f.raw);
+        }
+    };
     bool eight_bit = has_high(m_header);
     if (eight_bit && !m_eight_bit_headers) {
-        std::string name;
+        // Unstructured fields become encoded words; any other cannot be converted.
         for (const Field& f : fields) {
-            if (has_high(f.raw)) {
-                name = f.name;
-                break;
+            if (!has_high(f.raw) || unstructured(f.name)) {
+                continue;
             }
+            bool printable = !f.name.empty() && f.name.size() <= 76 &&
+                             std::all_of(f.name.begin(), f.name.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+            refuse("8-bit octets in the header field " + (printable ? f.name : std::string("(unnamed)")) +
+                   " (only an SMTPUTF8 message may have them)");
+            break;
         }
-        bool printable = !name.empty() && name.size() <= 76 && std::all_of(name.begin(), name.end(), [](char c) {
-            return c > 0x20 && c < 0x7f;
-        });
-        refuse("8-bit octets in the header field " + (printable ? name : std::string("(unnamed)")) +
-               " (only an SMTPUTF8 message may have them)");
     }
     if (eight_bit && in_signed()) {
         refuse("8-bit content inside multipart/signed (converting it would break the signature)");
@@ -407,7 +502,7 @@ void MimeDowngrade::end_headers(std::string& out)
             if (&f == cte_field && (cte == "8bit" || cte == "binary")) {
                 emit(out, "Content-Transfer-Encoding: 7bit\r\n");
             } else {
-                emit(out, f.raw);
+                emit_field(f, out);
             }
         }
         if (multipart) {
@@ -431,7 +526,9 @@ void MimeDowngrade::end_headers(std::string& out)
     m_pending_eol.clear();
     bool encode = !m_analyzing && index < m_plan.size() && m_plan[index];
     if (!encode) {
-        emit(out, m_header);
+        for (const Field& f : fields) {
+            emit_field(f, out);
+        }
         m_header.clear();
         m_mode = Mode::leaf_copy;
         return;
@@ -443,7 +540,7 @@ void MimeDowngrade::end_headers(std::string& out)
     for (const Field& f : fields) {
         bool blank_line = f.name.empty() && trim(f.raw).empty() && &f == &fields.back();
         if (!blank_line && f.name != "content-transfer-encoding") {
-            emit(out, f.raw);
+            emit_field(f, out);
         }
     }
     if (m_message_level && find_field(fields, "mime-version") == nullptr) {

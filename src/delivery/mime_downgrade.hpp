@@ -27,6 +27,10 @@
 //   message/rfc822 bodies are parsed as messages.
 // - an octet of 0x80 or more in a preamble or epilogue, or after the "--" of
 //   a close delimiter (text MIME readers ignore, RFC 2046 §5.1.1), becomes '?'.
+// - a Subject, Comments or Content-Description field (unstructured, RFC 5322
+//   §3.6.5) with 8-bit octets, in a message without SMTPUTF8: its body becomes
+//   RFC 2047 encoded words ("Q", charset UTF-8 when the octets are UTF-8,
+//   unknown-8bit otherwise), one to a line, each at most 75 characters.
 // Every line it writes ends with CRLF; a line it encodes is at most 76
 // octets; lines it copies keep their length.
 //
@@ -34,7 +38,8 @@
 // signature covers or what it cannot represent:
 // - 8-bit octets anywhere inside a multipart/signed entity (RFC 1847 §2.1:
 //   the first part is signed as it is, transfer encoding included);
-// - 8-bit octets in a header section, unless eight_bit_headers (an SMTPUTF8
+// - 8-bit octets in any other header field (a structured one, whose encoded
+//   words would change what it says), unless eight_bit_headers (an SMTPUTF8
 //   message, RFC 6532, to a server that offers SMTPUTF8);
 // - 8-bit octets in a part declared base64, quoted-printable or an encoding
 //   it does not know;

@@ -65,8 +65,8 @@ struct SmtpTimeouts {
 //   at the message finds), not from BODY= alone: 8-bit content to a server
 //   without 8BITMIME (including one that refused EHLO) is converted to 7 bits
 //   (MimeDowngrade, RFC 6152 §3); what cannot be converted (8-bit content of
-//   a multipart/signed entity, 8-bit header fields of a message without
-//   SMTPUTF8, ...) is permanent "554 5.6.3 ... cannot be converted to 7 bits:
+//   a multipart/signed entity, 8-bit structured header fields of a message
+//   without SMTPUTF8, ...) is permanent "554 5.6.3 ... cannot be converted to 7 bits:
 //   why", nothing sent. A BINARYMIME message goes only to a server that
 //   offers CHUNKING and BINARYMIME; elsewhere permanent "554 5.6.3 ...".
 // - A server that offers CHUNKING gets the message in BDAT chunks (RFC 3030)

@@ -74,6 +74,26 @@ std::string between(const std::string& s, const std::string& after, const std::s
     return s.substr(a, b - a);
 }
 
+// Whole UTF-8 characters only (each encoded word holds whole characters).
+bool valid_utf8_for_test(const std::string& s)
+{
+    std::size_t i = 0;
+    while (i < s.size()) {
+        auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+        if (n == 0 || i + n > s.size()) {
+            return false;
+        }
+        for (std::size_t k = 1; k < n; ++k) {
+            if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) {
+                return false;
+            }
+        }
+        i += n;
+    }
+    return true;
+}
+
 const std::string k_latin = "Gr\xfc\xdf" "e aus K\xf6ln\r\n";
 const std::string k_utf8 = "Gr\xc3\xbc\xc3\x9f" "e =  \r\n.dot line\r\ntrailing space \r\ntrailing tab\t\r\n";
 
@@ -251,8 +271,8 @@ TEST_CASE("MimeDowngrade: signed content, 8-bit headers and wrong encodings are 
                          "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n\r\n\xe9\r\n--m--\r\n--s--\r\n";
     CHECK(run(nested).refusal.find("signed") != std::string::npos);
 
-    Converted h = run("Subject: \xc3\xa9t\xc3\xa9\r\n\r\nbody\r\n");
-    CHECK(h.refusal.find("header field subject") != std::string::npos);
+    Converted h = run("From: J\xc3\xb6rg <j@example.org>\r\n\r\nbody\r\n");
+    CHECK(h.refusal.find("header field from (only an SMTPUTF8 message may have them)") != std::string::npos);
     // An SMTPUTF8 message keeps its UTF-8 header fields.
     Converted u = run("Subject: \xc3\xa9t\xc3\xa9\r\n\r\nbody \xc3\xa9\r\n", 0, true);
     CHECK(u.refusal == "");
@@ -279,6 +299,46 @@ TEST_CASE("MimeDowngrade: bounds: header section size and nesting depth")
     }
     deep += "\r\n\xe9\r\n";
     CHECK(run(deep).refusal.find("nested") != std::string::npos);
+}
+
+TEST_CASE("MimeDowngrade: 8-bit unstructured fields become RFC 2047 encoded words")
+{
+    Converted c = run("Subject: \xc3\xa9t\xc3\xa9 =?x?=_\r\n \xc3\xa0 bient\xc3\xb4t\r\nComments: \xe9\r\n"
+                      "X-Plain: ascii\r\n\r\nbody\r\n", 3);
+    REQUIRE(c.refusal == "");
+    CHECK(c.out == "Subject: =?UTF-8?Q?=C3=A9t=C3=A9_=3D=3Fx=3F=3D=5F_=C3=A0_bient=C3=B4t?=\r\n"
+                   "Comments: =?unknown-8bit?Q?=E9?=\r\nX-Plain: ascii\r\n\r\nbody\r\n");
+    // A long one: several words, one to a line, none over 75 characters, no
+    // character split between two.
+    std::string subject;
+    for (int i = 0; i < 40; ++i) {
+        subject += "\xe2\x98\x83 ";
+    }
+    c = run("Subject: " + subject + "\r\n\r\n\xe9\r\n");
+    REQUIRE(c.refusal == "");
+    check_7bit(c.out);
+    std::string header = c.out.substr(0, c.out.find("\r\n\r\n"));
+    std::string decoded;
+    std::size_t words = 0;
+    for (std::size_t at = header.find("=?UTF-8?Q?"); at != std::string::npos; at = header.find("=?UTF-8?Q?", at + 1)) {
+        std::size_t end = header.find("?=", at + 10);
+        REQUIRE(end != std::string::npos);
+        CHECK(end + 2 - at <= 75);
+        std::string q = header.substr(at + 10, end - at - 10);
+        std::string spaced;
+        for (char ch : q) {
+            spaced += ch == '_' ? std::string("=20") : std::string(1, ch);
+        }
+        std::string part = decode_quoted_printable(spaced);
+        CHECK(valid_utf8_for_test(part));
+        decoded += part;
+        ++words;
+    }
+    CHECK(words > 3);
+    CHECK(decoded == subject);
+    // Inside a signed entity nothing is changed: refused.
+    CHECK(run("Content-Type: multipart/signed; boundary=s\r\n\r\n--s\r\nContent-Description: \xe9\r\n\r\nx\r\n--s--\r\n")
+              .refusal.find("signed") != std::string::npos);
 }
 
 TEST_CASE("MimeDowngrade: decoders")
