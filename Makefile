@@ -49,7 +49,7 @@ TEST_SRCS := $(wildcard tests/unit/*.cpp)
 TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 
 DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
-	libssl-dev openssl libnet-ssleay-perl python3 python3-aiosmtpd exim4-daemon-light ucspi-tcp swaks curl git git-email libmailtools-perl msmtp mutt \
+	libssl-dev openssl libnet-ssleay-perl python3 python3-aiosmtpd python3-dnslib exim4-daemon-light ucspi-tcp swaks curl git git-email libmailtools-perl msmtp mutt \
 	mandoc groff-base systemd strace valgrind
 
 .PHONY: lint-layers all check demo install uninstall integration package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build bench
@@ -89,7 +89,7 @@ $(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsmtpspool.a
 # libFuzzer targets (clang), over the same sources: make fuzz FUZZ_SECONDS=N
 # runs each for N seconds from its seed corpus (tests/fuzz/corpus/NAME) and
 # keeps crashers in build-fuzz/crashes/NAME; make check runs each briefly.
-FUZZ_TARGETS = session address data envelope client policy config sendmail proxy downgrade
+FUZZ_TARGETS = session address data envelope client policy config sendmail proxy downgrade dns
 FUZZ_SECONDS ?= 10
 FUZZ_CXX = clang++
 FUZZ_FLAGS = -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Isrc

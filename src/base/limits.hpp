@@ -107,12 +107,15 @@ inline constexpr std::size_t k_max_envelope_size = 16 << 20;
 // octet of broken UTF-8 as U+FFFD, 3), and changes nothing else but small
 // fields. Per recipient, a rewrite adds at most
 //   last_error: 3 * 300 octets of value + 22 of key, indent and punctuation
+//   last_hop: k_max_last_hop octets of letters, digits and . - _ : [ ]
+//   (is_valid_last_hop), each written as one, + 20 of key, indent and
+//   punctuation: 220;
 //   attempts: 19 more digits (20 at most, 1 at least); status: 2 ("delivered"
 //   against "pending");
 //   last_tls: two texts of at most 64 octets of printable ASCII (2 * 64 * 2
 //   with '"' and '\' escaped) and "verified": false, 256 + 100 of keys,
 //   indent and punctuation;
-//   total 1299, rounded up to the growth below;
+//   total 1519, rounded up to the growth below;
 // per envelope, attempts, last_attempt, next_attempt, held (smtpspool
 // hold) and delay_notified: under 256.
 // A rewrite replaces the last error rather than adding to it, so whatever the
@@ -121,11 +124,14 @@ inline constexpr std::size_t k_max_envelope_size = 16 << 20;
 // serve refuses (552 5.3.4) a message whose committed envelope plus that
 // growth would pass k_max_envelope_size, and a rewrite that would pass it
 // anyway (an envelope written by something else) is not written.
-// 10000 recipients of 30-octet addresses take about 1.2 MB plus 13 MB of
+// 10000 recipients of 30-octet addresses take about 1.2 MB plus 15.4 MB of
 // growth; 10000 with 64-octet quoted local parts and 500-character ORCPTs
 // of quotes (13 MB) are refused.
 inline constexpr std::size_t k_max_last_error = 300;
-inline constexpr std::size_t k_envelope_growth_per_recipient = 1300;
+// A next hop (host[address]:port); runq keeps only "[address]:port" when
+// the host name would make it longer.
+inline constexpr std::size_t k_max_last_hop = 200;
+inline constexpr std::size_t k_envelope_growth_per_recipient = 1536;
 inline constexpr std::size_t k_envelope_growth_fixed = 256;
 
 // A notice that returns only the header section reads this much of the

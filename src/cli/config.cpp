@@ -6,6 +6,7 @@
 #include "base/cidr.hpp"
 #include "base/clock.hpp"
 #include "base/limits.hpp"
+#include "delivery/dns_resolver.hpp"
 #include "smtp/session.hpp"
 #include "smtp/smtp_address.hpp"
 
@@ -292,6 +293,29 @@ void set_smarthost(Config& c, const Option&, Values v)
     c.routes.push_back(std::move(*r));
 }
 
+void set_mx_port(Config& c, const Option& o, Values v)
+{
+    std::size_t n = to_number(o.name, v.front(), o.min);
+    if (n > o.max) {
+        throw BadConfig{std::string(o.name) + ": a port, 1 to 65535"};
+    }
+    c.mx_port = n;
+}
+
+void set_dns_servers(Config& c, const Option& o, Values v)
+{
+    std::string why;
+    for (const std::string& text : v) {
+        if (!parse_dns_server(text, why)) {
+            throw BadConfig{std::string(o.name) + ": " + why + ": '" + text + "'"};
+        }
+    }
+    if (v.size() > k_max_dns_servers) {
+        throw BadConfig{std::string(o.name) + ": at most " + std::to_string(k_max_dns_servers) + " name servers"};
+    }
+    c.dns_servers.assign(v.begin(), v.end());
+}
+
 void set_schedule(Config& c, const Option&, Values v)
 {
     std::string why;
@@ -400,7 +424,7 @@ void copy_smtp_routes(const Config& c, SessionConfig& s)
     }
     s.routed_by_smtp = [routes = c.routes](std::string_view domain) {
         const Route* r = find_route(routes, domain);
-        return r != nullptr && r->transport.kind == TransportKind::smtp;
+        return r != nullptr && (r->transport.kind == TransportKind::smtp || r->transport.kind == TransportKind::mx);
     };
 }
 
@@ -507,7 +531,7 @@ constexpr Option k_options[] = {
      set_number<&C::max_messages_per_session>, show<&C::max_messages_per_session>, copy<&C::max_messages_per_session, &S::max_messages>},
 
     {"route", 0, K::list, G::delivery, k_delivering, "DOMAIN=TRANSPORT",
-     "deliver mail for DOMAIN (and its subdomains; * for any) by smtp:HOST[:PORT], maildir:PATH or pipe:COMMAND",
+     "deliver mail for DOMAIN (and its subdomains; * for any) by smtp:HOST[:PORT], mx, maildir:PATH or pipe:COMMAND",
      set_routes, show_routes, copy_smtp_routes},
     {"smarthost", 0, K::text, G::delivery, k_delivering, "HOST[:PORT]", "the same as --route '*=smtp:HOST:PORT'",
      set_smarthost, nullptr},
@@ -517,6 +541,11 @@ constexpr Option k_options[] = {
      set_duration<&C::max_queue_time>, show<&C::max_queue_time>},
     {"smtp-timeout", 0, K::text, G::delivery, k_delivering, "TIME", "one timeout for every SMTP client step",
      set_duration<&C::smtp_timeout>, show<&C::smtp_timeout>, nullptr, "RFC 5321 section 4.5.3.2, and 60s to connect"},
+    {"mx-port", 0, K::text, G::delivery, k_delivering, "PORT", "the port the mx transport connects to",
+     set_mx_port, show<&C::mx_port>, nullptr, nullptr, 1, 65535},
+    {"dns-server", 0, K::list, G::delivery, k_delivering, "IP[:PORT]",
+     "a name server for the mx transport (at most 3), instead of those of /etc/resolv.conf",
+     set_dns_servers, show<&C::dns_servers>, nullptr, "those of /etc/resolv.conf"},
     {"pipe-timeout", 0, K::text, G::delivery, k_delivering, "TIME", "how long a pipe command may run",
      set_duration<&C::pipe_timeout>, show<&C::pipe_timeout>},
     {"smtp-tls", 0, K::text, G::delivery, k_delivering, "LEVEL",

@@ -89,6 +89,8 @@ struct Config {
     std::size_t concurrency = 10;         // runq: worker processes of a pass
     std::size_t concurrency_per_host = 2; // of them, at most this many per next hop
     std::optional<std::chrono::seconds> delay_warning; // runq: none: no delay notices
+    std::size_t mx_port = 25;             // the mx transport's SMTP port
+    std::vector<std::string> dns_servers; // the mx transport's name servers, IP[:PORT]; none: resolv.conf
     bool deliver_now = false;
     std::optional<std::chrono::seconds> interval; // runq --interval
     bool dry_run = false;                         // runq --dry-run

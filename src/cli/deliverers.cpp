@@ -1,7 +1,10 @@
-// deliverers: smtp -> SmtpDeliverer, maildir -> MaildirDeliverer, pipe -> PipeDeliverer.
+// deliverers: smtp -> SmtpDeliverer, mx -> MxDeliverer (over DnsResolver and
+// SmtpDeliverer), maildir -> MaildirDeliverer, pipe -> PipeDeliverer.
 #include "cli/deliverers.hpp"
 
+#include "delivery/dns_resolver.hpp"
 #include "delivery/local_deliverers.hpp"
+#include "delivery/mx_deliverer.hpp"
 #include "delivery/smtp_deliverer.hpp"
 
 namespace smtpspool {
@@ -14,9 +17,31 @@ std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Confi
     case TransportKind::pipe:
         return std::make_unique<PipeDeliverer>(spec.command, config.spool, config.hostname, config.pipe_timeout);
     case TransportKind::smtp:
+    case TransportKind::mx:
         break;
     }
     SmtpTimeouts timeouts = config.smtp_timeout ? SmtpTimeouts::uniform(*config.smtp_timeout) : SmtpTimeouts{};
+    if (spec.kind == TransportKind::mx) {
+        std::vector<DnsServer> servers;
+        std::string why;
+        for (const std::string& text : config.dns_servers) {
+            if (auto s = parse_dns_server(text, why)) {
+                servers.push_back(*s);
+            }
+        }
+        MxOptions options{static_cast<std::uint16_t>(config.mx_port), SelfIdentity{config.hostname, local_addresses()}};
+        // TLS toward each address at the level --smtp-tls and --smtp-tls-policy give it;
+        // no AUTH toward mail exchangers.
+        auto connect = [helo = config.hostname, timeouts, level = config.smtp_tls, policy = config.smtp_tls_policy,
+                        tls = smtp.tls](const std::string& address, std::uint16_t port) {
+            SmtpSecurity security;
+            security.level = tls_level_for(address, level, policy);
+            security.tls = tls;
+            return std::make_unique<SmtpDeliverer>(SmtpTarget{address, port}, helo, timeouts, std::move(security));
+        };
+        return std::make_unique<MxDeliverer>(std::move(options), std::make_unique<DnsResolver>(servers), connect,
+                                             random_shuffle());
+    }
     SmtpSecurity security;
     security.level = tls_level_for(spec.host, config.smtp_tls, config.smtp_tls_policy);
     security.tls = smtp.tls;

@@ -74,6 +74,9 @@ std::string format_table(const std::vector<QueueEntry>& entries, bool utf8)
             if (r.last_error) {
                 out += ": " + shown(*r.last_error);
             }
+            if (r.last_hop && r.status != RecipientStatus::delivered) {
+                out += " (last tried " + shown(*r.last_hop) + ")";
+            }
             out += "\n";
         }
     }

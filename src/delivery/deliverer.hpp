@@ -32,6 +32,14 @@ struct RecipientOutcome {
     Handoff handoff = Handoff::final_delivery; // for Outcome::delivered
     // The TLS of the connection the outcome came over (SMTP), when it had TLS.
     std::optional<DeliveryTls> tls = std::nullopt;
+    // The next hop tried last for this recipient ("mx.example[192.0.2.1]:25"),
+    // when one was: the envelope keeps it as last_hop, mailq shows it.
+    std::string hop{};
+    // Outcome::temporary only: the connection failed before this recipient
+    // was answered (no connection, greeting or EHLO refused, connection lost
+    // before the end of the data), so another server of the same
+    // destination may take it (RFC 5321 §5.1).
+    bool try_next = false;
 };
 
 // Opens the message (CRLF line ends) for reading from its start, a fresh

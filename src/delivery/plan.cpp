@@ -65,6 +65,11 @@ MessagePlan plan_message(const Envelope& e, const std::vector<Route>& routes, Ti
                 p.next_hop = host_port(t);
                 p.action = "send by SMTP to " + p.next_hop + then;
                 break;
+            case TransportKind::mx:
+                // A dry run looks nothing up: the hosts are found when sending.
+                p.next_hop = "the mail exchangers of " + p.domain;
+                p.action = "send by SMTP to " + p.next_hop + " (looked up in DNS when sent)" + then;
+                break;
             case TransportKind::maildir:
                 p.next_hop = expand_maildir_path(t.path, r.address, e.hostname);
                 p.action = "write into the maildir " + p.next_hop + then;

@@ -74,6 +74,12 @@ std::optional<TransportSpec> parse_transport(std::string_view text, std::string&
         if (!parse_host_port(arg, t.host, t.port, why)) {
             return std::nullopt;
         }
+    } else if (kind == "mx") {
+        t.kind = TransportKind::mx;
+        if (colon != std::string_view::npos) {
+            why = "mx takes no argument (its port is --mx-port)";
+            return std::nullopt;
+        }
     } else if (kind == "maildir") {
         t.kind = TransportKind::maildir;
         if (arg.empty() || arg.front() != '/') {
@@ -89,7 +95,7 @@ std::optional<TransportSpec> parse_transport(std::string_view text, std::string&
         }
         t.command = std::string(arg);
     } else {
-        why = "unknown transport '" + std::string(kind) + "' (smtp, smtps, maildir or pipe)";
+        why = "unknown transport '" + std::string(kind) + "' (smtp, smtps, mx, maildir or pipe)";
         return std::nullopt;
     }
     return t;

@@ -11,7 +11,7 @@
 
 namespace smtpspool {
 
-enum class TransportKind { smtp, maildir, pipe };
+enum class TransportKind { smtp, mx, maildir, pipe };
 
 struct TransportSpec {
     TransportKind kind = TransportKind::smtp;
@@ -29,7 +29,8 @@ struct Route {
 };
 
 // "smtp:HOST[:PORT]" ("[::1]:25" for IPv6), "smtps:HOST[:PORT]" (implicit
-// TLS, port 465 by default), "maildir:PATH", "pipe:COMMAND".
+// TLS, port 465 by default), "mx" (each domain's MX hosts,
+// delivery/mx_deliverer), "maildir:PATH", "pipe:COMMAND".
 std::optional<TransportSpec> parse_transport(std::string_view text, std::string& why);
 // "HOST[:PORT]": a domain or an IP address (IPv6 in brackets, kept without
 // them); port is left alone when none is given.

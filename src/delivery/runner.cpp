@@ -539,6 +539,13 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
             RecipientOutcome o = k < outcomes.size() ? outcomes[k] : RecipientOutcome{Outcome::temporary, "no outcome"};
             ++r.attempts;
             r.last_tls = o.tls;
+            // Only a hop of the envelope's character set is kept (the
+            // envelope's growth bound counts one octet for each of its octets).
+            if (is_valid_last_hop(o.hop)) {
+                r.last_hop = o.hop;
+            } else {
+                r.last_hop.reset();
+            }
             const char* result = "deferred";
             if (o.outcome == Outcome::delivered) {
                 r.status = RecipientStatus::delivered;
@@ -570,7 +577,11 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
             if (o.tls) {
                 line.add("tls", o.tls->version).add("cipher", o.tls->cipher).add("verified", o.tls->verified ? "yes" : "no");
             }
-            m_log.log(line.add("detail", o.detail));
+            line.add("detail", o.detail);
+            if (!o.hop.empty()) {
+                line.add("hop", o.hop);
+            }
+            m_log.log(line);
             if (o.outcome == Outcome::temporary && routed.expired_age) {
                 expire(e, r, *routed.expired_age, reports, stats);
             }

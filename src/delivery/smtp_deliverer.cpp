@@ -61,6 +61,7 @@ struct SmtpDeliverer::Transaction {
     std::uint64_t size = 0;        // octets to send (converted ones when converting)
     BodyTransfer transfer;         // how they go (prepare_body)
     Downgrade downgrade;           // the conversion's plan, when converting
+    bool data_ended = false;       // the whole message was sent (final "." or BDAT LAST)
 
     explicit Transaction(const Delivery& d)
         : delivery(d), out(d.recipients.size()), state(d.recipients.size(), St::waiting)
@@ -479,7 +480,17 @@ std::vector<RecipientOutcome> SmtpDeliverer::deliver_message(const Delivery& del
         run_transaction(tx);
     } catch (const Lost& lost) {
         drop();
-        tx.decide_open(Outcome::temporary, lost.detail, true);
+        for (std::size_t pos = 0; pos < tx.state.size(); ++pos) {
+            if (tx.state[pos] != Transaction::St::decided) {
+                tx.decide(pos, Outcome::temporary, lost.detail);
+                // After the end of the data the server may have the message:
+                // another server must not get it too.
+                tx.out[pos].try_next = !tx.data_ended;
+            }
+        }
+    }
+    for (RecipientOutcome& o : tx.out) {
+        o.hop = where();
     }
     return tx.out;
 }
@@ -605,6 +616,7 @@ void SmtpDeliverer::run_transaction(Transaction& tx)
         throw Lost{"unexpected reply to DATA from " + where() + ": " + reply_detail(data_reply)};
     } else {
         send_data(tx);
+        tx.data_ended = true;
         done = read_reply(m_timeouts.data_done, "reply to the end of data");
     }
     if (done.code == 421 || klass(done) == 3) {
@@ -741,6 +753,7 @@ SmtpDeliverer::ChunksReply SmtpDeliverer::send_chunks(Transaction& tx)
         }
         sent += n;
         if (last) {
+            tx.data_ended = true;
             break;
         }
         if (m_features.pipelining) {

@@ -2,6 +2,8 @@
 // keeps it (smtpspool-spool(5) describes its JSON form, spool/envelope_json).
 #include "model/envelope.hpp"
 
+#include "base/limits.hpp"
+
 #include <algorithm>
 #include <array>
 
@@ -58,6 +60,21 @@ std::optional<RecipientStatus> status_from_name(std::string_view name)
 {
     return by_name(std::array{RecipientStatus::pending, RecipientStatus::delivered, RecipientStatus::failed},
                    status_name, name);
+}
+
+bool is_valid_last_hop(std::string_view hop)
+{
+    if (hop.empty() || hop.size() > limits::k_max_last_hop) {
+        return false;
+    }
+    for (char c : hop) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
 }
 
 bool is_valid_queue_id(std::string_view id)

@@ -49,6 +49,9 @@ struct Recipient {
     std::optional<std::string> last_error;
     // The TLS of the last attempt, when it went over TLS (runq writes it).
     std::optional<DeliveryTls> last_tls = std::nullopt;
+    // The next hop tried last ("mx.example[192.0.2.1]:25"), by the smtp and
+    // mx transports (written only when set; older envelopes have none).
+    std::optional<std::string> last_hop = std::nullopt;
     // The recipient the client named, when an alias replaced it by this one
     // (written only then).
     std::optional<std::string> original;
@@ -113,6 +116,11 @@ struct Envelope {
 
 // A queue id: [A-Za-z0-9_-], 1 to 128 octets, so a single safe path component.
 bool is_valid_queue_id(std::string_view id);
+
+// A recipient's last_hop: 1 to limits::k_max_last_hop octets of ASCII
+// letters, digits, '.', '-', '_', ':', '[' and ']' (a host name, an address,
+// a port), which JSON writes as they are.
+bool is_valid_last_hop(std::string_view hop);
 
 
 // The recipients that `addresses` (what the recipient `named` stands for,

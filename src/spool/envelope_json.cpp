@@ -97,6 +97,14 @@ constexpr char k_last_attempt[] = "last_attempt";
 constexpr char k_next_attempt[] = "next_attempt";
 constexpr char k_delay_notified[] = "delay_notified";
 
+void check_last_hop(const std::string& v)
+{
+    if (!is_valid_last_hop(v)) {
+        throw Invalid{"\"last_hop\" must be 1 to " + std::to_string(limits::k_max_last_hop) +
+                      " letters, digits and . - _ : [ ]"};
+    }
+}
+
 // RFC 3461 §4.1: NEVER alone, or SUCCESS, FAILURE, DELAY each at most once.
 void check_notify(const std::vector<std::string>& keywords)
 {
@@ -151,6 +159,7 @@ void visit_fields(E& e, V& v)
             v.text("cipher", tls.cipher, Presence::required, check_tls_text);
             v.flag("verified", tls.verified, Presence::required);
         });
+        v.text("last_hop", r.last_hop, Presence::when_set, check_last_hop);
         v.text("original", r.original, Presence::when_set_or_null);
         v.keywords("notify", r.notify, check_notify);
         v.text("orcpt", r.orcpt, Presence::when_set, check_orcpt);

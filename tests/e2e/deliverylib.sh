@@ -58,3 +58,68 @@ runq_logged()
     shift
     "$SMTPSPOOL_BIN" runq --log stderr "$@" 2>>"$log"
 }
+
+# ---- the mx transport (t-85) ------------------------------------------------
+
+# need_dnslib: sets DNSLIB_PYTHON to a python3 that can import dnslib (Debian's
+# python3-dnslib), or skips the test.
+need_dnslib()
+{
+    local p
+    for p in python3 /usr/bin/python3; do
+        if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import dnslib' 2>/dev/null; then
+            DNSLIB_PYTHON=$(command -v "$p")
+            export DNSLIB_PYTHON
+            return 0
+        fi
+    done
+    skip_test "dnslib is not installed (make deps installs python3-dnslib)"
+}
+
+# wait_for_address ADDRESS PORT PID LOG: wait until ADDRESS:PORT accepts a
+# connection (at most 10 s); fail at once if PID died, showing its LOG.
+wait_for_address()
+{
+    local address=$1 port=$2 pid=$3 log=$4
+    local deadline=$((SECONDS + 10))
+    while ((SECONDS <= deadline)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cat "$log" >&2 || true
+            fail "the server (pid $pid) exited before listening on $address:$port"
+        fi
+        if python3 -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=0.5)
+s.close()
+' "$address" "$port" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$log" >&2 || true
+    fail "nothing listens on $address:$port after 10s"
+}
+
+# start_dns_server ZONE: tests/e2e/dns_server.py on 127.0.0.1 and a free port
+# (UDP and TCP), answering from the JSON file ZONE; sets DNS_PORT. Its
+# queries are logged to ZONE.log.
+start_dns_server()
+{
+    local zone=$1
+    need_dnslib
+    DNS_PORT=$(free_port)
+    start_bg "$zone.server.log" "$DNSLIB_PYTHON" "$E2E_DIR/dns_server.py" "$DNS_PORT" "$zone"
+    wait_for_address 127.0.0.1 "$DNS_PORT" "$BG_PID" "$zone.server.log"
+}
+
+# start_sink ADDRESS PORT DIR [RULES]: smarthost.py on ADDRESS:PORT (a
+# loopback address), recording into DIR.
+start_sink()
+{
+    local address=$1 port=$2 dir=$3 rules=${4:-}
+    need_aiosmtpd
+    mkdir -p "$dir"
+    SMARTHOST_ADDRESS=$address start_bg "$dir.log" "$AIOSMTPD_PYTHON" "$E2E_DIR/smarthost.py" "$port" "$dir" \
+        ${rules:+"$rules"}
+    wait_for_address "$address" "$port" "$BG_PID" "$dir.log"
+}

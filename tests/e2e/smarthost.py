@@ -1,5 +1,6 @@
-"""A smarthost for the delivery tests: aiosmtpd on 127.0.0.1 with a handler
-whose replies a test can change while it runs.
+"""A smarthost for the delivery tests: aiosmtpd on 127.0.0.1 (or the address
+in $SMARTHOST_ADDRESS) with a handler whose replies a test can change while
+it runs.
 
     python3 smarthost.py PORT DIR [RULES]
 
@@ -137,10 +138,11 @@ def main():
     port, directory = int(sys.argv[1]), sys.argv[2]
     rules = sys.argv[3] if len(sys.argv) > 3 else None
     os.makedirs(directory, exist_ok=True)
-    controller = DsnController(Handler(directory, rules), hostname="127.0.0.1", port=port,
+    address = os.environ.get("SMARTHOST_ADDRESS", "127.0.0.1")
+    controller = DsnController(Handler(directory, rules), hostname=address, port=port,
                             server_hostname="smarthost.test")
     controller.start()
-    print(f"listening on 127.0.0.1:{port}", flush=True)
+    print(f"listening on {address}:{port}", flush=True)
     while True:
         signal.pause()
 

@@ -167,6 +167,35 @@ TEST_SUITE("config")
         CHECK(at("--delay-warning") == "4h");
     }
 
+    TEST_CASE("the mx transport's options: --mx-port, --dns-server (at most 3), --route DOMAIN=mx")
+    {
+        Config c = ok({"runq", "--route", "*=mx", "--mx-port", "2525", "--dns-server", "127.0.0.1:5353",
+                       "--dns-server", "[::1]:5353"});
+        CHECK(c.mx_port == 2525);
+        CHECK(c.dns_servers == std::vector<std::string>{"127.0.0.1:5353", "[::1]:5353"});
+        REQUIRE(c.routes.size() == 1);
+        CHECK(c.routes[0].transport.kind == TransportKind::mx);
+        Config d = ok({"runq"});
+        CHECK(d.mx_port == 25);
+        CHECK(d.dns_servers.empty());
+        const std::vector<std::pair<std::vector<std::string>, std::string>> bad{
+            {{"runq", "--mx-port", "0"}, "mx-port"},
+            {{"runq", "--mx-port", "65536"}, "mx-port: a port, 1 to 65535"},
+            {{"runq", "--dns-server", "ns.example"}, "dns-server: not an IP address: 'ns.example'"},
+            {{"runq", "--dns-server", "127.0.0.1:0"}, "dns-server: bad port"},
+            {{"runq", "--dns-server", "127.0.0.1", "--dns-server", "127.0.0.2", "--dns-server", "127.0.0.3",
+              "--dns-server", "127.0.0.4"},
+             "dns-server: at most 3 name servers"},
+            {{"runq", "--route", "*=mx:2525"}, "mx takes no argument"},
+        };
+        for (const auto& [args, mention] : bad) {
+            ConfigExit e = exits(args);
+            INFO(e.text);
+            CHECK(e.status == k_exit_config);
+            CHECK(e.text.find(mention) != std::string::npos);
+        }
+    }
+
     TEST_CASE("TLS options: certificate and key together; requiring TLS needs them")
     {
         Config c = ok({"--tls-cert", "/etc/c.pem", "--tls-key", "/etc/k.pem", "--require-tls"});

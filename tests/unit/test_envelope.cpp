@@ -1,4 +1,5 @@
 // Tests of envelope.json: round trip, stable key order, validation of input.
+#include "base/limits.hpp"
 #include "model/envelope.hpp"
 #include "spool/envelope_json.hpp"
 
@@ -157,6 +158,30 @@ TEST_SUITE("envelope")
         CHECK(back.value().recipients[1].original == "team@mx.test");
         CHECK_FALSE(envelope_from_json(with(json, "\"original\": \"team@mx.test\"", "\"original\": 7")));
         CHECK(envelope_to_json(sample()).find("original") == std::string::npos);
+    }
+
+    TEST_CASE("a recipient's last_hop is written only when set, read back, absent in older envelopes")
+    {
+        Envelope e = sample();
+        e.recipients[0].last_hop = "mx1.example.org[192.0.2.25]:25";
+        std::string json = envelope_to_json(e);
+        CHECK(json.find("\"last_hop\": \"mx1.example.org[192.0.2.25]:25\"") != std::string::npos);
+        CHECK(json.find("\"last_hop\"") == json.rfind("\"last_hop\""));
+        auto back = envelope_from_json(json);
+        REQUIRE(back);
+        CHECK(back.value().recipients[0].last_hop == "mx1.example.org[192.0.2.25]:25");
+        CHECK_FALSE(back.value().recipients[1].last_hop);
+        CHECK(envelope_to_json(sample()).find("last_hop") == std::string::npos); // older envelopes: none
+        const std::string key = "\"last_hop\": \"mx1.example.org[192.0.2.25]:25\"";
+        for (const std::string& bad : std::vector<std::string>{"\"last_hop\": 7", "\"last_hop\": null", "\"last_hop\": \"\"",
+                                "\"last_hop\": \"a\\u0001b\"", "\"last_hop\": \"caf\u00e9\"",
+                                "\"last_hop\": \"" + std::string(limits::k_max_last_hop + 1, 'h') + "\""}) {
+            INFO(bad);
+            CHECK_FALSE(envelope_from_json(with(json, key, bad)));
+        }
+        CHECK(envelope_from_json(with(json, key, "\"last_hop\": \"" + std::string(limits::k_max_last_hop, 'h') + "\"")));
+        CHECK_FALSE(envelope_from_json(with(json, key, "\"last_hop\": \"a\\\"b\"")));
+        CHECK_FALSE(envelope_from_json(with(json, key, "\"last_hop\": \"a b\"")));
     }
 
     TEST_CASE("the client's TLS session is written only when there was one, and read back")

@@ -60,6 +60,22 @@ TEST_SUITE("lister")
         CHECK(t2.find("(1 delivery run, last 2026-11-22T03:00:00Z, next 2026-11-22T03:30:00Z)\n") != std::string::npos);
     }
 
+    TEST_CASE("the table names the next hop tried last for a recipient not yet delivered")
+    {
+        Envelope e = env("A1", 10);
+        e.recipients[0].attempts = 1;
+        e.recipients[0].last_hop = "mx.test[192.0.2.1]:25";
+        e.recipients[0].last_error = "connection to 192.0.2.1:25 refused";
+        e.recipients[1].last_hop = "mx.test[192.0.2.1]:25\x1b";
+        std::string t = format_table({{"A1", e, ""}});
+        CHECK(t.find("<u@mx.test> pending, 1 attempt: connection to 192.0.2.1:25 refused (last tried "
+                     "mx.test[192.0.2.1]:25)\n") != std::string::npos);
+        CHECK(t.find(": 550 no (last tried mx.test[192.0.2.1]:25\\x1b)\n") != std::string::npos);
+        e.recipients[0].status = RecipientStatus::delivered;
+        e.recipients[0].last_error.reset();
+        CHECK(format_table({{"A1", e, ""}}).find("<u@mx.test> delivered, 1 attempt\n") != std::string::npos);
+    }
+
     TEST_CASE("the table keeps UTF-8 for a UTF-8 terminal, and escapes it for any other")
     {
         Envelope e = env("U1", 10);

@@ -231,6 +231,10 @@ TEST_SUITE("queue report")
         CHECK(p.recipients[1].route->domain == "*");
         CHECK(p.recipients[1].action == "send by SMTP to [::1]:2525");
         CHECK(p.recipients[2].action == "pipe to the command cat");
+        std::vector<Route> by_mx{*parse_route("*=mx", why)};
+        MessagePlan m = plan_message(e, by_mx, k_now, 24h, false);
+        CHECK(m.recipients[1].action ==
+              "send by SMTP to the mail exchangers of far.example (looked up in DNS when sent)");
         e.next_attempt = rfc3339_utc(k_now + 1min);
         CHECK(plan_message(e, routes, k_now, 24h, false).take == MessagePlan::Take::not_due);
         CHECK(plan_message(e, routes, k_now, 24h, true).take == MessagePlan::Take::run);

@@ -22,6 +22,13 @@ TEST_SUITE("route")
         REQUIRE(v6);
         CHECK(v6->host == "::1");
         CHECK(v6->port == 26);
+        auto mx = parse_transport("mx", why);
+        REQUIRE(mx);
+        CHECK(mx->kind == TransportKind::mx);
+        CHECK(mx->text == "mx");
+        CHECK_FALSE(parse_transport("mx:", why));
+        CHECK_FALSE(parse_transport("mx:2525", why));
+        CHECK(why == "mx takes no argument (its port is --mx-port)");
         CHECK(parse_transport("maildir:/var/mail/%d/%u", why)->path == "/var/mail/%d/%u");
         CHECK(parse_transport("pipe:/usr/bin/procmail -d \"$LOCAL\"", why)->command == "/usr/bin/procmail -d \"$LOCAL\"");
         for (auto bad : {"smtp:host name", "smtp:::1", "smtp:::1:25", "smtp:[host]:25", "smtp:[]", "smtp:host:0",

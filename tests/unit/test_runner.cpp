@@ -205,6 +205,37 @@ TEST_SUITE("runner")
         CHECK(f.queued().empty());
     }
 
+    TEST_CASE("the next hop tried last is kept per recipient, logged, and dropped after an attempt without one")
+    {
+        Fixture f;
+        std::string id = f.queue("a@b.test", {"u@far.test", "v@far.test"});
+        RecipientOutcome refused{Outcome::temporary, "connection to 192.0.2.1:25 refused"};
+        refused.hop = "mx.far.test[192.0.2.1]:25";
+        f.script.answers["u@far.test"] = refused;
+        f.script.answers["v@far.test"] = {Outcome::temporary, "451 4.4.3 DNS: SERVFAIL"};
+        f.run();
+        Envelope e = f.envelope(id);
+        CHECK(e.recipients[0].last_hop == "mx.far.test[192.0.2.1]:25");
+        CHECK_FALSE(e.recipients[1].last_hop);
+        CHECK(f.log.has("to=u@far.test via=smtp:smarthost.test result=deferred detail=\"connection to 192.0.2.1:25 "
+                        "refused\" hop=mx.far.test[192.0.2.1]:25"));
+        // The next attempt tried no server: the old hop goes.
+        f.script.answers["u@far.test"] = {Outcome::temporary, "451 4.4.3 DNS: SERVFAIL"};
+        f.run({id});
+        CHECK_FALSE(f.envelope(id).recipients[0].last_hop);
+        // A hop outside the envelope's character set or bound is not kept.
+        RecipientOutcome odd{Outcome::temporary, "x"};
+        for (std::string hop : {std::string("h\"x"), std::string("h\xc3\xa9"), std::string(limits::k_max_last_hop + 1, 'h')}) {
+            odd.hop = hop;
+            f.script.answers["u@far.test"] = refused;
+            f.run({id});
+            REQUIRE(f.envelope(id).recipients[0].last_hop);
+            f.script.answers["u@far.test"] = odd;
+            f.run({id});
+            CHECK_FALSE(f.envelope(id).recipients[0].last_hop);
+        }
+    }
+
     TEST_CASE("a permanent failure queues one bounce to the sender")
     {
         Fixture f;

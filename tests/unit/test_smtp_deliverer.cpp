@@ -506,6 +506,7 @@ quit)"},
         for (const auto& o : out) {
             CHECK(o.outcome == Outcome::temporary);
             CHECK(o.detail == "451 4.3.0 try later");
+            CHECK_FALSE(o.try_next); // the server has answered: no other is asked
         }
         CHECK(p.received(0) == "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\n"
                                "RCPT TO:<u@fake.test>\r\nRCPT TO:<v@fake.test>\r\nDATA\r\nRSET\r\nQUIT\r\n");
@@ -883,6 +884,8 @@ quit)"},
         for (const auto& o : out) {
             CHECK(o.outcome == Outcome::temporary);
             CHECK(o.detail == "connection to " + where(port) + " refused");
+            CHECK(o.try_next); // another server of the destination may take it
+            CHECK(o.hop == where(port));
         }
         CHECK_FALSE(t.connected());
         t.finish();
@@ -982,8 +985,11 @@ quit)"},
         REQUIRE(out.size() == 3);
         CHECK(out[0].outcome == Outcome::permanent); // the server's own answer stands
         CHECK(out[0].detail == "550 5.1.1 unknown");
+        CHECK_FALSE(out[0].try_next);
         CHECK(out[1].outcome == Outcome::temporary);
         CHECK(out[1].detail == "421 4.3.2 fake.test shutting down");
+        CHECK(out[1].try_next);
+        CHECK(out[2].try_next);
         CHECK(out[2].outcome == Outcome::temporary);
         CHECK(out[2].detail == "421 4.3.2 fake.test shutting down");
         CHECK(p.outcomes.at(1).at(0).outcome == Outcome::permanent);
@@ -1001,6 +1007,8 @@ quit)"},
         CHECK(p.outcomes.at(0).at(0).detail == p.where + " refused the session: 421 4.3.2 busy");
         CHECK(p.outcomes.at(1).at(0).outcome == Outcome::temporary);
         CHECK(p.outcomes.at(1).at(0).detail == p.where + " refused the session: 554 5.7.1 no service for you");
+        CHECK(p.outcomes.at(0).at(0).try_next);
+        CHECK(p.outcomes.at(1).at(0).try_next);
         CHECK(p.received(0) == "");
         CHECK(p.received(1) == "QUIT\r\n");
     }
@@ -1012,6 +1020,18 @@ quit)"},
         CHECK(p.outcomes.at(0).at(0).outcome == Outcome::temporary);
         CHECK(p.outcomes.at(0).at(0).detail.rfind("connection to " + p.where + " closed while ", 0) == 0);
         CHECK_FALSE(p.connected.at(0));
+    }
+
+    TEST_CASE("the connection drops after the end of data: temporary, and no other server may get it")
+    {
+        Fixture f("hi\r\n");
+        Played p = play({"greet all\n<3\n250 ok\n250 ok\n354 go\n<data"}, {f.delivery()}, Use{.finish = false});
+        CHECK(p.outcomes.at(0).at(0).outcome == Outcome::temporary);
+        CHECK_FALSE(p.outcomes.at(0).at(0).try_next); // the server may have the message
+        Fixture g(std::string(200000, 'x') + "\r\n");
+        Played q = play({"greet all\n<3\n250 ok\n250 ok\n354 go"}, {g.delivery()}, Use{.finish = false});
+        CHECK(q.outcomes.at(0).at(0).outcome == Outcome::temporary);
+        CHECK(q.outcomes.at(0).at(0).try_next); // it cannot have all of it
     }
 
     TEST_CASE("replies spread over many reads; a very long reply line is a malformed reply")

@@ -326,6 +326,8 @@ TEST_SUITE("spool")
         // (broken UTF-8), the largest counts, the longest status, both times.
         for (Recipient& r : e.recipients) {
             r.last_error = text::detail_line(std::string(1000, '\xff'), limits::k_max_last_error);
+            r.last_hop = std::string(limits::k_max_last_hop, '[');
+            REQUIRE(is_valid_last_hop(*r.last_hop));
             r.attempts = std::numeric_limits<std::uint64_t>::max();
             r.status = RecipientStatus::delivered;
             r.last_tls = DeliveryTls{std::string(k_max_delivery_tls_text, '"'),
