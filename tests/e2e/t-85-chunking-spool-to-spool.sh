@@ -48,8 +48,9 @@ run(main)
 EOF
 
 step "runq in A with B as the smarthost"
+# --concurrency 1: one connection, the commands in queue order.
 runq_logged "$TEST_TMP/runq.log" --spool "$A" --hostname relay.test --smarthost "127.0.0.1:$PROXY_PORT" \
-    --smtp-timeout 10s || fail "runq exited $?"
+    --smtp-timeout 10s --concurrency 1 || fail "runq exited $?"
 cat "$TEST_TMP/runq.log"
 assert_contains "$(cat "$TEST_TMP/runq.log")" "delivered=3 deferred=0 failed=0 bounces=0 removed=3" "runq log"
 
