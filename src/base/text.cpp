@@ -89,12 +89,15 @@ constexpr std::string_view k_invisible3[] = {
     "\xe2\x81\xa6", "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9",                   // U+2066-U+2069
 };
 
-// The code point of a 2- or 3-octet UTF-8 sequence.
+// The code point of a 2-, 3- or 4-octet UTF-8 sequence.
 unsigned code_point(std::string_view seq)
 {
     auto at = [&](std::size_t k) { return static_cast<unsigned>(static_cast<unsigned char>(seq[k])); };
     if (seq.size() == 2) {
         return ((at(0) & 0x1f) << 6) | (at(1) & 0x3f);
+    }
+    if (seq.size() == 4) {
+        return ((at(0) & 0x07) << 18) | ((at(1) & 0x3f) << 12) | ((at(2) & 0x3f) << 6) | (at(3) & 0x3f);
     }
     return ((at(0) & 0x0f) << 12) | ((at(1) & 0x3f) << 6) | (at(2) & 0x3f);
 }
@@ -318,6 +321,61 @@ std::string metric_label_value(std::string_view text)
         }
         ++i;
     }
+    return out;
+}
+
+void append_json_string(std::string& out, std::string_view text, bool ascii)
+{
+    auto unicode_escape = [&out](unsigned cp) {
+        const char esc[6] = {'\\', 'u', k_hex[(cp >> 12) & 0xf], k_hex[(cp >> 8) & 0xf], k_hex[(cp >> 4) & 0xf],
+                             k_hex[cp & 0xf]};
+        out.append(esc, sizeof esc);
+    };
+    out += '"';
+    for (std::size_t i = 0; i < text.size();) {
+        auto u = static_cast<unsigned char>(text[i]);
+        if (u >= 0x80) {
+            const std::size_t n = utf8_length(text, i);
+            if (n == 0) {
+                out += "\\\\x"; // the decoded string reads \xNN
+                out += k_hex[u >> 4];
+                out += k_hex[u & 0xf];
+                ++i;
+                continue;
+            }
+            if (ascii || invisible_control(text, i) != 0) {
+                const unsigned cp = code_point(text.substr(i, n));
+                if (cp > 0xffff) {
+                    unicode_escape(0xd800 + ((cp - 0x10000) >> 10));
+                    unicode_escape(0xdc00 + ((cp - 0x10000) & 0x3ff));
+                } else {
+                    unicode_escape(cp);
+                }
+            } else {
+                out.append(text.substr(i, n));
+            }
+            i += n;
+            continue;
+        }
+        if (u == '\\') {
+            out += "\\\\x5c";
+        } else if (u == '"') {
+            out += "\\\"";
+        } else if (control(u)) {
+            unicode_escape(u);
+        } else {
+            out += static_cast<char>(u);
+        }
+        ++i;
+    }
+    out += '"';
+}
+
+std::string json_string(std::string_view text, bool ascii)
+{
+    std::string out;
+    out.reserve(text.size() + 2);
+    append_json_string(out, text, ascii);
     return out;
 }
 

@@ -10,6 +10,7 @@
 //   printable_line        one line of a program/file  '?' (1 for 1)   max, first line only
 //   printable_tail        the end of a program's out  ' ' (1 for 1)   last max, no trailing ' '
 //   log_value             a key=value log value       \xNN, quoted    none
+//   json_string           a JSON string (a log line)  \uNNNN, \xNN    none
 //   terminal_text         a listing on a terminal     \xNN            none
 //   json_text             a JSON text for a terminal  \uNNNN          none
 //   terminal_text_utf8    the same, UTF-8 locale      \xNN            none
@@ -81,6 +82,19 @@ std::string printable_tail(std::string_view text, std::size_t max);
 // outside quotes; octets >= 0x80 appear only inside quotes.
 std::string log_value(std::string_view text);
 void append_log_value(std::string& out, std::string_view text);
+
+// `text` as a JSON string, double quotes included (a value of a JSON log
+// line): '"' and '\' escaped by '\'; each C0 control, DEL and invisible
+// control (invisible_control) written as a \u escape of its code point;
+// every other well-formed UTF-8 character as it is, or as \u escapes
+// (UTF-16, a surrogate pair above U+FFFF) when `ascii`; and each octet that
+// is not part of a well-formed character as the four characters \xNN
+// (lower-case hex) of the decoded string, a backslash of the text as \x5c
+// (so the decoded value can be read back to the octets, and a reader's JSON
+// parser never sees invalid UTF-8). The result is valid JSON (RFC 8259) and
+// valid UTF-8, printable US-ASCII when `ascii`, and holds no raw control.
+std::string json_string(std::string_view text, bool ascii = false);
+void append_json_string(std::string& out, std::string_view text, bool ascii = false);
 
 // Text for a terminal (the queue listing): printable US-ASCII as it is; '\'
 // and every octet outside 0x20-0x7e written \xNN (lower-case hex), so the

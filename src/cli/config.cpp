@@ -243,6 +243,15 @@ void set_log(Config& c, const Option&, Values v)
     throw BadConfig{"log: expected syslog, stderr or none, got '" + v.front() + "'"};
 }
 
+void set_log_format(Config& c, const Option&, Values v)
+{
+    if (v.front() == "logfmt" || v.front() == "json") {
+        c.log_format = v.front() == "json" ? LogFormat::json : LogFormat::logfmt;
+        return;
+    }
+    throw BadConfig{"log-format: expected logfmt or json, got '" + v.front() + "'"};
+}
+
 void set_hostname(Config& c, const Option&, Values v)
 {
     if (!is_domain(v.front())) {
@@ -360,6 +369,7 @@ std::string text_of(std::size_t n) { return std::to_string(n); }
 std::string text_of(unsigned n) { return std::to_string(n); }
 std::string text_of(std::chrono::seconds d) { return format_duration(d); }
 std::string text_of(LogTarget t) { return log_name(t); }
+std::string text_of(LogFormat f) { return f == LogFormat::json ? "json" : "logfmt"; }
 
 template <typename T>
 void add_lines(Lines& out, const T& v)
@@ -440,6 +450,8 @@ constexpr Option k_options[] = {
     {"config", 0, K::text, G::common, k_every, "FILE", "read options from FILE (key = value lines)", set_config, nullptr},
     {"spool", 0, K::text, G::common, k_every, "DIR", "the spool directory", set_text<&C::spool>, show<&C::spool>},
     {"log", 0, K::text, G::common, k_every, "WHERE", "syslog, stderr or none", set_log, show<&C::log>},
+    {"log-format", 0, K::text, G::common, k_every, "FORMAT", "logfmt (key=value) or json (one object per line)",
+     set_log_format, show<&C::log_format>},
     {"hostname", 0, K::text, G::common, k_every, "NAME", "our name in the greeting, Received: and bounces, and our HELO name",
      set_hostname, show<&C::hostname>, copy<&C::hostname, &S::hostname>, "the machine's FQDN"},
     {"user", 0, K::text, G::common, k_every, "NAME", "started as root: become this user (the spool's owner) before anything else",
@@ -1128,5 +1140,7 @@ PolicyConfig policy_config(const Config& config)
     p.hook_timeout = config.hook_timeout;
     return p;
 }
+
+const char* subcommand_name(Subcommand c) { return command_name(c); }
 
 } // namespace smtpspool

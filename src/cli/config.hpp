@@ -24,6 +24,9 @@ struct SessionConfig;
 
 enum class Subcommand { serve, mailq, runq, cat, remove, check_config, hold, release, requeue, bounce, stats };
 
+// "serve", "runq", "check-config", ...: the command's name on the command line.
+const char* subcommand_name(Subcommand c);
+
 struct Config {
     Subcommand command = Subcommand::serve;
     std::optional<std::string> config_file;
@@ -71,6 +74,7 @@ struct Config {
     std::optional<std::string> auth_passwd;  // AUTH: "user:crypt-hash" lines
     std::optional<std::string> auth_command; // AUTH: a checkpassword program
     LogTarget log = LogTarget::syslog;
+    LogFormat log_format = LogFormat::logfmt;
     // Delivery (runq; serve with --deliver-now).
     std::vector<Route> routes;
     std::vector<std::chrono::seconds> retry_schedule{std::chrono::minutes(30), std::chrono::hours(1),

@@ -27,6 +27,7 @@ using namespace smtpspool;
 // configuration is read, and whether a client is served on fds 0 and 1.
 struct Crash {
     LogTarget log = LogTarget::syslog;
+    LogFormat format = LogFormat::logfmt;
     bool serving = false;
 };
 Crash g_crash;
@@ -35,7 +36,7 @@ Crash g_crash;
 // gets 421 4.3.0 when it can be told.
 int uncaught(const char* what)
 {
-    make_log_sink(g_crash.log)->log(LogLine("fatal").add("reason", what));
+    make_log_sink(g_crash.log, false, g_crash.format)->log(LogLine("fatal").add("reason", what));
     if (g_crash.serving) {
         say_local_error();
     }
@@ -134,6 +135,7 @@ int sendmail_main(const std::vector<std::string>& args)
                      "  --spool DIR           the spool directory (default /var/spool/smtpspool)\n"
                      "  --hostname NAME       for bare recipients, the sender, Received: and Message-ID:\n"
                      "  --log WHERE           syslog (default), stderr or none\n"
+                     "  --log-format FORMAT   logfmt (default) or json\n"
                      "  --user NAME           as root, become NAME (default: the spool directory's owner)\n"
                      "  --help                print this help and exit\n";
         return k_exit_ok;
@@ -195,6 +197,10 @@ int sendmail_main(const std::vector<std::string>& args)
     }
     Config& c = std::get<Config>(config);
     g_crash.log = c.log;
+    g_crash.format = c.log_format;
+    set_log_program(o.mode == SendmailOptions::Mode::list_queue  ? "mailq"
+                    : o.mode == SendmailOptions::Mode::run_queue ? "runq"
+                                                                 : "sendmail");
     g_crash.serving = o.mode == SendmailOptions::Mode::smtp;
     // Run by root (cron, say): write as the spool's owner, or as --user, so
     // that the queue stays readable by the runq that delivers it.
@@ -274,6 +280,8 @@ int main(int argc, char** argv)
         }
         Config& config = std::get<Config>(parsed);
         g_crash.log = config.log;
+        g_crash.format = config.log_format;
+        set_log_program(subcommand_name(config.command));
         // The queue tools, run by root, act as the spool's owner: what they
         // write stays the owner's, and nothing under the spool can make root
         // touch a file elsewhere.

@@ -192,7 +192,7 @@ int run_change(const Config& config)
             return k_exit_ioerr;
         }
     }
-    auto log = open_log(c.log);
+    auto log = open_log(c.log, c.log_format);
     SystemClock clock;
     RunnerConfig rc{c.spool, c.hostname, c.routes, c.retry_schedule, c.max_queue_time};
     Runner runner(
@@ -429,7 +429,7 @@ int run_runq(Config config)
             ++missing;
         }
     }
-    auto log = open_log(config.log);
+    auto log = open_log(config.log, config.log_format);
     SmtpClientSetup smtp{make_client_tls(config), {}};
     if (config.smtp_auth_file) {
         auto credentials = load_auth_file(*config.smtp_auth_file);

@@ -200,7 +200,7 @@ std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector
 {
     SendmailOptions o;
     // Our own long options (with a value unless listed as flags).
-    static const std::vector<std::string> with_value{"--config", "--spool", "--log", "--hostname", "--user"};
+    static const std::vector<std::string> with_value{"--config", "--spool", "--log", "--log-format", "--hostname", "--user"};
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         auto value = [&](std::size_t skip) -> std::optional<std::string> {
@@ -219,7 +219,7 @@ std::variant<SendmailOptions, std::string> parse_sendmail_args(const std::vector
         if (a.rfind("--", 0) == 0) {
             std::string name = a.substr(0, a.find('='));
             if (std::find(with_value.begin(), with_value.end(), name) == with_value.end()) {
-                return "unknown option " + a + " (smtpspool's own here: --config, --spool, --log, --hostname, --user)";
+                return "unknown option " + a + " (smtpspool's own here: --config, --spool, --log, --log-format, --hostname, --user)";
             }
             o.ours.push_back(a);
             if (a.find('=') == std::string::npos) {
@@ -759,7 +759,7 @@ std::string local_header_section(const HeaderSection& header, const LocalSubmiss
 int run_sendmail(const SendmailOptions& options, Config config, int fd)
 {
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
-    auto log = open_log(config.log);
+    auto log = open_log(config.log, config.log_format);
     auto queued = submit(options, config, fd, *log);
     if (!queued) {
         // The exit status of sendmail(8): sysexits(3), chosen by the step that refused.

@@ -102,7 +102,7 @@ void start_runq(const Config& config, const std::vector<std::string>& ids, LogSi
     auto pid = child.value().release();
     log.log(LogLine("deliver-now")
                 .add("result", "started")
-                .add("pid", static_cast<std::uint64_t>(pid))
+                .add("runq_pid", static_cast<std::uint64_t>(pid))
                 .add("messages", static_cast<std::uint64_t>(ids.size())));
 }
 
@@ -255,7 +255,7 @@ int run_serve(Config config)
     std::signal(SIGPIPE, SIG_IGN);
     apply_machine_defaults(config, config.hostname.empty() ? machine_fqdn() : config.hostname);
     g_last_words.hostname = config.hostname;
-    auto log = open_log(config.log);
+    auto log = open_log(config.log, config.log_format);
     EnvLookup env = [](const char* name) -> const char* { return std::getenv(name); };
     Peer peer = peer_from_environment(env).value_or(peer_from_socket(0, config.trust_unix_socket));
     if (config.proxy_protocol) {

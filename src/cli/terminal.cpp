@@ -24,9 +24,9 @@ bool utf8_locale()
     return utf8;
 }
 
-std::unique_ptr<LogSink> open_log(LogTarget target)
+std::unique_ptr<LogSink> open_log(LogTarget target, LogFormat format)
 {
-    return make_log_sink(target, target == LogTarget::stderr_ && utf8_locale());
+    return make_log_sink(target, target == LogTarget::stderr_ && utf8_locale(), format);
 }
 
 } // namespace smtpspool

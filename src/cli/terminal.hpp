@@ -14,8 +14,8 @@ namespace smtpspool {
 // so that nothing else changes behaviour.
 bool utf8_locale();
 
-// make_log_sink for `target`; standard error keeps UTF-8 when utf8_locale().
-// The locale is looked at only for a log on standard error.
-std::unique_ptr<LogSink> open_log(LogTarget target);
+// make_log_sink for `target` in `format`; standard error keeps UTF-8 when
+// utf8_locale(). The locale is looked at only for a log on standard error.
+std::unique_ptr<LogSink> open_log(LogTarget target, LogFormat format);
 
 } // namespace smtpspool

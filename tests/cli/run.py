@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from testlib import Skip, Suite, clean_env, expect, expect_eq, queued  # noqa: E402
+from testlib import Skip, Suite, clean_env, expect, expect_eq, parse_log, queued  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/smtpspool")
 SUITE = Suite("cli tests", prefix="smtpspool-cli-")
@@ -72,6 +72,68 @@ def rcpt_past_limit_runs_no_hook(tmp):
     expect_eq(20, sum(r.startswith("452 4.5.3") for r in replies), "RCPTs refused with 452 before the close")
     expect(replies[-1].startswith("421 4.7.0 mx.test too many errors"), "the last reply", "421 too many errors", replies[-1])
     expect_eq(3, len(os.listdir(calls)), "calls of the rcpt hook")
+
+
+NETWORK_CLIENT = {"TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "41000", "PROTO": "TCP"}
+
+
+def json_log_octets(value):
+    """A JSON log string back to the octets it stands for (\\xNN is one octet)."""
+    return re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]), value.encode("utf-8"))
+
+
+@test
+def logs_in_both_formats_carry_the_same_events_and_keys(tmp):
+    # The same commands once with --log-format logfmt and once with json, on
+    # two spools: a network session (a HELO name with broken UTF-8, a quote,
+    # a backslash and a C1 control), sendmail, hold, release, requeue and a
+    # runq that delivers. Every line parses in its format, both carry the same
+    # events with the same keys in the same order, the JSON lines name each
+    # program, and the hostile name reads back to the same octets.
+    helo = b'a\xff"b\\c\xc2\x9bd'
+    seen = {}
+    for fmt in ("logfmt", "json"):
+        spool = os.path.join(tmp, fmt)
+        log = ["--log", "stderr", "--log-format", fmt]
+        err_all = b""
+        data = (b"EHLO " + helo + b"\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mx.test>\r\n"
+                b"RCPT TO:<x@elsewhere.example>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+        code, out, err = run(["--spool", spool, "--hostname", "mx.test", *log], data, env=NETWORK_CLIENT)
+        expect(code == 0 and b"queued as" in out, (code, out, err))
+        err_all += err
+        qid = queued_ids(out)[0]
+        code, out, err = run_as(named(tmp, "sendmail"), ["--spool", spool, "--hostname", "mx.test", *log, "v@mx.test"],
+                                b"Subject: two\n\nhello\n")
+        expect(code == 0, (code, err))
+        err_all += err
+        for command in ("hold", "release", "requeue"):
+            code, out, err = run([command, "--spool", spool, *log, qid])
+            expect(code == 0, (command, code, out, err))
+            err_all += err
+        code, out, err = run(["runq", "--spool", spool, *log, "--route", "*=pipe:cat >/dev/null"])
+        expect(code == 0, (code, err))
+        err_all += err
+        try:
+            seen[fmt] = parse_log(err_all, fmt)
+        except ValueError as e:
+            raise AssertionError(f"{fmt}: {e}")
+    head = {"time", "program", "pid", "event"}
+    shape = {fmt: [(e, [k for k in fields if k not in head]) for e, fields in lines] for fmt, lines in seen.items()}
+    expect_eq(shape["logfmt"], shape["json"], "events and keys, logfmt against json")
+    events = [e for e, _ in shape["json"]]
+    for e in ("connect", "ehlo", "rcpt", "queued", "disconnect", "held", "released", "requeued", "delivery",
+              "removed", "runq-done"):
+        expect(e in events, f"event {e} logged", e, events)
+    programs = {}
+    for e, fields in seen["json"]:
+        programs.setdefault(fields["program"], set()).add(e)
+    expect_eq({"serve", "sendmail", "hold", "release", "requeue", "runq"}, set(programs), "the programs")
+    expect("connect" in programs["serve"] and "held" in programs["hold"] and "runq-done" in programs["runq"],
+           "events under their program", found=programs)
+    name_logfmt = [f["name"] for e, f in seen["logfmt"] if e == "ehlo"][0].encode("utf-8", "surrogateescape")
+    name_json = json_log_octets([f["name"] for e, f in seen["json"] if e == "ehlo"][0])
+    expect_eq(helo, name_logfmt, "the HELO name read back from logfmt")
+    expect_eq(helo, name_json, "the HELO name read back from JSON")
 
 
 @test

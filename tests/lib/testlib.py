@@ -16,6 +16,7 @@ and integration tests.
 
 import json
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -139,3 +140,55 @@ def queued(spool):
             body = f.read()
         result.append((i, env, body))
     return result
+
+
+# The log lines of --log stderr (smtpspool(8), LOGGING), parsed strictly.
+_LOGFMT_PREFIX = re.compile(rb"^smtpspool\[([0-9]+)\]: ")
+_LOGFMT_FIELD = re.compile(rb'([a-z0-9_]+)=([!#-<>-\[\]-~]+|"(?:[^"\\\x00-\x1f\x7f]|\\["\\]|\\x[0-9a-f]{2})*")(?: |$)')
+_RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")
+_JSON_HEAD = ["time", "program", "pid", "event"]
+
+
+def parse_log_line(line, fmt):
+    """One line of `--log stderr --log-format FMT` (bytes, no LF) as
+    (event, {key: value}); raises ValueError when it breaks the format.
+    logfmt values are decoded (\\xNN kept as the octet); JSON values are
+    as the JSON parser gives them, the head keys (time, program, pid)
+    left in."""
+    if any(b < 0x20 or b == 0x7f for b in line):
+        raise ValueError(f"a raw control octet in {line!r}")
+    if fmt == "json":
+        text = line.decode("utf-8")  # strict: invalid UTF-8 is an error
+        obj = json.loads(text)
+        if not isinstance(obj, dict) or list(obj)[:4] != _JSON_HEAD:
+            raise ValueError(f"not a log object starting with {_JSON_HEAD}: {text}")
+        if not _RFC3339.match(obj["time"]) or not isinstance(obj["pid"], int) or not obj["program"]:
+            raise ValueError(f"bad time, pid or program: {text}")
+        for k, v in obj.items():
+            if not re.fullmatch(r"[a-z0-9_]+", k) or not isinstance(v, (str, int)):
+                raise ValueError(f"bad key or value {k!r}: {text}")
+        return obj["event"], obj
+    m = _LOGFMT_PREFIX.match(line)
+    if not m:
+        raise ValueError(f"no smtpspool[pid]: prefix: {line!r}")
+    rest, fields, pos = line[m.end():], {}, 0
+    while pos < len(rest):
+        f = _LOGFMT_FIELD.match(rest, pos)
+        if not f:
+            raise ValueError(f"not key=value at {rest[pos:pos + 40]!r} in {line!r}")
+        value = f.group(2)
+        if value.startswith(b'"'):
+            value = re.sub(rb'\\(["\\])|\\x([0-9a-f]{2})',
+                           lambda e: e.group(1) or bytes([int(e.group(2), 16)]), value[1:-1])
+        fields[f.group(1).decode()] = value.decode("utf-8", "surrogateescape")
+        pos = f.end()
+    if list(fields)[:1] != ["event"]:
+        raise ValueError(f"the first key is not event: {line!r}")
+    return fields.pop("event"), fields
+
+
+def parse_log(output, fmt):
+    """Every line of a --log stderr output, parsed: [(event, fields)]."""
+    if output and not output.endswith(b"\n"):
+        raise ValueError(f"the log does not end with a line end: {output[-80:]!r}")
+    return [parse_log_line(line, fmt) for line in output.split(b"\n")[:-1]]

@@ -8,9 +8,11 @@ binary (valgrind): a hold ends as soon as the binary exits, so a longer one
 costs only when the binary fails to end the session itself.
 
 Each transcript is sent through a pipe to `BINARY --spool TMP --hostname
-mx.test --log none`, as a local client and, with the UCSPI variables of
-tcpserver set, as a network client (unless "! mode" limits it). Its replies
-and the spool it leaves are then checked. The format is in tests/sessions/README.
+mx.test --log stderr`, as a local client (with --log-format logfmt) and, with
+the UCSPI variables of tcpserver set, as a network client (--log-format json),
+unless "! mode" limits it. Its replies, every line of its log (parsed in its
+format: smtpspool(8), LOGGING) and the spool it leaves are then checked. The
+format is in tests/sessions/README.
 """
 import concurrent.futures
 import json
@@ -23,8 +25,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from testlib import clean_env, queued  # noqa: E402
+from testlib import clean_env, parse_log, queued  # noqa: E402
 
+# The log format of each mode: the whole tier's logs are read in both.
+LOG_FORMAT = {"local": "logfmt", "network": "json"}
 NETWORK_ENV = {"TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "41000", "TCPLOCALIP": "192.0.2.1",
                "TCPLOCALPORT": "25", "PROTO": "TCP"}
 
@@ -88,7 +92,8 @@ def run(binary, t, mode, spool):
     if mode == "network":
         env.update(NETWORK_ENV)
     env.update(t["env"])
-    args = [binary, "--spool", spool, "--hostname", "mx.test", "--log", "none"] + t["options"]
+    args = [binary, "--spool", spool, "--hostname", "mx.test", "--log", "stderr",
+            "--log-format", LOG_FORMAT[mode]] + t["options"]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out, err = [], []
 
@@ -128,9 +133,15 @@ def pointer(doc, path):
     return doc
 
 
-def check(t, status, out, err, spool):
-    if err:
-        raise Failure(f"stderr must stay empty with --log none, got {err!r}")
+def check(t, status, out, err, spool, mode):
+    # Standard error holds nothing but log lines, each well-formed.
+    try:
+        events = parse_log(err, LOG_FORMAT[mode])
+    except ValueError as e:
+        raise Failure(f"log ({LOG_FORMAT[mode]}): {e}")
+    if not events or events[0][0] not in ("connect", "proxy", "proxy-refused", "client-denied", "rate-limited"):
+        if not (events and events[0][0] == "spool-error"):
+            raise Failure(f"the log does not start with the session: {err[:300]!r}")
     lines = out.split(b"\r\n")
     if lines[-1] != b"":
         raise Failure(f"output does not end with CRLF: {out[-80:]!r}")
@@ -215,7 +226,7 @@ def run_one(binary, directory, name, t, mode):
         out = b""
         try:
             status, out, err = run(binary, t, mode, spool)
-            check(t, status, out, err, spool)
+            check(t, status, out, err, spool, mode)
             return True, [f"PASS {name} ({mode})"]
         except Failure as e:
             return False, ([f"FAIL {name} ({mode}): {e}", "     replies were:"] +
