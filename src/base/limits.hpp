@@ -43,6 +43,9 @@ inline constexpr std::size_t k_default_max_errors = 20;
 // Bytes read from the client at a time; the only input buffer of a session.
 inline constexpr std::size_t k_read_buffer = 65536;
 
+// Octets of a session transcript (--transcript-max-size), then a marker.
+inline constexpr std::size_t k_default_transcript_max_size = 1 << 20;
+
 // Bytes the spool writer gathers before one write(2).
 inline constexpr std::size_t k_write_buffer = 65536;
 

@@ -75,6 +75,11 @@ struct Config {
     std::optional<std::string> auth_command; // AUTH: a checkpassword program
     LogTarget log = LogTarget::syslog;
     LogFormat log_format = LogFormat::logfmt;
+    // Session transcripts (smtpspool(8), SESSION TRANSCRIPTS).
+    std::optional<std::string> transcript_dir;
+    std::vector<std::string> transcript_clients; // empty: every client
+    std::size_t transcript_max_size = limits::k_default_transcript_max_size;
+    bool transcript = false; // cat --transcript
     // Delivery (runq; serve with --deliver-now).
     std::vector<Route> routes;
     std::vector<std::chrono::seconds> retry_schedule{std::chrono::minutes(30), std::chrono::hours(1),

@@ -5,6 +5,7 @@
 #include "delivery/route.hpp"
 #include "policy/policy.hpp"
 #include "server/tls.hpp"
+#include "server/transcript.hpp"
 #include "smtp/smtp_address.hpp"
 
 #include "cli/lister.hpp"
@@ -305,10 +306,17 @@ int run_cat(const Config& config)
         return k_exit_usage;
     }
     const std::string& id = config.ids.front();
-    auto file = with_entry(config.spool, id, [](SpoolEntry& e) { return e.open_message(); });
+    if (config.transcript && !config.transcript_dir) {
+        complain("cat", "--transcript needs --transcript-dir (or transcript-dir in the configuration)");
+        return k_exit_usage;
+    }
+    auto file = config.transcript ? open_transcript_of(*config.transcript_dir, id)
+                                  : with_entry(config.spool, id, [](SpoolEntry& e) { return e.open_message(); });
     if (!file) {
         int e = file.error().errnum;
-        complain("cat", id + ": " + (e == ENOENT ? "not in the queue" : file.error().message));
+        complain("cat", id + ": " + (e != ENOENT ? file.error().message
+                                     : config.transcript ? "no transcript in " + *config.transcript_dir
+                                                         : std::string("not in the queue")));
         return e == ENOENT ? k_exit_noinput : k_exit_ioerr;
     }
     char buf[65536];

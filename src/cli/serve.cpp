@@ -16,8 +16,11 @@
 #include "spool/spool.hpp"
 #include "server/stdio_transport.hpp"
 #include "server/tls.hpp"
+#include "server/transcript.hpp"
+#include "base/cidr.hpp"
 #include "cli/terminal.hpp"
 
+#include <algorithm>
 #include <tuple>
 #include <cerrno>
 #include <csignal>
@@ -30,6 +33,23 @@
 
 namespace smtpspool {
 namespace {
+
+// --transcript-client: none given, every session; else only network clients
+// whose address is in one of the networks.
+bool transcript_wanted(const std::vector<std::string>& networks, const Peer& peer)
+{
+    if (networks.empty()) {
+        return true;
+    }
+    auto ip = parse_ip(peer.address);
+    if (peer.local || !ip) {
+        return false;
+    }
+    return std::any_of(networks.begin(), networks.end(), [&ip](const std::string& text) {
+        auto net = parse_network(text);
+        return net && contains(*net, *ip);
+    });
+}
 
 // What say_local_error() needs: our name once known, and whether fd 1 may
 // still carry TLS records (then a plain 421 would corrupt them).
@@ -312,9 +332,27 @@ int run_serve(Config config)
     SpoolWriter writer(config.spool, fs, clock, static_cast<long>(::getpid()));
     CommitRecorder spool(writer);
     std::optional<PasswordFile> passwords = std::move(files.value().passwords);
+    // A transcript of this session when --transcript-dir asks for one; the
+    // session's and the policy's log lines then go into it too.
+    std::optional<SessionTranscript> transcript;
+    std::optional<TranscriptLog> transcript_log;
+    if (config.transcript_dir && transcript_wanted(config.transcript_clients, sc.peer)) {
+        if (auto t = SessionTranscript::open(*config.transcript_dir, config.transcript_max_size, ::getpid())) {
+            transcript.emplace(std::move(t.value()));
+            transcript_log.emplace(*log, *transcript);
+            transport.use_transcript(*transcript);
+        } else {
+            log->log(LogLine("transcript-error").add("reason", t.error().message));
+        }
+    }
+    LogSink& session_log = transcript_log ? static_cast<LogSink&>(*transcript_log) : *log;
     Policy policy(
-        policy_config(config), std::move(files.value()), [&writer] { return writer.readable_message(); }, *log);
-    Session session(std::move(sc), spool, policy, *log, clock);
+        policy_config(config), std::move(files.value()), [&writer] { return writer.readable_message(); },
+        session_log);
+    Session session(std::move(sc), spool, policy, session_log, clock);
+    if (transcript) {
+        session.use_transcript(*transcript);
+    }
     std::optional<CheckPassword> checkpassword;
     if (passwords) {
         session.use_auth(*passwords);
@@ -325,6 +363,9 @@ int run_serve(Config config)
         session.use_tls(lazy);
     }
     const SessionEnd end = transport.run(session);
+    if (transcript) {
+        transcript->finish(spool.committed);
+    }
     if (config.deliver_now && !spool.committed.empty()) {
         start_runq(config, spool.committed, *log);
     }

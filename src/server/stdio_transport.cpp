@@ -96,6 +96,9 @@ StdioTransport::Read StdioTransport::read_some()
 
 bool StdioTransport::write_all(std::string_view bytes)
 {
+    if (m_transcript != nullptr) {
+        m_transcript->server(bytes);
+    }
     if (m_tls) {
         return m_tls->write(bytes) == TlsStream::Io::ok;
     }

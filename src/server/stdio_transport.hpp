@@ -6,6 +6,7 @@
 #include "server/proxy_protocol.hpp"
 #include "smtp/session.hpp"
 #include "server/tls.hpp"
+#include "server/transcript.hpp"
 
 #include <chrono>
 #include <functional>
@@ -27,6 +28,8 @@ public:
     // TLS for the session's STARTTLS; on_connect: the handshake comes first,
     // before the greeting (--tls-on-connect).
     void use_tls(std::shared_ptr<TlsContext> context, bool on_connect);
+    // Each batch of replies also into a session transcript.
+    void use_transcript(SessionTranscript& transcript) { m_transcript = &transcript; }
 
     // Runs the session to its end; after_write runs after each batch of
     // replies has been written.
@@ -51,6 +54,7 @@ private:
     bool m_tls_on_connect = false;
     std::unique_ptr<TlsStream> m_tls;
     bool m_tls_failed = false;
+    SessionTranscript* m_transcript = nullptr;
     int wait_ms() const;
 };
 

@@ -216,6 +216,11 @@ void Session::line(std::string_view raw)
     if (crlf) {
         raw.remove_suffix(1);
     }
+    if (m_transcript != nullptr) {
+        m_transcript->client_line(m_mode == Mode::auth_reply                  ? k_transcript_sasl_marker
+                                  : parse_command(raw).verb == Verb::auth ? k_transcript_auth_marker
+                                                                          : raw);
+    }
     if (is_http_request(raw)) {
         m_log.log(LogLine("http-request"));
         close("http-request");

@@ -12,6 +12,7 @@
 #include "base/log.hpp"
 #include "base/result.hpp"
 #include "smtp/smtp_command.hpp"
+#include "smtp/transcript_port.hpp"
 #include "smtp/smtp_data.hpp"
 #include "smtp/policy_port.hpp"
 #include "smtp/smtp_nfa.hpp"
@@ -103,6 +104,8 @@ public:
     void use_auth(AuthPort& auth) { m_auth = &auth; }
     // Without one, TLS is taken to be ready whenever it is offered.
     void use_tls(TlsPort& tls) { m_tls_port = &tls; }
+    // Each command line (credentials as markers) also to a transcript.
+    void use_transcript(TranscriptPort& transcript) { m_transcript = &transcript; }
 
     State state() const { return m_state; }
 
@@ -191,6 +194,7 @@ private:
     AcceptAll m_accept_all;
     PolicyPort& m_policy;
     LogSink& m_log;
+    TranscriptPort* m_transcript = nullptr;
     const Clock& m_clock;
 
     State m_state = State::connected;
