@@ -9,6 +9,7 @@
 #include "smtp/smtp_address.hpp"
 
 #include "cli/lister.hpp"
+#include "cli/progress.hpp"
 #include "cli/queue_report.hpp"
 #include "delivery/plan.hpp"
 #include "base/limits.hpp"
@@ -457,7 +458,13 @@ int run_runq(Config config)
         *log, clock);
     bool tty = ::isatty(2) == 1;
     for (;;) {
+        // On a terminal, a status line while the pass goes on; then its summary.
+        ProgressLine line("runq", 2);
+        runner.on_progress([&line](const RunStats& so_far, std::size_t total) {
+            line.update({so_far.messages, total, so_far.delivered, so_far.deferred, so_far.failed});
+        });
         RunStats s = runner.run(config.ids);
+        line.finish();
         if (tty) {
             std::cerr << "smtpspool runq: " << s.attempted << " of " << s.messages << " messages tried: " << s.delivered
                       << " delivered, " << s.deferred << " deferred, " << s.failed << " failed, " << s.bounces

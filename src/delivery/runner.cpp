@@ -203,13 +203,22 @@ RunStats Runner::run(const std::vector<std::string>& ids)
                              m_config.concurrency_per_host);
     }
     const bool parallel = std::any_of(phases.begin(), phases.end(), [](const auto& p) { return p.size() > 1; });
+    const std::size_t total = todo.value().size();
+    auto progress = [&] {
+        if (m_progress) {
+            m_progress(stats, total);
+        }
+    };
+    progress();
     if (parallel) {
         for (const std::vector<Lane>& lanes : phases) {
             run_lanes(queue.value(), lanes, force, stats);
+            progress();
         }
     } else {
         for (const std::string& id : todo.value()) {
             process(queue.value(), id, force, stats);
+            progress();
         }
         finish_deliverers();
     }

@@ -69,6 +69,11 @@ struct RunStats {
 
 using DelivererFactory = std::function<std::unique_ptr<Deliverer>(const TransportSpec&)>;
 
+// Told how a pass goes: the counts so far and the messages it has to look
+// at; after each message in runq's own process, after each phase of worker
+// processes, and once at the start.
+using RunProgress = std::function<void(const RunStats& so_far, std::size_t total)>;
+
 class Runner {
 public:
     Runner(RunnerConfig config, DelivererFactory factory, LogSink& log, const Clock& clock);
@@ -79,6 +84,7 @@ public:
     // With concurrency above 1, the messages are shared among worker
     // processes forked here (plan_lanes), each with its own deliverers.
     RunStats run(const std::vector<std::string>& ids);
+    void on_progress(RunProgress progress) { m_progress = std::move(progress); }
     // smtpspool bounce: gives up now on the pending recipients of the
     // message that `entry` holds locked, whose envelope is e, for which
     // `which` holds, with the error `reason`; tells the sender as a run does,
@@ -137,6 +143,7 @@ private:
     PosixFs m_posix_fs;
     Fs& m_fs;
     std::map<std::string, std::unique_ptr<Deliverer>> m_deliverers;
+    RunProgress m_progress;
 };
 
 } // namespace smtpspool

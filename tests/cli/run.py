@@ -137,6 +137,46 @@ def logs_in_both_formats_carry_the_same_events_and_keys(tmp):
 
 
 @test
+def runq_keeps_a_status_line_on_a_terminal_and_none_elsewhere(tmp):
+    # 40 messages; runq with standard error on a pseudo-terminal writes a
+    # status line (carriage return, erase line, "runq: N/40 messages, ...")
+    # that ends at 40/40 and is erased before the summary; with standard
+    # error on a pipe it writes neither.
+    import pty
+    spool = os.path.join(tmp, "spool")
+    code, out, err = session(spool, [("a@b.example", ["u@mx.test"], b"x\r\n")] * 40)
+    expect(code == 0 and len(queued_ids(out)) == 40, (code, err))
+    args = [BIN, "runq", "--spool", spool, "--log", "none", "--route", "*=pipe:cat >/dev/null"]
+    master, slave = pty.openpty()
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=clean_env())
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    p.wait(timeout=30)
+    expect_eq(0, p.returncode, "runq's exit status")
+    updates = re.findall(rb"\r\x1b\[Krunq: (\d+)/40 messages, (\d+) delivered, (\d+) deferred, (\d+) failed", seen)
+    expect(updates, "status lines on the terminal", found=seen[:300])
+    done = [int(u[0]) for u in updates]
+    expect_eq(done, sorted(done), "the count only grows")
+    expect_eq((b"40", b"40", b"0", b"0"), updates[-1], "the last status line")
+    expect(re.search(rb"messages, 40 delivered[^\r]*/s", seen), "the rate once messages are done", found=seen[-400:])
+    expect(re.search(rb"\r\x1b\[Ksmtpspool runq: 40 of 40 messages tried", seen.replace(b"\r\n", b"\n")),
+           "the line erased, then the summary", found=seen[-300:])
+    # Standard error not a terminal: nothing of it.
+    code, out, err = session(spool, [("a@b.example", ["u@mx.test"], b"x\r\n")] * 3)
+    code, out, err = run(["runq", "--spool", spool, "--log", "none", "--route", "*=pipe:cat >/dev/null"])
+    expect_eq((0, b"", b""), (code, out, err), "runq with standard error on a pipe")
+
+
+@test
 def runq_expires_unreadable_envelopes(tmp):
     # An envelope that cannot be read (damaged, or past the reader's cap) is
     # listed by mailq, reported by every runq, and removed by runq once the
