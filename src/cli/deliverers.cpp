@@ -30,14 +30,17 @@ std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Confi
             }
         }
         MxOptions options{static_cast<std::uint16_t>(config.mx_port), SelfIdentity{config.hostname, local_addresses()}};
-        // TLS toward each address at the level --smtp-tls and --smtp-tls-policy give it;
-        // no AUTH toward mail exchangers.
+        // TLS toward each address for the MX host name that gave it (the level
+        // --smtp-tls and --smtp-tls-policy give that name, SNI, the name
+        // verify checks), for the address itself when it is an address
+        // literal; no AUTH toward mail exchangers.
         auto connect = [helo = config.hostname, timeouts, level = config.smtp_tls, policy = config.smtp_tls_policy,
-                        tls = smtp.tls](const std::string& address, std::uint16_t port) {
+                        tls = smtp.tls](const std::string& name, const std::string& address, std::uint16_t port) {
             SmtpSecurity security;
-            security.level = tls_level_for(address, level, policy);
+            security.level = tls_level_for(name.empty() ? address : name, level, policy);
             security.tls = tls;
-            return std::make_unique<SmtpDeliverer>(SmtpTarget{address, port}, helo, timeouts, std::move(security));
+            return std::make_unique<SmtpDeliverer>(SmtpTarget{address, port, false, name}, helo, timeouts,
+                                                   std::move(security));
         };
         return std::make_unique<MxDeliverer>(std::move(options), std::make_unique<DnsResolver>(servers), connect,
                                              random_shuffle());

@@ -19,7 +19,7 @@ MxDeliverer::~MxDeliverer() { finish(); }
 
 void MxDeliverer::finish()
 {
-    for (auto& [address, kept] : m_connections) {
+    for (auto& [key, kept] : m_connections) {
         kept.deliverer->finish();
     }
     m_connections.clear();
@@ -36,9 +36,10 @@ const MxPlan& MxDeliverer::plan(const std::string& domain)
     return it->second;
 }
 
-Deliverer& MxDeliverer::connection(const std::string& address)
+Deliverer& MxDeliverer::connection(const std::string& name, const std::string& address)
 {
-    auto it = m_connections.find(address);
+    auto key = std::make_pair(name, address);
+    auto it = m_connections.find(key);
     if (it == m_connections.end()) {
         if (m_connections.size() >= k_mx_connections_kept) {
             auto oldest = std::min_element(m_connections.begin(), m_connections.end(),
@@ -46,7 +47,7 @@ Deliverer& MxDeliverer::connection(const std::string& address)
             oldest->second.deliverer->finish();
             m_connections.erase(oldest);
         }
-        it = m_connections.emplace(address, Kept{m_connect(address, m_options.port), 0}).first;
+        it = m_connections.emplace(key, Kept{m_connect(name, address, m_options.port), 0}).first;
     }
     it->second.used = ++m_clock;
     return *it->second.deliverer;
@@ -78,7 +79,7 @@ void MxDeliverer::deliver_domain(const Delivery& delivery, const std::vector<std
             for (std::size_t pos : open) {
                 indices.push_back(delivery.recipients[pos]);
             }
-            auto outcomes = connection(address).deliver(Delivery{delivery.envelope, delivery.open_message, indices});
+            auto outcomes = connection(host.name, address).deliver(Delivery{delivery.envelope, delivery.open_message, indices});
             std::vector<std::size_t> still;
             for (std::size_t k = 0; k < open.size(); ++k) {
                 RecipientOutcome o =

@@ -13,12 +13,17 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace smtpspool {
 
-// A connection to one address and port (an SmtpDeliverer in runq).
-using ConnectionFactory = std::function<std::unique_ptr<Deliverer>(const std::string& address, std::uint16_t port)>;
+// A connection to one address and port (an SmtpDeliverer in runq). name: the
+// mail exchanger's host name that gave the address ("" for an address
+// literal); TLS toward the address is for that name (its policy entry, SNI,
+// the name the certificate must bear).
+using ConnectionFactory = std::function<std::unique_ptr<Deliverer>(const std::string& name,
+                                                                   const std::string& address, std::uint16_t port)>;
 
 struct MxOptions {
     std::uint16_t port = 25; // --mx-port
@@ -39,6 +44,8 @@ inline constexpr std::size_t k_mx_connections_kept = 8;
 //   RCPT: permanent; 4xx: temporary, no other host tried). When every
 //   address was tried: temporary, with the last address's detail.
 // - hop: the host and address of the last connection tried for it.
+// One connection per host name and address (two names of one address are two
+// connections: each has its own TLS name).
 // An address that failed so for every recipient is not tried again in the
 // run (its detail is reused). Plans are kept for the run, one per domain.
 class MxDeliverer final : public Deliverer {
@@ -51,7 +58,7 @@ public:
 
 private:
     const MxPlan& plan(const std::string& domain);
-    Deliverer& connection(const std::string& address);
+    Deliverer& connection(const std::string& name, const std::string& address);
     void deliver_domain(const Delivery& delivery, const std::vector<std::size_t>& positions,
                         const std::string& domain, std::vector<RecipientOutcome>& out);
 
@@ -64,7 +71,7 @@ private:
         std::unique_ptr<Deliverer> deliverer;
         std::uint64_t used = 0;
     };
-    std::map<std::string, Kept> m_connections;
+    std::map<std::pair<std::string, std::string>, Kept> m_connections; // (name, address)
     std::uint64_t m_clock = 0;
     std::map<std::string, std::string> m_down; // address -> detail of its failure in this run
 };

@@ -23,6 +23,9 @@ struct SmtpTarget {
     std::string host; // a name, an IPv4 address, or an IPv6 address (with or without [])
     std::uint16_t port = 25;
     bool tls_on_connect = false; // smtps: TLS before the greeting (RFC 8314 §3)
+    // The name TLS is for (SNI, the certificate's name) when it is not host:
+    // the mail exchanger's name of an address found through an MX lookup.
+    std::string tls_name{};
 };
 
 // TLS and AUTH toward one next hop (smtp_security.hpp defines the levels).

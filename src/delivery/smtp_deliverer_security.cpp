@@ -79,9 +79,8 @@ void SmtpDeliverer::start_tls(bool implicit)
 {
     TlsLevel level = m_security.level;
     // The name the certificate must bear and SNI carries: the host we
-    // connected to (a next hop that came from elsewhere, such as an MX
-    // lookup, would name its own host here).
-    std::string host = m_target.host;
+    // connected to, or the name that gave its address (an MX host).
+    std::string host = m_target.tls_name.empty() ? m_target.host : m_target.tls_name;
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
         host = host.substr(1, host.size() - 2);
     }

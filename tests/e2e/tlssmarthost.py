@@ -1,5 +1,5 @@
 """A smarthost with TLS and AUTH for the SMTP client's tests: aiosmtpd on
-127.0.0.1, offering STARTTLS or speaking TLS from the first octet.
+127.0.0.1 (or another loopback address), offering STARTTLS or speaking TLS from the first octet.
 
     python3 tlssmarthost.py PORT DIR CERT KEY [OPTIONS_JSON]
 
@@ -13,8 +13,9 @@ OPTIONS_JSON (all optional):
      "inject": false,           after "220 Ready to start TLS", send
                                 "250 injected" in clear text in the same
                                 write (a response injection; RFC 3207 §5)
-     "client_ca": "FILE"}       ask for a client certificate (optional),
+     "client_ca": "FILE",       ask for a client certificate (optional),
                                 checked against FILE
+     "address": "127.0.0.3"}    listen there instead of 127.0.0.1
 
 Every accepted message is recorded as one JSON line in DIR/transactions.jsonl
 with "tls" (true when the session was encrypted), "auth" (the user who
@@ -99,7 +100,7 @@ def main():
     exclude = None
     if "mechanisms" in options:
         exclude = [m for m in ("PLAIN", "LOGIN") if m not in options["mechanisms"]]
-    kwargs = dict(hostname="127.0.0.1", port=port, server_hostname="tls-smarthost.test",
+    kwargs = dict(hostname=options.get("address", "127.0.0.1"), port=port, server_hostname="tls-smarthost.test",
                   auth_require_tls=options.get("auth_require_tls", True),
                   auth_required=options.get("auth_required", False),
                   authenticator=authenticator if users else None,

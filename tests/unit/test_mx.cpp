@@ -393,6 +393,7 @@ struct Scripted {
     std::map<std::string, RecipientOutcome> by_address;
     std::map<std::string, std::map<std::string, RecipientOutcome>> by_recipient; // address -> rcpt -> outcome
     std::vector<std::string> calls; // "address: rcpt,rcpt"
+    std::vector<std::string> made;  // "name address" of each connection made
     int finished = 0;
 };
 
@@ -470,8 +471,9 @@ struct MxFixture {
         r->mx["null.test"] = {DnsStatus::ok, {{0, ""}}, ""};
         r->mx["broken.test"] = {DnsStatus::failed, {}, "SERVFAIL"};
         d = std::make_unique<MxDeliverer>(MxOptions{25, k_self}, std::move(resolver),
-                                          [this](const std::string& a, std::uint16_t port) {
+                                          [this](const std::string& name, const std::string& a, std::uint16_t port) {
                                               CHECK(port == 25);
+                                              s.made.push_back(name + " " + a);
                                               return std::make_unique<ScriptedConnection>(s, a);
                                           },
                                           nullptr);
@@ -569,5 +571,20 @@ TEST_SUITE("mx deliverer")
         std::ignore = f.d->deliver(all_of(e));
         CHECK(f.s.calls.size() == rcpts.size());
         CHECK(f.s.finished == 3); // the least recently used, closed
+    }
+
+    TEST_CASE("each connection is for the MX host name that gave its address (its TLS name); literals for none")
+    {
+        MxFixture f;
+        f.r->mx["aonly.test"] = {DnsStatus::nodata, {}, ""};
+        f.r->host("aonly.test", {"192.0.2.2"});
+        f.s.by_address["2001:db8::1"] = refused("[2001:db8::1]");
+        f.s.by_address["192.0.2.1"] = refused("192.0.2.1");
+        Envelope e = envelope_to({"u@two.test", "v@aonly.test", "w@[192.0.2.2]"});
+        std::ignore = f.d->deliver(all_of(e));
+        // 192.0.2.2 under three names: three connections, one per name.
+        // (Domains in their order: "[192.0.2.2]", aonly.test, two.test.)
+        CHECK(f.s.made == std::vector<std::string>{" 192.0.2.2", "aonly.test 192.0.2.2", "mx1.two.test 2001:db8::1",
+                                                   "mx1.two.test 192.0.2.1", "mx2.two.test 192.0.2.2"});
     }
 }
