@@ -588,7 +588,7 @@ constexpr Option k_options[] = {
      "worker processes (so SMTP connections) a runq pass uses at most; 1: none, one message after the other",
      set_number<&C::concurrency>, show<&C::concurrency>, nullptr, nullptr, 1, 1000},
     {"concurrency-per-host", 0, K::text, G::delivery, k_delivering, "M",
-     "of them, at most this many deliver to one next hop (a route's transport)",
+     "of them, at most this many deliver to one next hop (a route's transport; for mx, a recipient domain)",
      set_number<&C::concurrency_per_host>, show<&C::concurrency_per_host>, nullptr, nullptr, 1, 1000},
     {"delay-warning", 0, K::text, G::delivery, k_delivering, "TIME",
      "send one delay notice (RFC 3464) about a message still pending after TIME, where NOTIFY allows it",

@@ -254,8 +254,12 @@ std::vector<PlannedMessage> Runner::survey(const QueueDir& queue, const std::vec
                 if (r.status != RecipientStatus::pending) {
                     continue;
                 }
-                if (const Route* route = find_route(m_config.routes, recipient_domain(r.address, e.value().hostname))) {
-                    hops.insert(route->transport.text);
+                const std::string domain = recipient_domain(r.address, e.value().hostname);
+                if (const Route* route = find_route(m_config.routes, domain)) {
+                    // The mx transport's next hop is the recipient's domain
+                    // (its mail exchangers), so that domains go to different
+                    // workers; any other transport's is its text.
+                    hops.insert(route->transport.kind == TransportKind::mx ? "mx:" + domain : route->transport.text);
                 }
             }
             m.hops.assign(hops.begin(), hops.end());

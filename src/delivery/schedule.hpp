@@ -17,8 +17,10 @@ namespace smtpspool {
 
 struct PlannedMessage {
     std::string id;
-    // The next hops (route transports, "smtp:mx.example:25") of its pending
-    // recipients; empty when it needs none (not due, unreadable, no route).
+    // The next hops of its pending recipients (the route's transport,
+    // "smtp:mx.example:25"; for the mx transport the recipient's domain,
+    // "mx:example.org"); empty when it needs none (not due, unreadable, no
+    // route).
     std::vector<std::string> hops;
 };
 

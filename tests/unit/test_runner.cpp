@@ -992,4 +992,23 @@ TEST_SUITE("runner")
         CHECK(f.log.has("event=runq-done messages=13 attempted=12 delivered=12"));
         CHECK(f.log.has("workers=3"));
     }
+
+    TEST_CASE("concurrency: for the mx transport each recipient domain is a next hop of its own")
+    {
+        Fixture f;
+        f.concurrency = 3;
+        f.per_host = 1;
+        std::string why;
+        f.routes = {*parse_route("*=mx", why)};
+        for (const char* domain : {"one.test", "two.test", "three.test"}) {
+            f.queue("a@b.test", {std::string("u@") + domain});
+            f.queue("a@b.test", {std::string("v@") + domain});
+        }
+        RunStats s = f.run();
+        // One worker per domain; with the transport as the next hop, all six
+        // messages would share one worker (per_host 1).
+        CHECK(s.workers == 3);
+        CHECK(s.delivered == 6);
+        CHECK(f.queued().empty());
+    }
 }
