@@ -135,19 +135,7 @@ Result<std::unique_ptr<TlsStream>> TlsStream::accept(const std::shared_ptr<TlsCo
     if (auto r = attach(context->m_ctx, s->m_ssl, in, out); !r) {
         return r.error();
     }
-    for (;;) {
-        int r = ::SSL_accept(s->m_ssl);
-        if (r == 1) {
-            return s;
-        }
-        Io io = s->wait(::SSL_get_error(s->m_ssl, r), r);
-        if (io == Io::timeout) {
-            return Error{ETIMEDOUT, "TLS handshake timed out"};
-        }
-        if (io != Io::ok) {
-            return Error{0, "TLS handshake failed: " + s->m_error};
-        }
-    }
+    return handshake(std::move(s), ::SSL_accept);
 }
 
 Result<std::unique_ptr<TlsStream>> TlsStream::connect(const std::shared_ptr<TlsContext>& context, int fd,
@@ -173,9 +161,14 @@ Result<std::unique_ptr<TlsStream>> TlsStream::connect(const std::shared_ptr<TlsC
             return Error{0, "cannot set up TLS: " + library_error("bad host name")};
         }
     }
+    return handshake(std::move(s), ::SSL_connect);
+}
+
+Result<std::unique_ptr<TlsStream>> TlsStream::handshake(std::unique_ptr<TlsStream> s, int (*step)(::ssl_st*))
+{
     for (;;) {
         errno = 0;
-        int r = ::SSL_connect(s->m_ssl);
+        int r = step(s->m_ssl);
         if (r == 1) {
             return s;
         }

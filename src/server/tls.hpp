@@ -79,6 +79,8 @@ public:
 private:
     TlsStream() = default;
     Io wait(int ssl_error, int result);
+    // SSL_accept or SSL_connect until done, waiting as the library asks.
+    static Result<std::unique_ptr<TlsStream>> handshake(std::unique_ptr<TlsStream> s, int (*step)(::ssl_st*));
     std::shared_ptr<TlsContext> m_context;
     ::ssl_st* m_ssl = nullptr;
     int m_in = -1, m_out = -1;
