@@ -73,6 +73,7 @@ void MxDeliverer::deliver_domain(const Delivery& delivery, const std::vector<std
             last.hop = hop_text(host.name, address, m_options.port);
             if (auto down = m_down.find(address); down != m_down.end()) {
                 last.detail = down->second;
+                last.tls.reset();
                 continue;
             }
             std::vector<std::size_t> indices;
@@ -87,6 +88,7 @@ void MxDeliverer::deliver_domain(const Delivery& delivery, const std::vector<std
                 o.hop = last.hop;
                 if (o.outcome == Outcome::temporary && o.try_next) {
                     last.detail = o.detail;
+                    last.tls = o.tls;
                     still.push_back(open[k]);
                     continue;
                 }
@@ -102,6 +104,7 @@ void MxDeliverer::deliver_domain(const Delivery& delivery, const std::vector<std
     for (std::size_t pos : open) {
         out[pos] = RecipientOutcome{Outcome::temporary, last.detail};
         out[pos].hop = last.hop;
+        out[pos].tls = last.tls; // what the last server tried showed of its TLS
     }
 }
 

@@ -101,3 +101,5 @@ try mx-policy u@tls.test --smtp-tls-ca "$PKI/other-ca.pem" --smtp-tls-policy mx.
 assert_eq pending "$(recipient_field mx-policy 'r["status"]')" "policy for the MX: status"
 assert_contains "$(recipient_field mx-policy 'r["last_error"]')" "not verified (--smtp-tls verify)" \
     "policy for the MX: last_error"
+assert_eq "TLSv1.3 False" "$(recipient_field mx-policy 'r["last_tls"]["version"], r["last_tls"]["verified"]' | tr -d "(',)")" \
+    "policy for the MX: last_tls of the deferred attempt"
