@@ -7,11 +7,12 @@
 
 namespace smtpspool {
 
-std::string progress_text(const char* what, const ProgressCounts& c, std::chrono::duration<double> elapsed)
+std::string progress_text(const char* what, const ProgressCounts& c, std::chrono::duration<double> elapsed,
+                          const ProgressLabels& labels)
 {
     std::string out = std::string(what) + ": " + std::to_string(c.done) + "/" + std::to_string(c.total) +
-                      " messages, " + std::to_string(c.delivered) + " delivered, " + std::to_string(c.deferred) +
-                      " deferred, " + std::to_string(c.failed) + " failed";
+                      " messages, " + std::to_string(c.delivered) + " " + labels[0] + ", " +
+                      std::to_string(c.deferred) + " " + labels[1] + ", " + std::to_string(c.failed) + " " + labels[2];
     const double seconds = elapsed.count();
     if (c.done > 0 && seconds > 0) {
         const double rate = static_cast<double>(c.done) / seconds;
@@ -29,8 +30,8 @@ std::string progress_text(const char* what, const ProgressCounts& c, std::chrono
     return out;
 }
 
-ProgressLine::ProgressLine(const char* what, int fd)
-    : m_what(what), m_fd(fd), m_tty(::isatty(fd) == 1), m_start(std::chrono::steady_clock::now())
+ProgressLine::ProgressLine(const char* what, int fd, const ProgressLabels& labels)
+    : m_what(what), m_labels(labels), m_fd(fd), m_tty(::isatty(fd) == 1), m_start(std::chrono::steady_clock::now())
 {
 }
 
@@ -51,7 +52,7 @@ void ProgressLine::update(const ProgressCounts& c)
 
 void ProgressLine::show(const ProgressCounts& c)
 {
-    std::string line = "\r\x1b[K" + progress_text(m_what, c, std::chrono::steady_clock::now() - m_start);
+    std::string line = "\r\x1b[K" + progress_text(m_what, c, std::chrono::steady_clock::now() - m_start, m_labels);
     std::ignore = ::write(m_fd, line.data(), line.size());
     m_shown = true;
 }

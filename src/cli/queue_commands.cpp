@@ -168,6 +168,21 @@ int run_stats(const Config& config)
     return std::cout ? k_exit_ok : k_exit_ioerr;
 }
 
+namespace {
+
+// The first count of a queue tool's status line.
+const char* name_done(Subcommand command)
+{
+    switch (command) {
+    case Subcommand::hold: return "held";
+    case Subcommand::release: return "released";
+    case Subcommand::requeue: return "requeued";
+    default: return "bounced";
+    }
+}
+
+} // namespace
+
 int run_change(const Config& config)
 {
     const char* name = config.command == Subcommand::hold      ? "hold"
@@ -204,31 +219,51 @@ int run_change(const Config& config)
                           limits::k_max_last_error);
     const MessageFilter filter = filter_of(c);
     const bool named = !c.all;
+    // With --all, a status line on a terminal: done of total, changed,
+    // passed over (not selected, or nothing to change), failed.
+    ProgressCounts counts;
+    counts.total = listed.value().size();
+    ProgressLine line(name, c.all ? 2 : -1, {name_done(c.command), "passed over", "failed"});
     int status = k_exit_ok;
-    auto fail = [&](int s) { status = std::max(status, s); };
+    auto fail = [&](int s) {
+        status = std::max(status, s);
+        ++counts.failed;
+    };
+    auto say = [&](const std::string& text) { // a line of standard output under the status line
+        line.finish();
+        std::cout << text << std::flush;
+    };
     for (const std::string& id : listed.value()) {
+        line.update(counts);
+        ++counts.done;
         auto entry = queue.value().entry(id);
         if (!entry) {
             if (entry.error().errnum != ENOENT || named) {
+                line.finish();
                 complain(name, id + ": " + (entry.error().errnum == ENOENT ? "not in the queue" : entry.error().message));
                 fail(entry.error().errnum == ENOENT ? k_exit_failure : k_exit_ioerr);
+            } else {
+                ++counts.deferred;
             }
             continue;
         }
         // A message the filters do not select is passed over without waiting
         // for its lock (it is checked again under the lock).
         if (auto seen = entry.value().load(); seen && !filter.matches(seen.value(), clock.now())) {
+            ++counts.deferred;
             continue;
         }
         // The lock of runq: a message that one is delivering is changed when
         // that run has rewritten its envelope, never under it.
         auto locked = entry.value().try_lock();
         if (locked && !locked.value()) {
+            line.finish();
             complain(name, id + ": a runq is delivering it; waiting until it is done");
             auto waited = entry.value().lock();
             locked = waited ? Result<bool>(true) : Result<bool>(waited.error());
         }
         if (!locked) {
+            line.finish();
             complain(name, locked.error().message);
             fail(k_exit_ioerr);
             continue;
@@ -236,15 +271,19 @@ int run_change(const Config& config)
         auto e = entry.value().load();
         if (!e) {
             if (e.error().errnum != ENOENT || named) {
+                line.finish();
                 complain(name, id + ": " +
                                    (e.error().errnum == ENOENT ? "no longer in the queue (delivered or removed meanwhile)"
                                                                : e.error().message));
                 fail(k_exit_failure);
+            } else {
+                ++counts.deferred;
             }
             continue;
         }
         Envelope& env = e.value();
         if (!filter.matches(env, clock.now())) {
+            ++counts.deferred;
             continue;
         }
         if (c.command == Subcommand::bounce) {
@@ -252,6 +291,7 @@ int run_change(const Config& config)
             runner.give_up(
                 entry.value(), env, reason, [&](const Recipient& r) { return filter.names(r, env); }, stats);
             if (stats.errors > 0) {
+                line.finish();
                 complain(name, id + ": the notice, the rewrite or the removal failed (see the log)");
                 fail(k_exit_ioerr);
                 continue;
@@ -259,12 +299,10 @@ int run_change(const Config& config)
             const auto left = std::count_if(env.recipients.begin(), env.recipients.end(), [](const Recipient& r) {
                 return r.status == RecipientStatus::pending;
             });
-            std::cout << id << ": bounced, " << stats.failed << (stats.failed == 1 ? " recipient" : " recipients")
-                      << (stats.bounces > 0 ? ", notice queued" : ", no notice");
-            if (left > 0) {
-                std::cout << "; " << left << " still pending";
-            }
-            std::cout << "\n";
+            ++counts.delivered;
+            say(id + ": bounced, " + std::to_string(stats.failed) + (stats.failed == 1 ? " recipient" : " recipients") +
+                (stats.bounces > 0 ? ", notice queued" : ", no notice") +
+                (left > 0 ? "; " + std::to_string(left) + " still pending" : std::string()) + "\n");
             continue;
         }
         const char* event = nullptr; // logged when the envelope changes
@@ -289,14 +327,20 @@ int run_change(const Config& config)
         }
         if (event != nullptr) {
             if (auto r = entry.value().rewrite(env); !r) {
+                line.finish();
                 complain(name, r.error().message);
                 fail(k_exit_ioerr);
                 continue;
             }
             log->log(LogLine(event).add("id", id));
+            ++counts.delivered;
+        } else {
+            ++counts.deferred;
         }
-        std::cout << id << ": " << said << "\n";
+        say(id + ": " + said + "\n");
     }
+    line.update(counts);
+    line.finish();
     std::cout << std::flush;
     return status;
 }

@@ -179,6 +179,54 @@ def runq_keeps_a_status_line_on_a_terminal_and_none_elsewhere(tmp):
 
 
 @test
+def queue_tools_with_all_keep_a_status_line_on_a_terminal_and_none_elsewhere(tmp):
+    # requeue --all and bounce --all over 30 messages, standard error on a
+    # pseudo-terminal: a status line ("requeue: N/30 messages, R requeued,
+    # P passed over, F failed") that ends at 30/30, erased before each line
+    # of standard output and at the end; on a pipe, none.
+    import pty
+    spool = os.path.join(tmp, "spool")
+    code, out, err = session(spool, [("a@b.example", ["u@mx.test"], b"x\r\n")] * 30)
+    expect(code == 0 and len(queued_ids(out)) == 30, (code, err))
+
+    def on_terminal(args):
+        master, slave = pty.openpty()
+        p = subprocess.Popen([BIN, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                             env=clean_env())
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the last writer closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(master)
+        out = p.stdout.read()
+        p.wait(timeout=30)
+        return p.returncode, out, seen
+
+    for command, done in (("requeue", b"requeued"), ("bounce", b"bounced")):
+        code, out, seen = on_terminal([command, "--all", "--spool", spool, "--log", "none"])
+        expect_eq(0, code, f"{command}'s exit status")
+        expect_eq(30, out.count(b": " + done), f"{command}: lines on standard output {out[:200]!r}")
+        updates = re.findall(rb"\r\x1b\[K" + command.encode() + rb": (\d+)/30 messages, (\d+) " + done +
+                             rb", (\d+) passed over, (\d+) failed", seen)
+        expect(updates, f"{command}: status lines on the terminal", found=seen[:300])
+        counts = [int(u[0]) for u in updates]
+        expect_eq(counts, sorted(counts), f"{command}: the count only grows")
+        expect_eq((b"30", b"30", b"0", b"0"), updates[-1], f"{command}: the last status line")
+        expect(seen.endswith(b"\r\x1b[K"), f"{command}: the line erased at the end", found=seen[-80:])
+    other = os.path.join(tmp, "other")
+    code, out, err = session(other, [("a@b.example", ["u@mx.test"], b"x\r\n")] * 2)
+    code, out, err = run(["requeue", "--all", "--spool", other, "--log", "none"])
+    expect_eq((0, b""), (code, err), "requeue --all with standard error on a pipe")
+    expect_eq(2, out.count(b": requeued"), f"requeue --all on a pipe: its lines {out!r}")
+
+
+@test
 def runq_expires_unreadable_envelopes(tmp):
     # An envelope that cannot be read (damaged, or past the reader's cap) is
     # listed by mailq, reported by every runq, and removed by runq once the

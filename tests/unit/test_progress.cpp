@@ -1,4 +1,4 @@
-// The text of runq's status line on a terminal (cli/progress).
+// The text of the status line of runq and the queue tools on a terminal (cli/progress).
 #include "cli/progress.hpp"
 
 #include <doctest/doctest.h>
@@ -19,5 +19,11 @@ TEST_SUITE("progress")
               "runq: 50/100 messages, 50 delivered, 0 deferred, 0 failed, 0.5/s, 1m40s left");
         CHECK(progress_text("runq", {100, 100, 90, 5, 5}, 4s) ==
               "runq: 100/100 messages, 90 delivered, 5 deferred, 5 failed, 25.0/s");
+    }
+
+    TEST_CASE("progress_text: a queue tool names its own counts")
+    {
+        CHECK(progress_text("requeue", {30, 60, 25, 4, 1}, 2s, {"requeued", "passed over", "failed"}) ==
+              "requeue: 30/60 messages, 25 requeued, 4 passed over, 1 failed, 15.0/s, 2s left");
     }
 }
