@@ -61,8 +61,9 @@ run(main)
 EOF
 
 step "runq to the smarthost"
+# --concurrency 1: the messages arrive in queue order, which the checks below follow.
 runq_logged "$TEST_TMP/runq.log" --spool "$SPOOL" --hostname relay.test --smarthost "127.0.0.1:$SMARTHOST_PORT" \
-    --smtp-timeout 10s
+    --smtp-timeout 10s --concurrency 1
 cat "$TEST_TMP/runq.log"
 log=$(cat "$TEST_TMP/runq.log")
 assert_contains "$log" "554 5.6.3 not sent: 127.0.0.1:$SMARTHOST_PORT does not offer 8BITMIME, and the message cannot be converted to 7 bits: 8-bit content inside multipart/signed" "runq log"
