@@ -50,7 +50,11 @@ TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 
 DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
 	libssl-dev openssl libnet-ssleay-perl python3 python3-aiosmtpd python3-dnslib exim4-daemon-light ucspi-tcp swaks curl git git-email libmailtools-perl msmtp mutt \
-	mandoc groff-base systemd strace valgrind
+	mandoc groff-base systemd strace valgrind \
+	libcurl4-openssl-dev librabbitmq-dev rabbitmq-server haproxy opendkim opendkim-tools rspamd python3-milter python3-dkim
+# Installed without their recommendations: postgrey recommends an MTA, which
+# would take exim4-daemon-light away.
+DEBIAN_PACKAGES_BARE = postgrey
 
 .PHONY: lint-layers all check demo install uninstall integration package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build bench
 
@@ -147,16 +151,21 @@ fuzz: fuzz-build
 
 # Installs the Debian packages the build and the tests need, when missing.
 deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	@missing=""; bare=""; for p in $(DEBIAN_PACKAGES) $(DEBIAN_PACKAGES_BARE); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' && continue; \
+	  case " $(DEBIAN_PACKAGES_BARE) " in *" $$p "*) bare="$$bare $$p";; *) missing="$$missing $$p";; esac; \
 	done; \
-	if [ -n "$$missing" ]; then \
+	if [ -n "$$missing$$bare" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-remove $$missing >/dev/null || exit 1; \
+	    echo "installing:$$missing$$bare"; \
+	    apt-get update -qq || exit 1; \
+	    if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-remove $$missing >/dev/null || exit 1; fi; \
+	    if [ -n "$$bare" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-remove --no-install-recommends $$bare >/dev/null || exit 1; fi; \
 	  else \
 	    echo "missing Debian packages; run as root:"; \
-	    echo "  apt-get install$$missing"; exit 1; \
+	    echo "  apt-get install$$missing"; \
+	    if [ -n "$$bare" ]; then echo "  apt-get install --no-install-recommends$$bare"; fi; \
+	    exit 1; \
 	  fi; \
 	fi
 
