@@ -4,6 +4,7 @@
 #include "base/fd.hpp"
 #include "server/tls.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -14,6 +15,7 @@ namespace smtpspool {
 namespace {
 
 constexpr std::size_t k_max_auth_file = 1 << 20;
+constexpr std::size_t k_max_http_secret = 4096;
 
 // Printable ASCII, at most k_max_delivery_tls_text octets: what the envelope keeps.
 std::string tls_text(std::string_view s)
@@ -104,9 +106,13 @@ Result<void> check_client_tls(const Config& config)
     return {};
 }
 
-Result<std::vector<AuthEntry>> load_auth_file(const std::string& path)
+namespace {
+
+// A file that holds secrets: a regular file without permissions for group or
+// others, of at most `max` octets, read whole. The errors start with `name`.
+Result<std::string> read_private_file(const std::string& path, const std::string& name, std::size_t max,
+                                      const char* holds)
 {
-    std::string name = "smtp-auth-file " + path;
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
     if (!fd) {
         return Error{errno, name + ": " + std::strerror(errno)};
@@ -119,7 +125,7 @@ Result<std::vector<AuthEntry>> load_auth_file(const std::string& path)
         return Error{0, name + ": not a regular file"};
     }
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        return Error{0, name + ": holds passwords, but group or others have permissions on it (mode " +
+        return Error{0, name + ": holds " + holds + ", but group or others have permissions on it (mode " +
                             [&] {
                                 char text[8];
                                 std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(st.st_mode & 07777));
@@ -127,8 +133,8 @@ Result<std::vector<AuthEntry>> load_auth_file(const std::string& path)
                             }() +
                             "); make it readable by its owner only (chmod 600)"};
     }
-    if (static_cast<std::size_t>(st.st_size) > k_max_auth_file) {
-        return Error{0, name + ": larger than " + std::to_string(k_max_auth_file) + " octets"};
+    if (static_cast<std::size_t>(st.st_size) > max) {
+        return Error{0, name + ": larger than " + std::to_string(max) + " octets"};
     }
     std::string text;
     char buffer[4096];
@@ -144,15 +150,55 @@ Result<std::vector<AuthEntry>> load_auth_file(const std::string& path)
             break;
         }
         text.append(buffer, static_cast<std::size_t>(n));
-        if (text.size() > k_max_auth_file) {
-            return Error{0, name + ": larger than " + std::to_string(k_max_auth_file) + " octets"};
+        if (text.size() > max) {
+            return Error{0, name + ": larger than " + std::to_string(max) + " octets"};
         }
     }
-    auto parsed = parse_auth_file(text);
+    return text;
+}
+
+} // namespace
+
+Result<std::vector<AuthEntry>> load_auth_file(const std::string& path)
+{
+    std::string name = "smtp-auth-file " + path;
+    auto text = read_private_file(path, name, k_max_auth_file, "passwords");
+    if (!text) {
+        return text.error();
+    }
+    auto parsed = parse_auth_file(text.value());
     if (!parsed) {
         return Error{0, name + ", " + parsed.error().message};
     }
     return parsed;
+}
+
+Result<std::string> load_http_secret(const std::string& path)
+{
+    std::string name = "http-secret-file " + path;
+    auto text = read_private_file(path, name, k_max_http_secret, "a secret");
+    if (!text) {
+        return text.error();
+    }
+    std::string secret = std::move(text.value());
+    if (!secret.empty() && secret.back() == '\n') {
+        secret.pop_back();
+        if (!secret.empty() && secret.back() == '\r') {
+            secret.pop_back();
+        }
+    }
+    if (secret.empty()) {
+        return Error{0, name + ": empty (one line: the secret)"};
+    }
+    if (secret.find('\n') != std::string::npos) {
+        return Error{0, name + ": more than one line (one line: the secret)"};
+    }
+    return secret;
+}
+
+bool has_http_route(const std::vector<Route>& routes)
+{
+    return std::any_of(routes.begin(), routes.end(), [](const Route& r) { return r.transport.kind == TransportKind::http; });
 }
 
 std::vector<std::string> unused_auth_entries(const std::vector<AuthEntry>& entries, const std::vector<Route>& routes)

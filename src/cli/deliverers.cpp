@@ -1,11 +1,13 @@
 // deliverers: smtp -> SmtpDeliverer, mx -> MxDeliverer (over DnsResolver and
-// SmtpDeliverer), maildir -> MaildirDeliverer, pipe -> PipeDeliverer.
+// SmtpDeliverer), maildir -> MaildirDeliverer, pipe -> PipeDeliverer, http
+// -> WebhookDeliverer.
 #include "cli/deliverers.hpp"
 
 #include "delivery/dns_resolver.hpp"
 #include "delivery/local_deliverers.hpp"
 #include "delivery/mx_deliverer.hpp"
 #include "delivery/smtp_deliverer.hpp"
+#include "delivery/webhook_deliverer.hpp"
 
 namespace smtpspool {
 
@@ -16,6 +18,9 @@ std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Confi
         return std::make_unique<MaildirDeliverer>(spec.path, config.hostname);
     case TransportKind::pipe:
         return std::make_unique<PipeDeliverer>(spec.command, config.spool, config.hostname, config.pipe_timeout);
+    case TransportKind::http:
+        return std::make_unique<WebhookDeliverer>(
+            WebhookOptions{spec.url, smtp.http_secret, config.http_timeout, config.http_tls_ca});
     case TransportKind::smtp:
     case TransportKind::mx:
         break;

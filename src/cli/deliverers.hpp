@@ -11,10 +11,12 @@
 
 namespace smtpspool {
 
-// What SMTP deliverers share in a run: the TLS connector and the credentials.
+// What deliverers share in a run: the SMTP client's TLS connector and
+// credentials, the http transports' secret (--http-secret-file).
 struct SmtpClientSetup {
     std::shared_ptr<ClientTlsConnector> tls;
     std::vector<AuthEntry> credentials;
+    std::string http_secret{};
 };
 
 std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Config& config,

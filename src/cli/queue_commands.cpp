@@ -448,6 +448,19 @@ int dry_run(const Config& config)
     return status;
 }
 
+// The secret of --http-secret-file, needed when a route goes by http or
+// https; "" when none does and none is given.
+Result<std::string> http_secret(const Config& config)
+{
+    if (config.http_secret_file) {
+        return load_http_secret(*config.http_secret_file);
+    }
+    if (has_http_route(config.routes)) {
+        return Error{0, "an http or https route needs --http-secret-file (the key that signs its requests)"};
+    }
+    return std::string();
+}
+
 } // namespace
 
 int run_runq(Config config)
@@ -492,6 +505,13 @@ int run_runq(Config config)
             return k_exit_config;
         }
         smtp.credentials = std::move(credentials.value());
+    }
+    if (auto secret = http_secret(config); !secret) {
+        complain("runq", "configuration error: " + secret.error().message);
+        log->log(LogLine("runq-error").add("reason", secret.error().message));
+        return k_exit_config;
+    } else {
+        smtp.http_secret = std::move(secret.value());
     }
     SystemClock clock;
     RunnerConfig rc{config.spool,          config.hostname,    config.routes,
@@ -582,6 +602,10 @@ int run_check_config(Config config)
             auth_unused.push_back("smtp-auth-file " + *config.smtp_auth_file + ", " + text::terminal_text(u) +
                                   ": no smtp or smtps route goes to this host");
         }
+    }
+    if (auto secret = http_secret(config); !secret) {
+        std::cerr << "smtpspool check-config: configuration error: " << secret.error().message << "\n";
+        return k_exit_config;
     }
     std::cout << describe(config) << std::flush;
     for (const std::string& w : auth_unused) {

@@ -7,6 +7,7 @@
 #include "base/result.hpp"
 #include "model/envelope.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -40,6 +41,9 @@ struct RecipientOutcome {
     // before the end of the data), so another server of the same
     // destination may take it (RFC 5321 §5.1).
     bool try_next = false;
+    // Outcome::temporary only: the next hop asked not to be tried again
+    // before this long (HTTP Retry-After); 0: it did not ask.
+    std::chrono::seconds retry_after{0};
 };
 
 // Opens the message (CRLF line ends) for reading from its start, a fresh

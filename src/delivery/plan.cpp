@@ -78,6 +78,10 @@ MessagePlan plan_message(const Envelope& e, const std::vector<Route>& routes, Ti
                 p.next_hop = t.command;
                 p.action = "pipe to the command " + p.next_hop + then;
                 break;
+            case TransportKind::http:
+                p.next_hop = t.url;
+                p.action = "post to " + p.next_hop + then;
+                break;
             }
         }
         plan.recipients.push_back(std::move(p));

@@ -3,6 +3,7 @@
 
 #include "base/cidr.hpp"
 #include "base/clock.hpp"
+#include "delivery/webhook.hpp"
 #include "smtp/smtp_address.hpp"
 
 #include <algorithm>
@@ -94,8 +95,14 @@ std::optional<TransportSpec> parse_transport(std::string_view text, std::string&
             return std::nullopt;
         }
         t.command = std::string(arg);
+    } else if (kind == "http" || kind == "https") {
+        t.kind = TransportKind::http;
+        if (!parse_webhook_url(text, why)) {
+            return std::nullopt;
+        }
+        t.url = std::string(text);
     } else {
-        why = "unknown transport '" + std::string(kind) + "' (smtp, smtps, mx, maildir or pipe)";
+        why = "unknown transport '" + std::string(kind) + "' (smtp, smtps, mx, maildir, pipe, http or https)";
         return std::nullopt;
     }
     return t;
@@ -200,6 +207,18 @@ std::chrono::seconds retry_delay(const std::vector<std::chrono::seconds>& schedu
     }
     std::size_t i = attempts == 0 ? 0 : static_cast<std::size_t>(attempts - 1);
     return schedule[std::min(i, schedule.size() - 1)];
+}
+
+std::chrono::seconds next_wait(std::chrono::seconds scheduled, std::chrono::seconds asked,
+                               std::optional<std::chrono::seconds> until_expiry)
+{
+    if (asked <= scheduled) {
+        return scheduled;
+    }
+    if (until_expiry && asked > *until_expiry) {
+        return std::max(scheduled, *until_expiry);
+    }
+    return until_expiry ? asked : scheduled;
 }
 
 } // namespace smtpspool

@@ -11,7 +11,7 @@
 
 namespace smtpspool {
 
-enum class TransportKind { smtp, mx, maildir, pipe };
+enum class TransportKind { smtp, mx, maildir, pipe, http };
 
 struct TransportSpec {
     TransportKind kind = TransportKind::smtp;
@@ -20,6 +20,7 @@ struct TransportSpec {
     bool tls_on_connect = false; // smtps: TLS from the first octet (RFC 8314)
     std::string path;        // maildir, with %u and %d
     std::string command;     // pipe, run by /bin/sh -c
+    std::string url;         // http: "http://..." or "https://..." (delivery/webhook)
     std::string text;        // as written: "smtp:mx.example:2525"
 };
 
@@ -30,7 +31,8 @@ struct Route {
 
 // "smtp:HOST[:PORT]" ("[::1]:25" for IPv6), "smtps:HOST[:PORT]" (implicit
 // TLS, port 465 by default), "mx" (each domain's MX hosts,
-// delivery/mx_deliverer), "maildir:PATH", "pipe:COMMAND".
+// delivery/mx_deliverer), "maildir:PATH", "pipe:COMMAND", "http://..." and
+// "https://..." (a webhook, delivery/webhook: the URL is the transport).
 std::optional<TransportSpec> parse_transport(std::string_view text, std::string& why);
 // "HOST[:PORT]": a domain or an IP address (IPv6 in brackets, kept without
 // them); port is left alone when none is given.
@@ -51,5 +53,10 @@ std::string recipient_domain(std::string_view address, std::string_view fallback
 std::optional<std::vector<std::chrono::seconds>> parse_schedule(std::string_view text, std::string& why);
 std::string format_schedule(const std::vector<std::chrono::seconds>& schedule);
 std::chrono::seconds retry_delay(const std::vector<std::chrono::seconds>& schedule, std::uint64_t attempts);
+// The wait before a message's next attempt: the schedule's, or longer when a
+// next hop asked for more (HTTP Retry-After), but never past the message's
+// expiry (until_expiry: the time it has left; none: already expired).
+std::chrono::seconds next_wait(std::chrono::seconds scheduled, std::chrono::seconds asked,
+                               std::optional<std::chrono::seconds> until_expiry);
 
 } // namespace smtpspool

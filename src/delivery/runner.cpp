@@ -538,9 +538,10 @@ Runner::Routed Runner::expire_and_route(Envelope& e, TimePoint now, Reports& rep
     return routed;
 }
 
-void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& routed, Reports& reports,
-                            RunStats& stats)
+std::chrono::seconds Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& routed,
+                                            Reports& reports, RunStats& stats)
 {
+    std::chrono::seconds asked{0};
     for (const auto& [key, indices] : routed.by_route) {
         Deliverer& t = deliverer_for(*routed.specs.at(key));
         auto outcomes = t.deliver(Delivery{e, [&entry] { return entry.open_message(); }, indices});
@@ -584,6 +585,7 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
             } else {
                 r.last_error = o.detail;
                 ++stats.deferred;
+                asked = std::max(asked, o.retry_after);
             }
             LogLine line("delivery");
             line.add("id", e.id).add("to", r.address).add("via", key).add("result", result);
@@ -600,6 +602,7 @@ void Runner::deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& 
             }
         }
     }
+    return asked;
 }
 
 void Runner::send_notices(const SpoolEntry& entry, Envelope& e, const Reports& reports, TimePoint now,
@@ -653,7 +656,8 @@ void Runner::add_delay_warnings(const Envelope& e, TimePoint now, Reports& repor
     }
 }
 
-void Runner::finish_message(SpoolEntry& entry, Envelope& e, TimePoint now, RunStats& stats)
+void Runner::finish_message(SpoolEntry& entry, Envelope& e, TimePoint now, RunStats& stats,
+                            std::chrono::seconds asked)
 {
     bool pending = std::any_of(e.recipients.begin(), e.recipients.end(),
                                [](const Recipient& r) { return r.status == RecipientStatus::pending; });
@@ -667,7 +671,13 @@ void Runner::finish_message(SpoolEntry& entry, Envelope& e, TimePoint now, RunSt
         m_log.log(LogLine("removed").add("id", e.id));
         return;
     }
-    e.next_attempt = rfc3339_utc(now + retry_delay(m_config.schedule, e.attempts));
+    // A next hop's Retry-After may lengthen the schedule's wait, up to the expiry.
+    std::optional<std::chrono::seconds> until_expiry;
+    if (auto arrived = parse_rfc3339_utc(e.received_at);
+        arrived && now < *arrived + m_config.max_queue_time) {
+        until_expiry = std::chrono::ceil<std::chrono::seconds>(*arrived + m_config.max_queue_time - now);
+    }
+    e.next_attempt = rfc3339_utc(now + next_wait(retry_delay(m_config.schedule, e.attempts), asked, until_expiry));
     bound_last_errors(e);
     if (auto r = entry.rewrite(e); !r) {
         ++stats.errors;
@@ -708,12 +718,12 @@ void Runner::process(const QueueDir& queue, const std::string& id, bool force, R
     ++stats.attempted;
     Reports reports;
     Routed routed = expire_and_route(e, now, reports, stats);
-    deliver_routed(entry, e, routed, reports, stats);
+    std::chrono::seconds asked = deliver_routed(entry, e, routed, reports, stats);
     ++e.attempts;
     e.last_attempt = rfc3339_utc(now);
     add_delay_warnings(e, now, reports);
     send_notices(entry, e, reports, now, stats);
-    finish_message(entry, e, now, stats);
+    finish_message(entry, e, now, stats, asked);
 }
 
 void Runner::give_up(SpoolEntry& entry, Envelope& e, const std::string& reason,

@@ -127,10 +127,12 @@ private:
     std::optional<std::chrono::seconds> expired_age(const Envelope& e, TimePoint now) const;
     void expire(const Envelope& e, Recipient& r, std::chrono::seconds age, Reports& reports, RunStats& stats);
     Routed expire_and_route(Envelope& e, TimePoint now, Reports& reports, RunStats& stats);
-    void deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& routed, Reports& reports,
-                        RunStats& stats);
+    // Returns the longest wait a next hop asked for (RecipientOutcome::retry_after).
+    std::chrono::seconds deliver_routed(const SpoolEntry& entry, Envelope& e, const Routed& routed,
+                                        Reports& reports, RunStats& stats);
     void send_notices(const SpoolEntry& entry, Envelope& e, const Reports& reports, TimePoint now, RunStats& stats);
-    void finish_message(SpoolEntry& entry, Envelope& e, TimePoint now, RunStats& stats);
+    void finish_message(SpoolEntry& entry, Envelope& e, TimePoint now, RunStats& stats,
+                        std::chrono::seconds asked = std::chrono::seconds(0));
     bool queue_notice(const SpoolEntry& entry, const Envelope& e, const std::vector<ReportedRecipient>& reported,
                       TimePoint now, RunStats& stats);
     Deliverer& deliverer_for(const TransportSpec& spec);

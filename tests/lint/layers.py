@@ -31,7 +31,7 @@ PURE = {"model", "smtp"}
 IO_HEADERS = re.compile(
     r"^(unistd\.h|fcntl\.h|poll\.h|dirent\.h|spawn\.h|syslog\.h|netdb\.h|signal\.h|csignal|"
     r"sys/.*|fstream|iostream|cstdio|stdio\.h|thread|mutex|future|filesystem|crypt\.h|"
-    r"openssl/.*|boost/.*|nlohmann/.*)$")
+    r"openssl/.*|curl/.*|boost/.*|nlohmann/.*)$")
 
 # Library headers and the only places that may include them.
 LIBRARY = [
@@ -40,6 +40,8 @@ LIBRARY = [
      "Boost.ProgramOptions only in cli/config.cpp"),
     (re.compile(r"^openssl/"), lambda path: path.startswith("server/tls"),
      "OpenSSL only in server/tls"),
+    (re.compile(r"^curl/"), lambda path: path == "delivery/webhook_deliverer.cpp",
+     "libcurl only in delivery/webhook_deliverer.cpp"),
 ]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
