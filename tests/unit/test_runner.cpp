@@ -205,6 +205,32 @@ TEST_SUITE("runner")
         CHECK(f.queued().empty());
     }
 
+    TEST_CASE("Retry-After: a longer wait than the schedule's is kept, up to the message's expiry")
+    {
+        Fixture f;
+        std::string id = f.queue("a@b.test", {"u@far.test", "v@far.test"});
+        RecipientOutcome busy{Outcome::temporary, "HTTP 429"};
+        busy.retry_after = 2h;
+        f.script.answers["u@far.test"] = busy;
+        f.script.answers["v@far.test"] = {Outcome::temporary, "HTTP 500"};
+        f.run();
+        Envelope e = f.envelope(id);
+        CHECK(e.next_attempt == rfc3339_utc(f.clock.now() + 2h)); // not the schedule's 30m
+        // Shorter than the schedule: the schedule's (the last wait, 1h, repeats).
+        busy.retry_after = 5min;
+        f.script.answers["u@far.test"] = busy;
+        f.run({id});
+        CHECK(f.envelope(id).next_attempt == rfc3339_utc(f.clock.now() + 1h));
+        // Past the expiry (5 days after arrival): at the expiry, for the last attempt.
+        busy.retry_after = 30 * 24h;
+        f.script.answers["u@far.test"] = busy;
+        f.run({id});
+        e = f.envelope(id);
+        auto arrived = parse_rfc3339_utc(e.received_at);
+        REQUIRE(arrived);
+        CHECK(e.next_attempt == rfc3339_utc(*arrived + 5 * 24h));
+    }
+
     TEST_CASE("the next hop tried last is kept per recipient, logged, and dropped after an attempt without one")
     {
         Fixture f;
