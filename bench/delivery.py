@@ -138,4 +138,5 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
-main()
+if __name__ == "__main__":  # bench/webhook.py imports the sink and the queueing
+    main()

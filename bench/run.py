@@ -273,6 +273,18 @@ def delivery(binary):
                                   "msgs_per_s": stat(vals_each), "load": loadavg()}
 
 
+def delivery_webhook(binary):
+    """The http transport to a local endpoint against the smtp transport to a local sink (bench/webhook.py)."""
+    log("delivery: webhook against smtp", f"(load {loadavg()})")
+    p = subprocess.run([PY, os.path.join(HERE, "webhook.py"), "--binary", binary, "-n", str(DELIVERY_N),
+                        "--runs", str(max(3, RUNS))], capture_output=True, text=True)
+    if p.returncode != 0:
+        notes.append("webhook.py failed: " + p.stderr[-300:])
+        return
+    results["deliv/webhook"] = {"lines": [l for l in p.stdout.splitlines() if "messages/s" in l],
+                                "load": loadavg()}
+
+
 def queue_gauges(binary):
     log("queue gauges: bench/queue_stats.py", f"(load {loadavg()})")
     p = subprocess.run([PY, os.path.join(HERE, "queue_stats.py"), "--binary", binary, "-n", str(QUEUE_N),
@@ -526,6 +538,15 @@ def write_results(started, load0, binary_desc, end_load, elapsed):
             a(f"| {r['label']} | {spread(r['msgs_per_s'], '{:.1f}')} | "
               f"{ratio(med('deliv/ours-one'), med(k)) if k != 'deliv/ours-one' else '-'} |")
     a("")
+    r = results.get("deliv/webhook")
+    if r:
+        a("The same messages by the http transport to a local endpoint (Python http.server, HTTP/1.1, "
+          "answering 204) against the smtp transport to the sink, one runq each, interleaved "
+          "(bench/webhook.py):\n")
+        a("```")
+        for line in r["lines"]:
+            a(line)
+        a("```\n")
 
     r = results.get("queue")
     if r:
@@ -702,6 +723,7 @@ def main():
         queue_gauges(binary)
     if "delivery" in only:
         delivery(binary)
+        delivery_webhook(binary)
         sink = subprocess.Popen([PY, "-c", SINK, str(sink_port)], stdout=subprocess.PIPE)
         try:
             if sink.stdout.readline().strip() == b"ready":
