@@ -66,6 +66,8 @@ std::string idempotency_key(const Envelope& envelope, const std::vector<std::siz
     }
     std::sort(addresses.begin(), addresses.end());
     Sha256 digest;
+    digest.update(envelope.hostname); // queue ids are unique per host, not across hosts
+    digest.update("\n");
     for (const std::string& a : addresses) {
         digest.update(a);
         digest.update("\n");

@@ -37,8 +37,9 @@ std::optional<WebhookUrl> parse_webhook_url(std::string_view text, std::string& 
 Envelope envelope_for(const Envelope& envelope, const std::vector<std::size_t>& recipients);
 
 // "ID.HEX": the queue id and the first 32 hex digits of the SHA-256 of the
-// recipients' addresses, sorted and each followed by LF. The same message to
-// the same recipients always has the same key.
+// envelope's hostname and the recipients' addresses (sorted), each followed
+// by LF. The same message to the same recipients always has the same key;
+// the hostname keeps two nodes' equal queue ids apart.
 std::string idempotency_key(const Envelope& envelope, const std::vector<std::size_t>& recipients);
 
 // The multipart/form-data body (RFC 7578) around the message's octets: head,

@@ -120,7 +120,7 @@ for qid, rcpts, eml in ((m1, ["a@ok.test", "b@ok.test"], "m1.eml"), (m2, ["d@ok.
     r = by_id[qid]
     assert r["signature_ok"], r
     assert [x["address"] for x in r["envelope"]["recipients"]] == rcpts, r["envelope"]["recipients"]
-    digest = hashlib.sha256("".join(a + "\n" for a in sorted(rcpts)).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(("a.test\n" + "".join(a + "\n" for a in sorted(rcpts))).encode()).hexdigest()[:32]
     assert r["idempotency_key"] == qid + "." + digest, (r["idempotency_key"], digest)
     assert r["content_type"].startswith("multipart/form-data; boundary="), r["content_type"]
     assert "Content-Type: message/rfc822" in r["message_part"], r["message_part"]

@@ -76,22 +76,26 @@ TEST_SUITE("webhook")
         CHECK(part.id == "ID");
     }
 
-    TEST_CASE("idempotency key: the queue id and the recipient set, whatever its order")
+    TEST_CASE("idempotency key: the queue id, the node and the recipient set, whatever its order")
     {
         Envelope e;
         e.id = "20261206T091710-153891-14737-0";
+        e.hostname = "node1.test";
         for (const char* a : {"b@x.test", "a@x.test", "c@x.test"}) {
             Recipient r;
             r.address = a;
             e.recipients.push_back(r);
         }
-        // Python: hashlib.sha256(b"a@x.test\nb@x.test\n").hexdigest()[:32]
-        CHECK(idempotency_key(e, {0, 1}) == e.id + ".b2f9651e15f3f8efb0598f7ce83f4da6");
+        // Python: hashlib.sha256(b"node1.test\na@x.test\nb@x.test\n").hexdigest()[:32]
+        CHECK(idempotency_key(e, {0, 1}) == e.id + ".0e8b7001017d87375c6d9ce0c9e28436");
         CHECK(idempotency_key(e, {1, 0}) == idempotency_key(e, {0, 1}));
         CHECK(idempotency_key(e, {0, 2}) != idempotency_key(e, {0, 1}));
         Envelope other = e;
         other.id = "20261206T091710-153891-14737-1";
         CHECK(idempotency_key(other, {0, 1}) != idempotency_key(e, {0, 1}));
+        Envelope node2 = e; // the same queue id on another node
+        node2.hostname = "node2.test";
+        CHECK(idempotency_key(node2, {0, 1}) != idempotency_key(e, {0, 1}));
     }
 
     TEST_CASE("multipart/form-data: the envelope part, then the message part, then the closing delimiter")
