@@ -171,6 +171,10 @@ assert_eq pending "$(field "$WRONG" 'r["status"]')" "https with the wrong CA: st
 assert_contains "$(field "$WRONG" 'r["last_error"]')" "certificate" "https with the wrong CA: last_error"
 assert_eq 1 "$(grep -c . "$TLSAPP/requests.jsonl")" "no request reached the application without verification"
 
+step "a dry run says where a message would be posted"
+assert_contains "$("$SMTPSPOOL_BIN" runq --dry-run --spool "$SPOOL" --hostname relay.test --http-secret-file "$SECRET" \
+    "${ROUTES[@]}" "$DOWN")" "<e@down.test> down.test via down.test=$URL/down: post to $URL/down" "runq --dry-run"
+
 step "configuration errors: no secret file, a secret file others may read"
 status=0
 out=$("$SMTPSPOOL_BIN" runq --spool "$SPOOL" --hostname relay.test --log stderr "${ROUTES[@]}" 2>&1) || status=$?
