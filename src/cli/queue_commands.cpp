@@ -607,6 +607,11 @@ int run_check_config(Config config)
         std::cerr << "smtpspool check-config: configuration error: " << secret.error().message << "\n";
         return k_exit_config;
     }
+    if (config.http_tls_ca && ::access(config.http_tls_ca->c_str(), R_OK) != 0) {
+        std::cerr << "smtpspool check-config: configuration error: http-tls-ca " << *config.http_tls_ca << ": "
+                  << std::strerror(errno) << "\n";
+        return k_exit_config;
+    }
     std::cout << describe(config) << std::flush;
     for (const std::string& w : auth_unused) {
         std::cerr << "smtpspool check-config: warning: " << w << "\n";

@@ -200,6 +200,10 @@ struct WebhookDeliverer::Connection {
 WebhookDeliverer::WebhookDeliverer(WebhookOptions options, std::function<std::time_t()> now)
     : m_options(std::move(options)), m_now(now ? std::move(now) : system_now)
 {
+    std::string why;
+    if (auto url = parse_webhook_url(m_options.url, why)) {
+        m_host = url->host;
+    }
 }
 
 WebhookDeliverer::~WebhookDeliverer() = default;
@@ -257,7 +261,8 @@ RecipientOutcome WebhookDeliverer::post(const Delivery& delivery)
         std::string why;
         const CurlApi* loaded = curl_api(why);
         if (loaded == nullptr) {
-            if (m_notices.empty()) {
+            if (!m_load_reported) { // once per run, not once per message
+                m_load_reported = true;
                 m_notices.push_back(why);
             }
             return temporary(why);
@@ -331,12 +336,8 @@ RecipientOutcome WebhookDeliverer::post(const Delivery& delivery)
     api.slist_free_all(headers);
 
     RecipientOutcome o;
-    if (std::optional<WebhookUrl> url = [&] {
-            std::string why;
-            return parse_webhook_url(m_options.url, why);
-        }();
-        url && ip != nullptr && *ip != '\0') {
-        o.hop = url->host + "[" + ip + "]:" + std::to_string(port);
+    if (ip != nullptr && *ip != '\0') {
+        o.hop = m_host + "[" + ip + "]:" + std::to_string(port);
     }
     if (rc != CURLE_OK) {
         o.outcome = Outcome::temporary;

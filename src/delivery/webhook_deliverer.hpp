@@ -38,8 +38,10 @@ private:
     WebhookOptions m_options;
     std::function<std::time_t()> m_now;
     std::unique_ptr<Connection> m_connection; // the curl handle: connections kept for the run
+    std::string m_host; // the URL's, for the hop
     std::vector<std::string> m_notices;
     bool m_ca_reported = false;
+    bool m_load_reported = false;
 };
 
 } // namespace smtpspool

@@ -186,4 +186,10 @@ out=$("$SMTPSPOOL_BIN" check-config --spool "$SPOOL" --hostname relay.test --htt
     "${ROUTES[@]}" 2>&1) || status=$?
 assert_eq 78 "$status" "check-config with a secret file of mode 0644"
 assert_contains "$out" "chmod 600" "its message"
+chmod 600 "$SECRET"
+status=0
+out=$("$SMTPSPOOL_BIN" check-config --spool "$SPOOL" --hostname relay.test --http-secret-file "$SECRET" \
+    --http-tls-ca "$PKI/missing.pem" "${ROUTES[@]}" 2>&1) || status=$?
+assert_eq 78 "$status" "check-config with an --http-tls-ca that cannot be read"
+assert_contains "$out" "http-tls-ca $PKI/missing.pem: No such file or directory" "its message"
 echo "PASS"
