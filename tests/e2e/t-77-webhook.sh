@@ -12,6 +12,7 @@
 #    --http-timeout;
 #  - https with a test CA made here: verified with --http-tls-ca, deferred
 #    with another CA;
+#  - a 40 MB message goes through with runq under half of it in memory;
 #  - runq refuses an http route without --http-secret-file and a secret file
 #    that others may read (exit 78).
 # shellcheck source=tests/e2e/lib.sh
@@ -170,6 +171,30 @@ runq_logged "$TEST_TMP/run4.log" --spool "$SPOOL" --hostname relay.test --http-s
 assert_eq pending "$(field "$WRONG" 'r["status"]')" "https with the wrong CA: status"
 assert_contains "$(field "$WRONG" 'r["last_error"]')" "certificate" "https with the wrong CA: last_error"
 assert_eq 1 "$(grep -c . "$TLSAPP/requests.jsonl")" "no request reached the application without verification"
+
+step "a 40 MB message is streamed: runq's peak memory stays under half of it"
+BIG=$(python3 -c '
+import sys
+line = b"x" * 998 + b"\r\n"
+sys.stdout.buffer.write(b"EHLO c.test\r\nMAIL FROM:<s@client.test>\r\nRCPT TO:<big@ok.test>\r\nDATA\r\n"
+                        b"Subject: big\r\n\r\n" + line * 40000 + b".\r\nQUIT\r\n")' |
+    "$SMTPSPOOL_BIN" --spool "$SPOOL" --hostname a.test --log none --max-message-size 50000000 |
+    grep -o 'queued as [A-Za-z0-9_-]*' | cut -d' ' -f3)
+[[ -n "$BIG" ]] || fail "the big message was not queued"
+SIZE=$(stat -c %s "$SPOOL/queue/$BIG/message.eml")
+RSS=$(python3 -c '
+import resource, subprocess, sys
+log = open(sys.argv[1], "w")
+if subprocess.run(sys.argv[2:], stderr=log).returncode != 0:
+    sys.exit("runq failed")
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)' "$TEST_TMP/big.log" \
+    "$SMTPSPOOL_BIN" runq --log stderr --spool "$SPOOL" --hostname relay.test --http-secret-file "$SECRET" \
+    "${ROUTES[@]}" "$BIG") || fail "runq: $(cat "$TEST_TMP/big.log")"
+[[ ! -e "$SPOOL/queue/$BIG" ]] || fail "the big message was not delivered: $(cat "$TEST_TMP/big.log")"
+N=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1])][-1]["n"])' "$APP/requests.jsonl")
+assert_eq "$SIZE" "$(stat -c %s "$APP/$N.eml")" "the message part of the big message"
+((RSS < SIZE / 2)) || fail "runq's peak RSS was $RSS octets for a message of $SIZE"
+echo "runq's peak RSS: $RSS octets for a message of $SIZE"
 
 step "a dry run says where a message would be posted"
 assert_contains "$("$SMTPSPOOL_BIN" runq --dry-run --spool "$SPOOL" --hostname relay.test --http-secret-file "$SECRET" \
