@@ -214,7 +214,21 @@ std::vector<std::string> WebhookDeliverer::take_notices() { return std::exchange
 
 std::vector<RecipientOutcome> WebhookDeliverer::deliver(const Delivery& delivery)
 {
-    RecipientOutcome o = post(delivery);
+    RecipientOutcome o;
+    std::time_t now = m_now();
+    if (now < m_wait_until) {
+        // The application asked to wait (Retry-After): the rest of the run
+        // does not ask it again.
+        o.outcome = Outcome::temporary;
+        o.detail = "not sent: " + m_wait_reason + ", with Retry-After";
+        o.retry_after = std::chrono::seconds(m_wait_until - now);
+    } else {
+        o = post(delivery);
+        if (o.outcome == Outcome::temporary && o.retry_after.count() > 0) {
+            m_wait_until = now + static_cast<std::time_t>(o.retry_after.count());
+            m_wait_reason = "the last answer was " + o.detail.substr(0, o.detail.find(':'));
+        }
+    }
     return std::vector<RecipientOutcome>(delivery.recipients.size(), o);
 }
 

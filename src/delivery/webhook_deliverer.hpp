@@ -42,6 +42,8 @@ private:
     std::vector<std::string> m_notices;
     bool m_ca_reported = false;
     bool m_load_reported = false;
+    std::time_t m_wait_until = 0; // a Retry-After: no request before then in this run
+    std::string m_wait_reason;
 };
 
 } // namespace smtpspool

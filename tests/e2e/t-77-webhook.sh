@@ -6,8 +6,9 @@
 #    recipients, the message part is message.eml octet for octet, the
 #    idempotency key is the queue id and the recipient set's digest, and two
 #    messages in one run share one connection;
-#  - /down (500) deferred; /busy (429, Retry-After: 7200) deferred until then,
-#    and only until the expiry when that comes first; /bad (400) failed and
+#  - /down (500) deferred; /busy (429, Retry-After: 7200) deferred until then
+#    (and the run posts nothing more to it), and only until the expiry when
+#    that comes first; /bad (400) failed and
 #    bounced with the status line and the body's start; /hang deferred after
 #    --http-timeout;
 #  - https with a test CA made here: verified with --http-tls-ca, deferred
@@ -93,13 +94,14 @@ M1=$(queue_to a@ok.test b@ok.test c@local.test)
 M2=$(queue_to d@ok.test)
 DOWN=$(queue_to e@down.test)
 BUSY=$(queue_to f@busy.test)
+BUSY2=$(queue_to f2@busy.test)
 BAD=$(queue_to g@bad.test)
 HANG=$(queue_to h@hang.test)
 cp "$SPOOL/queue/$M1/message.eml" "$TEST_TMP/m1.eml"
 cp "$SPOOL/queue/$M2/message.eml" "$TEST_TMP/m2.eml"
 status=0
 runq_logged "$TEST_TMP/run1.log" --spool "$SPOOL" --hostname relay.test --concurrency 1 --retry-schedule 1m \
-    --http-secret-file "$SECRET" --http-timeout 2s "${ROUTES[@]}" "$M1" "$M2" "$DOWN" "$BUSY" "$BAD" "$HANG" ||
+    --http-secret-file "$SECRET" --http-timeout 2s "${ROUTES[@]}" "$M1" "$M2" "$DOWN" "$BUSY" "$BUSY2" "$BAD" "$HANG" ||
     status=$?
 cat "$TEST_TMP/run1.log"
 assert_eq 0 "$status" "runq's exit status"
@@ -137,6 +139,17 @@ assert_eq "pending|HTTP 500 Internal Server Error" "$(field "$DOWN" 'r["status"]
 step "/busy: deferred until Retry-After (7200 s), not the schedule's minute"
 assert_eq "pending|7200" "$(field "$BUSY" 'r["status"] + "|" + str(__import__("calendar").timegm(__import__("time").strptime(e["next_attempt"], "%Y-%m-%dT%H:%M:%SZ")) - __import__("calendar").timegm(__import__("time").strptime(e["last_attempt"], "%Y-%m-%dT%H:%M:%SZ")))')" \
     "429 with Retry-After"
+
+assert_eq 1 "$(grep -c '"path": "/busy"' "$APP/requests.jsonl")" "requests to /busy in the run that was told to wait"
+assert_eq "pending|not sent: the last answer was HTTP 429 Too Many Requests, with Retry-After" \
+    "$(field "$BUSY2" 'r["status"] + "|" + r["last_error"]')" "the second message to /busy"
+# (to the second: the run's clock and the request's may straddle one)
+python3 -c '
+import datetime, sys
+t = [datetime.datetime.strptime(a, "%Y-%m-%dT%H:%M:%SZ") for a in sys.argv[1:]]
+sys.exit(0 if abs((t[0] - t[1]).total_seconds()) <= 1 else "next attempts %s and %s" % tuple(sys.argv[1:]))' \
+    "$(field "$BUSY" 'e["next_attempt"]')" "$(field "$BUSY2" 'e["next_attempt"]')" ||
+    fail "the second message to /busy does not wait as long as the first"
 
 step "/bad: failed and bounced with the status line and the start of the body"
 [[ ! -e "$SPOOL/queue/$BAD" ]] || fail "the failed message is still queued"
