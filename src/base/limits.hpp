@@ -63,6 +63,14 @@ inline constexpr std::size_t k_default_max_data_line_length = 998;
 // RFC 5321 §6.3 asks for a hop limit; its suggested minimum is 100.
 inline constexpr std::size_t k_default_max_hops = 100;
 
+// Header lines policy services may add to one message (PREPEND), in octets;
+// past it more are dropped (and logged).
+inline constexpr std::size_t k_max_policy_header_bytes = 16 * 1024;
+
+// One question to a policy service (connect, request, answer) takes at most
+// this long by default (--policy-timeout), then the default action.
+inline constexpr unsigned k_default_policy_timeout_seconds = 10;
+
 // A hook runs at most this long (then 451 4.3.0).
 inline constexpr unsigned k_default_hook_timeout_seconds = 30;
 

@@ -7,6 +7,7 @@
 #include "base/clock.hpp"
 #include "base/limits.hpp"
 #include "delivery/dns_resolver.hpp"
+#include "smtp/policy_delegation.hpp"
 #include "smtp/session.hpp"
 #include "smtp/smtp_address.hpp"
 
@@ -220,6 +221,25 @@ void set_networks(Config& c, const Option& o, Values v)
         }
     }
     (c.*Field).assign(v.begin(), v.end());
+}
+
+void set_policy_services(Config& c, const Option& o, Values v)
+{
+    std::string why;
+    for (const std::string& text : v) {
+        if (!parse_policy_service(text, why)) {
+            throw BadConfig{std::string(o.name) + ": " + why + ": '" + text + "'"};
+        }
+    }
+    c.policy_services.assign(v.begin(), v.end());
+}
+
+void set_policy_default_action(Config& c, const Option& o, Values v)
+{
+    if (v.front() != "tempfail" && v.front() != "dunno") {
+        throw BadConfig{std::string(o.name) + ": expected tempfail or dunno, got '" + v.front() + "'"};
+    }
+    c.policy_default_action = v.front();
 }
 
 void set_config(Config& c, const Option&, Values v) { c.config_file = v.front(); }
@@ -527,6 +547,18 @@ constexpr Option k_options[] = {
      set_text<&C::data_hook>, show<&C::data_hook>},
     {"hook-timeout", 0, K::text, G::policy, k_serving, "TIME", "how long a hook may run before 451",
      set_duration<&C::hook_timeout>, show<&C::hook_timeout>, nullptr, nullptr, 1, 3600},
+    {"policy-service", 0, K::list, G::policy, k_serving, "SPEC",
+     "a policy service (Postfix's protocol) at unix:/path or inet:host:port, asked at each RCPT after our own checks; in order",
+     set_policy_services, show<&C::policy_services>},
+    {"policy-at-data", 0, K::yes_no, G::policy, k_serving, "yes|no",
+     "ask the policy services at the end of each message too (END-OF-MESSAGE)",
+     set_flag<&C::policy_at_data>, show<&C::policy_at_data>},
+    {"policy-timeout", 0, K::text, G::policy, k_serving, "TIME",
+     "how long one question to a policy service may take (connect, request, answer)",
+     set_duration<&C::policy_timeout>, show<&C::policy_timeout>, nullptr, nullptr, 1, 3600},
+    {"policy-default-action", 0, K::text, G::policy, k_serving, "ACTION",
+     "when a policy service is down, slow or answers nonsense: tempfail (451 4.3.5) or dunno (ask the next, accept)",
+     set_policy_default_action, show<&C::policy_default_action>},
     {"add-envelope-to", 0, K::yes_no, G::policy, k_serving, "yes|no", "add X-Envelope-To: per recipient (shows Bcc recipients to all)",
      set_flag<&C::add_envelope_to>, show<&C::add_envelope_to>, copy<&C::add_envelope_to, &S::add_envelope_to>},
     {"check-headers", 0, K::yes_no, G::policy, k_serving, "yes|no", "refuse a malformed header section with 550 5.6.0",

@@ -60,6 +60,11 @@ struct Config {
     std::optional<std::string> rcpt_hook;
     std::optional<std::string> data_hook;
     std::chrono::seconds hook_timeout{limits::k_default_hook_timeout_seconds};
+    // Policy delegation (smtpspool(8), POLICY DELEGATION).
+    std::vector<std::string> policy_services; // unix:/path or inet:host:port, asked in order
+    bool policy_at_data = false;
+    std::chrono::seconds policy_timeout{limits::k_default_policy_timeout_seconds};
+    std::string policy_default_action = "tempfail"; // or "dunno"
     bool add_envelope_to = false;
     bool check_headers = false;
     std::size_t max_hops = limits::k_default_max_hops;

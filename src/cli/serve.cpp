@@ -9,6 +9,7 @@
 #include "policy/checkpassword.hpp"
 #include "base/fs.hpp"
 #include "server/peer.hpp"
+#include "server/policy_client.hpp"
 #include "policy/policy.hpp"
 #include "policy/rate_limit.hpp"
 #include "smtp/session.hpp"
@@ -21,6 +22,8 @@
 #include "cli/terminal.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <memory>
 #include <tuple>
 #include <cerrno>
 #include <csignal>
@@ -349,6 +352,29 @@ int run_serve(Config config)
     Policy policy(
         policy_config(config), std::move(files.value()), [&writer] { return writer.readable_message(); },
         session_log);
+    // Policy services: one client each, its connection kept for the session.
+    std::vector<std::unique_ptr<PolicyClient>> policy_clients;
+    std::vector<PolicyServicePort*> services;
+    for (const std::string& spec : config.policy_services) {
+        std::string why;
+        auto address = parse_policy_service(spec, why); // checked when the options were read
+        policy_clients.push_back(std::make_unique<PolicyClient>(
+            spec, address.value_or(PolicyServiceAddress{}),
+            std::chrono::duration_cast<std::chrono::milliseconds>(config.policy_timeout)));
+        services.push_back(policy_clients.back().get());
+    }
+    char instance[64];
+    std::snprintf(instance, sizeof instance, "%lx.%llx", static_cast<unsigned long>(::getpid()),
+                  static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                      clock.now().time_since_epoch())
+                                                      .count()));
+    PolicyDelegation delegation(std::move(services),
+                                DelegationConfig{config.policy_at_data, config.policy_default_action == "dunno",
+                                                 instance},
+                                session_log);
+    if (!config.policy_services.empty()) {
+        policy.use_delegation(delegation);
+    }
     Session session(std::move(sc), spool, policy, session_log, clock);
     if (transcript) {
         session.use_transcript(*transcript);

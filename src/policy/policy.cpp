@@ -237,13 +237,32 @@ PolicyPort::RecipientVerdict Policy::check_recipient(const PolicyFacts& facts, s
             return {v.reply.value_or(replies::policy_tempfail()), {}};
         }
     }
+    if (m_delegation) {
+        auto o = m_delegation->ask(delegation::Stage::rcpt, facts, recipient);
+        if (o.refusal) {
+            return {std::move(o.refusal), {}};
+        }
+        return {std::nullopt, std::move(addresses), std::move(o.headers), o.hold, o.discard};
+    }
     return {std::nullopt, std::move(addresses)};
+}
+
+PolicyPort::MessageVerdict Policy::ask_services(const PolicyFacts& facts, std::string headers)
+{
+    if (!m_delegation || !m_delegation->at_data()) {
+        return {std::nullopt, std::move(headers)};
+    }
+    auto o = m_delegation->ask(delegation::Stage::end_of_message, facts, {});
+    if (o.refusal) {
+        return {std::move(o.refusal), {}};
+    }
+    return {std::nullopt, std::move(headers) + o.headers, o.hold, o.discard};
 }
 
 PolicyPort::MessageVerdict Policy::check_message(const PolicyFacts& facts)
 {
     if (!m_config.data_hook) {
-        return {};
+        return ask_services(facts, {});
     }
     auto path = m_message_file();
     int fd = path ? ::open(path.value().c_str(), O_RDONLY | O_CLOEXEC) : -1;
@@ -261,7 +280,7 @@ PolicyPort::MessageVerdict Policy::check_message(const PolicyFacts& facts)
     for (const std::string& line : v.header_lines) {
         headers += line;
     }
-    return {std::nullopt, std::move(headers)};
+    return ask_services(facts, std::move(headers));
 }
 
 } // namespace smtpspool

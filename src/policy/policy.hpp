@@ -6,6 +6,7 @@
 
 #include "base/result.hpp"
 #include "policy/address_list.hpp"
+#include "policy/delegation.hpp"
 #include "policy/aliases.hpp"
 #include "policy/password_file.hpp"
 #include "base/log.hpp"
@@ -70,14 +71,20 @@ public:
     std::optional<Reply> check_sender(const PolicyFacts& facts) override;
     RecipientVerdict check_recipient(const PolicyFacts& facts, std::string_view recipient, bool local_domain) override;
     MessageVerdict check_message(const PolicyFacts& facts) override;
+    // Policy services, asked after every other check of a recipient passed
+    // (and of a message, with --policy-at-data).
+    void use_delegation(PolicyDelegation& delegation) { m_delegation = &delegation; }
 
 private:
     bool is_local_domain(std::string_view domain) const;
+    // After the data hook accepted with `headers`: the services' word.
+    MessageVerdict ask_services(const PolicyFacts& facts, std::string headers);
 
     PolicyConfig m_config;
     PolicyFiles m_files;
     MessageFile m_message_file;
     LogSink& m_log;
+    PolicyDelegation* m_delegation = nullptr;
 };
 
 } // namespace smtpspool

@@ -4,6 +4,7 @@
 // fakes and AcceptAll implement it too.
 #pragma once
 
+#include "model/envelope.hpp"
 #include "model/peer.hpp"
 #include "smtp/smtp_reply.hpp"
 
@@ -25,6 +26,12 @@ struct PolicyFacts {
     std::string_view id;                        // the queue id: data stage only
     std::uint64_t size = 0;                     // message octets: data stage only
     bool tls = false;                           // the session is encrypted
+    // For policy services (smtpspool(8), POLICY DELEGATION).
+    bool esmtp = false;                         // EHLO, not HELO
+    std::string_view auth_user;                 // "" unless the client authenticated
+    const TlsInfo* tls_info = nullptr;          // the TLS session, when encrypted
+    std::uint64_t declared_size = 0;            // MAIL's SIZE=, 0 when not given
+    std::uint64_t transaction = 0;              // counts the session's transactions from 1
 };
 
 class PolicyPort {
@@ -36,18 +43,27 @@ public:
 
     // RCPT TO (relaying already checked): a refusal, or the addresses to
     // deliver to in its place (the recipient itself when nothing replaces it).
+    // With an accepted recipient, what it does to the message (policy
+    // services): header lines (each ending in CRLF) for the top of the
+    // stored message, store it on hold, or say 250 and store nothing.
     struct RecipientVerdict {
         std::optional<Reply> refusal;
         std::vector<std::string> addresses;
+        std::string headers = {};
+        bool hold = false;
+        bool discard = false;
     };
     virtual RecipientVerdict check_recipient(const PolicyFacts& facts, std::string_view recipient,
                                              bool local_domain) = 0;
 
     // After the data, before the commit: a refusal, or header lines (each
-    // ending in CRLF) to put at the top of the stored message.
+    // ending in CRLF) to put at the top of the stored message; the message
+    // may be stored on hold, or not at all (discard: the client hears 250).
     struct MessageVerdict {
         std::optional<Reply> refusal;
         std::string headers;
+        bool hold = false;
+        bool discard = false;
     };
     virtual MessageVerdict check_message(const PolicyFacts& facts) = 0;
 };

@@ -338,7 +338,12 @@ PolicyFacts Session::facts(std::string_view id, std::uint64_t size) const
                        m_tx ? m_tx->recipients : none,
                        id,
                        size,
-                       m_config.tls.has_value()};
+                       m_config.tls.has_value(),
+                       m_esmtp,
+                       m_auth_user ? std::string_view(*m_auth_user) : std::string_view{},
+                       m_config.tls ? &*m_config.tls : nullptr,
+                       m_tx ? m_tx->mail.declared_size : 0,
+                       m_transactions};
 }
 
 MessageFacts Session::message_facts() const
@@ -388,7 +393,8 @@ Session::Handled Session::on_mail(const Command& cmd)
                       .add("reason", refusal->text));
         return {*refusal, false};
     }
-    m_tx = Transaction{std::move(std::get<MailCommand>(parsed)), {}, {}, {}};
+    m_tx = Transaction{std::move(std::get<MailCommand>(parsed)), {}, {}, {}, {}, false, false};
+    ++m_transactions;
     if (auto refusal = m_policy.check_sender(facts())) {
         m_log.log(LogLine("mail")
                       .add("from", m_tx->mail.path.mailbox)
@@ -492,6 +498,13 @@ Session::Handled Session::on_rcpt(const Command& cmd)
     }
     m_tx->named.insert(address);
     m_tx->recipients.push_back(address);
+    if (m_tx->prepend.size() + verdict.headers.size() <= limits::k_max_policy_header_bytes) {
+        m_tx->prepend += verdict.headers;
+    } else {
+        m_log.log(LogLine("policy-headers-dropped").add("to", address).add("size", verdict.headers.size()));
+    }
+    m_tx->hold = m_tx->hold || verdict.hold;
+    m_tx->discard = m_tx->discard || verdict.discard;
     std::move(added.begin(), added.end(), std::back_inserter(m_tx->targets));
     if (m_log.enabled()) {
         LogLine accepted("rcpt");
@@ -646,8 +659,11 @@ std::optional<Reply> Session::check_message(std::size_t size, std::string_view& 
         reason = "policy";
         return verdict.refusal;
     }
-    if (!verdict.headers.empty()) {
-        if (auto r = m_spool.prepend(verdict.headers); !r) {
+    m_tx->hold = m_tx->hold || verdict.hold;
+    m_tx->discard = m_tx->discard || verdict.discard;
+    // The recipients' header lines first, then the message's.
+    if (std::string headers = m_tx->prepend + verdict.headers; !headers.empty() && !m_tx->discard) {
+        if (auto r = m_spool.prepend(headers); !r) {
             m_spool_error = r.error();
             reason = "local-error";
             return local_error_reply(r.error());
@@ -752,8 +768,15 @@ void Session::finish_message(std::optional<Reply> refusal, std::string_view reas
         refusal = check_message(size, reason);
     }
     m_headers.reset();
-    if (!refusal) {
+    if (!refusal && m_tx->discard) {
+        // The policy said DISCARD: the client hears what a stored message
+        // gets, and nothing is stored.
+        m_spool.abort();
+        m_log.log(LogLine("discarded").add("id", m_id).add("size", size).add("recipients", m_tx->targets.size()));
+        reply(replies::queued(m_id));
+    } else if (!refusal) {
         Envelope e = make_envelope(message_facts());
+        e.held = m_tx->hold;
         if (auto r = m_spool.commit(e); r) {
             ++m_messages;
             m_recipients_total += e.recipients.size();
@@ -765,6 +788,9 @@ void Session::finish_message(std::optional<Reply> refusal, std::string_view reas
                 }
                 if (e.dsn_limited) {
                     queued.add("dsn", "limited");
+                }
+                if (e.held) {
+                    queued.add("held", "yes");
                 }
                 m_log.log(queued);
             }

@@ -125,6 +125,10 @@ private:
         std::vector<std::string> recipients; // as the client named them
         std::vector<Recipient> targets;      // what they stand for (aliases)
         std::unordered_set<std::string> named; // recipients, to find a repeat at once
+        // What the policy said of the message with its recipients.
+        std::string prepend; // header lines for the top of the message
+        bool hold = false;   // store it on hold
+        bool discard = false; // say 250, store nothing
     };
 
     // A handler's result; the NFA table has allowed the command already.
@@ -226,6 +230,7 @@ private:
     std::size_t m_errors = 0;
     std::size_t m_messages = 0;
     std::size_t m_recipients_total = 0;
+    std::uint64_t m_transactions = 0; // MAIL commands taken
 };
 
 } // namespace smtpspool
