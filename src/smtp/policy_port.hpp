@@ -28,7 +28,7 @@ struct PolicyFacts {
     bool tls = false;                           // the session is encrypted
     // For policy services (smtpspool(8), POLICY DELEGATION).
     bool esmtp = false;                         // EHLO, not HELO
-    std::string_view auth_user;                 // "" unless the client authenticated
+    std::string_view auth_user = {};            // "" unless the client authenticated
     const TlsInfo* tls_info = nullptr;          // the TLS session, when encrypted
     std::uint64_t declared_size = 0;            // MAIL's SIZE=, 0 when not given
     std::uint64_t transaction = 0;              // counts the session's transactions from 1
