@@ -36,6 +36,17 @@ for data in (b"hello\r\n.\r\n", b"..a\r\n.\r\n", b"a\n.\n", b"a\r.\r\n.\r\n", b"
     for mode in (b"\x00\x03", b"\x01\x05", b"\x02\x03", b"\x03\x07"):  # bit 1: BDAT chunks are BINARYMIME
         put("data", mode + data)
 
+# Policy service answers (fuzz_policy_service: the first byte the chunk size).
+for answer in (b"action=OK\n\n", b"action=DUNNO\n\n", b"action=REJECT no thanks\n\n",
+               b"action=DEFER_IF_PERMIT 4.2.0 Greylisted, see http://postgrey.example/\n\n",
+               b"action=DEFER_IF_REJECT maybe\n\naction=554 5.7.1 no\n\n",
+               b"action=PREPEND X-Greylist: delayed 61 seconds by postgrey-1.37\n\naction=HOLD\n\naction=OK\n\n",
+               b"reason=x\r\naction=452 4.2.2 full\r\n\r\n", b"action=DISCARD\n\naction=WARN odd\n\n",
+               b"action=INFO x\naction=OK\n\n", b"nonsense\n\n", b"unix:/run/postgrey/socket",
+               b"inet:[::1]:10023"):
+    for step in (b"\x00", b"\x03"):
+        put("policy_service", step + answer)
+
 put("envelope", open("tests/fuzz/seed-envelope.json", "rb").read())
 put("envelope", open("tests/fuzz/seed-envelope-dsn.json", "rb").read())
 put("envelope", open("tests/fuzz/seed-envelope-limited.json", "rb").read())
