@@ -119,3 +119,25 @@ DOWNGRADE_SEEDS = [
 for data in DOWNGRADE_SEEDS:
     for mode in (b"\x00", b"\x06", b"\x86"):
         put("downgrade", mode + data)
+
+# Milter replies (fuzz_milter): the answer to SMFIC_OPTNEG, then replies.
+def mpkt(cmd, data=b""):
+    return struct.pack(">I", len(data) + 1) + cmd + data
+
+
+MILTER_NEG = mpkt(b"O", struct.pack(">III", 6, 0x1ff, 0x1fffff))
+MILTER_NEG_LISTS = mpkt(b"O", struct.pack(">III", 6, 0x100, 0) + struct.pack(">I", 2) + b"{mail_addr} i\0"
+                        + struct.pack(">I", 3) + b"{rcpt_addr}\0")
+MILTER_REPLIES = [
+    mpkt(b"c"), mpkt(b"a"), mpkt(b"r"), mpkt(b"t"), mpkt(b"d"), mpkt(b"p"), mpkt(b"s"), mpkt(b"f"),
+    mpkt(b"y", b"554 5.7.1 Go away\0"), mpkt(b"y", b"451 4.7.0 Later\0"), mpkt(b"y", b"250 no\0"),
+    mpkt(b"h", b"X-Spam\0yes\0"), mpkt(b"i", struct.pack(">I", 0) + b"X-First\0one\n\ttwo\0"),
+    mpkt(b"m", struct.pack(">I", 1) + b"Subject\0\0"), mpkt(b"+", b"<new@example.test>\0"),
+    mpkt(b"2", b"<p@example.test>\0NOTIFY=NEVER\0"), mpkt(b"-", b"old@example.test\0"),
+    mpkt(b"e", b"<>\0"), mpkt(b"b", b"new body\r\n"), mpkt(b"q", b"looks bad\0"),
+    struct.pack(">I", 0), struct.pack(">I", 0x7fffffff) + b"c",
+]
+put("milter", MILTER_NEG + b"".join(MILTER_REPLIES))
+put("milter", MILTER_NEG_LISTS + b"".join(MILTER_REPLIES[:8]))
+for r in MILTER_REPLIES:
+    put("milter", MILTER_NEG + r)
