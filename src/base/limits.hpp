@@ -74,6 +74,10 @@ inline constexpr unsigned k_default_policy_timeout_seconds = 10;
 // A hook runs at most this long (then 451 4.3.0).
 inline constexpr unsigned k_default_hook_timeout_seconds = 30;
 
+// A milter has this long to accept the connection and to answer each event
+// (--milter-timeout; its progress replies restart the wait).
+inline constexpr unsigned k_default_milter_timeout_seconds = 30;
+
 // Entries in SPOOL/tmp older than this are leftovers of dead processes.
 inline constexpr long k_stale_tmp_seconds = 86400;
 

@@ -2,6 +2,7 @@
 // config file, --help, check-config's settings (describe) and the session's
 // settings; the defaults are those of Config (config.hpp).
 #include "cli/config.hpp"
+#include "server/milter.hpp"
 
 #include "base/cidr.hpp"
 #include "base/clock.hpp"
@@ -345,6 +346,25 @@ void set_dns_servers(Config& c, const Option& o, Values v)
     c.dns_servers.assign(v.begin(), v.end());
 }
 
+void set_milters(Config& c, const Option&, Values v)
+{
+    std::string why;
+    for (const std::string& text : v) {
+        if (!parse_milter_spec(text, why)) {
+            throw BadConfig{"milter: " + why + ": '" + text + "'"};
+        }
+    }
+    c.milters.assign(v.begin(), v.end());
+}
+
+void set_milter_default_action(Config& c, const Option&, Values v)
+{
+    if (!parse_milter_default(v.front())) {
+        throw BadConfig{"milter-default-action: expected tempfail, accept or reject, got '" + v.front() + "'"};
+    }
+    c.milter_default_action = v.front();
+}
+
 void set_schedule(Config& c, const Option&, Values v)
 {
     std::string why;
@@ -573,6 +593,15 @@ constexpr Option k_options[] = {
      set_number<&C::max_connections_per_client_per_minute>, show<&C::max_connections_per_client_per_minute>},
     {"max-messages-per-session", 0, K::text, G::policy, k_serving, "N", "421 at the MAIL after this many messages, 0: no limit",
      set_number<&C::max_messages_per_session>, show<&C::max_messages_per_session>, copy<&C::max_messages_per_session, &S::max_messages>},
+    {"milter", 0, K::list, G::policy, k_serving, "SPEC",
+     "a milter to ask at each stage: unix:/PATH, inet:HOST:PORT or inet6:HOST:PORT (repeat: asked in order)",
+     set_milters, show<&C::milters>},
+    {"milter-default-action", 0, K::text, G::policy, k_serving, "tempfail|accept|reject",
+     "for a milter that is down, too slow or breaks the protocol: 451, skip it, or 554",
+     set_milter_default_action, show<&C::milter_default_action>},
+    {"milter-timeout", 0, K::text, G::policy, k_serving, "TIME",
+     "how long a milter may take to accept the connection and to answer each event",
+     set_duration<&C::milter_timeout>, show<&C::milter_timeout>, nullptr, nullptr, 1, 3600},
     {"transcript-dir", 0, K::text, G::session, k_serving | bit(Subcommand::cat), "DIR",
      "write a transcript of each session (commands, replies, events; no credentials, no message content) into DIR",
      set_text<&C::transcript_dir>, show<&C::transcript_dir>},

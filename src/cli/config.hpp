@@ -71,6 +71,10 @@ struct Config {
     std::size_t max_connections_per_minute = 0; // 0: no limit
     std::size_t max_connections_per_client_per_minute = 0;
     std::size_t max_messages_per_session = 0;
+    // Milters (smtpspool(8), MILTERS): specs as given, checked by parse_milter_spec.
+    std::vector<std::string> milters;
+    std::string milter_default_action = "tempfail";
+    std::chrono::seconds milter_timeout{limits::k_default_milter_timeout_seconds};
     // TLS (serve).
     std::optional<std::string> tls_cert; // PEM chain, leaf first
     std::optional<std::string> tls_key;  // PEM private key

@@ -15,6 +15,7 @@
 #include "smtp/session.hpp"
 #include "spool/runner_slots.hpp"
 #include "spool/spool.hpp"
+#include "server/milter.hpp"
 #include "server/stdio_transport.hpp"
 #include "server/tls.hpp"
 #include "server/transcript.hpp"
@@ -165,6 +166,22 @@ void say_421(std::string_view host) { say(replies::shutting_down(host)); }
 // --max-connections-per-minute and per client: true when this connection is
 // over a limit (the caller says 421 and ends). A state file that cannot be
 // used lets the connection in: the limit is a brake, not an access control.
+// The milters of --milter, in order, as the option table checked them.
+MilterOptions milter_options(const Config& config)
+{
+    MilterOptions o;
+    std::string why;
+    for (const std::string& text : config.milters) {
+        if (auto spec = parse_milter_spec(text, why)) {
+            o.milters.push_back(std::move(*spec));
+        }
+    }
+    o.default_action = parse_milter_default(config.milter_default_action).value_or(MilterDefault::tempfail);
+    o.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config.milter_timeout);
+    o.max_body = config.max_message_size;
+    return o;
+}
+
 bool over_rate_limit(const Config& config, const Peer& peer, LogSink& log, TimePoint now)
 {
     RateLimits limits{static_cast<unsigned>(config.max_connections_per_minute),
@@ -376,6 +393,10 @@ int run_serve(Config config)
         policy.use_delegation(delegation);
     }
     Session session(std::move(sc), spool, policy, session_log, clock);
+    std::optional<MilterChain> milters;
+    if (!config.milters.empty()) {
+        session.use_filter(milters.emplace(milter_options(config), session_log));
+    }
     if (transcript) {
         session.use_transcript(*transcript);
     }

@@ -24,6 +24,33 @@ bool is_helo_word(std::string_view arg)
     });
 }
 
+// The ESMTP parameters of a MAIL or RCPT argument as the client gave them:
+// the words after the path.
+std::vector<std::string> esmtp_parameters(std::string_view argument)
+{
+    std::vector<std::string> out;
+    std::size_t lt = argument.find('<');
+    if (lt == std::string_view::npos) {
+        return out;
+    }
+    PathParse p = parse_path(argument.substr(lt), PathKind::reverse);
+    if (p.error != PathError::none) {
+        p = parse_path(argument.substr(lt), PathKind::forward); // <postmaster>
+    }
+    if (p.error != PathError::none) {
+        return out;
+    }
+    std::string_view rest = argument.substr(lt + p.end);
+    while (!rest.empty()) {
+        std::size_t sp = rest.find(' ');
+        if (sp != 0) {
+            out.emplace_back(rest.substr(0, sp));
+        }
+        rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
+    }
+    return out;
+}
+
 } // namespace
 
 Session::Session(SessionConfig config, SpoolPort& spool, LogSink& log, const Clock& clock)
@@ -67,6 +94,10 @@ void Session::close(std::string_view reason)
     m_data_reader.reset();
     m_bdat.clear();
     m_mode = Mode::closed;
+    if (m_filter != nullptr) {
+        filter_abort();
+        m_filter->quit();
+    }
     m_log.log(LogLine("disconnect")
                   .add("reason", reason)
                   .add("messages", m_messages)
@@ -98,9 +129,32 @@ Output Session::start()
         m_log.log(LogLine("client-denied").add("client", client_name(m_config.peer)));
         m_out += render(replies::client_denied(m_config.hostname)); // not the client's error
         m_state = State::denied;
-    } else {
-        reply(replies::greeting(m_config.hostname, !m_config.rfc821));
+        m_filter_done = true;
+        return {std::exchange(m_out, {}), m_mode == Mode::closed};
     }
+    if (filtering()) {
+        FilterVerdict v = m_filter->connect(FilterConnect{m_config.peer, m_config.hostname});
+        switch (v.action) {
+        case FilterVerdict::Action::reject:
+            // Like a denied client: 554, then 503 to all but QUIT.
+            m_log.log(LogLine("client-denied").add("client", client_name(m_config.peer)).add("reason", v.reason));
+            m_out += render(v.reply ? *v.reply : replies::client_denied(m_config.hostname));
+            m_state = State::denied;
+            m_filter_done = true;
+            return {std::exchange(m_out, {}), false};
+        case FilterVerdict::Action::tempfail:
+            m_log.log(LogLine("filter").add("stage", "connect").add("action", "tempfail").add("reason", v.reason));
+            m_out += render(replies::filter_unavailable(m_config.hostname));
+            close("filter-tempfail");
+            return {std::exchange(m_out, {}), true};
+        case FilterVerdict::Action::accept:
+            m_filter_done = true;
+            break;
+        default:
+            break;
+        }
+    }
+    reply(replies::greeting(m_config.hostname, !m_config.rfc821));
     return {std::exchange(m_out, {}), m_mode == Mode::closed};
 }
 
@@ -326,6 +380,37 @@ void Session::reset_transaction()
     m_headers.reset();
     m_tx.reset();
     m_spool_error.reset();
+    filter_abort();
+}
+
+// The transaction ended without the end of a message: the filter forgets it.
+void Session::filter_abort()
+{
+    if (m_filter_tx_open) {
+        m_filter_tx_open = false;
+        m_filter->abort();
+    }
+}
+
+FilterMessageFacts Session::filter_facts(std::string_view id) const
+{
+    return FilterMessageFacts{id,
+                              m_auth_user ? std::string_view(*m_auth_user) : std::string_view{},
+                              m_auth_user ? std::string_view("PLAIN") : std::string_view{},
+                              m_config.tls ? std::string_view(m_config.tls->version) : std::string_view{},
+                              m_config.tls ? std::string_view(m_config.tls->cipher) : std::string_view{}};
+}
+
+Reply Session::filter_refusal(const FilterVerdict& v, std::string_view stage)
+{
+    const bool reject = v.action == FilterVerdict::Action::reject;
+    Reply r = v.reply ? *v.reply : reject ? replies::filter_rejected() : replies::filter_tempfail();
+    m_log.log(LogLine("filter")
+                  .add("stage", stage)
+                  .add("action", reject ? "reject" : "tempfail")
+                  .add("code", static_cast<std::uint64_t>(r.code))
+                  .add("reason", v.reason));
+    return r;
 }
 
 PolicyFacts Session::facts(std::string_view id, std::uint64_t size) const
@@ -367,6 +452,15 @@ Session::Handled Session::greet(const Command& cmd, bool esmtp)
     }
     // RFC 5321 §4.1.4: HELO and EHLO reset the transaction.
     reset_transaction();
+    if (filtering()) {
+        FilterVerdict v = m_filter->helo(cmd.argument);
+        if (v.action == FilterVerdict::Action::reject || v.action == FilterVerdict::Action::tempfail) {
+            return {filter_refusal(v, "helo"), false};
+        }
+        if (v.action == FilterVerdict::Action::accept) {
+            m_filter_done = true;
+        }
+    }
     m_helo = std::string(cmd.argument);
     m_esmtp = esmtp;
     m_log.log(LogLine(esmtp ? "ehlo" : "helo").add("name", m_helo));
@@ -393,7 +487,7 @@ Session::Handled Session::on_mail(const Command& cmd)
                       .add("reason", refusal->text));
         return {*refusal, false};
     }
-    m_tx = Transaction{std::move(std::get<MailCommand>(parsed)), {}, {}, {}, {}, false, false};
+    m_tx = Transaction{std::move(std::get<MailCommand>(parsed)), {}, {}, {}, {}, false, false, false, std::nullopt};
     ++m_transactions;
     if (auto refusal = m_policy.check_sender(facts())) {
         m_log.log(LogLine("mail")
@@ -403,6 +497,21 @@ Session::Handled Session::on_mail(const Command& cmd)
                       .add("reason", "policy"));
         m_tx.reset();
         return {*refusal, false};
+    }
+    if (filtering()) {
+        m_filter_tx_open = true;
+        FilterVerdict v = m_filter->mail(m_tx->mail.path.mailbox, esmtp_parameters(cmd.argument), filter_facts({}));
+        if (v.action == FilterVerdict::Action::reject || v.action == FilterVerdict::Action::tempfail) {
+            m_tx.reset();
+            filter_abort();
+            return {filter_refusal(v, "mail"), false};
+        }
+        m_tx->filter_done = v.action == FilterVerdict::Action::accept;
+        if (v.action == FilterVerdict::Action::discard) {
+            m_log.log(LogLine("filter").add("stage", "mail").add("action", "discard").add("reason", v.reason));
+            m_tx->discard = true;
+            m_tx->filter_done = true;
+        }
     }
     if (m_log.enabled()) {
         m_log.log(LogLine("mail")
@@ -496,6 +605,24 @@ Session::Handled Session::on_rcpt(const Command& cmd)
     if (m_tx->targets.size() + added.size() > m_config.max_recipients) {
         return refuse(replies::too_many_recipients(), address);
     }
+    if (filtering_transaction()) {
+        FilterVerdict v = m_filter->rcpt(address, esmtp_parameters(cmd.argument));
+        if (v.action == FilterVerdict::Action::reject || v.action == FilterVerdict::Action::tempfail) {
+            Reply r = filter_refusal(v, "rcpt");
+            m_log.log(LogLine("rcpt")
+                          .add("to", address)
+                          .add("result", "refused")
+                          .add("code", static_cast<std::uint64_t>(r.code))
+                          .add("reason", "filter"));
+            return {std::move(r), false};
+        }
+        if (v.action == FilterVerdict::Action::discard) {
+            // This recipient only, silently.
+            m_log.log(LogLine("rcpt").add("to", address).add("result", "discarded").add("reason", v.reason));
+            return {replies::recipient_ok(), true};
+        }
+        m_tx->filter_done = v.action == FilterVerdict::Action::accept;
+    }
     m_tx->named.insert(address);
     m_tx->recipients.push_back(address);
     if (m_tx->prepend.size() + verdict.headers.size() <= limits::k_max_policy_header_bytes) {
@@ -550,6 +677,9 @@ Session::Handled Session::on_data(const Command& cmd)
 // again, or RSET.
 std::optional<Reply> Session::begin_message()
 {
+    if (m_tx->filter_refusal) {
+        return m_tx->filter_refusal;
+    }
     auto id = m_spool.begin();
     if (!id) {
         m_log.log(LogLine("spool-error").add("reason", id.error().message));
@@ -560,8 +690,27 @@ std::optional<Reply> Session::begin_message()
     m_id = id.value();
     m_headers.emplace(HeaderCheck::Options{
         m_config.check_headers, m_tx->mail.smtputf8 || m_tx->mail.body != Body::seven_bit, m_config.max_hops});
-    if (auto r = m_spool.append(received_header(message_facts(), id.value())); !r) {
+    if (filtering_transaction()) {
+        FilterVerdict v = m_filter->data(filter_facts(m_id));
+        if (v.action == FilterVerdict::Action::reject || v.action == FilterVerdict::Action::tempfail) {
+            // The transaction stays open for RSET; its data is refused again.
+            m_spool.abort();
+            m_headers.reset();
+            filter_abort();
+            m_tx->filter_refusal = filter_refusal(v, "data");
+            return m_tx->filter_refusal;
+        }
+        if (v.action == FilterVerdict::Action::discard) {
+            m_log.log(LogLine("filter").add("stage", "data").add("action", "discard").add("reason", v.reason));
+            m_tx->discard = true;
+        }
+        m_tx->filter_done = v.action != FilterVerdict::Action::proceed;
+    }
+    const std::string received = received_header(message_facts(), id.value());
+    if (auto r = m_spool.append(received); !r) {
         m_spool_error = r.error();
+    } else if (filtering_transaction()) {
+        m_filter->message(received);
     }
     return std::nullopt;
 }
@@ -596,6 +745,8 @@ void Session::store(bool refused)
         if (auto r = m_spool.append(m_message_octets); !r) {
             m_spool_error = r.error();
             refused = true;
+        } else if (filtering_transaction()) {
+            m_filter->message(m_message_octets);
         }
     }
     if (refused) {
@@ -769,7 +920,7 @@ void Session::finish_message(std::optional<Reply> refusal, std::string_view reas
     }
     m_headers.reset();
     if (!refusal && m_tx->discard) {
-        // The policy said DISCARD: the client hears what a stored message
+        // The policy or a filter said discard: the client hears what a stored message
         // gets, and nothing is stored.
         m_spool.abort();
         m_log.log(LogLine("discarded").add("id", m_id).add("size", size).add("recipients", m_tx->targets.size()));
@@ -817,6 +968,7 @@ void Session::finish_message(std::optional<Reply> refusal, std::string_view reas
     // RFC 5321 §4.1.1.4: the transaction ends with the reply to the data.
     m_tx.reset();
     m_spool_error.reset();
+    filter_abort();
     m_state = k_after_message;
 }
 

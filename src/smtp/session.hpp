@@ -14,6 +14,7 @@
 #include "smtp/smtp_command.hpp"
 #include "smtp/transcript_port.hpp"
 #include "smtp/smtp_data.hpp"
+#include "smtp/filter_port.hpp"
 #include "smtp/policy_port.hpp"
 #include "smtp/smtp_nfa.hpp"
 #include "smtp/smtp_reply.hpp"
@@ -106,6 +107,8 @@ public:
     void use_tls(TlsPort& tls) { m_tls_port = &tls; }
     // Each command line (credentials as markers) also to a transcript.
     void use_transcript(TranscriptPort& transcript) { m_transcript = &transcript; }
+    // Content filters (milters) asked at each stage (smtpspool(8), MILTERS).
+    void use_filter(FilterPort& filter) { m_filter = &filter; }
 
     State state() const { return m_state; }
 
@@ -128,7 +131,9 @@ private:
         // What the policy said of the message with its recipients.
         std::string prepend; // header lines for the top of the message
         bool hold = false;   // store it on hold
-        bool discard = false; // say 250, store nothing
+        bool discard = false; // say 250, store nothing (the policy's or a filter's)
+        bool filter_done = false;              // the filter accepted it: no more filter calls
+        std::optional<Reply> filter_refusal;   // a filter refused its data: the same to each DATA or BDAT
     };
 
     // A handler's result; the NFA table has allowed the command already.
@@ -187,6 +192,14 @@ private:
     void reset_transaction();
     void count_error();
 
+    // The filter port, while it wants to hear about this stage.
+    bool filtering() const { return m_filter != nullptr && !m_filter_done; }
+    bool filtering_transaction() const { return filtering() && m_tx && !m_tx->filter_done; }
+    FilterMessageFacts filter_facts(std::string_view id) const;
+    void filter_abort();
+    // The refusal a filter's reject or tempfail stands for, logged.
+    Reply filter_refusal(const FilterVerdict& v, std::string_view stage);
+
     bool is_local_domain(std::string_view domain) const;
     bool binarymime_bounces(const std::vector<std::string>& addresses) const;
     MessageFacts message_facts() const;
@@ -199,6 +212,9 @@ private:
     PolicyPort& m_policy;
     LogSink& m_log;
     TranscriptPort* m_transcript = nullptr;
+    FilterPort* m_filter = nullptr;
+    bool m_filter_done = false;    // accepted for the session, at connect or helo
+    bool m_filter_tx_open = false; // the filter heard MAIL and no end of the transaction yet
     const Clock& m_clock;
 
     State m_state = State::connected;

@@ -247,6 +247,12 @@ Reply rate_limited(std::string_view host)
 {
     return {421, "4.7.0", std::string(host) + " too many connections; try again later"};
 }
+Reply filter_rejected() { return {554, "5.7.1", "refused by a content filter"}; }
+Reply filter_tempfail() { return {451, "4.7.1", "a content filter is not available; try again later"}; }
+Reply filter_unavailable(std::string_view host)
+{
+    return {421, "4.7.1", std::string(host) + " a content filter is not available; closing connection"};
+}
 Reply too_many_messages(std::string_view host)
 {
     return {421, "4.7.0", std::string(host) + " too many messages in this session; closing connection"};

@@ -118,6 +118,11 @@ Reply bad_headers(std::string_view why);
 Reply mail_loop(std::size_t hops);
 Reply rate_limited(std::string_view host);
 Reply too_many_messages(std::string_view host);
+// A content filter (milter) refused, or failed, without a reply of its own.
+Reply filter_rejected();
+Reply filter_tempfail();
+// A content filter said tempfail at the connection: 421, and the session ends.
+Reply filter_unavailable(std::string_view host);
 
 // A reply line from a hook program: "NNN X.Y.Z text" with a 4yz or 5yz code
 // whose class matches the enhanced code's; nothing else is taken.
