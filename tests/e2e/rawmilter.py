@@ -1,0 +1,68 @@
+"""A misbehaving milter for the end-to-end tests, speaking the wire protocol
+by hand on a UNIX-domain socket:
+
+    rawmilter.py SOCKET MODE
+
+MODE: hang-mail (negotiates, answers continue, then never answers MAIL),
+garbage (answers the negotiation with text that is no packet), bad-reply-mail
+(answers MAIL with a reply code that is no refusal: "250"), oversize-mail
+(announces a 2 MiB packet at MAIL), close-mail (closes the connection at
+MAIL)."""
+
+import socket
+import socketserver
+import struct
+import sys
+
+SOCKET, MODE = sys.argv[1], sys.argv[2]
+
+
+def packet(cmd, data=b""):
+    return struct.pack(">I", len(data) + 1) + cmd + data
+
+
+class Handler(socketserver.BaseRequestHandler):
+    def read(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.request.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    def handle(self):
+        try:
+            while True:
+                (length,) = struct.unpack(">I", self.read(4))
+                body = self.read(length)
+                cmd = body[:1]
+                if cmd == b"O":
+                    if MODE == "garbage":
+                        self.request.sendall(b"HELLO, this is not a milter\r\n")
+                        continue
+                    self.request.sendall(packet(b"O", struct.pack(">III", 6, 0, 0)))
+                elif cmd in (b"D", b"A"):
+                    continue  # macros and abort: no reply
+                elif cmd == b"Q":
+                    return
+                elif cmd == b"M" and MODE == "hang-mail":
+                    continue  # never answered
+                elif cmd == b"M" and MODE == "bad-reply-mail":
+                    self.request.sendall(packet(b"y", b"250 2.0.0 fine\0"))
+                elif cmd == b"M" and MODE == "oversize-mail":
+                    self.request.sendall(struct.pack(">I", 2 << 20) + b"h")
+                elif cmd == b"M" and MODE == "close-mail":
+                    return
+                else:
+                    self.request.sendall(packet(b"c"))
+        except (EOFError, ConnectionError):
+            return
+
+
+class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+if __name__ == "__main__":
+    Server(SOCKET, Handler).serve_forever()
