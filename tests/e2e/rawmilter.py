@@ -7,12 +7,18 @@ MODE: hang-mail (negotiates, answers continue, then never answers MAIL),
 garbage (answers the negotiation with text that is no packet), bad-reply-mail
 (answers MAIL with a reply code that is no refusal: "250"), oversize-mail
 (announces a 2 MiB packet at MAIL), close-mail (closes the connection at
-MAIL)."""
+MAIL), progress-eom (at the end of a message: progress replies, 0.4 s
+apart, longer in all than a 1 s time-out, then a header field to add and
+continue), change-early (a header field to add in answer to MAIL),
+unnegotiated-eom (a header field to add at the end of a message, the action
+not negotiated), skip-body (answers the first body chunk with skip, counts
+the chunks and adds a header field "X-Chunks: N" at the end)."""
 
 import socket
 import socketserver
 import struct
 import sys
+import time
 
 SOCKET, MODE = sys.argv[1], sys.argv[2]
 
@@ -41,7 +47,24 @@ class Handler(socketserver.BaseRequestHandler):
                     if MODE == "garbage":
                         self.request.sendall(b"HELLO, this is not a milter\r\n")
                         continue
-                    self.request.sendall(packet(b"O", struct.pack(">III", 6, 0, 0)))
+                    actions = 0 if MODE == "unnegotiated-eom" else 1  # SMFIF_ADDHDRS
+                    steps = 1 << 10 if MODE == "skip-body" else 0     # SMFIP_SKIP
+                    self.request.sendall(packet(b"O", struct.pack(">III", 6, actions, steps)))
+                    chunks = 0
+                elif cmd == b"B" and MODE == "skip-body":
+                    chunks += 1
+                    self.request.sendall(packet(b"s"))
+                elif cmd == b"E" and MODE == "skip-body":
+                    self.request.sendall(packet(b"h", b"X-Chunks\0%d\0" % chunks) + packet(b"c"))
+                elif cmd == b"E" and MODE == "progress-eom":
+                    for _ in range(4):
+                        self.request.sendall(packet(b"p"))
+                        time.sleep(0.4)
+                    self.request.sendall(packet(b"h", b"X-Slow\0yes\0") + packet(b"c"))
+                elif cmd == b"E" and MODE == "unnegotiated-eom":
+                    self.request.sendall(packet(b"h", b"X-Not\0allowed\0") + packet(b"c"))
+                elif cmd == b"M" and MODE == "change-early":
+                    self.request.sendall(packet(b"h", b"X-Early\0no\0") + packet(b"c"))
                 elif cmd in (b"D", b"A"):
                     continue  # macros and abort: no reply
                 elif cmd == b"Q":
