@@ -81,7 +81,7 @@ AuthDialogue::Result AuthDialogue::authenticate(std::string_view mechanism, cons
     switch (v) {
     case AuthVerdict::ok:
         log.log(line.add("result", "ok"));
-        return {replies::auth_ok(), user};
+        return {replies::auth_ok(), user, std::string(mechanism)};
     case AuthVerdict::temporary:
         log.log(line.add("result", "temporary"));
         return {replies::auth_temporary(), {}};

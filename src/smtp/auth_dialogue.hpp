@@ -20,6 +20,7 @@ public:
     struct Result {
         Reply reply;
         std::optional<std::string> user; // authenticated as (the reply is 235)
+        std::string mechanism = {};      // with user: "PLAIN" or "LOGIN"
     };
 
     // AUTH's argument: mechanism [initial-response].

@@ -396,7 +396,7 @@ FilterMessageFacts Session::filter_facts(std::string_view id) const
 {
     return FilterMessageFacts{id,
                               m_auth_user ? std::string_view(*m_auth_user) : std::string_view{},
-                              m_auth_user ? std::string_view("PLAIN") : std::string_view{},
+                              m_auth_user ? std::string_view(m_auth_mechanism) : std::string_view{},
                               m_config.tls ? std::string_view(m_config.tls->version) : std::string_view{},
                               m_config.tls ? std::string_view(m_config.tls->cipher) : std::string_view{}};
 }
@@ -1051,6 +1051,7 @@ void Session::authenticated(const AuthDialogue::Result& r)
     m_mode = m_auth_dialogue.waiting() ? Mode::auth_reply : Mode::command;
     if (r.user) {
         m_auth_user = r.user;
+        m_auth_mechanism = r.mechanism;
         m_config.may_relay = true;
     }
 }

@@ -243,6 +243,7 @@ private:
     TlsPort* m_tls_port = nullptr;
     AuthDialogue m_auth_dialogue;
     std::optional<std::string> m_auth_user; // authenticated as
+    std::string m_auth_mechanism;           // by this mechanism
     std::size_t m_errors = 0;
     std::size_t m_messages = 0;
     std::size_t m_recipients_total = 0;

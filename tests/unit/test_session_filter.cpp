@@ -33,6 +33,9 @@ public:
         if (!facts.id.empty()) {
             c += " id=" + std::string(facts.id);
         }
+        if (!facts.auth_user.empty()) {
+            c += " auth=" + std::string(facts.auth_type) + ":" + std::string(facts.auth_user);
+        }
         calls.push_back(c);
         return answer("mail");
     }
@@ -76,6 +79,11 @@ FilterVerdict verdict(FilterVerdict::Action a, std::optional<Reply> r = std::nul
 }
 
 using A = FilterVerdict::Action;
+
+class Anyone final : public AuthPort {
+public:
+    AuthVerdict check(std::string_view, std::string_view) override { return AuthVerdict::ok; }
+};
 
 // A session with the filter, started.
 struct Filtered {
@@ -214,6 +222,21 @@ TEST_SUITE("session filter")
         CHECK(std::count(a.filter.calls.begin(), a.filter.calls.end(), "data id=ID1") == 0);
         CHECK(a.filter.content.empty());
         CHECK(a.spool.messages.size() == 1);
+    }
+
+    TEST_CASE("mail: the AUTH user and mechanism")
+    {
+        SessionConfig c = test_config(true);
+        Filtered f({}, c);
+        Anyone anyone;
+        f.session.use_auth(anyone);
+        // "\0bob\0pw" in base64, then LOGIN's user and password.
+        f.send("EHLO c.test\r\nAUTH PLAIN AGJvYgBwdw==\r\nMAIL FROM:<a@b.test>\r\n");
+        CHECK(f.filter.calls.back() == "mail <a@b.test> auth=PLAIN:bob");
+        Filtered g({}, c);
+        g.session.use_auth(anyone);
+        g.send("EHLO c.test\r\nAUTH LOGIN\r\nYWxpY2U=\r\ncHc=\r\nMAIL FROM:<a@b.test>\r\n");
+        CHECK(g.filter.calls.back() == "mail <a@b.test> auth=LOGIN:alice");
     }
 
     TEST_CASE("a recipient the session refuses itself is not shown to the filter")
