@@ -4,6 +4,7 @@ recorded."""
 
 import json
 import os
+import socket
 import subprocess
 import time
 
@@ -16,12 +17,32 @@ NETWORK = {"TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "41000", "TCPLOCALIP": "
            "TCPLOCALPORT": "25", "PROTO": "TCP"}
 
 
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    with socket.socket(family) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def listening(socket_path):
+    """True when the milter's socket is there: a path, or libmilter's inet[6]:PORT@HOST."""
+    if not socket_path.startswith(("inet:", "inet6:")):
+        return os.path.exists(socket_path)
+    kind, rest = socket_path.split(":", 1)
+    port, host = rest.split("@", 1)
+    try:
+        with socket.socket(socket.AF_INET6 if kind == "inet6" else socket.AF_INET) as s:
+            s.connect((host, int(port)))
+        return True
+    except OSError:
+        return False
+
+
 def start_milter(script, *args, socket_path):
     """Starts tests/e2e/SCRIPT with ARGS; returns the process once its socket is there."""
     p = subprocess.Popen([MILTER_PYTHON, os.path.join(HERE, script), socket_path, *args],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
-        if os.path.exists(socket_path):
+        if listening(socket_path):
             return p
         expect(p.poll() is None, f"{script} is running", "running", p.returncode)
         time.sleep(0.05)

@@ -10,7 +10,8 @@
 #    connect, HELO, MAIL, RCPT and DATA: the command's reply, and what is
 #    queued (nothing after a reject, tempfail or discard; a discarded
 #    recipient left out of the envelope);
-#  - two milters in a chain: the first refusal decides.
+#  - two milters in a chain: the first refusal decides;
+#  - milters on TCP: inet: on 127.0.0.1 and inet6: on [::1].
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 if ! /usr/bin/python3 -c 'import Milter' 2>/dev/null; then
@@ -18,7 +19,7 @@ if ! /usr/bin/python3 -c 'import Milter' 2>/dev/null; then
 fi
 
 TEST_TMP=$TEST_TMP python3 - <<'PYEOF'
-import os, time
+import os, socket, time
 from e2elib import *
 from milterlib import *
 
@@ -162,6 +163,20 @@ def main():
         expect_eq(["<u@mx.test.example>"], rc2, "the second milter hears only what the first let through")
         expect_eq(2, len([e for e in recorded(record2) if e["event"] == "connect"]) +
                   len([e for e in recorded(record) if e["event"] == "connect"]), "each milter saw the connection")
+
+        # Milters on TCP, IPv4 and IPv6.
+        for kind, host, spec_host in (("inet", "127.0.0.1", "127.0.0.1"), ("inet6", "::1", "[::1]")):
+            port = free_port(socket.AF_INET6 if kind == "inet6" else socket.AF_INET, host)
+            rec = f"{tmp}/record-{kind}"
+            milters.append(start_milter("testmilter.py", rec, socket_path=f"{kind}:{port}@{host}"))
+            sp = spool()
+            r, log = session(sp, ["--milter", f"{kind}:{spec_host}:{port}"],
+                             HEAD + ["MAIL FROM:<plain@client.test.example>", "RCPT TO:<reject@mx.test.example>",
+                                     "RCPT TO:<u@mx.test.example>", ("DATA", MSG), "QUIT"])
+            expect_eq(["220", "250", "250", "554", "250", "354", "250", "221"], codes(r), f"a milter on {kind}:")
+            expect_eq(1, len(queued(sp)), f"{kind}: the message is queued")
+            expect_eq(["<reject@mx.test.example>", "<u@mx.test.example>"],
+                      [e["rcpt"] for e in recorded(rec) if e["event"] == "rcpt"], f"{kind}: what the milter saw")
     finally:
         for p in milters:
             p.kill()

@@ -4,6 +4,9 @@ macros it was sent) as a JSON line in a file.
 
     testmilter.py SOCKET RECORD [MODEFILE]
 
+SOCKET is a path (a UNIX-domain socket) or libmilter's inet:PORT@HOST or
+inet6:PORT@HOST.
+
 At connect it reads MODEFILE, if any, for the connection's verdict
 ("reject", "tempfail", "accept", "custom" or "continue"). HELO names
 starting "reject.", "tempfail." decide HELO. At MAIL and RCPT the local part
@@ -135,7 +138,8 @@ def main():
     Milter.factory = TestMilter
     Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.ADDRCPT | Milter.DELRCPT | Milter.CHGFROM |
                      Milter.CHGBODY | Milter.QUARANTINE)
-    Milter.runmilter("testmilter", "unix:" + SOCKET, timeout=60)
+    where = SOCKET if SOCKET.startswith(("inet:", "inet6:")) else "unix:" + SOCKET
+    Milter.runmilter("testmilter", where, timeout=60)
 
 
 if __name__ == "__main__":
