@@ -455,7 +455,8 @@ Session::Handled Session::greet(const Command& cmd, bool esmtp)
     if (filtering()) {
         FilterVerdict v = m_filter->helo(cmd.argument);
         if (v.action == FilterVerdict::Action::reject || v.action == FilterVerdict::Action::tempfail) {
-            return {filter_refusal(v, "helo"), false};
+            Reply r = filter_refusal(v, "helo");
+            return {r, false, r.code == 421 ? "filter-421" : ""};
         }
         if (v.action == FilterVerdict::Action::accept) {
             m_filter_done = true;
@@ -504,7 +505,8 @@ Session::Handled Session::on_mail(const Command& cmd)
         if (v.action == FilterVerdict::Action::reject || v.action == FilterVerdict::Action::tempfail) {
             m_tx.reset();
             filter_abort();
-            return {filter_refusal(v, "mail"), false};
+            Reply r = filter_refusal(v, "mail");
+            return {r, false, r.code == 421 ? "filter-421" : ""};
         }
         m_tx->filter_done = v.action == FilterVerdict::Action::accept;
         if (v.action == FilterVerdict::Action::discard) {
@@ -614,7 +616,8 @@ Session::Handled Session::on_rcpt(const Command& cmd)
                           .add("result", "refused")
                           .add("code", static_cast<std::uint64_t>(r.code))
                           .add("reason", "filter"));
-            return {std::move(r), false};
+            const bool closing = r.code == 421;
+            return {std::move(r), false, closing ? "filter-421" : ""};
         }
         if (v.action == FilterVerdict::Action::discard) {
             // This recipient only, silently.
@@ -664,7 +667,8 @@ Session::Handled Session::on_data(const Command& cmd)
         return {replies::binarymime_needs_bdat(), false};
     }
     if (auto refusal = begin_message()) {
-        return {*refusal, false};
+        // A filter's 421 ends the session, as its code says.
+        return {*refusal, false, refusal->code == 421 && m_tx->filter_refusal ? "filter-421" : ""};
     }
     m_data_reader.emplace(m_config.peer.local ? LineEnds::lf_accepted : LineEnds::crlf_only, m_config.max_message_size,
                           max_data_line());

@@ -176,11 +176,25 @@ TEST_SUITE("session filter")
     {
         Filtered f({{"helo", verdict(A::reject)}});
         CHECK(f.send("EHLO c.test\r\n") == "554 5.7.1 refused by a content filter\r\n");
-        f.filter.verdicts["helo"] = verdict(A::tempfail, Reply{421, "4.3.2", "busy"});
-        CHECK(f.send("HELO c.test\r\n") == "421 4.3.2 busy\r\n");
+        f.filter.verdicts["helo"] = verdict(A::tempfail, Reply{451, "4.3.2", "busy"});
+        CHECK(f.send("HELO c.test\r\n") == "451 4.3.2 busy\r\n");
         f.filter.verdicts.clear();
         CHECK(codes(f.send("HELO c.test\r\nMAIL FROM:<a@b.test>\r\n")) == std::vector<int>{250, 250});
         CHECK(f.log.has("event=filter stage=helo action=reject code=554"));
+        CHECK(!f.closed);
+    }
+
+    TEST_CASE("a milter's own 421 ends the session, at HELO, MAIL, RCPT and DATA")
+    {
+        for (const char* stage : {"helo", "mail", "rcpt u@mx.test", "data"}) {
+            CAPTURE(stage);
+            Filtered f({{stage, verdict(A::tempfail, Reply{421, "4.7.0", "going away"})}});
+            std::string out = f.send("EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\n");
+            CHECK(out.find("421 4.7.0 going away\r\n") != std::string::npos);
+            CHECK(out.substr(out.size() - 22) == "421 4.7.0 going away\r\n");
+            CHECK(f.closed);
+            CHECK(f.filter.calls.back() == "quit");
+        }
     }
 
     TEST_CASE("mail: reject and tempfail refuse it (no transaction), discard takes it and stores nothing")
