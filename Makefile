@@ -34,13 +34,14 @@ CXXFLAGS += -Wall -Wextra -Werror -Wpedantic -Wshadow $(CXXFLAGS-sanitize-$(sani
 # Debian build passes its own).
 override CXXFLAGS += -std=c++20 -MMD -MP
 LDFLAGS += $(LDFLAGS-sanitize-$(sanitize))
-LIBS = -lboost_program_options -lssl -lcrypto -lcrypt -ldl
+LIBS = -lboost_program_options -lrabbitmq -lssl -lcrypto -lcrypt -ldl
 # The binary starts once per connection: with libstdc++, libgcc and Boost
 # linked in, the dynamic loader has less to do and the greeting comes
-# sooner (measured with bench/); so is OpenSSL. glibc stays shared (getaddrinfo
+# sooner (measured with bench/); so are librabbitmq (runq's amqp transport,
+# without its TLS) and OpenSSL. glibc stays shared (getaddrinfo
 # needs it). libcurl (the http transports) is not linked: runq loads it when
 # it first posts (delivery/webhook_deliverer.cpp says why).
-BIN_LIBS-sanitize-no = -static-libstdc++ -static-libgcc -Wl,-Bstatic -lboost_program_options -lssl -lcrypto \
+BIN_LIBS-sanitize-no = -static-libstdc++ -static-libgcc -Wl,-Bstatic -lboost_program_options -lrabbitmq -lssl -lcrypto \
 	-Wl,-Bdynamic -lcrypt -ldl -pthread
 BIN_LIBS-sanitize-yes = $(LIBS)
 

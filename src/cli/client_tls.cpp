@@ -161,7 +161,12 @@ Result<std::string> read_private_file(const std::string& path, const std::string
 
 Result<std::vector<AuthEntry>> load_auth_file(const std::string& path)
 {
-    std::string name = "smtp-auth-file " + path;
+    return load_credentials_file(path, "smtp-auth-file");
+}
+
+Result<std::vector<AuthEntry>> load_credentials_file(const std::string& path, const std::string& option)
+{
+    std::string name = option + " " + path;
     auto text = read_private_file(path, name, k_max_auth_file, "passwords");
     if (!text) {
         return text.error();

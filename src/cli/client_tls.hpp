@@ -25,6 +25,9 @@ Result<void> check_client_tls(const Config& config);
 // permission for group or others), of at most 1 MiB, parsed by
 // parse_auth_file. The error names the file and the line, never a password.
 Result<std::vector<AuthEntry>> load_auth_file(const std::string& path);
+// The same for another option's file of the same form (--amqp-credentials-file):
+// `option` names it in errors.
+Result<std::vector<AuthEntry>> load_credentials_file(const std::string& path, const std::string& option);
 
 // The --http-secret-file: checked as the --smtp-auth-file is, at most 4096
 // octets, one line (a final LF or CRLF is not part of the secret), not empty.

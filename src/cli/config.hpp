@@ -108,6 +108,9 @@ struct Config {
     std::optional<std::string> http_secret_file; // the key that signs each request
     std::optional<std::string> http_tls_ca;      // PEM CA certificates; none: the system's
     std::chrono::seconds http_timeout{60};       // one request, connection included
+    // The amqp transport (runq).
+    std::optional<std::string> amqp_credentials_file; // "HOST[:PORT] USER:PASSWORD" lines, for amqp routes
+    std::chrono::seconds amqp_timeout{30};
     std::size_t concurrency = 10;         // runq: worker processes of a pass
     std::size_t concurrency_per_host = 2; // of them, at most this many per next hop
     std::optional<std::chrono::seconds> delay_warning; // runq: none: no delay notices

@@ -1,8 +1,9 @@
 // deliverers: smtp -> SmtpDeliverer, mx -> MxDeliverer (over DnsResolver and
 // SmtpDeliverer), maildir -> MaildirDeliverer, pipe -> PipeDeliverer, http
-// -> WebhookDeliverer.
+// -> WebhookDeliverer, amqp -> AmqpDeliverer.
 #include "cli/deliverers.hpp"
 
+#include "delivery/amqp_deliverer.hpp"
 #include "delivery/dns_resolver.hpp"
 #include "delivery/local_deliverers.hpp"
 #include "delivery/mx_deliverer.hpp"
@@ -10,6 +11,35 @@
 #include "delivery/webhook_deliverer.hpp"
 
 namespace smtpspool {
+
+namespace {
+
+// The login of an amqp route: the credentials file's entry for its host and
+// port (else for its host), whose user must be the one the route names, if any.
+std::unique_ptr<Deliverer> make_amqp_deliverer(const TransportSpec& spec, const Config& config,
+                                               const std::vector<AuthEntry>& entries)
+{
+    AmqpTarget target{spec.host, spec.port, spec.vhost, spec.exchange, spec.routing_key, spec.text};
+    std::optional<AmqpCredentials> credentials;
+    std::string problem;
+    std::string where = "amqp route " + spec.text + ": ";
+    if (!config.amqp_credentials_file) {
+        problem = where + "no login: --amqp-credentials-file is not set";
+    } else if (const AuthEntry* e = find_credentials(entries, spec.host, spec.port); e == nullptr) {
+        problem = where + "no entry for its host in --amqp-credentials-file";
+    } else if (!spec.user.empty() && e->user != spec.user) {
+        problem = where + "the --amqp-credentials-file entry for its host (line " + std::to_string(e->line) +
+                  ") is for another user than the route names";
+    } else {
+        credentials = AmqpCredentials{e->user, e->password};
+    }
+    // serve may add its trace fields to a message of --max-message-size octets.
+    std::uint64_t max_size = static_cast<std::uint64_t>(config.max_message_size) + 65536;
+    return std::make_unique<AmqpDeliverer>(std::move(target), std::move(credentials), std::move(problem),
+                                           config.amqp_timeout, max_size);
+}
+
+} // namespace
 
 std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Config& config, const SmtpClientSetup& smtp)
 {
@@ -21,6 +51,8 @@ std::unique_ptr<Deliverer> make_deliverer(const TransportSpec& spec, const Confi
     case TransportKind::http:
         return std::make_unique<WebhookDeliverer>(
             WebhookOptions{spec.url, smtp.http_secret, config.http_timeout, config.http_tls_ca});
+    case TransportKind::amqp:
+        return make_amqp_deliverer(spec, config, smtp.amqp_credentials);
     case TransportKind::smtp:
     case TransportKind::mx:
         break;

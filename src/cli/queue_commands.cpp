@@ -496,7 +496,7 @@ int run_runq(Config config)
         }
     }
     auto log = open_log(config.log, config.log_format);
-    SmtpClientSetup smtp{make_client_tls(config), {}};
+    SmtpClientSetup smtp{make_client_tls(config), {}, {}};
     if (config.smtp_auth_file) {
         auto credentials = load_auth_file(*config.smtp_auth_file);
         if (!credentials) {
@@ -512,6 +512,15 @@ int run_runq(Config config)
         return k_exit_config;
     } else {
         smtp.http_secret = std::move(secret.value());
+    }
+    if (config.amqp_credentials_file) {
+        auto credentials = load_credentials_file(*config.amqp_credentials_file, "amqp-credentials-file");
+        if (!credentials) {
+            complain("runq", "configuration error: " + credentials.error().message);
+            log->log(LogLine("runq-error").add("reason", credentials.error().message));
+            return k_exit_config;
+        }
+        smtp.amqp_credentials = std::move(credentials.value());
     }
     SystemClock clock;
     RunnerConfig rc{config.spool,          config.hostname,    config.routes,
@@ -611,6 +620,13 @@ int run_check_config(Config config)
         std::cerr << "smtpspool check-config: configuration error: http-tls-ca " << *config.http_tls_ca << ": "
                   << std::strerror(errno) << "\n";
         return k_exit_config;
+    }
+    if (config.amqp_credentials_file) {
+        auto credentials = load_credentials_file(*config.amqp_credentials_file, "amqp-credentials-file");
+        if (!credentials) {
+            std::cerr << "smtpspool check-config: configuration error: " << credentials.error().message << "\n";
+            return k_exit_config;
+        }
     }
     std::cout << describe(config) << std::flush;
     for (const std::string& w : auth_unused) {

@@ -82,6 +82,11 @@ MessagePlan plan_message(const Envelope& e, const std::vector<Route>& routes, Ti
                 p.next_hop = t.url;
                 p.action = "post to " + p.next_hop + then;
                 break;
+            case TransportKind::amqp:
+                p.next_hop = host_port(t);
+                p.action = "publish by AMQP to " + p.next_hop + " (virtual host " + t.vhost + ", exchange '" +
+                           t.exchange + "', routing key '" + t.routing_key + "')" + then;
+                break;
             }
         }
         plan.recipients.push_back(std::move(p));

@@ -60,6 +60,104 @@ bool parse_host_port(std::string_view text, std::string& host, std::uint16_t& po
     return true;
 }
 
+namespace {
+
+// %XX decoded; false for a bad escape or a decoded control character.
+bool percent_decode(std::string_view text, std::string& out)
+{
+    out.clear();
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '%') {
+            unsigned v = 0;
+            if (i + 2 >= text.size()) {
+                return false;
+            }
+            auto [ptr, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, v, 16);
+            if (ec != std::errc() || ptr != text.data() + i + 3) {
+                return false;
+            }
+            c = static_cast<char>(v);
+            i += 2;
+        }
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+            return false;
+        }
+        out += c;
+    }
+    return true;
+}
+
+// "//[USER@]HOST[:PORT][/VHOST][?exchange=E&routing_key=K]" after "amqp:".
+bool parse_amqp(std::string_view arg, TransportSpec& t, std::string& why)
+{
+    if (arg.substr(0, 2) != "//") {
+        why = "amqp needs //[USER@]HOST[:PORT][/VHOST][?exchange=E&routing_key=K]";
+        return false;
+    }
+    arg.remove_prefix(2);
+    std::string_view query;
+    if (auto q = arg.find('?'); q != std::string_view::npos) {
+        query = arg.substr(q + 1);
+        arg = arg.substr(0, q);
+    }
+    std::string_view path;
+    if (auto slash = arg.find('/'); slash != std::string_view::npos) {
+        path = arg.substr(slash + 1);
+        arg = arg.substr(0, slash);
+    }
+    if (auto at = arg.rfind('@'); at != std::string_view::npos) {
+        std::string_view user = arg.substr(0, at);
+        if (user.find(':') != std::string_view::npos) {
+            why = "amqp: no password in a route (it would be in logs); put it in --amqp-credentials-file";
+            return false;
+        }
+        if (!percent_decode(user, t.user) || t.user.empty() || t.user.size() > 255) {
+            why = "amqp: bad user";
+            return false;
+        }
+        arg = arg.substr(at + 1);
+    }
+    t.port = 5672;
+    if (!parse_host_port(arg, t.host, t.port, why)) {
+        why = "amqp: " + why;
+        return false;
+    }
+    if (!path.empty()) {
+        if (!percent_decode(path, t.vhost) || t.vhost.size() > 255) {
+            why = "amqp: bad virtual host";
+            return false;
+        }
+    }
+    bool seen_exchange = false;
+    bool seen_key = false;
+    while (!query.empty()) {
+        auto amp = query.find('&');
+        std::string_view item = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+        auto eq = item.find('=');
+        std::string_view name = item.substr(0, eq);
+        std::string value;
+        if (eq == std::string_view::npos || !percent_decode(item.substr(eq + 1), value) || value.size() > 255) {
+            why = "amqp: bad parameter '" + std::string(item) + "'";
+            return false;
+        }
+        if (name == "exchange" && !seen_exchange) {
+            t.exchange = std::move(value);
+            seen_exchange = true;
+        } else if (name == "routing_key" && !seen_key) {
+            t.routing_key = std::move(value);
+            seen_key = true;
+        } else {
+            why = "amqp: unknown or repeated parameter '" + std::string(name) + "' (exchange, routing_key)";
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace
+
 std::optional<TransportSpec> parse_transport(std::string_view text, std::string& why)
 {
     TransportSpec t;
@@ -101,8 +199,13 @@ std::optional<TransportSpec> parse_transport(std::string_view text, std::string&
             return std::nullopt;
         }
         t.url = std::string(text);
+    } else if (kind == "amqp") {
+        t.kind = TransportKind::amqp;
+        if (!parse_amqp(arg, t, why)) {
+            return std::nullopt;
+        }
     } else {
-        why = "unknown transport '" + std::string(kind) + "' (smtp, smtps, mx, maildir, pipe, http or https)";
+        why = "unknown transport '" + std::string(kind) + "' (smtp, smtps, mx, maildir, pipe, amqp, http or https)";
         return std::nullopt;
     }
     return t;

@@ -11,7 +11,7 @@
 
 namespace smtpspool {
 
-enum class TransportKind { smtp, mx, maildir, pipe, http };
+enum class TransportKind { smtp, mx, maildir, pipe, http, amqp };
 
 struct TransportSpec {
     TransportKind kind = TransportKind::smtp;
@@ -21,6 +21,10 @@ struct TransportSpec {
     std::string path;        // maildir, with %u and %d
     std::string command;     // pipe, run by /bin/sh -c
     std::string url;         // http: "http://..." or "https://..." (delivery/webhook)
+    std::string user;        // amqp: the user the route names ("" = the credentials file's)
+    std::string vhost = "/"; // amqp: the virtual host, percent-decoded
+    std::string exchange;    // amqp: "" is the default exchange
+    std::string routing_key; // amqp
     std::string text;        // as written: "smtp:mx.example:2525"
 };
 
@@ -32,7 +36,10 @@ struct Route {
 // "smtp:HOST[:PORT]" ("[::1]:25" for IPv6), "smtps:HOST[:PORT]" (implicit
 // TLS, port 465 by default), "mx" (each domain's MX hosts,
 // delivery/mx_deliverer), "maildir:PATH", "pipe:COMMAND", "http://..." and
-// "https://..." (a webhook, delivery/webhook: the URL is the transport).
+// "https://..." (a webhook, delivery/webhook: the URL is the transport),
+// "amqp://[USER@]HOST[:PORT][/VHOST][?exchange=E&routing_key=K]" (port 5672;
+// the virtual host and the values percent-decoded, as in RabbitMQ's URIs;
+// no password: it comes from --amqp-credentials-file).
 std::optional<TransportSpec> parse_transport(std::string_view text, std::string& why);
 // "HOST[:PORT]": a domain or an IP address (IPv6 in brackets, kept without
 // them); port is left alone when none is given.

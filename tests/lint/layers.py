@@ -31,7 +31,7 @@ PURE = {"model", "smtp"}
 IO_HEADERS = re.compile(
     r"^(unistd\.h|fcntl\.h|poll\.h|dirent\.h|spawn\.h|syslog\.h|netdb\.h|signal\.h|csignal|"
     r"sys/.*|fstream|iostream|cstdio|stdio\.h|thread|mutex|future|filesystem|crypt\.h|"
-    r"openssl/.*|curl/.*|boost/.*|nlohmann/.*)$")
+    r"openssl/.*|curl/.*|boost/.*|nlohmann/.*|amqp.*\.h|rabbitmq-c/.*)$")
 
 # Library headers and the only places that may include them.
 LIBRARY = [
@@ -42,6 +42,8 @@ LIBRARY = [
      "OpenSSL only in server/tls"),
     (re.compile(r"^curl/"), lambda path: path == "delivery/webhook_deliverer.cpp",
      "libcurl only in delivery/webhook_deliverer.cpp"),
+    (re.compile(r"^(amqp[a-z_]*\.h|rabbitmq-c/)"), lambda path: path == "delivery/amqp_deliverer.cpp",
+     "librabbitmq only in delivery/amqp_deliverer.cpp"),
 ]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')

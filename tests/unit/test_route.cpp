@@ -40,6 +40,40 @@ TEST_SUITE("route")
         }
     }
 
+    TEST_CASE("amqp transport specs")
+    {
+        std::string why;
+        auto a = parse_transport("amqp://mailer@mq.example:5673/mail%2Fprod?exchange=in&routing_key=smtp.new", why);
+        REQUIRE(a);
+        CHECK(a->kind == TransportKind::amqp);
+        CHECK(a->user == "mailer");
+        CHECK(a->host == "mq.example");
+        CHECK(a->port == 5673);
+        CHECK(a->vhost == "mail/prod");
+        CHECK(a->exchange == "in");
+        CHECK(a->routing_key == "smtp.new");
+        auto d = parse_transport("amqp://[::1]", why);
+        REQUIRE(d);
+        CHECK(d->host == "::1");
+        CHECK(d->port == 5672);
+        CHECK(d->user.empty());
+        CHECK(d->vhost == "/");
+        CHECK(d->exchange.empty());
+        CHECK(d->routing_key.empty());
+        CHECK(parse_transport("amqp://h/?routing_key=q%20one", why)->routing_key == "q one");
+        CHECK(parse_transport("amqp://h/?routing_key=q%20one", why)->vhost == "/");
+        CHECK_FALSE(parse_transport("amqp://u:secret@h/", why));
+        CHECK(why.find("secret") == std::string::npos);
+        CHECK(why.find("amqp-credentials-file") != std::string::npos);
+        for (auto bad : {"amqp:h", "amqp://", "amqp://@h", "amqp://h:0", "amqp://h/%zz", "amqp://h/%0a",
+                         "amqp://h?queue=x", "amqp://h?exchange", "amqp://h?exchange=a&exchange=b",
+                         "amqp://h?routing_key=%7f"}) {
+            INFO(bad);
+            CHECK_FALSE(parse_transport(bad, why));
+            CHECK_FALSE(why.empty());
+        }
+    }
+
     TEST_CASE("the most specific route wins")
     {
         std::string why;
