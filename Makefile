@@ -10,6 +10,7 @@
 #   make install    PREFIX=/usr/local DESTDIR=    (make uninstall: the same files go)
 #   make integration   smtpspool under the real inetd, xinetd, systemd-socket-activate
 #                   and tcpserver, make install/uninstall, bash completion
+#   make fleet      HAProxy, two receivers and RabbitMQ on one machine (tests/README.md)
 #   make package-check build the Debian package, lintian, install, check, purge
 
 SHELL := /bin/bash
@@ -58,7 +59,7 @@ DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev
 # would take exim4-daemon-light away.
 DEBIAN_PACKAGES_BARE = postgrey
 
-.PHONY: lint-layers all check demo install uninstall integration package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build bench
+.PHONY: lint-layers all check demo install uninstall integration fleet package-check clean deps unit sessions cli crash e2e asan valgrind lint-man format fuzz fuzz-build bench
 
 all: $(BUILD)/smtpspool
 
@@ -198,6 +199,14 @@ e2e: $(BUILD)/smtpspool
 # Debian package when missing, as root), make install and the completion.
 integration: $(BUILD)/smtpspool
 	E2E_TESTS_DIR=tests/integration E2E_TEST_TIMEOUT=300 bash tests/e2e/run.sh $(BUILD)/smtpspool
+
+# The fleet on one machine (tests/fleet/fleet.sh, tests/README.md): HAProxy
+# with the PROXY protocol in front of two receivers delivering into one
+# RabbitMQ quorum queue, one receiver killed and brought back. Not in make
+# check (its own tier: a broker and a balancer, addresses beyond 127.0.0.1);
+# .ci/run runs it after make check.
+fleet: $(BUILD)/smtpspool
+	bash tests/fleet/fleet.sh $(BUILD)/smtpspool
 
 # Not run by make check (see README, Deployment).
 package-check:
