@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # rabbitlib.sh: a RabbitMQ broker of the test's own (sourced after lib.sh), for
 # the amqp transport's tests (t-78, tests/fleet). The broker is Debian's
 # rabbitmq-server, run from its scripts as the user running the test, with
@@ -72,6 +73,7 @@ EOC
         cat "$RABBIT_DIR/wait.log" "$RABBIT_DIR/server.log" >&2
         fail "rabbitmq-server did not start within 60 s"
     fi
+    # shellcheck disable=SC2034 # the tests print it
     RABBIT_STARTUP_SECONDS=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" \
         "$t0" "$EPOCHREALTIME")
     rabbitmqctl add_user mailer "$RABBIT_PASSWORD" >/dev/null
