@@ -271,6 +271,27 @@ def delivery(binary):
                                  "msgs_per_s": stat(vals_one), "load": loadavg()}
     results["deliv/ours-each"] = {"label": "smtpspool runq ID (a process and a connection per message)",
                                   "msgs_per_s": stat(vals_each), "load": loadavg()}
+    # The amqp transport to a local RabbitMQ against the smtp transport to the
+    # sink, both one runq with one connection (bench/amqp.py).
+    if not os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server"):
+        notes.append("amqp.py not run: rabbitmq-server is not installed")
+        return
+    log("delivery: amqp.py", f"(load {loadavg()})")
+    p = subprocess.run([PY, os.path.join(HERE, "amqp.py"), "--binary", binary, "-n", str(DELIVERY_N),
+                        "--runs", str(max(3, RUNS))], capture_output=True, text=True)
+    if p.returncode != 0:
+        notes.append("amqp.py failed: " + p.stderr[-300:])
+        return
+    for key, pattern, label in (
+            ("deliv/ours-amqp", r"^amqp, .*: ([\d.]+) \(([\d.]+)-([\d.]+)\)",
+             "smtpspool runq --concurrency 1, amqp route to a local RabbitMQ quorum queue (a confirm per message)"),
+            ("deliv/ours-smtp1", r"^smtp, .*: ([\d.]+) \(([\d.]+)-([\d.]+)\)",
+             "smtpspool runq --concurrency 1, smtp route to the sink (the same runs)")):
+        m = re.search(pattern, p.stdout, re.M)
+        if m:
+            med_, lo, hi = (float(x) for x in m.groups())
+            results[key] = {"label": label, "msgs_per_s": {"median": med_, "min": lo, "max": hi},
+                            "load": loadavg()}
 
 
 def delivery_webhook(binary):
@@ -532,7 +553,8 @@ def write_results(started, load0, binary_desc, end_load, elapsed):
       "delivery; the ceiling is a client sending the same messages straight to the sink.\n")
     a("| sender | msg/s median (min-max) | ours(one runq) / this |")
     a("|---|---|---|")
-    for k in ("deliv/ours-one", "deliv/ours-each", "deliv/exim", "deliv/sink"):
+    for k in ("deliv/ours-one", "deliv/ours-each", "deliv/exim", "deliv/sink", "deliv/ours-smtp1",
+              "deliv/ours-amqp"):
         r = results.get(k)
         if r:
             a(f"| {r['label']} | {spread(r['msgs_per_s'], '{:.1f}')} | "
