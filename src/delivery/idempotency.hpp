@@ -1,9 +1,10 @@
-// idempotency: the key by which a consumer recognises a delivery it has seen
+// idempotency: the key by which a consumer recognises a hand-over it has seen
 // before. A transport that hands a message to a system which may be handed
-// it twice (runq delivered it, then died before it recorded so) labels each
-// hand-over with this key: the same message to the same recipients gives the
-// same key on every attempt, by every runq. Shared by the transports that
-// need one (amqp); pure.
+// it twice (runq delivered it, then died before it recorded so; the answer
+// was lost) labels each hand-over with this key: the same message to the
+// same recipients gives the same key on every attempt, by every runq. The
+// amqp transport's message id and the webhook's Idempotency-Key are this key.
+// Pure.
 #pragma once
 
 #include <string>
@@ -12,12 +13,13 @@
 
 namespace smtpspool {
 
-// "QUEUEID.FINGERPRINT": the queue id, a dot, and 32 lower-case hex digits,
-// a 128-bit fingerprint of the recipient set (the addresses as the envelope
-// stores them, sorted and without repeats, each followed by LF, under two
-// SipHash-2-4 passes with fixed, published keys). The order in which the
-// recipients are given does not matter; at most 128 + 1 + 32 octets, so it
-// fits an AMQP message-id (a short string, at most 255 octets).
-std::string idempotency_key(std::string_view queue_id, std::vector<std::string> recipients);
+// "QUEUEID.HEX": the queue id, a dot, and the first 32 hex digits (lower
+// case) of the SHA-256 of the envelope's hostname and the recipients'
+// addresses as the envelope stores them, sorted (octet by octet), each
+// followed by LF. Queue ids are unique on one host; the hostname keeps two
+// hosts' equal ids apart. The order in which the recipients are given does
+// not matter. At most 128 + 1 + 32 octets, so it fits an AMQP message-id (a
+// short string, at most 255 octets).
+std::string idempotency_key(std::string_view hostname, std::string_view queue_id, std::vector<std::string> addresses);
 
 } // namespace smtpspool

@@ -82,7 +82,7 @@ def main():
         eml = f.read()
     expect_eq(eml, m["body"].encode("latin-1"), "the body: message.eml, octet for octet")
     # The session stores domains in lower case.
-    key = idempotency_key(m1, ["a@amqp.test", "b@amqp.test"])
+    key = idempotency_key("a.test", m1, ["a@amqp.test", "b@amqp.test"])
     expect_eq(key, m["message_id"], "message id: the idempotency key")
     expect_eq(2, m["delivery_mode"], "delivery mode (persistent)")
     expect_eq("message/rfc822", m["content_type"], "content type")

@@ -317,7 +317,8 @@ def main():
         token = next(line[len("Subject: "):] for line in m["body"].split("\r\n") if line.startswith("Subject: "))
         client = token.split("-")[1]
         expect_eq(client, env["client_address"], f"{token}: the client address in the envelope (not HAProxy's)")
-        expect_eq(idempotency_key(env["queue_id"], env["recipients"]), m["message_id"], f"{token}: message id")
+        expect_eq(idempotency_key(env["hostname"], env["queue_id"], env["recipients"]), m["message_id"],
+                  f"{token}: message id")
         keys_of.setdefault(token, set()).add(m["message_id"])
         copies += 1
         sent = fleet.acked.get(token) or fleet.unacked.get(token)

@@ -66,7 +66,7 @@ TEST_SUITE("amqp_deliverer")
     TEST_CASE("the envelope header names this publication's recipients only, as JSON")
     {
         Message m;
-        std::string key = idempotency_key("ID-1", {"bob@x.test", "dave@y.test"});
+        std::string key = idempotency_key("mx.test", "ID-1", {"bob@x.test", "dave@y.test"});
         CHECK(amqp_envelope_json(m.e, {0, 2}, key) ==
               "{\"queue_id\":\"ID-1\",\"idempotency_key\":\"" + key +
                   "\",\"mail_from\":\"alice@b.test\",\"recipients\":[\"bob@x.test\",\"dave@y.test\"],"
