@@ -12,8 +12,11 @@
 #     of a and b only. x, y and z stay pending with the broker's reason
 #     (312 NO_ROUTE, 404 NOT_FOUND, the refused login); the password appears
 #     in no log line and no envelope.
+#     runq --dry-run names the broker, virtual host, exchange and key first.
 #  2. A credentials file that group or others may read stops runq (exit 78).
 #  3. The broker stopped: a new message is deferred (connect), not lost.
+#  4. A message larger than --max-message-size and 64 KiB fails before any
+#     connection (the broker is down).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/deliverylib.sh
@@ -49,16 +52,24 @@ from deliverylib import *
 spool = os.environ["SPOOL"]
 BODY = (b"From: alice@client.test\r\nSubject: to the broker\r\n\r\n.a dot\r\n"
         b"8-bit \xc3\xa9 and a control \x01 octet\r\n")
+# 1 MB: several AMQP body frames (librabbitmq's frames are 128 KiB).
+BIG = b"Subject: big\r\n\r\n" + b"".join(b"%07d 0123456789abcdefghijklmnopqrstuvwxyz\r\n" % i for i in range(20000))
 
 def main():
     ids = queue(spool, [("alice@client.test", ["a@amqp.test", "b@AMQP.test", "c@local.test", "x@unbound.test",
-                                               "y@noexchange.test", "z@badlogin.test"], BODY, "BODY=8BITMIME")])
-    shutil.copyfile(os.path.join(spool, "queue", ids[0], "message.eml"), os.path.join(os.environ["TEST_TMP"], "m1.eml"))
+                                               "y@noexchange.test", "z@badlogin.test"], BODY, "BODY=8BITMIME"),
+                        ("bob@client.test", ["big@amqp.test"], BIG)])
+    for qid, name in zip(ids, ("m1.eml", "big.eml")):
+        shutil.copyfile(os.path.join(spool, "queue", qid, "message.eml"), os.path.join(os.environ["TEST_TMP"], name))
     print(ids[0])
 
 run(main)
 EOF
 M1=$(cat "$TEST_TMP/ids")
+dry=$("$SMTPSPOOL_BIN" runq --dry-run --spool "$SPOOL" --hostname relay.test --amqp-credentials-file "$CREDS" \
+    "${ROUTES[@]}")
+assert_contains "$dry" "publish by AMQP to 127.0.0.1:$AMQP_PORT (virtual host /, exchange 'mail', routing key 'smtp')" \
+    "runq --dry-run"
 status=0
 runq_logged "$TEST_TMP/runq.log" --spool "$SPOOL" --hostname relay.test --concurrency 1 --amqp-timeout 10s \
     --amqp-credentials-file "$CREDS" --retry-schedule 5m "${ROUTES[@]}" || status=$?
@@ -76,8 +87,12 @@ spool, m1, pw, tmp = os.environ["SPOOL"], os.environ["M1"], os.environ["PW"], os
 
 def main():
     got = jsonl(os.path.join(tmp, "drained"))
-    expect_eq(1, len(got), "messages in the quorum queue")
-    m = got[0]
+    expect_eq(2, len(got), "messages in the quorum queue")
+    big = [g for g in got if g["headers"]["rcpt-to"] == ["big@amqp.test"]]
+    expect_eq(1, len(big), "the big message in the queue")
+    with open(os.path.join(tmp, "big.eml"), "rb") as f:
+        expect_eq(f.read(), big[0]["body"].encode("latin-1"), "the big message's body (1 MB)")
+    m = [g for g in got if g is not big[0]][0]
     with open(os.path.join(tmp, "m1.eml"), "rb") as f:
         eml = f.read()
     expect_eq(eml, m["body"].encode("latin-1"), "the body: message.eml, octet for octet")
@@ -150,3 +165,14 @@ def main():
 
 run(main)
 EOF
+
+step "4. a message larger than --max-message-size and 64 KiB fails at once"
+M3=$(printf 'EHLO c.test\r\nMAIL FROM:<alice@client.test>\r\nRCPT TO:<e@amqp.test>\r\nDATA\r\nSubject: too big\r\n\r\n%s\r\n.\r\nQUIT\r\n' \
+    "$(head -c 150000 /dev/zero | tr '\0' x | fold -w 500)" | queue_session "$SPOOL")
+status=0
+runq_logged "$TEST_TMP/runq4.log" --spool "$SPOOL" --hostname relay.test --max-message-size 50000 \
+    --amqp-credentials-file "$CREDS" "${ROUTES[@]}" "$M3" || status=$?
+cat "$TEST_TMP/runq4.log"
+assert_eq 0 "$status" "exit status of runq"
+assert_match "$(grep 'to=e@amqp.test' "$TEST_TMP/runq4.log")" \
+    'result=failed .*larger than the amqp transport sends \(115536 octets\)' "the outcome for e@amqp.test"
