@@ -4,6 +4,8 @@ tests, with pika (Debian's python3-pika), on 127.0.0.1.
 
   declare EXCHANGE QUEUE KEY   a durable direct exchange and a quorum queue
                                bound to it with KEY
+  declare-full EXCHANGE QUEUE KEY  the same with a classic queue that holds
+                               one message and refuses (nacks) more
   drain QUEUE                  consume every message (acked), one JSON object
                                a line: message_id, delivery_mode,
                                content_type, app_id, headers (the envelope
@@ -35,6 +37,13 @@ def main():
         exchange, queue, key = args
         ch.exchange_declare(exchange, exchange_type="direct", durable=True)
         ch.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        ch.queue_bind(queue, exchange, routing_key=key)
+    elif command == "declare-full":
+        # A classic queue that holds one message and refuses more: the broker
+        # nacks a publication it would route there.
+        exchange, queue, key = args
+        ch.exchange_declare(exchange, exchange_type="direct", durable=True)
+        ch.queue_declare(queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
         ch.queue_bind(queue, exchange, routing_key=key)
     elif command == "count":
         print(ch.queue_declare(args[0], passive=True).method.message_count)

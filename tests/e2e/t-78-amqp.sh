@@ -13,6 +13,8 @@
 #     (312 NO_ROUTE, 404 NOT_FOUND, the refused login); the password appears
 #     in no log line and no envelope.
 #     runq --dry-run names the broker, virtual host, exchange and key first.
+#     Of two messages for a queue that holds one (x-overflow reject-publish),
+#     one is delivered and the broker nacks the other: deferred.
 #  2. A credentials file that group or others may read stops runq (exit 78).
 #  3. The broker stopped: a new message is deferred (connect), not lost.
 #  4. A message larger than --max-message-size and 64 KiB fails before any
@@ -32,6 +34,7 @@ step "start rabbitmq-server"
 start_rabbitmq
 echo "rabbitmq-server started in ${RABBIT_STARTUP_SECONDS}s"
 amqp_tool declare mail inbox smtp
+amqp_tool declare-full mail full full
 
 CREDS=$TEST_TMP/amqp-credentials
 printf '# host[:port] user:password\n127.0.0.1:%s mailer:%s\nlocalhost:%s mailer:wrong-%s\n' \
@@ -41,6 +44,7 @@ ROUTES=(--route "amqp.test=amqp://mailer@127.0.0.1:$AMQP_PORT/%2F?exchange=mail&
     --route "unbound.test=amqp://mailer@127.0.0.1:$AMQP_PORT/?exchange=mail&routing_key=nobody"
     --route "noexchange.test=amqp://127.0.0.1:$AMQP_PORT?exchange=absent&routing_key=smtp"
     --route "badlogin.test=amqp://mailer@localhost:$AMQP_PORT?exchange=mail&routing_key=smtp"
+    --route "full.test=amqp://mailer@127.0.0.1:$AMQP_PORT/?exchange=mail&routing_key=full"
     --route "local.test=maildir:$MAIL/%u")
 
 step "1. queue and deliver"
@@ -58,14 +62,16 @@ BIG = b"Subject: big\r\n\r\n" + b"".join(b"%07d 0123456789abcdefghijklmnopqrstuv
 def main():
     ids = queue(spool, [("alice@client.test", ["a@amqp.test", "b@AMQP.test", "c@local.test", "x@unbound.test",
                                                "y@noexchange.test", "z@badlogin.test"], BODY, "BODY=8BITMIME"),
-                        ("bob@client.test", ["big@amqp.test"], BIG)])
+                        ("bob@client.test", ["big@amqp.test"], BIG),
+                        ("carol@client.test", ["n1@full.test"], b"Subject: one\r\n\r\none\r\n"),
+                        ("carol@client.test", ["n2@full.test"], b"Subject: two\r\n\r\ntwo\r\n")])
     for qid, name in zip(ids, ("m1.eml", "big.eml")):
         shutil.copyfile(os.path.join(spool, "queue", qid, "message.eml"), os.path.join(os.environ["TEST_TMP"], name))
-    print(ids[0])
+    print(" ".join(ids))
 
 run(main)
 EOF
-M1=$(cat "$TEST_TMP/ids")
+read -r M1 _ N1 N2 <"$TEST_TMP/ids"
 dry=$("$SMTPSPOOL_BIN" runq --dry-run --spool "$SPOOL" --hostname relay.test --amqp-credentials-file "$CREDS" \
     "${ROUTES[@]}")
 assert_contains "$dry" "publish by AMQP to 127.0.0.1:$AMQP_PORT (virtual host /, exchange 'mail', routing key 'smtp')" \
@@ -77,7 +83,7 @@ cat "$TEST_TMP/runq.log"
 assert_eq 0 "$status" "exit status of runq"
 
 amqp_tool drain inbox >"$TEST_TMP/drained"
-SPOOL=$SPOOL M1=$M1 PW=$RABBIT_PASSWORD python3 - <<'EOF'
+SPOOL=$SPOOL M1=$M1 N1=$N1 N2=$N2 PW=$RABBIT_PASSWORD python3 - <<'EOF'
 import json, os
 from e2elib import *
 from deliverylib import *
@@ -131,6 +137,14 @@ def main():
         stored = f.read()
     expect(pw not in log and pw not in stored, "runq's log and the envelope", "no password", "the password")
     expect("check --amqp-credentials-file" in log, "runq's log", "a notice about the refused login", log[-2000:])
+    # The queue behind full.test takes one message and the broker nacks the other.
+    # (A message whose recipients are all delivered leaves the queue.)
+    left = [k for k in ("N1", "N2") if os.path.isdir(os.path.join(spool, "queue", os.environ[k]))]
+    expect_eq(1, len(left), "of the messages to n1@full.test and n2@full.test, those left in the queue")
+    nacked = envelope(spool, os.environ[left[0]])["recipients"][0]
+    expect_eq("pending", nacked["status"], "the refused one")
+    expect("basic.nack" in (nacked.get("last_error") or ""), "last_error of the refused one", "basic.nack",
+           nacked.get("last_error"))
 
 run(main)
 EOF
