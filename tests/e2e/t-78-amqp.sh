@@ -16,7 +16,9 @@
 #     Of two messages for a queue that holds one (x-overflow reject-publish),
 #     one is delivered and the broker nacks the other: deferred.
 #  2. A credentials file that group or others may read stops runq (exit 78).
-#  3. The broker stopped: a new message is deferred (connect), not lost.
+#  3. The broker under a memory alarm blocks publishers: the message is
+#     deferred once --amqp-timeout 1s has passed without a confirm. The
+#     broker stopped: deferred (connect), not lost.
 #  4. A message larger than --max-message-size and 64 KiB fails before any
 #     connection (the broker is down).
 # shellcheck source=tests/e2e/lib.sh
@@ -158,10 +160,20 @@ assert_eq 78 "$status" "exit status of runq"
 assert_contains "$(cat "$TEST_TMP/runq2.log")" "chmod 600" "runq's complaint"
 chmod 600 "$CREDS"
 
-step "3. the broker stopped: deferred"
-stop_rabbitmq
+step "3. the broker blocks publishers (memory alarm): deferred after --amqp-timeout"
 M2=$(printf 'EHLO c.test\r\nMAIL FROM:<alice@client.test>\r\nRCPT TO:<d@amqp.test>\r\nDATA\r\nSubject: later\r\n\r\nbody\r\n.\r\nQUIT\r\n' |
     queue_session "$SPOOL")
+rabbitmqctl set_vm_memory_high_watermark 0 >/dev/null
+status=0
+runq_logged "$TEST_TMP/runq3a.log" --spool "$SPOOL" --hostname relay.test --amqp-timeout 1s \
+    --amqp-credentials-file "$CREDS" "${ROUTES[@]}" "$M2" || status=$?
+cat "$TEST_TMP/runq3a.log"
+assert_eq 0 "$status" "exit status of runq"
+assert_contains "$(grep 'to=d@amqp.test' "$TEST_TMP/runq3a.log")" \
+    'result=deferred detail="amqp 127.0.0.1:'"$AMQP_PORT"': no confirm from the broker within 1s"' "the outcome for d@amqp.test"
+
+step "3. the broker stopped: deferred"
+stop_rabbitmq
 status=0
 runq_logged "$TEST_TMP/runq3.log" --spool "$SPOOL" --hostname relay.test --amqp-timeout 5s \
     --amqp-credentials-file "$CREDS" "${ROUTES[@]}" "$M2" || status=$?

@@ -117,3 +117,20 @@ TEST_SUITE("amqp_deliverer")
         CHECK(out[0].detail.find("larger") != std::string::npos);
     }
 }
+
+TEST_SUITE("amqp_deliverer")
+{
+    TEST_CASE("a server that accepts and never answers: deferred once --amqp-timeout has passed")
+    {
+        Message m;
+        DeadPort silent;
+        REQUIRE(::listen(silent.fd, 4) == 0); // the kernel accepts; nobody speaks
+        AmqpDeliverer d(AmqpTarget{"127.0.0.1", silent.port, "/", "x", "k", "amqp://127.0.0.1"},
+                        AmqpCredentials{"u", "p"}, "", 1s, 1000);
+        auto out = d.deliver(Delivery{m.e, open_file(m.path), {0}});
+        REQUIRE(out.size() == 1);
+        CHECK(out[0].outcome == Outcome::temporary);
+        CHECK(out[0].detail.find("login") != std::string::npos);
+        CHECK(out[0].detail.find("timed out") != std::string::npos);
+    }
+}
