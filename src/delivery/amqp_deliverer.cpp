@@ -260,7 +260,7 @@ std::vector<RecipientOutcome> AmqpDeliverer::deliver(const Delivery& delivery)
     for (std::size_t i : delivery.recipients) {
         addresses.push_back(delivery.envelope.recipients[i].address);
     }
-    const std::string key = idempotency_key(delivery.envelope.hostname, delivery.envelope.id, addresses);
+    const std::string key = idempotency_key(delivery.envelope, delivery.recipients);
     const std::string envelope = amqp_envelope_json(delivery.envelope, delivery.recipients, key);
 
     auto deadline = std::chrono::steady_clock::now() + m_timeout;

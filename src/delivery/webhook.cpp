@@ -58,23 +58,6 @@ Envelope envelope_for(const Envelope& envelope, const std::vector<std::size_t>& 
     return out;
 }
 
-std::string idempotency_key(const Envelope& envelope, const std::vector<std::size_t>& recipients)
-{
-    std::vector<std::string> addresses;
-    for (std::size_t i : recipients) {
-        addresses.push_back(envelope.recipients.at(i).address);
-    }
-    std::sort(addresses.begin(), addresses.end());
-    Sha256 digest;
-    digest.update(envelope.hostname); // queue ids are unique per host, not across hosts
-    digest.update("\n");
-    for (const std::string& a : addresses) {
-        digest.update(a);
-        digest.update("\n");
-    }
-    return envelope.id + "." + hex(digest.finish()).substr(0, 32);
-}
-
 std::string MultipartFrame::content_type() const { return "multipart/form-data; boundary=" + boundary; }
 
 MultipartFrame multipart_frame(std::string_view envelope_json, std::string_view boundary)

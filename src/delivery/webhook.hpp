@@ -5,6 +5,7 @@
 #pragma once
 
 #include "delivery/deliverer.hpp"
+#include "delivery/idempotency.hpp"
 #include "model/envelope.hpp"
 
 #include <chrono>
@@ -36,11 +37,8 @@ std::optional<WebhookUrl> parse_webhook_url(std::string_view text, std::string& 
 // recipients the request is for (indices into envelope.recipients).
 Envelope envelope_for(const Envelope& envelope, const std::vector<std::size_t>& recipients);
 
-// "ID.HEX": the queue id and the first 32 hex digits of the SHA-256 of the
-// envelope's hostname and the recipients' addresses (sorted), each followed
-// by LF. The same message to the same recipients always has the same key;
-// the hostname keeps two nodes' equal queue ids apart.
-std::string idempotency_key(const Envelope& envelope, const std::vector<std::size_t>& recipients);
+// The Idempotency-Key of a request: idempotency_key (delivery/idempotency),
+// the same key as the amqp transport's message id.
 
 // The multipart/form-data body (RFC 7578) around the message's octets: head,
 // then the octets of message.eml, then tail.
