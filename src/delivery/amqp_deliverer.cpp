@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 namespace smtpspool {
 
@@ -118,6 +121,48 @@ Result<std::string> read_message(const MessageOpener& open, std::uint64_t max)
     }
 }
 
+// Ends a send that blocks past the deadline: librabbitmq waits for the socket
+// to take a content body with no deadline of its own (a broker under a
+// resource alarm stops reading), so past the deadline this shuts the socket
+// down and the send fails. Its thread lives only while the send does (no
+// thread is left when runq forks its workers).
+class SendWatchdog {
+public:
+    SendWatchdog(int fd, std::chrono::steady_clock::time_point deadline)
+        : m_thread([this, fd, deadline] {
+              std::unique_lock lock(m_mutex);
+              if (!m_cv.wait_until(lock, deadline, [this] { return m_done; })) {
+                  m_fired = true;
+                  ::shutdown(fd, SHUT_RDWR);
+              }
+          })
+    {
+    }
+    SendWatchdog(const SendWatchdog&) = delete;
+    SendWatchdog& operator=(const SendWatchdog&) = delete;
+    ~SendWatchdog()
+    {
+        {
+            std::lock_guard lock(m_mutex);
+            m_done = true;
+        }
+        m_cv.notify_one();
+        m_thread.join();
+    }
+    bool fired()
+    {
+        std::lock_guard lock(m_mutex);
+        return m_fired;
+    }
+
+private:
+    std::mutex m_mutex;
+    std::condition_variable m_cv;
+    bool m_done = false;
+    bool m_fired = false;
+    std::thread m_thread; // last: the others exist when it starts
+};
+
 } // namespace
 
 std::string amqp_envelope_json(const Envelope& envelope, const std::vector<std::size_t>& recipients,
@@ -189,9 +234,18 @@ std::vector<RecipientOutcome> AmqpDeliverer::all(const Delivery& delivery, Outco
     return std::vector<RecipientOutcome>(delivery.recipients.size(), o);
 }
 
-void AmqpDeliverer::drop() { m_connection.reset(); }
+// After a failure: the socket is closed without the close handshake, which
+// could wait as long again.
+void AmqpDeliverer::drop()
+{
+    if (m_connection) {
+        m_connection->clean = false;
+    }
+    m_connection.reset();
+}
 
-void AmqpDeliverer::finish() { drop(); }
+// The end of a run: connection.close on a connection in good order.
+void AmqpDeliverer::finish() { m_connection.reset(); }
 
 std::vector<std::string> AmqpDeliverer::take_notices() { return std::exchange(m_notices, {}); }
 
@@ -211,10 +265,7 @@ Result<void> AmqpDeliverer::connect(std::chrono::steady_clock::time_point deadli
     if (int rc = amqp_socket_open_noblock(socket, m_target.host.c_str(), m_target.port, &tv); rc != AMQP_STATUS_OK) {
         return Error{0, where + "connect: " + amqp_error_string2(rc)};
     }
-    // Writes block at most the timeout too (a broker under a resource alarm
-    // stops reading from publishers).
     tv = remaining(deadline);
-    ::setsockopt(amqp_get_sockfd(c->state), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     amqp_set_handshake_timeout(c->state, &tv);
     amqp_set_rpc_timeout(c->state, &tv);
     amqp_rpc_reply_t r = amqp_login(c->state, m_target.vhost.c_str(), 1, AMQP_DEFAULT_FRAME_SIZE, 0,
@@ -304,11 +355,20 @@ std::vector<RecipientOutcome> AmqpDeliverer::deliver(const Delivery& delivery)
 
     const std::uint64_t tag = m_connection->next_tag++;
     // mandatory: a message no queue takes comes back (basic.return) instead of vanishing.
-    int rc = amqp_basic_publish(state, k_channel, bytes_of(m_target.exchange), bytes_of(m_target.routing_key), 1, 0,
+    int rc = AMQP_STATUS_OK;
+    bool stuck = false;
+    {
+        SendWatchdog watchdog(amqp_get_sockfd(state), deadline);
+        rc = amqp_basic_publish(state, k_channel, bytes_of(m_target.exchange), bytes_of(m_target.routing_key), 1, 0,
                                 &props, bytes_of(body.value()));
-    if (rc != AMQP_STATUS_OK) {
+        stuck = watchdog.fired();
+    }
+    if (rc != AMQP_STATUS_OK || stuck) {
         drop();
-        return all(delivery, Outcome::temporary, where + "publish: " + amqp_error_string2(rc));
+        return all(delivery, Outcome::temporary,
+                   where + (stuck ? "the broker did not take the message within " +
+                                        std::to_string(m_timeout.count()) + "s"
+                                  : std::string("publish: ") + amqp_error_string2(rc)));
     }
     std::string returned;
     for (;;) {
@@ -367,7 +427,6 @@ std::vector<RecipientOutcome> AmqpDeliverer::deliver(const Delivery& delivery)
         case AMQP_CHANNEL_CLOSE_METHOD:
         case AMQP_CONNECTION_CLOSE_METHOD: {
             std::string why = describe_close(frame.payload.method);
-            m_connection->clean = false;
             drop();
             return all(delivery, Outcome::temporary, where + why);
         }

@@ -16,8 +16,9 @@
 #     Of two messages for a queue that holds one (x-overflow reject-publish),
 #     one is delivered and the broker nacks the other: deferred.
 #  2. A credentials file that group or others may read stops runq (exit 78).
-#  3. The broker under a memory alarm blocks publishers: the message is
-#     deferred once --amqp-timeout 1s has passed without a confirm. The
+#  3. The broker under a memory alarm blocks publishers: a message is
+#     deferred once --amqp-timeout 1s has passed without a confirm, and so
+#     is one of 16 MB whose sending blocks (the socket buffers full). The
 #     broker stopped: deferred (connect), not lost.
 #  4. A message larger than --max-message-size and 64 KiB fails before any
 #     connection (the broker is down).
@@ -163,14 +164,21 @@ chmod 600 "$CREDS"
 step "3. the broker blocks publishers (memory alarm): deferred after --amqp-timeout"
 M2=$(printf 'EHLO c.test\r\nMAIL FROM:<alice@client.test>\r\nRCPT TO:<d@amqp.test>\r\nDATA\r\nSubject: later\r\n\r\nbody\r\n.\r\nQUIT\r\n' |
     queue_session "$SPOOL")
+# 16 MB: more than the socket buffers hold, so that sending it blocks too.
+HUGE=$(SPOOL=$SPOOL python3 -c '
+import os
+from deliverylib import queue
+body = b"Subject: huge\r\n\r\n" + b"x" * 998 + b"\r\n"
+print(queue(os.environ["SPOOL"], [("alice@client.test", ["huge@amqp.test"], body * 16000)])[0])')
 rabbitmqctl set_vm_memory_high_watermark 0 >/dev/null
 status=0
-runq_logged "$TEST_TMP/runq3a.log" --spool "$SPOOL" --hostname relay.test --amqp-timeout 1s \
-    --amqp-credentials-file "$CREDS" "${ROUTES[@]}" "$M2" || status=$?
+timeout 30 "$SMTPSPOOL_BIN" runq --log stderr --spool "$SPOOL" --hostname relay.test --amqp-timeout 1s \
+    --concurrency 1 --amqp-credentials-file "$CREDS" "${ROUTES[@]}" "$M2" "$HUGE" 2>"$TEST_TMP/runq3a.log" || status=$?
 cat "$TEST_TMP/runq3a.log"
-assert_eq 0 "$status" "exit status of runq"
+assert_eq 0 "$status" "exit status of runq (124: still sending after 30 s)"
 assert_contains "$(grep 'to=d@amqp.test' "$TEST_TMP/runq3a.log")" \
     'result=deferred detail="amqp 127.0.0.1:'"$AMQP_PORT"': no confirm from the broker within 1s"' "the outcome for d@amqp.test"
+assert_contains "$(grep 'to=huge@amqp.test' "$TEST_TMP/runq3a.log")" 'result=deferred' "the outcome for huge@amqp.test"
 
 step "3. the broker stopped: deferred"
 stop_rabbitmq
