@@ -24,12 +24,16 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
 
 
 def listening(socket_path):
-    """True when the milter's socket is there: a path, or libmilter's inet[6]:PORT@HOST."""
-    if not socket_path.startswith(("inet:", "inet6:")):
-        return os.path.exists(socket_path)
-    kind, rest = socket_path.split(":", 1)
-    port, host = rest.split("@", 1)
+    """True when the milter takes connections: a path, or libmilter's
+    inet[6]:PORT@HOST. The path alone is not enough: it is there between
+    bind() and listen(), when a connection is still refused."""
     try:
+        if not socket_path.startswith(("inet:", "inet6:")):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(socket_path)
+            return True
+        kind, rest = socket_path.split(":", 1)
+        port, host = rest.split("@", 1)
         with socket.socket(socket.AF_INET6 if kind == "inet6" else socket.AF_INET) as s:
             s.connect((host, int(port)))
         return True

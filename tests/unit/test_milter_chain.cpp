@@ -11,6 +11,8 @@
 
 #include <csignal>
 #include <filesystem>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -21,6 +23,24 @@ using namespace testutil;
 namespace {
 
 bool have_pymilter() { return std::system("/usr/bin/python3 -c 'import Milter' 2>/dev/null") == 0; }
+
+// Whether a UNIX-domain socket takes a connection now.
+bool accepts(const std::string& path)
+{
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (path.size() >= sizeof sa.sun_path) {
+        return false;
+    }
+    path.copy(sa.sun_path, path.size());
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return false;
+    }
+    const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+    ::close(fd);
+    return ok;
+}
 
 // A milter process on a socket in a temporary directory, killed at the end.
 class MilterProcess {
@@ -39,10 +59,13 @@ public:
             ::execv(c[0], c.data());
             ::_exit(127);
         }
-        for (int i = 0; i < 400 && !std::filesystem::exists(socket); ++i) {
+        // Until a connection is taken: the path is there between bind() and
+        // listen(), when a connection is still refused.
+        bool up = false;
+        for (int i = 0; i < 400 && !(up = accepts(socket)); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(25));
         }
-        REQUIRE(std::filesystem::exists(socket));
+        REQUIRE(up);
     }
     ~MilterProcess()
     {
