@@ -340,6 +340,7 @@ struct EomCollect {
     MessageEdits edits;
     std::optional<std::string> quarantine;
     std::size_t count = 0;
+    std::size_t bytes = 0; // header fields, addresses, reason: bounded by max_body
     std::size_t max_body = 0;
 };
 
@@ -381,7 +382,16 @@ std::variant<Response, std::string> exchange(MilterChain::Milter& m, std::string
             if ((m.neg.actions & action_needed(r.kind)) == 0) {
                 return std::string("protocol: a change not negotiated");
             }
-            ++eom->count;
+            // Bounded before they are kept: a milter could send changes forever.
+            if (++eom->count > k_max_changes) {
+                return "protocol: more than " + std::to_string(k_max_changes) + " changes";
+            }
+            if (r.kind != Response::Kind::replace_body) {
+                eom->bytes += r.name.size() + r.value.size();
+                if (eom->bytes > eom->max_body) {
+                    return std::string("protocol: changes over the size limit");
+                }
+            }
             using K = Response::Kind;
             switch (r.kind) {
             case K::add_header:

@@ -242,8 +242,9 @@ bool valid_header_value(std::string_view value)
 {
     for (std::size_t i = 0; i < value.size(); ++i) {
         char c = value[i];
-        if (c == '\0') {
-            return false;
+        auto u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && c != '\t' && c != '\r' && c != '\n') || u == 0x7f) {
+            return false; // NUL and the other controls (RFC 5322 §2.2: HT only)
         }
         if (c == '\r') {
             if (i + 1 >= value.size() || value[i + 1] != '\n') {

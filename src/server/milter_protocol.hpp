@@ -30,6 +30,10 @@ inline constexpr std::size_t k_body_chunk = 65535;
 // The text of a milter's own reply is cut to this many octets (it goes on
 // one reply line after the code and enhanced status).
 inline constexpr std::size_t k_max_reply_text = 400;
+// At the end of a message one milter asks for at most this many changes;
+// its header fields, addresses and quarantine reason together are at most
+// the bound of a replaced body (--max-message-size).
+inline constexpr std::size_t k_max_changes = 10000;
 
 // Commands (MTA to milter).
 namespace command {
@@ -177,7 +181,7 @@ bool ends_stage(Response::Kind kind); // continue, accept, reject, tempfail, dis
 // Reads and checks one reply packet: its data's shape for its kind, a reply
 // code (SMFIR_REPLYCODE: "4yz" or "5yz", an enhanced status of the same
 // class if any, one line, text made printable), header names (printable
-// US-ASCII without ':'), header values (no NUL, no CR outside CRLF, each
+// US-ASCII without ':'), header values (no control but HT, no CR outside CRLF, each
 // line end followed by a space or tab, not ending in a line end), and
 // addresses (the RFC 5321 path grammar, with or without <>). Anything else,
 // an SMFIR_OPTNEG or an unknown command included, is Malformed.

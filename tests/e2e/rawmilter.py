@@ -12,7 +12,10 @@ apart, longer in all than a 1 s time-out, then a header field to add and
 continue), change-early (a header field to add in answer to MAIL),
 unnegotiated-eom (a header field to add at the end of a message, the action
 not negotiated), skip-body (answers the first body chunk with skip, counts
-the chunks and adds a header field "X-Chunks: N" at the end)."""
+the chunks and adds a header field "X-Chunks: N" at the end), flood-headers-eom
+(at the end of a message: 1100 header fields of 1000 octets to add, more
+than 1 MiB in all), flood-rcpt-eom (at the end of a message: 10001
+recipients to add)."""
 
 import socket
 import socketserver
@@ -47,7 +50,7 @@ class Handler(socketserver.BaseRequestHandler):
                     if MODE == "garbage":
                         self.request.sendall(b"HELLO, this is not a milter\r\n")
                         continue
-                    actions = 0 if MODE == "unnegotiated-eom" else 1  # SMFIF_ADDHDRS
+                    actions = 0 if MODE == "unnegotiated-eom" else 1 | 4  # SMFIF_ADDHDRS, SMFIF_ADDRCPT
                     steps = 1 << 10 if MODE == "skip-body" else 0     # SMFIP_SKIP
                     self.request.sendall(packet(b"O", struct.pack(">III", 6, actions, steps)))
                     chunks = 0
@@ -61,6 +64,12 @@ class Handler(socketserver.BaseRequestHandler):
                         self.request.sendall(packet(b"p"))
                         time.sleep(0.4)
                     self.request.sendall(packet(b"h", b"X-Slow\0yes\0") + packet(b"c"))
+                elif cmd == b"E" and MODE == "flood-headers-eom":
+                    field = packet(b"h", b"X-Flood\0" + b"x" * 1000 + b"\0")
+                    self.request.sendall(field * 1100 + packet(b"c"))
+                elif cmd == b"E" and MODE == "flood-rcpt-eom":
+                    rcpts = b"".join(packet(b"+", b"<r%d@third.example>\0" % i) for i in range(10001))
+                    self.request.sendall(rcpts + packet(b"c"))
                 elif cmd == b"E" and MODE == "unnegotiated-eom":
                     self.request.sendall(packet(b"h", b"X-Not\0allowed\0") + packet(b"c"))
                 elif cmd == b"M" and MODE == "change-early":

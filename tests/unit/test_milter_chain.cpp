@@ -227,6 +227,26 @@ TEST_SUITE("milter chain")
         }
     }
 
+    TEST_CASE("changes at the end of a message are bounded in number and in size")
+    {
+        TempDir dir;
+        MilterProcess headers("rawmilter.py", {"flood-headers-eom"}, dir.path() + "/h.sock");
+        MilterProcess rcpts("rawmilter.py", {"flood-rcpt-eom"}, dir.path() + "/r.sock");
+        const std::pair<const char*, const char*> cases[] = {
+            {"/h.sock", "protocol: changes over the size limit"},
+            {"/r.sock", "protocol: more than 10000 changes"},
+        };
+        for (const auto& [name, reason] : cases) {
+            Chain c({dir.path() + name});
+            CHECK(c.start_transaction() == k_all_proceed);
+            c.chain->message("Subject: x\r\n\r\nbody\r\n");
+            EndOfMessageVerdict eom = c.chain->end_of_message();
+            CHECK(eom.verdict.action == A::tempfail);
+            CHECK(eom.edits.empty());
+            CHECK(c.log.has("stage=eom action=tempfail reason=\"" + std::string(reason) + "\""));
+        }
+    }
+
     TEST_CASE("milter specs")
     {
         std::string why;
