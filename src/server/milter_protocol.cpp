@@ -24,9 +24,15 @@ std::uint32_t get32(std::string_view s)
     return (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
 }
 
+// A NUL-ended string: a NUL inside it (a header of a BINARYMIME message, say)
+// would end it early and make what follows look like the next string to the
+// milter (a macro value turned into a name and value of the sender's choice,
+// the rest of a header field hidden), so it goes as a space.
 void put_string(std::string& out, std::string_view s)
 {
+    const std::size_t at = out.size();
     out.append(s);
+    std::replace(out.begin() + static_cast<std::ptrdiff_t>(at), out.end(), '\0', ' ');
     out.push_back('\0');
 }
 

@@ -57,6 +57,10 @@ TEST_CASE("milter packets: length, command, data")
     CHECK(connect("unknown", 'U', 0, "") == be32(1 + 8 + 1) + "Cunknown\0U"s);
     CHECK(strings('M', {"<a@b.test>", "SIZE=10"}) == be32(1 + 11 + 8) + "M<a@b.test>\0SIZE=10\0"s);
     CHECK(strings('L', {"Subject", "hi"}) == be32(1 + 8 + 3) + "LSubject\0hi\0"s);
+    // A NUL inside a string cannot end it early: no string of the sender's making.
+    CHECK(strings('L', {"Subject", "a\0X-Spam\0no"s}) == be32(1 + 8 + 12) + "LSubject\0a X-Spam no\0"s);
+    CHECK(macros('M', {{"{mail_addr}", "a\0{auth_authen}\0root"s}}) ==
+          be32(1 + 1 + 12 + 21) + "DM{mail_addr}\0a {auth_authen} root\0"s);
 }
 
 TEST_CASE("milter framing: whole, short, zero, oversize")
