@@ -167,9 +167,12 @@ std::string detail_line(std::string_view text, std::size_t max)
 {
     std::size_t n = text.size() > max ? utf8_prefix(text, max >= 3 ? max - 3 : 0) : text.size();
     std::string out(text.substr(0, n));
-    for (char& c : out) {
-        if (control(static_cast<unsigned char>(c))) {
-            c = '?';
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        if (std::size_t k = invisible_control(out, i); k != 0) {
+            out.replace(i, k, k, '?');
+            i += k - 1;
+        } else if (control(static_cast<unsigned char>(out[i]))) {
+            out[i] = '?';
         }
     }
     if (n < text.size()) {

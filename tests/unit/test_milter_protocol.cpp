@@ -152,6 +152,9 @@ TEST_CASE("milter replies: custom reply codes, checked")
     CHECK(!code_only.reply->text.empty());
     Response controls = ok('y', "550 5.7.1 a\tb\x1b[2Jc\0"s);
     CHECK(controls.reply->text == "a?b?[2Jc");
+    // C1 controls and bidirectional overrides neither (the client's terminal).
+    Response invisible = ok('y', "550 5.7.1 a\xc2\x9b" "2J\xe2\x80\xae" "b\0"s);
+    CHECK(invisible.reply->text == "a??2J???b");
     CHECK(malformed('y', "250 2.0.0 fine\0"s));
     CHECK(malformed('y', "354 go on\0"s));
     CHECK(malformed('y', "600 x\0"s));

@@ -274,13 +274,17 @@ TEST_SUITE("text")
         CHECK(text::invisible_control("ab", 5) == 0);
     }
 
-    TEST_CASE("header_value and json_text: no C1 control or bidirectional override gets through")
+    TEST_CASE("header_value, detail_line and json_text: no C1 control or bidirectional override gets through")
     {
         // U+009B CSI "2J" (clear the screen), U+202E (right-to-left override).
         const std::string hostile = "x\xc2\x9b" "2J\xe2\x80\xae" "txt.exe@b.example";
         CHECK(text::header_value(hostile) == "x  2J   txt.exe@b.example");
         CHECK(text::header_value("j\xc3\xb6rg\xc2\xa0@b.example") == "j\xc3\xb6rg\xc2\xa0@b.example");
         CHECK_FALSE(text::has_invisible_control(text::header_value(all_octets() + hostile)));
+        // A milter's reply text, an HTTP answer's reason: the same for detail_line.
+        CHECK(text::detail_line(hostile) == "x??2J???txt.exe@b.example");
+        CHECK(text::detail_line("j\xc3\xb6rg\xc2\xa0") == "j\xc3\xb6rg\xc2\xa0");
+        CHECK_FALSE(text::has_invisible_control(text::detail_line(all_octets() + hostile)));
 
         const std::string json = "{\"a\":\"" + hostile + "\",\"b\":\"\x7f\xd8\x9c\xc3\xa9\xe2\x81\xa6\"}";
         CHECK(text::json_text(json) == "{\"a\":\"x\\u009b2J\\u202etxt.exe@b.example\",\"b\":\"\\u007f\\u061c\xc3\xa9\\u2066\"}");
