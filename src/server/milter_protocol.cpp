@@ -246,6 +246,9 @@ bool valid_header_name(std::string_view name)
 
 bool valid_header_value(std::string_view value)
 {
+    if (text::has_invisible_control(value)) {
+        return false; // C1 controls, bidirectional overrides (UTF-8)
+    }
     for (std::size_t i = 0; i < value.size(); ++i) {
         char c = value[i];
         auto u = static_cast<unsigned char>(c);

@@ -181,7 +181,7 @@ bool ends_stage(Response::Kind kind); // continue, accept, reject, tempfail, dis
 // Reads and checks one reply packet: its data's shape for its kind, a reply
 // code (SMFIR_REPLYCODE: "4yz" or "5yz", an enhanced status of the same
 // class if any, one line, text made printable), header names (printable
-// US-ASCII without ':'), header values (no control but HT, no CR outside CRLF, each
+// US-ASCII without ':'), header values (no control but HT, C1 or bidi, no CR outside CRLF, each
 // line end followed by a space or tab, not ending in a line end), and
 // addresses (the RFC 5321 path grammar, with or without <>). Anything else,
 // an SMFIR_OPTNEG or an unknown command included, is Malformed.

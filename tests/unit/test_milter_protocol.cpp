@@ -197,6 +197,8 @@ TEST_CASE("milter replies: header changes")
     CHECK(malformed('h', "X-A\0a\x1b[2Jb\0"s));
     CHECK(malformed('h', "X-A\0a\x7f\0"s));
     CHECK(malformed('h', "X-A\0a\x0b\0"s));
+    CHECK(malformed('h', "X-A\0a\xc2\x9b" "2J\0"s));
+    CHECK(malformed('m', be32(1) + "Subject\0invoice\xe2\x80\xae" "fdp.exe\0"s));
     CHECK(!malformed('h', "X-A\0a\tb\r\n\tc \xc3\xa9\0"s));
     CHECK(malformed('i', "\0\0\0"s));
     CHECK(malformed('m', be32(1) + "Subject\0"s));
