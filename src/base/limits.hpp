@@ -60,6 +60,18 @@ inline constexpr std::size_t k_max_header_line = 998;
 // 998 octets before its CRLF; --max-data-line-length, for network clients.
 inline constexpr std::size_t k_default_max_data_line_length = 998;
 
+// The header section of a message whose header fields content filters edit
+// at its end is read into memory, fields and all: at most this many octets,
+// before and after the edits (a larger one is refused, 552 5.3.4). A field
+// name a filter gives is at most k_max_field_name octets.
+inline constexpr std::size_t k_max_edited_header_section = 1 << 20;
+inline constexpr std::size_t k_max_field_name = 256;
+
+// The Authentication-Results: filter (smtpspool(8), AUTHENTICATION-RESULTS)
+// holds back one such field until it knows whose it is: at most this many
+// octets of it. Past that, it decides on what it holds.
+inline constexpr std::size_t k_max_held_header_field = 64 << 10;
+
 // RFC 5321 §6.3 asks for a hop limit; its suggested minimum is 100.
 inline constexpr std::size_t k_default_max_hops = 100;
 
