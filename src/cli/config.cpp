@@ -281,6 +281,21 @@ void set_hostname(Config& c, const Option&, Values v)
     c.hostname = v.front();
 }
 
+// RFC 8601 §2.2: an authserv-id is a value (RFC 2045 §5.1); we take a token
+// (a host name is one), which needs no quoting when compared.
+void set_authserv_id(Config& c, const Option&, Values v)
+{
+    const std::string& id = v.front();
+    const bool token = !id.empty() && std::all_of(id.begin(), id.end(), [](char ch) {
+        auto u = static_cast<unsigned char>(ch);
+        return u > 0x20 && u < 0x7f && std::string_view("()<>@,;:\\\"/[]?=").find(ch) == std::string_view::npos;
+    });
+    if (!token) {
+        throw BadConfig{"authserv-id: not a token (RFC 2045 section 5.1): '" + id + "'"};
+    }
+    c.authserv_id = id;
+}
+
 void set_local_domains(Config& c, const Option&, Values v)
 {
     for (const std::string& d : v) {
@@ -585,6 +600,9 @@ constexpr Option k_options[] = {
      set_flag<&C::check_headers>, show<&C::check_headers>, copy<&C::check_headers, &S::check_headers>},
     {"max-hops", 0, K::text, G::policy, k_serving, "N", "refuse a message with more Received: fields (554 5.4.6)",
      set_number<&C::max_hops>, show<&C::max_hops>, copy<&C::max_hops, &S::max_hops>, nullptr, 1},
+    {"authserv-id", 0, K::text, G::policy, k_serving, "ID",
+     "take out incoming Authentication-Results: fields that claim ID (RFC 8601 section 5)",
+     set_authserv_id, show<&C::authserv_id>, copy<&C::authserv_id, &S::authserv_id>, "the hostname"},
     {"max-connections-per-minute", 0, K::text, G::policy, k_serving, "N",
      "421 at the greeting above this many connections a minute, 0: no limit",
      set_number<&C::max_connections_per_minute>, show<&C::max_connections_per_minute>},
@@ -1120,6 +1138,9 @@ void apply_machine_defaults(Config& config, const std::string& fqdn)
     }
     if (config.local_domains.empty()) {
         config.local_domains = {config.hostname, "localhost"};
+    }
+    if (config.authserv_id.empty()) {
+        config.authserv_id = config.hostname;
     }
 }
 

@@ -68,6 +68,7 @@ struct Config {
     bool add_envelope_to = false;
     bool check_headers = false;
     std::size_t max_hops = limits::k_default_max_hops;
+    std::string authserv_id; // "" until resolved: the hostname
     std::size_t max_connections_per_minute = 0; // 0: no limit
     std::size_t max_connections_per_client_per_minute = 0;
     std::size_t max_messages_per_session = 0;
@@ -161,7 +162,8 @@ struct ConfigExit {
 
 std::variant<Config, ConfigExit> parse_config(int argc, const char* const* argv);
 
-// Fills in the hostname (when unset) and the default local domains.
+// Fills in the hostname (when unset), the default local domains and the
+// authserv-id.
 void apply_machine_defaults(Config& config, const std::string& fqdn);
 
 // The effective settings as config-file lines (check-config).

@@ -70,6 +70,7 @@ public:
     Result<std::string> begin() override { return m_inner.begin(); }
     Result<void> append(std::string_view bytes) override { return m_inner.append(bytes); }
     Result<void> prepend(std::string_view bytes) override { return m_inner.prepend(bytes); }
+    Result<void> rewrite(const MessageEdits& edits) override { return m_inner.rewrite(edits); }
     Result<void> commit(Envelope& envelope) override
     {
         auto r = m_inner.commit(envelope);

@@ -5,6 +5,7 @@
 
 #include "base/limits.hpp"
 #include "base/text.hpp"
+#include "smtp/message_edit.hpp"
 
 #include <algorithm>
 
@@ -710,6 +711,7 @@ std::optional<Reply> Session::begin_message()
         }
         m_tx->filter_done = v.action != FilterVerdict::Action::proceed;
     }
+    m_auth_results.emplace(m_config.authserv_id.empty() ? m_config.hostname : m_config.authserv_id);
     const std::string received = received_header(message_facts(), id.value());
     if (auto r = m_spool.append(received); !r) {
         m_spool_error = r.error();
@@ -738,19 +740,45 @@ std::size_t Session::read_data(std::string_view bytes)
     return used;
 }
 
-// The octets a reader let through (m_message_octets), DATA's or BDAT's: to
-// the header check and the spool. A refused message frees its disk at once;
-// its data is read to the end anyway.
+// The octets a reader let through (m_message_octets), DATA's or BDAT's,
+// without the Authentication-Results: fields that claim our authserv-id: to
+// the header check and the spool.
 void Session::store(bool refused)
 {
-    m_headers->feed(m_message_octets);
+    m_kept_octets.clear();
+    m_auth_results->feed(m_message_octets, m_kept_octets);
+    keep(m_kept_octets, refused);
+}
+
+// What the Authentication-Results: filter still held when the data ended.
+void Session::end_of_stored_octets(bool refused)
+{
+    if (!m_auth_results || !m_headers) {
+        return;
+    }
+    m_kept_octets.clear();
+    m_auth_results->finish(m_kept_octets);
+    keep(m_kept_octets, refused);
+    if (m_auth_results->removed() > 0) {
+        m_log.log(LogLine("authentication-results-removed")
+                      .add("id", m_id)
+                      .add("fields", static_cast<std::uint64_t>(m_auth_results->removed())));
+    }
+    m_auth_results.reset();
+}
+
+// Message octets to the header check and the spool. A refused message frees
+// its disk at once; its data is read to the end anyway.
+void Session::keep(std::string_view octets, bool refused)
+{
+    m_headers->feed(octets);
     refused = refused || m_spool_error.has_value();
-    if (!refused && !m_message_octets.empty()) {
-        if (auto r = m_spool.append(m_message_octets); !r) {
+    if (!refused && !octets.empty()) {
+        if (auto r = m_spool.append(octets); !r) {
             m_spool_error = r.error();
             refused = true;
         } else if (filtering_transaction()) {
-            m_filter->message(m_message_octets);
+            m_filter->message(octets);
         }
     }
     if (refused) {
@@ -791,9 +819,9 @@ std::optional<Reply> Session::read_refusal(bool bare_line_end, bool nul, bool to
     return std::nullopt;
 }
 
-// The checks of a complete message that the data reader let through: the
-// header section, then the policy (data hook), whose header lines go on top.
-std::optional<Reply> Session::check_message(std::size_t size, std::string_view& reason)
+// The session's own checks of a complete message that the data reader let
+// through: its header section.
+std::optional<Reply> Session::check_headers(std::string_view& reason)
 {
     m_headers->finish();
     if (m_headers->loop()) {
@@ -809,6 +837,12 @@ std::optional<Reply> Session::check_message(std::size_t size, std::string_view& 
         reason = "bad-headers";
         return replies::bad_headers(m_headers->malformed());
     }
+    return std::nullopt;
+}
+
+// The policy (data hook), whose header lines go on top.
+std::optional<Reply> Session::check_policy(std::size_t size, std::string_view& reason)
+{
     auto verdict = m_policy.check_message(facts(m_id, size));
     if (verdict.refusal) {
         reason = "policy";
@@ -914,24 +948,221 @@ void Session::end_bdat_chunk()
     finish_message(std::move(refusal), reason, size, chunks);
 }
 
+// The content filters' verdict at the end of a message (after the session's
+// own checks, before the data hook and the commit): a refusal, a discard, a
+// hold, and the edits they asked for, applied to the stored message and the
+// transaction (smtpspool(8), MILTERS).
+std::optional<Reply> Session::filter_message(std::string_view& reason, FilterOutcome& outcome)
+{
+    EndOfMessageVerdict v = m_filter->end_of_message();
+    using Action = FilterVerdict::Action;
+    LogLine line("filter");
+    line.add("stage", "eom").add("id", m_id);
+    auto log_with = [&](std::string_view action) {
+        line.add("action", action);
+        if (!v.verdict.reason.empty()) {
+            line.add("reason", v.verdict.reason);
+        }
+    };
+    switch (v.verdict.action) {
+    case Action::reject:
+    case Action::tempfail:
+        reason = "filter";
+        return filter_refusal(v.verdict, "eom");
+    case Action::discard:
+        log_with("discard");
+        m_log.log(line);
+        outcome.discard = true;
+        outcome.reason = "filter";
+        return std::nullopt;
+    case Action::quarantine:
+        log_with("quarantine");
+        outcome.held = true;
+        break;
+    case Action::proceed:
+    case Action::accept:
+        if (v.edits.empty()) {
+            return std::nullopt;
+        }
+        log_with(v.verdict.action == Action::accept ? "accept" : "continue");
+        break;
+    }
+    std::optional<Reply> refusal;
+    if (!v.edits.empty()) {
+        refusal = apply_edits(v.edits, reason, line);
+    }
+    m_log.log(line);
+    if (!refusal && m_tx->targets.empty()) {
+        // Every recipient deleted: as Postfix does, the message is taken
+        // (250) and goes nowhere.
+        outcome.discard = true;
+        outcome.reason = "no-recipients";
+    }
+    return refusal;
+}
+
+// A recipient a filter adds or deletes, as the session would store it from
+// RCPT TO (parse_rcpt: syntax, length, SMTPUTF8; our domains' canonical
+// local part); nullopt and `refusal` when it is not one.
+std::optional<std::string> Session::edited_recipient(std::string_view address, Reply& refusal) const
+{
+    auto parsed = parse_rcpt("TO:<" + std::string(address) + ">", true, m_tx->mail.smtputf8);
+    if (auto* r = std::get_if<Reply>(&parsed)) {
+        refusal = *r;
+        return std::nullopt;
+    }
+    const Path& path = std::get<RcptCommand>(parsed).path;
+    const bool local = path.domain.empty() || is_local_domain(path.domain);
+    return local ? canonical_mailbox(path.local, path.domain) : path.local + "@" + ascii_lower(path.domain);
+}
+
+// Every edit is checked before any is made; then the sender, the recipients
+// deleted, the recipients added, and the header section and body (the spool
+// rewrites the message). A filter's edit that cannot be made is a local
+// error: 451, the reason in the log (the client tries again; nothing is lost).
+std::optional<Reply> Session::apply_edits(const MessageEdits& edits, std::string_view& reason, LogLine& line)
+{
+    auto cannot = [&](std::string why) -> std::optional<Reply> {
+        line.add("error", why);
+        reason = "filter-edit";
+        return replies::local_error();
+    };
+    for (const HeaderEdit& h : edits.headers) {
+        if (std::string why = header_edit_problem(h); !why.empty()) {
+            return cannot(why);
+        }
+    }
+    if (edits.body) {
+        if (std::string why = body_problem(*edits.body); !why.empty()) {
+            return cannot(why);
+        }
+    }
+    Transaction tx = *m_tx;
+    if (edits.sender) {
+        // As MAIL FROM would take it, with the transaction's SMTPUTF8.
+        std::string argument = "FROM:<" + *edits.sender + ">" + (tx.mail.smtputf8 ? " SMTPUTF8" : "");
+        auto parsed = parse_mail(argument, MailOptions{true, 0, false});
+        if (auto* r = std::get_if<Reply>(&parsed)) {
+            return cannot("sender <" + *edits.sender + ">: " + r->text);
+        }
+        tx.mail.path = std::get<MailCommand>(parsed).path;
+        line.add("from", tx.mail.path.mailbox);
+    }
+    // Deleted: the recipient as the client named it, and all it stands for
+    // (an alias's addresses), or an address it stands for. One that is not
+    // there is passed over.
+    std::size_t deleted = 0;
+    for (const std::string& d : edits.delete_recipients) {
+        Reply refusal;
+        std::optional<std::string> address = edited_recipient(d, refusal);
+        if (!address) {
+            continue; // never accepted, so not there
+        }
+        const std::size_t before = tx.targets.size();
+        std::erase_if(tx.targets, [&](const Recipient& r) {
+            return r.address == *address || (r.original && *r.original == *address);
+        });
+        deleted += before - tx.targets.size();
+        std::erase(tx.recipients, *address);
+        tx.named.erase(*address);
+    }
+    // Added: checked as RCPT TO is (the policy: aliases, unknown users, the
+    // rcpt hook; BINARYMIME routing), counted against --max-recipients; not
+    // the relaying rules (the filter is ours to trust).
+    std::size_t added = 0;
+    for (const std::string& a : edits.add_recipients) {
+        Reply refusal;
+        std::optional<std::string> address = edited_recipient(a, refusal);
+        if (!address) {
+            return cannot("recipient <" + a + ">: " + refusal.text);
+        }
+        if (tx.named.count(*address) > 0) {
+            continue;
+        }
+        if (tx.targets.size() >= m_config.max_recipients) {
+            return cannot("recipient <" + a + ">: more than --max-recipients");
+        }
+        const std::size_t at = address->rfind('@');
+        const bool local = at == std::string::npos || is_local_domain(std::string_view(*address).substr(at + 1));
+        auto verdict = m_policy.check_recipient(
+            PolicyFacts{m_config.peer, m_config.may_relay, m_helo, tx.mail.path.mailbox, tx.recipients, {}, 0,
+                        m_config.tls.has_value()},
+            *address, local);
+        if (verdict.refusal) {
+            return cannot("recipient <" + a + ">: " + verdict.refusal->text);
+        }
+        if (binarymime_bounces(verdict.addresses)) {
+            return cannot("recipient <" + a + ">: " + replies::binarymime_undeliverable().text);
+        }
+        std::vector<Recipient> more = new_recipients(tx.targets, std::move(verdict.addresses), *address);
+        if (tx.targets.size() + more.size() > m_config.max_recipients) {
+            return cannot("recipient <" + a + ">: more than --max-recipients");
+        }
+        added += more.size();
+        tx.named.insert(*address);
+        tx.recipients.push_back(*address);
+        std::move(more.begin(), more.end(), std::back_inserter(tx.targets));
+    }
+    if (!edits.headers.empty() || edits.body) {
+        if (auto r = m_spool.rewrite(edits); !r) {
+            m_spool_error = r.error();
+            reason = "local-error";
+            line.add("error", r.error().message);
+            return local_error_reply(r.error());
+        }
+    }
+    *m_tx = std::move(tx);
+    if (!edits.headers.empty()) {
+        line.add("headers", static_cast<std::uint64_t>(edits.headers.size()));
+    }
+    if (edits.body) {
+        line.add("body", "replaced");
+    }
+    if (!edits.add_recipients.empty()) {
+        line.add("added", static_cast<std::uint64_t>(added));
+    }
+    if (!edits.delete_recipients.empty()) {
+        line.add("deleted", static_cast<std::uint64_t>(deleted));
+    }
+    return std::nullopt;
+}
+
 // The end of a message, by DATA or BDAT: the checks, the commit and the reply.
 void Session::finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size,
                              std::size_t chunks)
 {
     m_reply_first = true;
+    end_of_stored_octets(refusal.has_value());
+    if (!refusal && m_spool_error) {
+        reason = "local-error";
+        refusal = local_error_reply(*m_spool_error);
+    }
     if (!refusal) {
-        refusal = check_message(size, reason);
+        refusal = check_headers(reason);
     }
     m_headers.reset();
-    if (!refusal && m_tx->discard) {
-        // The policy or a filter said discard: the client hears what a stored message
+    FilterOutcome filtered;
+    if (!refusal && !m_tx->discard && filtering_transaction()) {
+        refusal = filter_message(reason, filtered);
+    }
+    if (!refusal && !filtered.discard) {
+        refusal = check_policy(size, reason);
+    }
+    if (!refusal && (filtered.discard || m_tx->discard)) {
+        // A policy service or a content filter said discard, or the filters
+        // deleted every recipient: the client hears what a stored message
         // gets, and nothing is stored.
         m_spool.abort();
-        m_log.log(LogLine("discarded").add("id", m_id).add("size", size).add("recipients", m_tx->targets.size()));
+        LogLine discarded("discarded");
+        discarded.add("id", m_id).add("size", size).add("recipients", m_tx->targets.size());
+        if (filtered.discard) {
+            discarded.add("reason", filtered.reason); // decided at the end of the message
+        }
+        m_log.log(discarded);
         reply(replies::queued(m_id));
     } else if (!refusal) {
         Envelope e = make_envelope(message_facts());
-        e.held = m_tx->hold;
+        e.held = m_tx->hold || filtered.held;
         if (auto r = m_spool.commit(e); r) {
             ++m_messages;
             m_recipients_total += e.recipients.size();

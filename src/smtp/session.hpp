@@ -4,10 +4,12 @@
 
 #include "smtp/auth.hpp"
 #include "smtp/auth_dialogue.hpp"
+#include "smtp/auth_results.hpp"
 #include "smtp/bdat_transfer.hpp"
 #include "smtp/message_facts.hpp"
 #include "base/clock.hpp"
 #include "model/envelope.hpp"
+#include "smtp/filter_port.hpp"
 #include "smtp/header_check.hpp"
 #include "base/log.hpp"
 #include "base/result.hpp"
@@ -64,6 +66,9 @@ struct SessionConfig {
     bool check_headers = false;   // refuse malformed header sections
     std::size_t max_hops = 100;   // Received: fields before 554 5.4.6
     bool add_envelope_to = false; // X-Envelope-To: per recipient
+    // Authentication-Results: fields that claim this authserv-id are taken
+    // out of every message (RFC 8601 §5); "": the hostname.
+    std::string authserv_id;
     Peer peer;
     // TLS (smtpspool(8), TLS).
     bool tls_offered = false;   // STARTTLS in the EHLO reply: a certificate is loaded
@@ -183,10 +188,22 @@ private:
     std::size_t read_bdat_octets(std::string_view bytes);
     void end_bdat_chunk();
     void store(bool refused);
+    void keep(std::string_view octets, bool refused);
+    void end_of_stored_octets(bool refused);
     std::optional<Reply> read_refusal(bool bare_line_end, bool nul, bool too_big, bool long_line,
                                       std::string_view& reason) const;
     std::size_t max_data_line() const;
-    std::optional<Reply> check_message(std::size_t size, std::string_view& reason);
+    std::optional<Reply> check_headers(std::string_view& reason);
+    std::optional<Reply> check_policy(std::size_t size, std::string_view& reason);
+    // What the content filters decided at the end of the message.
+    struct FilterOutcome {
+        bool discard = false; // 250, nothing stored
+        bool held = false;    // stored on hold (quarantine)
+        std::string reason;   // the filter's, for the log
+    };
+    std::optional<Reply> filter_message(std::string_view& reason, FilterOutcome& outcome);
+    std::optional<Reply> apply_edits(const MessageEdits& edits, std::string_view& reason, LogLine& line);
+    std::optional<std::string> edited_recipient(std::string_view address, Reply& refusal) const;
     void finish_message(std::optional<Reply> refusal, std::string_view reason, std::size_t size,
                         std::size_t chunks);
     void reset_transaction();
@@ -231,6 +248,8 @@ private:
     std::optional<HeaderCheck> m_headers;
     std::string m_id;             // the open message's queue id
     std::string m_message_octets; // what a reader let through, to be stored; reused
+    std::optional<AuthResultsFilter> m_auth_results; // of the open message
+    std::string m_kept_octets;    // m_message_octets without our Authentication-Results:; reused
     std::optional<Error> m_spool_error;
     TimePoint m_data_started{};
 

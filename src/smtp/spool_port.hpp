@@ -3,6 +3,7 @@
 #pragma once
 
 #include "model/envelope.hpp"
+#include "smtp/filter_port.hpp"
 #include "base/result.hpp"
 
 #include <string>
@@ -20,6 +21,11 @@ public:
     // Puts bytes before everything appended so far (a data hook's header
     // lines). Rare: it may copy the message.
     virtual Result<void> prepend(std::string_view bytes) = 0;
+    // Applies content filters' header and body edits to the open message
+    // (smtp/message_edit): what is committed is the edited message. Each
+    // edit has been checked (header_edit_problem, body_problem). On an error
+    // the message is aborted: nothing of it remains.
+    virtual Result<void> rewrite(const MessageEdits& edits) = 0;
     // Makes the message durable and visible; sets envelope.id and envelope.size.
     // Only after success may the client hear 250.
     virtual Result<void> commit(Envelope& envelope) = 0;

@@ -7,6 +7,7 @@
 #include "base/fd.hpp"
 
 #include "base/limits.hpp"
+#include "smtp/message_edit.hpp"
 
 #include <tuple>
 #include <cerrno>
@@ -271,6 +272,77 @@ Result<void> SpoolWriter::prepend(std::string_view bytes)
     ContentScanner scanner;
     scanner.feed(bytes);
     m_prepended = worse(m_prepended, scanner.result());
+    return {};
+}
+
+// The edited message goes to tmp/ID/message.new as the old one is read back,
+// then replaces it (a rename inside tmp/ID, which nobody else reads; commit
+// fsyncs the new file and the directory as it would the old). The content
+// class and the size are those of the new octets.
+Result<void> SpoolWriter::rewrite(const MessageEdits& edits)
+{
+    if (m_id.empty()) {
+        return Error{EBADF, "no message is open"};
+    }
+    if (auto r = flush(); !r) {
+        return r;
+    }
+    const std::string old_path = tmp_dir() + "/message.eml";
+    const std::string new_path = tmp_dir() + "/message.new";
+    Fd in(m_fs.open(old_path, O_RDONLY | O_NOFOLLOW, 0));
+    if (!in) {
+        return failure("cannot read message.eml in");
+    }
+    int out = m_fs.open(new_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    if (out < 0) {
+        return failure("cannot create message.new in");
+    }
+    m_fs.close(m_fd);
+    m_fd = out; // so that failure() closes it
+    ContentScanner content;
+    std::uint64_t written = 0;
+    std::string pending; // gathered to one write(2) per k_write_buffer octets
+    auto write_pending = [&]() -> Result<void> {
+        auto r = write_all(out, pending, "cannot write message.new in");
+        pending.clear();
+        return r;
+    };
+    MessageRewriter rewriter(edits, [&](std::string_view octets) -> Result<void> {
+        content.feed(octets);
+        written += octets.size();
+        pending.append(octets);
+        return pending.size() >= limits::k_write_buffer ? write_pending() : Result<void>();
+    });
+    std::string buffer(limits::k_write_buffer, '\0');
+    while (true) {
+        ssize_t n = m_fs.read(in.get(), buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return failure("cannot read message.eml in");
+        }
+        if (n == 0) {
+            break;
+        }
+        if (auto r = rewriter.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n))); !r) {
+            abort(); // an error of the sink has aborted already
+            return r;
+        }
+    }
+    if (auto r = rewriter.finish(); !r) {
+        abort();
+        return r;
+    }
+    if (auto r = write_pending(); !r) {
+        return r;
+    }
+    if (m_fs.renameat(AT_FDCWD, new_path, AT_FDCWD, old_path) != 0) {
+        return failure("cannot rename message.new in");
+    }
+    m_written = written;
+    m_content = std::move(content);
+    m_prepended = Content::seven_bit;
     return {};
 }
 

@@ -32,6 +32,7 @@ public:
     Result<std::string> begin() override;
     Result<void> append(std::string_view bytes) override;
     Result<void> prepend(std::string_view bytes) override;
+    Result<void> rewrite(const MessageEdits& edits) override;
     Result<void> commit(Envelope& envelope) override;
     // The open message's file with everything appended so far, for a data
     // hook to read.

@@ -5,6 +5,7 @@
 #include "base/fs.hpp"
 #include "delivery/deliverer.hpp"
 #include "base/log.hpp"
+#include "smtp/message_edit.hpp"
 #include "smtp/spool_port.hpp"
 
 #include <cerrno>
@@ -55,6 +56,21 @@ public:
         current.insert(0, bytes);
         return {};
     }
+    Result<void> rewrite(const MessageEdits& edits) override
+    {
+        if (!open) {
+            return Error{EBADF, "rewrite without begin"};
+        }
+        ++rewrites;
+        auto r = fail_rewrite ? Result<std::string>(Error{fail_errno, "rewrite failed"})
+                              : rewrite_message(current, edits);
+        if (!r) {
+            abort();
+            return r.error();
+        }
+        current = std::move(r.value());
+        return {};
+    }
     Result<void> commit(Envelope& e) override
     {
         if (!open) {
@@ -84,6 +100,8 @@ public:
     bool open = false;
     int counter = 0;
     int aborts = 0;
+    int rewrites = 0;
+    bool fail_rewrite = false;
     std::size_t peak = 0;
     bool fail_begin = false;
     bool fail_commit = false;
