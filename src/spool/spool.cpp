@@ -297,8 +297,10 @@ Result<void> SpoolWriter::rewrite(const MessageEdits& edits)
     if (out < 0) {
         return failure("cannot create message.new in");
     }
-    m_fs.close(m_fd);
-    m_fd = out; // so that failure() closes it
+    const int old_fd = std::exchange(m_fd, out); // so that failure() closes the new one
+    if (m_fs.close(old_fd) != 0) {
+        return failure("cannot close message.eml in");
+    }
     ContentScanner content;
     std::uint64_t written = 0;
     std::string pending; // gathered to one write(2) per k_write_buffer octets

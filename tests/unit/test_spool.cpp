@@ -162,6 +162,106 @@ TEST_SUITE("spool")
         CHECK(reported == 2 * (total - 2));
     }
 
+    TEST_CASE("a rewrite stores the edited message; size and content are those of the new octets")
+    {
+        TempDir dir;
+        REQUIRE(ensure_spool_layout(dir.path()).ok());
+        PosixFs fs;
+        FixedClock clock(TimePoint(std::chrono::seconds(1795000000)));
+        SpoolWriter w(dir.path(), fs, clock, 4242);
+        auto rewritten = [&](const std::string& original, const MessageEdits& edits, const std::string& hook) {
+            Envelope e = small_envelope();
+            REQUIRE(w.begin().ok());
+            REQUIRE(w.append(original).ok());
+            REQUIRE(w.rewrite(edits).ok());
+            if (!hook.empty()) {
+                REQUIRE(w.prepend(hook).ok());
+            }
+            REQUIRE(w.commit(e).ok());
+            CHECK(count_entries(dir.path() + "/tmp") == 0);
+            auto back = load_envelope(dir.path(), e.id);
+            REQUIRE(back.ok());
+            std::string stored = slurp(message_path(dir.path(), e.id));
+            CHECK(back.value().size == stored.size());
+            return std::make_pair(stored, back.value().content);
+        };
+        MessageEdits edits;
+        edits.headers.push_back({HeaderEdit::Kind::add, "X-Spam", "no", 0});
+        edits.body = "plain\n";
+        // 8-bit before, 7-bit after; larger than one read.
+        std::string big = "Subject: x\r\n\r\n" + std::string(200000, 'x') + "\xc3\xa9\r\n";
+        auto [m1, c1] = rewritten(big, edits, "");
+        CHECK(m1 == "Subject: x\r\nX-Spam: no\r\n\r\nplain\r\n");
+        CHECK(c1 == Content::seven_bit);
+        // 7-bit before, 8-bit after, a data hook's lines on top.
+        MessageEdits eight;
+        eight.headers.push_back({HeaderEdit::Kind::change, "Subject", "caf\xc3\xa9", 1});
+        auto [m2, c2] = rewritten("Subject: x\r\n\r\n" + std::string(100000, 'y') + "\r\n", eight, "X-Hook: 1\r\n");
+        CHECK(m2 == "X-Hook: 1\r\nSubject: caf\xc3\xa9\r\n\r\n" + std::string(100000, 'y') + "\r\n");
+        CHECK(c2 == Content::eight_bit);
+        // A header section too large to edit: EFBIG, nothing left.
+        REQUIRE(w.begin().ok());
+        REQUIRE(w.append("A: " + std::string(limits::k_max_edited_header_section, 'a') + "\r\n\r\n").ok());
+        auto r = w.rewrite(edits);
+        REQUIRE(!r);
+        CHECK(is_file_too_big(r.error()));
+        CHECK(count_entries(dir.path() + "/tmp") == 0);
+    }
+
+    TEST_CASE("a rewrite failing at any step leaves nothing in queue/ or tmp/")
+    {
+        MessageEdits edits;
+        edits.headers.push_back({HeaderEdit::Kind::insert, "X-First", "1", 0});
+        edits.body = std::string(150000, 'n');
+        const std::string original = "Subject: x\r\n\r\n" + std::string(150000, 'o') + "\r\n";
+        auto run = [&](SpoolWriter& w, Envelope& e) -> Result<void> {
+            auto id = w.begin();
+            if (!id) {
+                return id.error();
+            }
+            if (auto r = w.append(original); !r) {
+                return r;
+            }
+            if (auto r = w.rewrite(edits); !r) {
+                return r;
+            }
+            return w.commit(e);
+        };
+        TempDir probe_dir;
+        REQUIRE(ensure_spool_layout(probe_dir.path()).ok());
+        FaultyFs probe;
+        FixedClock clock(TimePoint(std::chrono::seconds(1795000000)));
+        {
+            SpoolWriter w(probe_dir.path(), probe, clock, 1);
+            Envelope e = small_envelope();
+            REQUIRE(run(w, e).ok());
+            CHECK(slurp(message_path(probe_dir.path(), e.id)) ==
+                  "X-First: 1\r\nSubject: x\r\n\r\n" + std::string(150000, 'n') + "\r\n");
+        }
+        const int total = probe.calls;
+        int reported = 0;
+        for (int step = 1; step <= total; ++step) {
+            TempDir dir;
+            REQUIRE(ensure_spool_layout(dir.path()).ok());
+            FaultyFs fs;
+            fs.fail_at = step;
+            SpoolWriter w(dir.path(), fs, clock, 1);
+            Envelope e = small_envelope();
+            auto r = run(w, e);
+            INFO("failing call " << step << " of " << total);
+            CHECK(count_entries(dir.path() + "/tmp") == 0);
+            if (r.ok()) {
+                REQUIRE(count_entries(dir.path() + "/queue") == 1);
+            } else {
+                ++reported;
+                CHECK(r.error().errnum == EIO);
+                CHECK(count_entries(dir.path() + "/queue") == 0);
+            }
+        }
+        // As for a commit: only the two directory closes may fail unnoticed.
+        CHECK(reported == total - 2);
+    }
+
     TEST_CASE("abort removes the open message")
     {
         TempDir dir;
