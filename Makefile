@@ -96,7 +96,7 @@ $(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsmtpspool.a
 # libFuzzer targets (clang), over the same sources: make fuzz FUZZ_SECONDS=N
 # runs each for N seconds from its seed corpus (tests/fuzz/corpus/NAME) and
 # keeps crashers in build-fuzz/crashes/NAME; make check runs each briefly.
-FUZZ_TARGETS = session address data envelope client policy policy_service config sendmail proxy downgrade dns milter
+FUZZ_TARGETS = session address data envelope client policy policy_service config sendmail proxy downgrade dns milter auth_results
 FUZZ_SECONDS ?= 10
 FUZZ_CXX = clang++
 FUZZ_FLAGS = -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Isrc

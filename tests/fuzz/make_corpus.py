@@ -75,6 +75,15 @@ for data in (b"spool = /tmp/s\nroute = example.org=maildir:/var/mail/%u\nroute =
              b"# comment\n\nrfc821 = yes\nlog = none\ndeliver-now = no\nmail-hook = /bin/true %s\n"):
     put("config", data)
 
+# Header sections with Authentication-Results: fields (fuzz_auth_results: the
+# first byte sets the chunk size, the second the limit on a held field).
+for data in (b"Authentication-Results: mx.test; spf=pass\r\nSubject: x\r\n\r\nbody\r\n",
+             b"authentication-results : (c (d)) MX.TEST;\r\n\tdkim=pass\r\nA: b\r\n\r\n",
+             b"Authentication-Results: other.test; x\r\nAuthentication-Results: \"mx.test\"; y\n\nbody",
+             b"\r\rA: b\r\n \r\nAuthentication-Results: mx.test"):
+    for limits in (b"\x03\x00", b"\x01\x40", b"\x07\xff"):
+        put("auth_results", limits + data)
+
 # Submitted messages (fuzz_sendmail: first byte sets the chunk size).
 for data in (b"To: a@b.test, \"x y\" <c@d.test>\r\nSubject: hi\r\n folded\r\n\r\nbody\n",
              b"From: me\nBcc: team: a@x.test, b@x.test;\nCc: (c) d@x.test\n\n.\n",
