@@ -2,7 +2,7 @@
 // filter over a message's header section that takes out every
 // Authentication-Results: field claiming our authserv-id, so that nothing
 // after us (a milter, a delivery agent, a reader's client) trusts a result a
-// stranger wrote in our name (smtpspool(8), AUTHENTICATION-RESULTS). Pure.
+// stranger wrote in our name (smtpspool(8), Authentication-Results hygiene). Pure.
 // It holds back at most one field, of at most limits::k_max_held_header_field
 // octets; everything else passes as it comes, the body untouched.
 #pragma once

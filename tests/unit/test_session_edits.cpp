@@ -60,7 +60,7 @@ using Action = FilterVerdict::Action;
 
 } // namespace
 
-TEST_SUITE("session filter")
+TEST_SUITE("session filter edits")
 {
     TEST_CASE("without edits the message is stored as it came, and the filter is asked once per message")
     {
