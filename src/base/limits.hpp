@@ -67,7 +67,7 @@ inline constexpr std::size_t k_default_max_data_line_length = 998;
 inline constexpr std::size_t k_max_edited_header_section = 1 << 20;
 inline constexpr std::size_t k_max_field_name = 256;
 
-// The Authentication-Results: filter (smtpspool(8), AUTHENTICATION-RESULTS)
+// The Authentication-Results: filter (smtpspool(8), Authentication-Results hygiene)
 // holds back one such field until it knows whose it is: at most this many
 // octets of it. Past that, it decides on what it holds.
 inline constexpr std::size_t k_max_held_header_field = 64 << 10;
