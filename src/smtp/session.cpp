@@ -1084,10 +1084,13 @@ std::optional<Reply> Session::apply_edits(const MessageEdits& edits, std::string
         }
         const std::size_t at = address->rfind('@');
         const bool local = at == std::string::npos || is_local_domain(std::string_view(*address).substr(at + 1));
-        auto verdict = m_policy.check_recipient(
-            PolicyFacts{m_config.peer, m_config.may_relay, m_helo, tx.mail.path.mailbox, tx.recipients, {}, 0,
-                        m_config.tls.has_value()},
-            *address, local);
+        PolicyFacts asked = facts();
+        asked.sender = tx.mail.path.mailbox;
+        PolicyFacts with_tx{asked.peer,          asked.may_relay, asked.helo,      asked.sender,
+                            tx.recipients,       asked.id,        asked.size,      asked.tls,
+                            asked.esmtp,         asked.auth_user, asked.tls_info,  asked.declared_size,
+                            asked.transaction};
+        auto verdict = m_policy.check_recipient(with_tx, *address, local);
         if (verdict.refusal) {
             return cannot("recipient <" + a + ">: " + verdict.refusal->text);
         }
@@ -1099,6 +1102,12 @@ std::optional<Reply> Session::apply_edits(const MessageEdits& edits, std::string
             return cannot("recipient <" + a + ">: more than --max-recipients");
         }
         added += more.size();
+        // What a policy service says of it counts as for a recipient of RCPT.
+        if (tx.prepend.size() + verdict.headers.size() <= limits::k_max_policy_header_bytes) {
+            tx.prepend += verdict.headers;
+        }
+        tx.hold = tx.hold || verdict.hold;
+        tx.discard = tx.discard || verdict.discard;
         tx.named.insert(*address);
         tx.recipients.push_back(*address);
         std::move(more.begin(), more.end(), std::back_inserter(tx.targets));

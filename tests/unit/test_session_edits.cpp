@@ -110,7 +110,8 @@ TEST_SUITE("session filter edits")
         CHECK(codes(out).back() == 250);
         CHECK(f.spool.messages.empty());
         CHECK(!f.spool.open);
-        CHECK(f.log.has("event=discarded id=ID1 reason=filter"));
+        CHECK(f.log.has("event=discarded id=ID1 size="));
+        CHECK(f.log.has(" reason=filter"));
         CHECK(!f.log.has("event=queued"));
     }
 
@@ -220,6 +221,21 @@ TEST_SUITE("session filter edits")
         CHECK(refused(too_many));
     }
 
+    TEST_CASE("what a policy service says of a recipient a filter adds counts: hold, header lines")
+    {
+        FilterFixture f;
+        PolicyPort::RecipientVerdict held{std::nullopt, {"hold@mx.test"}};
+        held.hold = true;
+        held.headers = "X-Policy: held\r\n";
+        f.policy.recipients["hold@mx.test"] = held;
+        f.filter.eom.edits.add_recipients = {"hold@mx.test"};
+        std::string out = f.send(k_head + k_data);
+        CHECK(codes(out).back() == 250);
+        REQUIRE(f.spool.messages.size() == 1);
+        CHECK(f.spool.messages[0].envelope.held);
+        CHECK(f.spool.messages[0].data.rfind("X-Policy: held\r\nReceived:", 0) == 0);
+    }
+
     TEST_CASE("a recipient the policy refuses, added by a filter, refuses the message with 451")
     {
         FilterFixture f;
@@ -239,7 +255,8 @@ TEST_SUITE("session filter edits")
         CHECK(codes(out).back() == 250);
         CHECK(f.spool.messages.empty());
         CHECK(!f.spool.open);
-        CHECK(f.log.has("event=discarded id=ID1 reason=no-recipients"));
+        CHECK(f.log.has("event=discarded id=ID1 size="));
+        CHECK(f.log.has(" reason=no-recipients"));
     }
 
     TEST_CASE("the spool failing to rewrite: 451 (452 when full), nothing stored")
