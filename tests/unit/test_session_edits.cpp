@@ -71,7 +71,7 @@ TEST_SUITE("session filter edits")
         REQUIRE(f.spool.messages.size() == 2);
         CHECK(f.spool.rewrites == 0);
         CHECK(f.spool.messages[0].data.find("\r\nSubject: hi\r\nX-Tag: one\r\n\r\nbody\r\n") != std::string::npos);
-        CHECK(!f.log.has("event=filtered"));
+        CHECK(!f.log.has("event=filter "));
     }
 
     TEST_CASE("reject and tempfail: the filter's reply, or ours; nothing stored; the data hook not asked")
@@ -81,14 +81,14 @@ TEST_SUITE("session filter edits")
             f.filter.eom.verdict.action = a;
             f.filter.eom.verdict.reason = "spam";
             std::string out = f.send(k_head + k_data);
-            CHECK(out.find(a == Action::reject ? "550 5.7.1 message content rejected\r\n"
-                                               : "451 4.7.1 message content not accepted now; try again later\r\n") !=
+            CHECK(out.find(a == Action::reject ? "554 5.7.1 refused by a content filter\r\n"
+                                               : "451 4.7.1 a content filter is not available; try again later\r\n") !=
                   std::string::npos);
             CHECK(f.spool.messages.empty());
             CHECK(!f.spool.open);
             CHECK(f.log.has("event=rejected reason=filter"));
-            CHECK(f.log.has("event=filtered id=ID1 action=" + std::string(a == Action::reject ? "reject" : "tempfail") +
-                            " reason=spam"));
+            CHECK(f.log.has("event=filter stage=eom action=" + std::string(a == Action::reject ? "reject" : "tempfail")));
+            CHECK(f.log.has("reason=spam"));
             for (const std::string& q : f.policy.asked) {
                 CHECK(q.rfind("message", 0) != 0);
             }
@@ -126,7 +126,7 @@ TEST_SUITE("session filter edits")
         REQUIRE(f.spool.messages.size() == 1);
         CHECK(f.spool.messages[0].envelope.held);
         CHECK(f.spool.messages[0].data.find("X-Tag: one\r\nX-Quarantined: yes\r\n\r\nbody") != std::string::npos);
-        CHECK(f.log.has("event=filtered id=ID1 action=quarantine reason=\"looks odd\" headers=1"));
+        CHECK(f.log.has("event=filter stage=eom id=ID1 action=quarantine reason=\"looks odd\" headers=1"));
         CHECK(f.log.has("held=yes"));
     }
 

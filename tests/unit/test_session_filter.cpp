@@ -131,7 +131,7 @@ TEST_SUITE("session filter")
         CHECK(f.filter.calls == std::vector<std::string>{"connect mx.test 192.0.2.7", "helo client.test",
                                                          "mail <a@b.test> SIZE=100 BODY=8BITMIME",
                                                          "rcpt <u@mx.test> NOTIFY=NEVER", "rcpt <v@mx.test>",
-                                                         "data id=ID1", "abort", "quit"});
+                                                         "data id=ID1", "eom", "abort", "quit"});
         CHECK(f.filter.content == f.spool.messages.front().data);
         CHECK(f.filter.content.find("Received: ") == 0);
     }
