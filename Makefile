@@ -54,7 +54,7 @@ TEST_OBJS := $(TEST_SRCS:tests/unit/%.cpp=$(BUILD)/obj/tests/%.o)
 DEBIAN_PACKAGES = g++ clang libclang-rt-14-dev make libboost-program-options-dev nlohmann-json3-dev doctest-dev \
 	libssl-dev openssl libnet-ssleay-perl python3 python3-aiosmtpd python3-dnslib exim4-daemon-light ucspi-tcp swaks curl git git-email libmailtools-perl msmtp mutt \
 	mandoc groff-base systemd strace valgrind \
-	libcurl4-openssl-dev librabbitmq-dev rabbitmq-server python3-pika haproxy opendkim opendkim-tools rspamd python3-milter python3-dkim
+	libcurl4-openssl-dev librabbitmq-dev rabbitmq-server python3-pika haproxy opendkim opendkim-tools opendmarc rspamd python3-milter python3-dkim iproute2
 # Installed without their recommendations: postgrey recommends an MTA, which
 # would take exim4-daemon-light away.
 DEBIAN_PACKAGES_BARE = postgrey

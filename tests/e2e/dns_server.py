@@ -9,7 +9,10 @@ ZONE maps each name (lower case, no trailing dot) to its records:
     {"a.test": {"MX": [[10, "mx1.a.test"], [20, "mx2.a.test"]]},
      "mx1.a.test": {"A": ["127.0.0.2"], "AAAA": ["::ffff:127.0.0.5"]},
      "null.test": {"MX": [[0, "."]]},
-     "broken.test": {"SERVFAIL": true}}
+     "broken.test": {"SERVFAIL": true},
+     "sel._domainkey.a.test": {"TXT": ["v=DKIM1; k=rsa; p=MIGf..."]}}
+
+A TXT record is one string, cut into pieces of 255 octets on the wire.
 
 A name in ZONE without the type asked for: NOERROR and no answer (NODATA).
 A name not in ZONE: NXDOMAIN. "SERVFAIL": true answers SERVFAIL to every
@@ -22,7 +25,7 @@ import os
 import signal
 import sys
 
-from dnslib import AAAA, A, MX, QTYPE, RCODE, RR
+from dnslib import AAAA, TXT, A, MX, QTYPE, RCODE, RR
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 
@@ -52,6 +55,9 @@ class ZoneResolver(BaseResolver):
                 rdata = A(value)
             elif qtype == "AAAA":
                 rdata = AAAA(value)
+            elif qtype == "TXT":
+                octets = value.encode()
+                rdata = TXT([octets[i:i + 255] for i in range(0, len(octets), 255)] or [b""])
             else:
                 continue
             reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=rdata, ttl=60))
