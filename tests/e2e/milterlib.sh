@@ -231,6 +231,7 @@ start_opendmarc()
     config_from_example "$MILTER_EXAMPLES/opendmarc.conf" "$dir/opendmarc.conf" \
         "Socket=local:$DMARC_SOCKET" "PidFile=$dir/opendmarc.pid" "AuthservID=$AUTHSERV_ID" \
         "TrustedAuthservIDs=$AUTHSERV_ID" "IgnoreHosts=$dir/ignore.hosts" "UserID=" "Syslog=false"
+    # shellcheck disable=SC2016 # the script's own arguments, expanded inside
     start_bg "$dir/opendmarc.log" unshare "${ns[@]}" bash -c '
 set -e
 ip link set lo up
