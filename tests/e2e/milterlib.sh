@@ -257,8 +257,8 @@ wait $milter
 # ---- sessions -----------------------------------------------------------------
 
 # milter_session SPOOL MESSAGE ARGS...: one SMTP session piped into smtpspool
-# as if tcpserver had accepted it from 203.0.113.7 (a network client, not a
-# local one: the filters check it), mail from alice@sign.test to bob@b.test,
+# as if tcpserver had accepted it from 203.0.113.7, named client.sign.test (a
+# network client, not a local one: the filters check it), mail from alice@sign.test to bob@b.test,
 # the file MESSAGE (CRLF line ends) as the data; smtpspool gets
 # --hostname $AUTHSERV_ID --authserv-id $AUTHSERV_ID --local-domain b.test and
 # ARGS. Prints smtpspool's replies; its log (stderr) goes to SPOOL.log.
@@ -271,7 +271,7 @@ milter_session()
         # Dot-stuffed, then the end of the data.
         sed 's/^\./../' "$message"
         printf '.\r\nQUIT\r\n'
-    } | TCPREMOTEIP=203.0.113.7 TCPREMOTEPORT=40000 TCPLOCALIP=127.0.0.1 TCPLOCALPORT=25 \
+    } | TCPREMOTEIP=203.0.113.7 TCPREMOTEPORT=40000 TCPREMOTEHOST=client.sign.test TCPLOCALIP=127.0.0.1 TCPLOCALPORT=25 \
         "$SMTPSPOOL_BIN" --spool "$spool" --hostname "$AUTHSERV_ID" --authserv-id "$AUTHSERV_ID" \
         --local-domain b.test --log stderr "$@" 2>>"$spool.log"
 }
