@@ -168,8 +168,9 @@ EOF
 # test's changes in override.d: the proxy (milter) worker on 127.0.0.1 and a
 # free port, no normal or controller worker (the proxy scans by itself), the
 # log on standard error, the DNS server of start_dns_server, a public suffix
-# list of a few names (compiling the whole of it takes rspamd 12 s), its
-# databases and run files in $TEST_TMP/rspamd. No Redis. Sets RSPAMD_PORT.
+# list of a few names (compiling the whole of it takes rspamd 12 s), no
+# fuzzy hash servers, its databases and run files in $TEST_TMP/rspamd. No
+# Redis. Sets RSPAMD_PORT.
 start_rspamd()
 {
     need_daemon /usr/bin/rspamd
@@ -183,6 +184,9 @@ start_rspamd()
     echo 'count = -1;' >"$dir/conf/override.d/worker-controller.inc"
     printf 'type = "console";\nlevel = "info";\n' >"$dir/conf/override.d/logging.inc"
     printf 'com\norg\nnet\ntest\nexample\n' >"$dir/tlds.dat"
+    # Its fuzzy hash servers are looked up by name when it starts, through the
+    # system's resolver: not here.
+    echo 'enabled = false;' >"$dir/conf/override.d/fuzzy_check.conf"
     cat >"$dir/conf/override.d/options.inc" <<EOF
 dns {
   nameserver = ["127.0.0.1:$DNS_PORT"];
