@@ -262,7 +262,8 @@ wait $milter
 
 # milter_session SPOOL MESSAGE ARGS...: one SMTP session piped into smtpspool
 # as if tcpserver had accepted it from 203.0.113.7, named client.sign.test (a
-# network client, not a local one: the filters check it), mail from alice@sign.test to bob@b.test,
+# network client, not a local one: the filters check it; $MILTER_CLIENT_IP
+# and $MILTER_CLIENT_NAME name another), mail from alice@sign.test to bob@b.test,
 # the file MESSAGE (CRLF line ends) as the data; smtpspool gets
 # --hostname $AUTHSERV_ID --authserv-id $AUTHSERV_ID --local-domain b.test and
 # ARGS. Prints smtpspool's replies; its log (stderr) goes to SPOOL.log.
@@ -275,7 +276,8 @@ milter_session()
         # Dot-stuffed, then the end of the data.
         sed 's/^\./../' "$message"
         printf '.\r\nQUIT\r\n'
-    } | TCPREMOTEIP=203.0.113.7 TCPREMOTEPORT=40000 TCPREMOTEHOST=client.sign.test TCPLOCALIP=127.0.0.1 TCPLOCALPORT=25 \
+    } | TCPREMOTEIP=${MILTER_CLIENT_IP:-203.0.113.7} TCPREMOTEPORT=40000 \
+        TCPREMOTEHOST=${MILTER_CLIENT_NAME:-client.sign.test} TCPLOCALIP=127.0.0.1 TCPLOCALPORT=25 \
         "$SMTPSPOOL_BIN" --spool "$spool" --hostname "$AUTHSERV_ID" --authserv-id "$AUTHSERV_ID" \
         --local-domain b.test --log stderr "$@" 2>>"$spool.log"
 }
