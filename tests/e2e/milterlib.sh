@@ -169,8 +169,9 @@ EOF
 # free port, no normal or controller worker (the proxy scans by itself), the
 # log on standard error, the DNS server of start_dns_server, a public suffix
 # list of a few names (compiling the whole of it takes rspamd 12 s), no
-# fuzzy hash servers, its databases and run files in $TEST_TMP/rspamd. No
-# Redis. Sets RSPAMD_PORT.
+# fuzzy hash servers, no Hyperscan (its regular expressions compiled in the
+# background, seconds of CPU a short test does not need), its databases and
+# run files in $TEST_TMP/rspamd. No Redis. Sets RSPAMD_PORT.
 start_rspamd()
 {
     need_daemon /usr/bin/rspamd
@@ -194,6 +195,7 @@ dns {
   retransmits = 1;
 }
 url_tld = "$dir/tlds.dat";
+disable_hyperscan = true;
 EOF
     local insecure=()
     # As root rspamd wants a user to become, or --insecure (-i) to stay.
