@@ -1,4 +1,4 @@
-# milterlib.sh: the content filters of the milter tests (t-73 and t-74), sourced
+# milterlib.sh: the content filters of the milter tests (t-67, t-68 and t-69), sourced
 # after lib.sh and deliverylib.sh. Each daemon is Debian's own, started in the
 # foreground from its example under examples/milters/ with only the test's
 # socket, files, ports and name servers put in, on a unix socket in $TEST_TMP
