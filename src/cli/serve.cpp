@@ -71,6 +71,7 @@ public:
     Result<void> append(std::string_view bytes) override { return m_inner.append(bytes); }
     Result<void> prepend(std::string_view bytes) override { return m_inner.prepend(bytes); }
     Result<void> rewrite(const MessageEdits& edits) override { return m_inner.rewrite(edits); }
+    Result<void> read_message(const MessagePiece& piece) override { return m_inner.read_message(piece); }
     Result<void> commit(Envelope& envelope) override
     {
         auto r = m_inner.commit(envelope);

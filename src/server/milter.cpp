@@ -3,6 +3,7 @@
 #include "server/milter.hpp"
 
 #include "base/text.hpp"
+#include "smtp/message_edit.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -684,125 +685,180 @@ FilterVerdict MilterChain::data(const FilterMessageFacts& facts)
         Event{Stage::data, command::data, packet(command::data, ""), step::no_data, step::nr_data, "data"});
 }
 
-void MilterChain::content(const ContentEvent& e)
+// One content event to milter m; a verdict that ends the transaction goes to
+// m_content_verdict.
+void MilterChain::content(Milter& m, const ContentEvent& e)
 {
-    for (auto& mp : m_milters) {
-        if (m_content_verdict) {
+    std::string out;
+    bool reply_due = true;
+    std::string_view stage;
+    switch (e.kind) {
+    case ContentEvent::Kind::header:
+        if ((m.neg.steps & step::no_headers) != 0) {
             return;
         }
-        Milter& m = *mp;
-        if (m.state == Milter::State::failed) {
-            m_content_verdict = FilterVerdict{m_options.default_action == MilterDefault::reject
-                                                  ? FilterVerdict::Action::reject
-                                                  : FilterVerdict::Action::tempfail,
-                                              std::nullopt, "milter " + m.spec.text + ": unavailable"};
+        out = strings(command::header,
+                      {e.name, header_value_for(e.value, (m.neg.steps & step::header_leading_space) != 0)});
+        reply_due = (m.neg.steps & step::nr_header) == 0;
+        stage = "header";
+        break;
+    case ContentEvent::Kind::eoh:
+        if ((m.neg.steps & step::no_eoh) != 0) {
             return;
         }
-        if (!m.takes_part(true)) {
-            continue;
+        out = macro_packet(m_macros, m.neg, Stage::eoh, command::eoh) + packet(command::eoh, "");
+        reply_due = (m.neg.steps & step::nr_eoh) == 0;
+        stage = "eoh";
+        break;
+    case ContentEvent::Kind::body:
+        if ((m.neg.steps & step::no_body) != 0 || m.skip_body) {
+            return;
         }
-        std::string out;
-        bool reply_due = true;
-        std::string_view stage;
-        switch (e.kind) {
-        case ContentEvent::Kind::header:
-            if ((m.neg.steps & step::no_headers) != 0) {
-                continue;
-            }
-            out = strings(command::header,
-                          {e.name, header_value_for(e.value, (m.neg.steps & step::header_leading_space) != 0)});
-            reply_due = (m.neg.steps & step::nr_header) == 0;
-            stage = "header";
-            break;
-        case ContentEvent::Kind::eoh:
-            if ((m.neg.steps & step::no_eoh) != 0) {
-                continue;
-            }
-            out = macro_packet(m_macros, m.neg, Stage::eoh, command::eoh) + packet(command::eoh, "");
-            reply_due = (m.neg.steps & step::nr_eoh) == 0;
-            stage = "eoh";
-            break;
-        case ContentEvent::Kind::body:
-            if ((m.neg.steps & step::no_body) != 0 || m.skip_body) {
-                continue;
-            }
-            out = packet(command::body, e.value);
-            reply_due = (m.neg.steps & step::nr_body) == 0;
-            stage = "body";
-            break;
-        }
-        auto result = exchange(m, out, reply_due, e.kind == ContentEvent::Kind::body, nullptr, m_options.timeout);
-        if (auto* why = std::get_if<std::string>(&result)) {
-            FilterVerdict v = failed(m, stage, *why);
-            if (v.action != FilterVerdict::Action::proceed) {
-                m_content_verdict = v;
-            }
-            continue;
-        }
-        const Response& r = std::get<Response>(result);
-        using K = Response::Kind;
-        switch (r.kind) {
-        case K::continue_:
-            break;
-        case K::skip:
-            m.skip_body = true;
-            break;
-        case K::accept:
-            log(m, stage, "accept");
-            m.tx_done = true;
-            break;
-        case K::reject:
-        case K::tempfail:
-            log(m, stage, kind_name(r.kind), r.reply ? r.reply->text : std::string(), r.reply ? r.reply->code : 0);
-            m_content_verdict = FilterVerdict{
-                r.kind == K::reject ? FilterVerdict::Action::reject : FilterVerdict::Action::tempfail, r.reply,
-                "milter " + m.spec.text};
-            break;
-        case K::discard:
-            log(m, stage, "discard");
-            m_content_verdict = FilterVerdict{FilterVerdict::Action::discard, std::nullopt, "milter " + m.spec.text};
-            break;
-        default: {
-            FilterVerdict v = failed(m, stage, "protocol: unexpected reply");
-            if (v.action != FilterVerdict::Action::proceed) {
-                m_content_verdict = v;
-            }
-            break;
-        }
-        }
+        out = packet(command::body, e.value);
+        reply_due = (m.neg.steps & step::nr_body) == 0;
+        stage = "body";
+        break;
     }
-}
-
-void MilterChain::message(std::string_view octets)
-{
-    if (!m_in_transaction || m_content_verdict) {
+    auto result = exchange(m, out, reply_due, e.kind == ContentEvent::Kind::body, nullptr, m_options.timeout);
+    if (auto* why = std::get_if<std::string>(&result)) {
+        FilterVerdict v = failed(m, stage, *why);
+        if (v.action != FilterVerdict::Action::proceed) {
+            m_content_verdict = v;
+        }
         return;
     }
-    m_events.clear();
-    m_splitter.feed(octets, m_events);
-    for (const ContentEvent& e : m_events) {
-        content(e);
+    const Response& r = std::get<Response>(result);
+    using K = Response::Kind;
+    switch (r.kind) {
+    case K::continue_:
+        break;
+    case K::skip:
+        m.skip_body = true;
+        break;
+    case K::accept:
+        log(m, stage, "accept");
+        m.tx_done = true;
+        break;
+    case K::reject:
+    case K::tempfail:
+        log(m, stage, kind_name(r.kind), r.reply ? r.reply->text : std::string(), r.reply ? r.reply->code : 0);
+        m_content_verdict = FilterVerdict{
+            r.kind == K::reject ? FilterVerdict::Action::reject : FilterVerdict::Action::tempfail, r.reply,
+            "milter " + m.spec.text};
+        break;
+    case K::discard:
+        log(m, stage, "discard");
+        m_content_verdict = FilterVerdict{FilterVerdict::Action::discard, std::nullopt, "milter " + m.spec.text};
+        break;
+    default: {
+        FilterVerdict v = failed(m, stage, "protocol: unexpected reply");
+        if (v.action != FilterVerdict::Action::proceed) {
+            m_content_verdict = v;
+        }
+        break;
+    }
     }
 }
 
-EndOfMessageVerdict MilterChain::end_of_message()
+// The stored message as the milters before m changed it (`before`, applied
+// by the same rewriter the spool uses), as header, end-of-header and body
+// events to m, until m has answered for the transaction. An error: the
+// message could not be read (`read` false) or rewritten.
+Result<void> MilterChain::send_content(Milter& m, const MessageEdits& before, const MessageSource& source,
+                                       bool& read)
+{
+    auto listening = [&] { return !m_content_verdict && m.takes_part(true); };
+    auto events = [&]() {
+        for (const ContentEvent& e : m_events) {
+            if (!listening()) {
+                return;
+            }
+            content(m, e);
+        }
+    };
+    m_splitter.reset();
+    MessageRewriter rewriter(before, [&](std::string_view octets) -> Result<void> {
+        m_events.clear();
+        m_splitter.feed(octets, m_events);
+        events();
+        return {};
+    });
+    Result<void> fed;
+    read = true;
+    if (auto r = source([&](std::string_view piece) {
+            if (fed && listening()) {
+                fed = rewriter.feed(piece);
+            }
+        });
+        !r) {
+        read = false;
+        return r;
+    }
+    if (!fed) {
+        return fed;
+    }
+    if (!listening()) {
+        return {};
+    }
+    if (auto r = rewriter.finish(); !r) {
+        return r;
+    }
+    m_events.clear();
+    m_splitter.finish(m_events);
+    events();
+    return {};
+}
+
+// The chain reads the message at its end (end_of_message), milter by milter.
+void MilterChain::message(std::string_view) {}
+
+// Milter by milter, as Postfix does it: the message's content as the
+// milters before it changed it, then the end of the message; its changes
+// join the list, in order (each milter's header indices count the fields of
+// the message it was sent, which is what the list applied in order gives).
+EndOfMessageVerdict MilterChain::end_of_message(const MessageSource& source)
 {
     EndOfMessageVerdict out;
-    if (!m_content_verdict) {
-        m_events.clear();
-        m_splitter.finish(m_events);
-        for (const ContentEvent& e : m_events) {
-            content(e);
-        }
-    }
-    if (m_content_verdict) {
-        out.verdict = *m_content_verdict;
-        abort();
+    if (!m_in_transaction) {
         return out;
     }
     std::optional<std::string> quarantine;
     for (auto& mp : m_milters) {
         Milter& m = *mp;
+        if (m.state == Milter::State::failed) {
+            out.verdict = FilterVerdict{m_options.default_action == MilterDefault::reject
+                                            ? FilterVerdict::Action::reject
+                                            : FilterVerdict::Action::tempfail,
+                                        std::nullopt, "milter " + m.spec.text + ": unavailable"};
+            out.edits = {};
+            abort();
+            return out;
+        }
+        if (!m.takes_part(true)) {
+            continue;
+        }
+        bool read = true;
+        if (auto r = send_content(m, out.edits, source, read); !r) {
+            if (!read) {
+                // The spool failed: the message is not stored either.
+                out.verdict = FilterVerdict{FilterVerdict::Action::tempfail, std::nullopt,
+                                            "milters: " + text::detail_line(r.error().message, 200)};
+                out.edits = {};
+                abort();
+                return out;
+            }
+            // The changes so far cannot be applied (a header section over
+            // its bound): the session's rewrite refuses the message for it.
+            log(m, "header", "stop", text::detail_line(r.error().message, 200));
+            abort();
+            return out;
+        }
+        if (m_content_verdict) {
+            out.verdict = *m_content_verdict;
+            out.edits = {};
+            abort();
+            return out;
+        }
         if (m.state == Milter::State::failed) {
             out.verdict = FilterVerdict{m_options.default_action == MilterDefault::reject
                                             ? FilterVerdict::Action::reject

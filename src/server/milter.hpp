@@ -57,7 +57,7 @@ public:
     FilterVerdict rcpt(std::string_view recipient, const std::vector<std::string>& parameters) override;
     FilterVerdict data(const FilterMessageFacts& facts) override;
     void message(std::string_view octets) override;
-    EndOfMessageVerdict end_of_message() override;
+    EndOfMessageVerdict end_of_message(const MessageSource& source) override;
     void abort() override;
     void quit() override;
 
@@ -74,7 +74,8 @@ private:
         std::string_view name;    // for the log
     };
     FilterVerdict send_event(const Event& event);
-    void content(const milter::ContentEvent& e);
+    void content(Milter& m, const milter::ContentEvent& e);
+    Result<void> send_content(Milter& m, const MessageEdits& before, const MessageSource& source, bool& read);
     FilterVerdict failed(Milter& m, std::string_view stage, std::string_view reason);
     void log(const Milter& m, std::string_view stage, std::string_view action, std::string_view reason = {},
              int code = 0, std::size_t edits = 0);
@@ -87,7 +88,7 @@ private:
     milter::ContentSplitter m_splitter;
     std::vector<milter::ContentEvent> m_events;
     bool m_in_transaction = false;
-    std::optional<FilterVerdict> m_content_verdict; // given while the octets streamed
+    std::optional<FilterVerdict> m_content_verdict; // given while a milter was sent the content
 };
 
 } // namespace smtpspool

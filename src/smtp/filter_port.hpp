@@ -7,17 +7,21 @@
 // The session calls the port at the matching points of the session, in this
 // order: connect once, helo for each HELO/EHLO, then per transaction
 // mail, rcpt (each recipient the session itself would take), data, the
-// message's octets as they are stored (message), end_of_message; abort when a
+// message's octets as they are stored (message), end_of_message with a way to
+// read the stored message back (a chain of milters sends each milter the
+// message's content there, as the milters before it changed it); abort when a
 // transaction ends without end_of_message (RSET, a new HELO, a refusal);
 // quit once at the end. A verdict other than proceed ends the port's
 // interest as the verdict says (accept: no more calls for this transaction,
 // or for the session when given at connect or helo).
 #pragma once
 
+#include "base/result.hpp"
 #include "model/peer.hpp"
 #include "smtp/smtp_reply.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,6 +90,12 @@ struct FilterMessageFacts {
     std::string_view cipher;      // {cipher}
 };
 
+// Reads the stored message (as `message` was given it) from its start, in
+// pieces of any size, to `piece`; an error when it cannot be read. Pure: the
+// session passes one that asks its SpoolPort (read_message).
+using MessagePiece = std::function<void(std::string_view)>;
+using MessageSource = std::function<Result<void>(const MessagePiece& piece)>;
+
 class FilterPort {
 public:
     virtual ~FilterPort() = default;
@@ -101,8 +111,11 @@ public:
     // first; Authentication-Results: fields that claim our authserv-id
     // already taken out), in pieces of any size, CRLF line ends. A verdict a
     // milter gives while they stream is kept and returned by end_of_message.
+    // (MilterChain ignores them: it reads the message from `source` at the
+    // end, milter by milter.)
     virtual void message(std::string_view octets) = 0;
-    virtual EndOfMessageVerdict end_of_message() = 0;
+    // `source` reads the stored message, those same octets, as often as asked.
+    virtual EndOfMessageVerdict end_of_message(const MessageSource& source) = 0;
     virtual void abort() = 0;
     virtual void quit() = 0;
 };

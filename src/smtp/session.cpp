@@ -954,7 +954,8 @@ void Session::end_bdat_chunk()
 // transaction (smtpspool(8), MILTERS).
 std::optional<Reply> Session::filter_message(std::string_view& reason, FilterOutcome& outcome)
 {
-    EndOfMessageVerdict v = m_filter->end_of_message();
+    EndOfMessageVerdict v =
+        m_filter->end_of_message([this](const MessagePiece& piece) { return m_spool.read_message(piece); });
     using Action = FilterVerdict::Action;
     LogLine line("filter");
     line.add("stage", "eom").add("id", m_id);

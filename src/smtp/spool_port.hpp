@@ -26,6 +26,9 @@ public:
     // edit has been checked (header_edit_problem, body_problem). On an error
     // the message is aborted: nothing of it remains.
     virtual Result<void> rewrite(const MessageEdits& edits) = 0;
+    // Reads the open message as it stands (what was appended, prepended and
+    // rewritten) from its start, in pieces of any size, to `piece`.
+    virtual Result<void> read_message(const MessagePiece& piece) = 0;
     // Makes the message durable and visible; sets envelope.id and envelope.size.
     // Only after success may the client hear 250.
     virtual Result<void> commit(Envelope& envelope) = 0;

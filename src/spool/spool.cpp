@@ -275,6 +275,36 @@ Result<void> SpoolWriter::prepend(std::string_view bytes)
     return {};
 }
 
+// The open message read back from tmp/ID/message.eml (after a flush of
+// what is still buffered), one buffer at a time.
+Result<void> SpoolWriter::read_message(const MessagePiece& piece)
+{
+    if (m_id.empty()) {
+        return Error{EBADF, "no message is open"};
+    }
+    if (auto r = flush(); !r) {
+        return r;
+    }
+    Fd in(m_fs.open(tmp_dir() + "/message.eml", O_RDONLY | O_NOFOLLOW, 0));
+    if (!in) {
+        return failure("cannot read message.eml in");
+    }
+    std::string buffer(limits::k_write_buffer, '\0');
+    while (true) {
+        ssize_t n = m_fs.read(in.get(), buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return failure("cannot read message.eml in");
+        }
+        if (n == 0) {
+            return {};
+        }
+        piece(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+    }
+}
+
 // The edited message goes to tmp/ID/message.new as the old one is read back,
 // then replaces it (a rename inside tmp/ID, which nobody else reads; commit
 // fsyncs the new file and the directory as it would the old). The content

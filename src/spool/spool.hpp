@@ -33,6 +33,7 @@ public:
     Result<void> append(std::string_view bytes) override;
     Result<void> prepend(std::string_view bytes) override;
     Result<void> rewrite(const MessageEdits& edits) override;
+    Result<void> read_message(const MessagePiece& piece) override;
     Result<void> commit(Envelope& envelope) override;
     // The open message's file with everything appended so far, for a data
     // hook to read.

@@ -118,6 +118,17 @@ struct Chain {
     std::optional<MilterChain> chain;
 };
 
+// The stored message as the session's spool gives it: in small pieces.
+MessageSource source(std::string message)
+{
+    return [message = std::move(message)](const MessagePiece& piece) -> Result<void> {
+        for (std::size_t at = 0; at < message.size(); at += 7) {
+            piece(std::string_view(message).substr(at, 7));
+        }
+        return {};
+    };
+}
+
 using A = FilterVerdict::Action;
 const std::vector<A> k_all_proceed{A::proceed, A::proceed, A::proceed, A::proceed, A::proceed};
 
@@ -136,9 +147,9 @@ TEST_SUITE("milter chain")
         MilterProcess milter("testmilter.py", {dir.path() + "/record"}, sock);
         Chain c({sock});
         CHECK(c.start_transaction() == k_all_proceed);
-        c.chain->message("Received: from x\r\n\tby mx.test\r\nSubject: add-header change-subject add-rcpt ");
-        c.chain->message("del-rcpt change-from replace-body quarantine\r\n\r\nbody\r\n");
-        EndOfMessageVerdict eom = c.chain->end_of_message();
+        EndOfMessageVerdict eom = c.chain->end_of_message(source(
+            "Received: from x\r\n\tby mx.test\r\nSubject: add-header change-subject add-rcpt "
+            "del-rcpt change-from replace-body quarantine\r\n\r\nbody\r\n"));
         CHECK(eom.verdict.action == A::quarantine);
         CHECK(eom.verdict.reason == "held by the test milter");
         const MessageEdits& e = eom.edits;
@@ -159,8 +170,7 @@ TEST_SUITE("milter chain")
         CHECK(c.chain->mail("a@client.test", {}, FilterMessageFacts{"", "", "", "", ""}).action == A::proceed);
         CHECK(c.chain->rcpt("u@mx.test", {}).action == A::proceed);
         CHECK(c.chain->data(FilterMessageFacts{"ID2", "", "", "", ""}).action == A::proceed);
-        c.chain->message("Subject: add-header reject-eom\r\n\r\nbody\r\n");
-        EndOfMessageVerdict rejected = c.chain->end_of_message();
+        EndOfMessageVerdict rejected = c.chain->end_of_message(source("Subject: add-header reject-eom\r\n\r\nbody\r\n"));
         CHECK(rejected.verdict.action == A::reject);
         CHECK(rejected.edits.empty());
         c.chain->quit();
@@ -177,8 +187,7 @@ TEST_SUITE("milter chain")
         MilterProcess second("rawmilter.py", {"skip-body"}, dir.path() + "/b.sock");
         Chain c({dir.path() + "/a.sock", dir.path() + "/b.sock"});
         CHECK(c.start_transaction() == k_all_proceed);
-        c.chain->message("Subject: add-header\r\n\r\n" + std::string(3 * milter::k_body_chunk, 'x'));
-        EndOfMessageVerdict eom = c.chain->end_of_message();
+        EndOfMessageVerdict eom = c.chain->end_of_message(source("Subject: add-header\r\n\r\n" + std::string(3 * milter::k_body_chunk, 'x')));
         CHECK(eom.verdict.action == A::proceed);
         REQUIRE(eom.edits.headers.size() == 2);
         CHECK(eom.edits.headers[0].name == "X-Milter");
@@ -192,8 +201,7 @@ TEST_SUITE("milter chain")
         MilterProcess slow("rawmilter.py", {"progress-eom"}, dir.path() + "/s.sock");
         Chain c({dir.path() + "/s.sock"}, MilterDefault::tempfail, std::chrono::milliseconds(1000));
         CHECK(c.start_transaction() == k_all_proceed);
-        c.chain->message("Subject: slow\r\n\r\nbody\r\n");
-        EndOfMessageVerdict eom = c.chain->end_of_message();
+        EndOfMessageVerdict eom = c.chain->end_of_message(source("Subject: slow\r\n\r\nbody\r\n"));
         CHECK(eom.verdict.action == A::proceed);
         REQUIRE(eom.edits.headers.size() == 1);
         CHECK(eom.edits.headers[0].name == "X-Slow");
@@ -217,8 +225,7 @@ TEST_SUITE("milter chain")
         for (MilterDefault d : {MilterDefault::tempfail, MilterDefault::reject, MilterDefault::accept}) {
             Chain u({dir.path() + "/u.sock"}, d);
             CHECK(u.start_transaction() == k_all_proceed);
-            u.chain->message("Subject: x\r\n\r\nbody\r\n");
-            EndOfMessageVerdict eom = u.chain->end_of_message();
+            EndOfMessageVerdict eom = u.chain->end_of_message(source("Subject: x\r\n\r\nbody\r\n"));
             CHECK(eom.verdict.action ==
                   (d == MilterDefault::tempfail ? A::tempfail : d == MilterDefault::reject ? A::reject : A::proceed));
             CHECK(eom.edits.empty());
@@ -239,8 +246,7 @@ TEST_SUITE("milter chain")
         for (const auto& [name, reason] : cases) {
             Chain c({dir.path() + name});
             CHECK(c.start_transaction() == k_all_proceed);
-            c.chain->message("Subject: x\r\n\r\nbody\r\n");
-            EndOfMessageVerdict eom = c.chain->end_of_message();
+            EndOfMessageVerdict eom = c.chain->end_of_message(source("Subject: x\r\n\r\nbody\r\n"));
             CHECK(eom.verdict.action == A::tempfail);
             CHECK(eom.edits.empty());
             CHECK(c.log.has("stage=eom action=tempfail reason=\"" + std::string(reason) + "\""));

@@ -24,7 +24,7 @@ public:
     FilterVerdict rcpt(std::string_view, const std::vector<std::string>&) override { return {}; }
     FilterVerdict data(const FilterMessageFacts&) override { return {}; }
     void message(std::string_view) override {}
-    EndOfMessageVerdict end_of_message() override
+    EndOfMessageVerdict end_of_message(const MessageSource&) override
     {
         ++ends;
         return eom;

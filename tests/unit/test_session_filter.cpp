@@ -54,7 +54,7 @@ public:
         return answer("data");
     }
     void message(std::string_view octets) override { content += octets; }
-    EndOfMessageVerdict end_of_message() override
+    EndOfMessageVerdict end_of_message(const MessageSource&) override
     {
         calls.push_back("eom");
         return {};

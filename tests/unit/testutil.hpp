@@ -71,6 +71,14 @@ public:
         current = std::move(r.value());
         return {};
     }
+    Result<void> read_message(const MessagePiece& piece) override
+    {
+        if (!open) {
+            return Error{EBADF, "read_message without begin"};
+        }
+        piece(current);
+        return {};
+    }
     Result<void> commit(Envelope& e) override
     {
         if (!open) {
