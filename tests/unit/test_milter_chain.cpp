@@ -11,6 +11,8 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -193,6 +195,50 @@ TEST_SUITE("milter chain")
         CHECK(eom.edits.headers[0].name == "X-Milter");
         CHECK(eom.edits.headers[1].name == "X-Chunks");
         CHECK(eom.edits.headers[1].value == "1");
+    }
+
+    TEST_CASE("two milters: the second is sent the message as the first changed it")
+    {
+        if (!have_pymilter()) {
+            MESSAGE("skipped: python3-milter is not installed");
+            return;
+        }
+        TempDir dir;
+        MilterProcess first("testmilter.py", {dir.path() + "/first"}, dir.path() + "/a.sock");
+        MilterProcess second("testmilter.py", {dir.path() + "/second"}, dir.path() + "/b.sock");
+        Chain c({dir.path() + "/a.sock", dir.path() + "/b.sock"});
+        CHECK(c.start_transaction() == k_all_proceed);
+        EndOfMessageVerdict eom = c.chain->end_of_message(
+            source("Subject: add-header change-subject replace-body\r\nTo: u@mx.test\r\n\r\nthe body as received\r\n"));
+        CHECK(eom.verdict.action == A::proceed);
+        // The second saw the new Subject (no words of its own), the added field after
+        // the others, and the replaced body: it changed nothing.
+        REQUIRE(eom.edits.headers.size() == 2);
+        CHECK(eom.edits.headers[0].name == "X-Milter");
+        CHECK(eom.edits.headers[1].name == "Subject");
+        CHECK(eom.edits.body == std::optional<std::string>("replaced body\r\n"));
+        c.chain->quit();
+        auto read = [](const std::string& path) {
+            std::ifstream f(path);
+            std::stringstream ss;
+            ss << f.rdbuf();
+            return ss.str();
+        };
+        const std::string first_saw = read(dir.path() + "/first");
+        const std::string second_saw = read(dir.path() + "/second");
+        CHECK(first_saw.find("\"value\": \"add-header change-subject replace-body\"") != std::string::npos);
+        CHECK(first_saw.find("X-Milter") == std::string::npos);
+        CHECK(first_saw.find("\"size\": 22") != std::string::npos);
+        const std::size_t subject = second_saw.find("{\"name\": \"Subject\", \"value\": \"changed by the milter\"");
+        const std::size_t to = second_saw.find("{\"name\": \"To\"");
+        const std::size_t added = second_saw.find("{\"name\": \"X-Milter\", \"value\": \"added\"");
+        CHECK(subject != std::string::npos);
+        CHECK(to != std::string::npos);
+        CHECK(added != std::string::npos);
+        CHECK(subject < to);
+        CHECK(to < added);
+        CHECK(second_saw.find("\"size\": 15") != std::string::npos);
+        CHECK(second_saw.find("add-header") == std::string::npos);
     }
 
     TEST_CASE("progress replies restart the time-out")

@@ -208,6 +208,61 @@ TEST_SUITE("spool")
         CHECK(count_entries(dir.path() + "/tmp") == 0);
     }
 
+    TEST_CASE("read_message gives the open message as it stands: appended, prepended, rewritten; a failure aborts it")
+    {
+        TempDir dir;
+        REQUIRE(ensure_spool_layout(dir.path()).ok());
+        PosixFs fs;
+        FixedClock clock(TimePoint(std::chrono::seconds(1795000000)));
+        SpoolWriter w(dir.path(), fs, clock, 4242);
+        auto read = [&]() {
+            std::string got;
+            std::size_t pieces = 0;
+            REQUIRE(w.read_message([&](std::string_view piece) {
+                got.append(piece);
+                ++pieces;
+            }).ok());
+            CHECK(pieces >= 1);
+            return got;
+        };
+        CHECK(!w.read_message([](std::string_view) {}).ok()); // none open
+        REQUIRE(w.begin().ok());
+        const std::string body = std::string(200000, 'b') + "\r\n";
+        REQUIRE(w.append("Subject: x\r\n\r\n").ok());
+        REQUIRE(w.append(body).ok()); // more than one buffer, the last still buffered
+        CHECK(read() == "Subject: x\r\n\r\n" + body);
+        CHECK(read() == "Subject: x\r\n\r\n" + body); // as often as asked
+        REQUIRE(w.prepend("X-Hook: 1\r\n").ok());
+        MessageEdits edits;
+        edits.headers.push_back({HeaderEdit::Kind::add, "X-Spam", "no", 0});
+        REQUIRE(w.rewrite(edits).ok());
+        REQUIRE(w.append("tail\r\n").ok());
+        CHECK(read() == "X-Hook: 1\r\nSubject: x\r\nX-Spam: no\r\n\r\n" + body + "tail\r\n");
+        Envelope e = small_envelope();
+        REQUIRE(w.commit(e).ok());
+        CHECK(slurp(message_path(dir.path(), e.id)) == "X-Hook: 1\r\nSubject: x\r\nX-Spam: no\r\n\r\n" + body + "tail\r\n");
+
+        // A read failing at any step: an error, and nothing of the message remains.
+        for (int step = 1; step <= 6; ++step) {
+            TempDir d2;
+            REQUIRE(ensure_spool_layout(d2.path()).ok());
+            FaultyFs faulty;
+            SpoolWriter f(d2.path(), faulty, clock, 1);
+            REQUIRE(f.begin().ok());
+            REQUIRE(f.append("Subject: x\r\n\r\nbody\r\n").ok());
+            const int before = faulty.calls;
+            faulty.fail_at = before + step;
+            auto r = f.read_message([](std::string_view) {});
+            INFO("failing call " << step << " after " << before);
+            if (faulty.calls < before + step) {
+                CHECK(r.ok()); // the read needed fewer calls
+                break;
+            }
+            CHECK(!r.ok());
+            CHECK(count_entries(d2.path() + "/tmp") == 0);
+        }
+    }
+
     TEST_CASE("a rewrite failing at any step leaves nothing in queue/ or tmp/")
     {
         MessageEdits edits;
