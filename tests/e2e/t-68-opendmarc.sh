@@ -7,6 +7,12 @@
 #  - opendmarc alone, from 198.51.100.9 (SPF fails, nothing else aligns):
 #    refused as the policy asks, with opendmarc's reply (550 5.7.1 rejected
 #    by DMARC policy for sign.test); nothing queued;
+#  - opendkim, then opendmarc, as the example says, from 198.51.100.9, a
+#    message signed for sign.test: DKIM aligns, so opendmarc, reading
+#    opendkim's Authentication-Results: (our authserv-id, trusted), passes it:
+#    stored with dkim=pass and dmarc=pass. A milter sees the header fields the
+#    milters before it added, as with Postfix and sendmail; without them
+#    opendmarc refuses this message.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/deliverylib.sh
@@ -63,3 +69,16 @@ assert_contains "$out" $'\n550 5.7.1 rejected by DMARC policy for sign.test' "sm
 assert_eq "" "$(queued_as "$out")" "a queue id for the refused message"
 assert_eq 1 "$(count_entries "$SPOOL/queue")" "messages in the queue"
 
+step "opendkim, then opendmarc: DKIM aligned from that client, dmarc=pass"
+out=$(MILTER_CLIENT_IP=198.51.100.9 MILTER_CLIENT_NAME=elsewhere.test \
+    milter_session "$SPOOL" "$TEST_TMP/signed.eml" --milter "unix:$DKIM_SOCKET" --milter "unix:$DMARC_SOCKET")
+echo "$out"
+id=$(queued_as "$out")
+[[ -n "$id" ]] || fail "the signed message was refused: opendmarc did not get opendkim's dkim=pass" \
+    "(a milter must see the header fields the milters before it added)"
+ar=$(auth_results "$id")
+echo "$ar"
+assert_match "$ar" "(^|$NL)Authentication-Results: $AUTHSERV_ID; +dkim=pass .*header\.d=sign\.test" \
+    "the stored Authentication-Results:"
+assert_match "$ar" "(^|$NL)Authentication-Results: $AUTHSERV_ID; dmarc=pass \(p=reject dis=none\) header\.from=sign\.test($NL|$)" \
+    "the stored Authentication-Results:"
