@@ -64,7 +64,7 @@ wait $clang || true
 
 # Phase 3 (the ASan and fuzz tiers need the clang build).
 if ! grep -qx build-clang "$LOGS/failed"; then
-    tier fuzz $MAKE fuzz FUZZ_SECONDS=6 &
+    tier fuzz $MAKE fuzz FUZZ_SECONDS=4 &
     fuzz=$!
     tier asan $MAKE asan
     wait $fuzz || true
