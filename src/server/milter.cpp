@@ -487,6 +487,15 @@ FilterVerdict MilterChain::failed(Milter& m, std::string_view stage, std::string
     return {};
 }
 
+// A milter that failed earlier in the session: its default action (never
+// accept: an accepting default takes it out of the chain instead).
+FilterVerdict MilterChain::unavailable(const Milter& m) const
+{
+    return {m_options.default_action == MilterDefault::reject ? FilterVerdict::Action::reject
+                                                              : FilterVerdict::Action::tempfail,
+            std::nullopt, "milter " + m.spec.text + ": unavailable"};
+}
+
 namespace {
 
 std::string macro_packet(const std::map<std::string, std::string>& known, const Negotiation& neg, Stage stage,
@@ -517,9 +526,7 @@ FilterVerdict MilterChain::send_event(const Event& ev)
         Milter& m = *mp;
         if (m.state == Milter::State::failed) {
             // It failed before: its default action holds for the session.
-            return {m_options.default_action == MilterDefault::reject ? FilterVerdict::Action::reject
-                                                                      : FilterVerdict::Action::tempfail,
-                    std::nullopt, "milter " + m.spec.text + ": unavailable"};
+            return unavailable(m);
         }
         if (!m.takes_part(transaction)) {
             continue;
@@ -826,10 +833,7 @@ EndOfMessageVerdict MilterChain::end_of_message(const MessageSource& source)
     for (auto& mp : m_milters) {
         Milter& m = *mp;
         if (m.state == Milter::State::failed) {
-            out.verdict = FilterVerdict{m_options.default_action == MilterDefault::reject
-                                            ? FilterVerdict::Action::reject
-                                            : FilterVerdict::Action::tempfail,
-                                        std::nullopt, "milter " + m.spec.text + ": unavailable"};
+            out.verdict = unavailable(m);
             out.edits = {};
             abort();
             return out;
@@ -860,10 +864,7 @@ EndOfMessageVerdict MilterChain::end_of_message(const MessageSource& source)
             return out;
         }
         if (m.state == Milter::State::failed) {
-            out.verdict = FilterVerdict{m_options.default_action == MilterDefault::reject
-                                            ? FilterVerdict::Action::reject
-                                            : FilterVerdict::Action::tempfail,
-                                        std::nullopt, "milter " + m.spec.text + ": unavailable"};
+            out.verdict = unavailable(m);
             out.edits = {};
             abort();
             return out;

@@ -77,6 +77,7 @@ private:
     void content(Milter& m, const milter::ContentEvent& e);
     Result<void> send_content(Milter& m, const MessageEdits& before, const MessageSource& source, bool& read);
     FilterVerdict failed(Milter& m, std::string_view stage, std::string_view reason);
+    FilterVerdict unavailable(const Milter& m) const;
     void log(const Milter& m, std::string_view stage, std::string_view action, std::string_view reason = {},
              int code = 0, std::size_t edits = 0);
     void end_transaction();
